@@ -1,0 +1,14 @@
+"""Every SQLModel table of the catalog; importing this registers them all."""
+
+from catalog.models.core import (  # noqa: F401
+    ChunkRow,
+    CommitRow,
+    FileRow,
+    HeadManifestRow,
+    MetaRow,
+    PackRow,
+    RefRow,
+    StatCacheRow,
+    TreeRow,
+)
+from catalog.models import releases, jobs  # noqa: F401,E402

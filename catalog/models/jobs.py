@@ -1,0 +1,1 @@
+"""Tables for jobs and workflows (filled in by the jobs work)."""

@@ -1,0 +1,1 @@
+"""Tables for releases and remotes (filled in by the releases/remotes work)."""

@@ -1,0 +1,12 @@
+"""Schema versions, one line per concern, kept apart from the SQLModel tables.
+
+The fast path (status) checks the schema version without importing SQLModel.
+The catalog's ``PRAGMA user_version`` is the sum; a concern that changes its
+tables bumps its own line and adds a migration step in :mod:`catalog.migrate`.
+"""
+
+CORE = 1
+RELEASES = 0
+JOBS = 0
+
+SCHEMA_VERSION = CORE * 1 + RELEASES * 100 + JOBS * 10000

@@ -1,0 +1,365 @@
+"""The Python API: :class:`Workspace`, the porcelain that the CLI is a thin layer over.
+
+Nothing here prints or exits; errors are :class:`~workspace.errors.WorkspaceError`
+subclasses and long operations report through an optional ``progress`` callback
+``progress(phase, done, total)``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from catalog import history, statcache
+from catalog.db import Catalog
+from catalog.errors import CatalogBusy, CatalogError
+from catalog import objects as q
+from workspace import config as config_mod
+from workspace import refs, trees
+from workspace.errors import (
+    AlreadyAWorkspace,
+    DamagedObjectError,
+    InvalidArgument,
+    UnknownRef,
+    WorkspaceBusy,
+    WorkspaceError,
+)
+from workspace.ignore import IgnoreRules
+from workspace.layout import WS_DIR, Layout, find_root
+from workspace.lock import workspace_lock
+from workspace.objects.store import DamagedObject, ObjectStore
+from workspace.scan import Progress, classify, hash_pending, walk
+from workspace.types import Commit, CommitResult, Diff, FsckReport, GcReport, LsEntry, Status
+
+
+class Workspace:
+    """A project folder under ws control."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(os.path.abspath(root))
+        self.layout = Layout(self.root)
+        self.catalog = Catalog(self.layout.catalog)
+        self.store = ObjectStore(self.layout.objects, self.catalog)
+        self._config: dict | None = None
+
+    # -- opening ------------------------------------------------------------
+    @classmethod
+    def init(cls, path: str | os.PathLike = ".") -> "Workspace":
+        """Make ``path`` a workspace: ``.ws/`` with catalog.db, objects/ and config.toml."""
+        root = Path(os.path.abspath(path))
+        if (root / WS_DIR).exists():
+            raise AlreadyAWorkspace(f"{root} is already a ws workspace")
+        try:
+            outer = find_root(root.parent) if root.parent != root else None
+        except WorkspaceError:
+            outer = None
+        if outer is not None:
+            raise AlreadyAWorkspace(f"{root} is inside the workspace {outer}; nested workspaces are not supported")
+        if root.exists() and not root.is_dir():
+            raise InvalidArgument(f"{root} is not a directory")
+        root.mkdir(parents=True, exist_ok=True)
+        ws_dir = root / WS_DIR
+        tmp = root / (WS_DIR + f".init-{os.getpid()}")
+        # build .ws under a temporary name so a crash never leaves a half-made workspace
+        (tmp / "objects" / "packs").mkdir(parents=True)
+        config_mod.save(tmp / "config.toml", dict(config_mod.DEFAULTS))
+        cat = Catalog(tmp / "catalog.db")
+        try:
+            cat.ensure_schema()
+            refs.set_head_branch(cat, refs.DEFAULT_BRANCH)
+        finally:
+            cat.close()
+        for leftover in ("catalog.db-wal", "catalog.db-shm"):
+            try:
+                (tmp / leftover).unlink()
+            except FileNotFoundError:
+                pass
+        os.rename(tmp, ws_dir)
+        return cls(root)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike | None = None) -> "Workspace":
+        """The workspace at or above ``path`` (default: the current folder)."""
+        ws = cls(find_root(path))
+        ws.catalog.ensure_schema()
+        return ws
+
+    def close(self) -> None:
+        """Release open files and connections."""
+        self.store.close()
+        self.catalog.close()
+
+    def __enter__(self) -> "Workspace":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def config(self) -> dict:
+        """The parsed ``.ws/config.toml``."""
+        if self._config is None:
+            self._config = config_mod.load(self.layout.config)
+        return self._config
+
+    def save_config(self, data: dict) -> None:
+        """Replace ``.ws/config.toml``."""
+        config_mod.save(self.layout.config, data)
+        self._config = data
+
+    @contextmanager
+    def lock(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the workspace write lock."""
+        with workspace_lock(self.layout.lock, timeout):
+            yield
+
+    def rel(self, path: str | os.PathLike, cwd: str | os.PathLike | None = None) -> str:
+        """A user path as a workspace-relative POSIX path (refusing paths outside)."""
+        return self.layout.rel(path, cwd)
+
+    # -- HEAD and history -------------------------------------------------
+    def head(self) -> tuple[str | None, str | None]:
+        """(branch or None when detached, commit id or None before the first commit)."""
+        return refs.read_head(self.catalog)
+
+    def resolve(self, ref: str) -> str:
+        """The full commit id a ref expression names."""
+        return refs.resolve(self.catalog, ref)
+
+    def get_commit(self, ref: str) -> Commit:
+        """The commit a ref names."""
+        rec = history.get_commit(self.catalog, self.resolve(ref))
+        if rec is None:
+            raise UnknownRef(f"unknown ref '{ref}'")
+        return _commit(rec)
+
+    def manifest(self, ref: str | None = "HEAD") -> dict[str, statcache.ManifestEntry]:
+        """The flat manifest (path -> file id, size, mode) of a commit."""
+        if ref in (None, "HEAD"):
+            return self._head_manifest()
+        commit = self.get_commit(ref)
+        return self._flatten(commit.tree)
+
+    def _flatten(self, tree_id: str) -> dict[str, statcache.ManifestEntry]:
+        try:
+            return trees.flatten(self.catalog, tree_id)
+        except KeyError as exc:
+            raise DamagedObjectError(f"catalog is missing a tree: {exc}; run 'ws fsck'") from exc
+
+    def _head_manifest(self) -> dict[str, statcache.ManifestEntry]:
+        _, head = self.head()
+        built_for, manifest = statcache.load_head_manifest(self.catalog)
+        if head is None:
+            return {}
+        if built_for != head:  # HEAD moved without the cache (or first use): rebuild
+            rec = history.get_commit(self.catalog, head)
+            manifest = self._flatten(rec.tree_id)
+            try:
+                statcache.replace_head_manifest(self.catalog, head, manifest)
+            except CatalogBusy:
+                pass  # only a cache
+        return manifest
+
+    def log(self, n: int | None = None, path: str | None = None, ref: str = "HEAD") -> list[Commit]:
+        """Commits reachable from ``ref``, newest first; with ``path``, only those that changed it."""
+        try:
+            start = self.resolve(ref)
+        except UnknownRef:
+            if ref == "HEAD" and self.head()[1] is None:
+                return []
+            raise
+        out: list[Commit] = []
+        seen: set[str] = set()
+        frontier = [start]
+        recs = {}
+        while frontier and (n is None or len(out) < n):
+            # newest first across branches of a merge
+            for cid in frontier:
+                if cid not in recs:
+                    recs[cid] = history.get_commit(self.catalog, cid)
+            frontier.sort(key=lambda c: recs[c].time_ns if recs[c] else 0, reverse=True)
+            cid = frontier.pop(0)
+            if cid in seen or recs[cid] is None:
+                continue
+            seen.add(cid)
+            rec = recs[cid]
+            frontier.extend(p for p in rec.parents if p not in seen)
+            if path is None or self._touches(rec, path):
+                out.append(_commit(rec))
+        return out
+
+    def _touches(self, rec, path: str) -> bool:
+        mine = trees.lookup(self.catalog, rec.tree_id, path)
+        if not rec.parents:
+            return mine is not None
+        parent = history.get_commit(self.catalog, rec.parents[0])
+        theirs = trees.lookup(self.catalog, parent.tree_id, path) if parent else None
+        return (mine.id if mine else None) != (theirs.id if theirs else None)
+
+    # -- branches ---------------------------------------------------------
+    def branches(self) -> list[tuple[str, str, bool]]:
+        """Every branch as (name, commit id, is current)."""
+        current, _ = self.head()
+        return [(name, cid, name == current) for name, cid in history.list_refs(self.catalog)]
+
+    def create_branch(self, name: str, ref: str = "HEAD") -> str:
+        """Make a branch at ``ref``; returns its commit id."""
+        refs.check_branch_name(name)
+        if history.get_ref(self.catalog, name) is not None:
+            raise InvalidArgument(f"branch '{name}' already exists")
+        commit_id = self.resolve(ref)
+        history.set_ref(self.catalog, name, commit_id, time.time_ns())
+        return commit_id
+
+    def delete_branch(self, name: str) -> None:
+        """Remove a branch (not the current one)."""
+        current, _ = self.head()
+        if name == current:
+            raise InvalidArgument(f"cannot delete the current branch '{name}'")
+        if history.get_ref(self.catalog, name) is None:
+            raise UnknownRef(f"unknown branch '{name}'")
+        history.delete_ref(self.catalog, name)
+
+    # -- status -----------------------------------------------------------
+    def status(self, progress: Progress | None = None) -> Status:
+        """Added, modified and deleted paths of the working tree against HEAD."""
+        branch, head = self.head()
+        manifest = self._head_manifest()
+        ids, files = self.working_ids(progress=progress)
+        st = Status(branch=branch, head=head)
+        for path, fid in ids.items():
+            m = manifest.get(path)
+            if m is None:
+                st.added.append(path)
+            elif m.file_id != fid or m.mode != files[path].mode:
+                st.modified.append(path)
+        st.deleted = [p for p in manifest if p not in ids]
+        st.added.sort()
+        st.modified.sort()
+        st.deleted.sort()
+        st.remotes = self._remote_status()
+        return st
+
+    def working_ids(self, under: list[str] | None = None, progress: Progress | None = None):
+        """Content ids of the working files (optionally below ``under`` prefixes) and their stats."""
+        files = walk(self.root, IgnoreRules(self.root), under or ())
+        cache = statcache.load_stat_cache(self.catalog)
+        ids, todo = classify(files, cache)
+        updates = hash_pending(self.root, files, todo, ids, progress)
+        deletes = [p for p in cache if p not in files and (under is None or _under_any(p, under))]
+        try:
+            statcache.update_stat_cache(self.catalog, updates, deletes)
+        except CatalogError:
+            pass  # the cache is an optimization; a busy catalog must not fail a read
+        return ids, files
+
+    def _remote_status(self) -> list[dict]:
+        """Per remote, what is not there yet (filled in by the sync layer when configured)."""
+        from workspace import hooks
+
+        return hooks.remote_status(self)
+
+    # -- reading committed content ----------------------------------------------
+    def ls(self, ref: str = "HEAD", pattern: str | None = None) -> list[LsEntry]:
+        """Files of a commit, optionally filtered by a glob or a folder prefix."""
+        manifest = self.manifest(ref)
+        out = []
+        for path in sorted(manifest):
+            if pattern and not _matches(path, pattern):
+                continue
+            m = manifest[path]
+            out.append(LsEntry(path, m.size, m.file_id, m.mode))
+        return out
+
+    def _entry(self, ref: str, path: str) -> statcache.ManifestEntry:
+        commit = self.get_commit(ref)
+        entry = trees.lookup(self.catalog, commit.tree, path.strip("/"))
+        if entry is None or entry.kind != "f":
+            raise UnknownRef(f"path '{path}' does not exist in {ref}")
+        return statcache.ManifestEntry(entry.id, entry.size, entry.mode)
+
+    def iter_read(self, ref: str, path: str) -> Iterator[bytes]:
+        """A committed file's bytes, chunk by chunk, each verified."""
+        entry = self._entry(ref, path)
+        info = q.get_file(self.catalog, entry.file_id)
+        if info is None:
+            raise DamagedObjectError(f"content of '{path}' is missing from the store; run 'ws fsck'")
+        try:
+            yield from self.store.iter_file(info)
+        except DamagedObject as exc:
+            raise DamagedObjectError(f"'{path}': {exc}") from exc
+
+    def read(self, ref: str, path: str) -> bytes:
+        """A committed file's bytes."""
+        return b"".join(self.iter_read(ref, path))
+
+    # -- writing (implemented in their own modules) -------------------------
+    def commit(self, message: str, paths: list[str] | None = None, *, progress: Progress | None = None,
+               provenance: dict | None = None, cwd: str | None = None) -> CommitResult:
+        """Record the working tree (or only ``paths``) as a new commit on the current branch."""
+        from workspace.commit import commit
+
+        return commit(self, message, paths, progress=progress, provenance=provenance, cwd=cwd)
+
+    def transaction(self, message: str, *, provenance: dict | None = None):
+        """An atomic multi-operation commit: ``with ws.transaction("msg") as t: ...``."""
+        from workspace.transaction import Transaction
+
+        return Transaction(self, message, provenance=provenance)
+
+    def diff(self, a: str | None = None, b: str | None = None, paths: list[str] | None = None) -> Diff:
+        """Changes from ``a`` (default HEAD) to ``b`` (default: the working tree)."""
+        from workspace.diff import diff
+
+        return diff(self, a, b, paths)
+
+    def checkout(self, ref: str, *, force: bool = False, progress: Progress | None = None) -> Commit:
+        """Make the working tree match ``ref``; a branch name attaches HEAD to it."""
+        from workspace.checkout import checkout
+
+        return checkout(self, ref, force=force, progress=progress)
+
+    def switch(self, branch: str, *, create: bool = False, force: bool = False) -> Commit | None:
+        """Switch to a branch (``create`` makes it at HEAD first)."""
+        from workspace.checkout import switch
+
+        return switch(self, branch, create=create, force=force)
+
+    def restore(self, paths: list[str], source: str = "HEAD", *, cwd: str | None = None) -> list[str]:
+        """Overwrite working files with their version in ``source``; returns the paths written."""
+        from workspace.checkout import restore
+
+        return restore(self, paths, source, cwd=cwd)
+
+    def fsck(self, progress: Progress | None = None) -> FsckReport:
+        """Verify every pack, chunk and catalog reference."""
+        from workspace.maintenance import fsck
+
+        return fsck(self, progress)
+
+    def gc(self, progress: Progress | None = None) -> GcReport:
+        """Reclaim pack space that no commit references."""
+        from workspace.maintenance import gc
+
+        return gc(self, progress)
+
+
+def _commit(rec) -> Commit:
+    return Commit(rec.id, rec.parents, rec.branch, rec.message, rec.author, rec.time_ns, rec.tree_id, rec.provenance)
+
+
+def _matches(path: str, pattern: str) -> bool:
+    pattern = pattern.strip("/")
+    return (
+        fnmatch.fnmatchcase(path, pattern)
+        or path.startswith(pattern + "/")
+        or fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], pattern)
+    )
+
+
+def _under_any(path: str, prefixes: list[str]) -> bool:
+    return any(not p or path == p or path.startswith(p + "/") for p in prefixes)

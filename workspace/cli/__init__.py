@@ -1,0 +1,91 @@
+"""The ``ws`` command line: a thin Typer layer over the :mod:`workspace` API.
+
+Every command parses its arguments, makes one call into the library and
+formats the result (text for people, ``--json`` for scripts). Errors from the
+library are turned into one line on stderr and the exit code documented in
+docs/errors.md.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+from typer.core import TyperGroup
+
+EXIT_INTERRUPTED = 130
+
+
+def _error_exit_code(exc: BaseException) -> int | None:
+    """The exit code for one of our errors, or None for anything else."""
+    module = type(exc).__module__.split(".")[0]
+    if module not in ("workspace", "catalog", "sync"):
+        return None
+    code = getattr(exc, "exit_code", None)
+    if code is None:
+        from catalog.errors import CatalogBusy
+
+        code = 7 if isinstance(exc, CatalogBusy) else 10
+    return int(code)
+
+
+class WsGroup(TyperGroup):
+    """Maps library errors to one line on stderr and a documented exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            sys.stderr.write("ws: interrupted\n")
+            raise click.exceptions.Exit(EXIT_INTERRUPTED)
+        except click.exceptions.ClickException:
+            raise
+        except Exception as exc:
+            code = _error_exit_code(exc)
+            if code is None:
+                raise
+            sys.stderr.write(f"ws: error: {exc}\n")
+            raise click.exceptions.Exit(code) from None
+
+
+app = typer.Typer(
+    cls=WsGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="ws: a local-first, git-like workspace for data, jobs and releases.\n\n"
+    "Start with 'ws init', then 'ws status' and 'ws commit -m MSG'. "
+    "Every command takes --help; most take --json for scripts.",
+)
+
+
+@app.callback()
+def _root(
+    directory: str = typer.Option(None, "-C", help="Run as if ws was started in this folder.", metavar="DIR"),
+) -> None:
+    if directory:
+        try:
+            os.chdir(directory)
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot enter {directory}: {exc.strerror}", param_hint="-C")
+
+
+from workspace.cli import files  # noqa: E402,F401  (registers commands)
+
+for _optional in ("workspace.cli.releases", "workspace.cli.remotes", "workspace.cli.jobs"):
+    try:
+        __import__(_optional)
+    except ModuleNotFoundError as _exc:  # a command group not built yet
+        if _exc.name != _optional:
+            raise
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app(prog_name="ws")
+    except KeyboardInterrupt:
+        sys.stderr.write("ws: interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)

@@ -1,0 +1,302 @@
+"""Commands for versioned files: init, status, commit, log, show, diff, branches, checkout, ls, cat, fsck, gc."""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import typer
+
+from workspace.cli import app
+from workspace.cli.output import emit_json, err, human_size, out, progress, table
+
+JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+
+
+def _ws():
+    from workspace.api import Workspace
+
+    return Workspace.open()
+
+
+@app.command()
+def init(directory: str = typer.Argument(".", help="Folder to turn into a workspace (created if missing).")) -> None:
+    """Make a folder a ws workspace (creates .ws/ with the catalog, object store and config).
+
+    Example: ws init my-project
+    """
+    from workspace.api import Workspace
+
+    ws = Workspace.init(directory)
+    out(f"Initialized empty ws workspace in {ws.layout.ws_dir}")
+
+
+@app.command()
+def status(json_: bool = JSON, quiet: bool = QUIET) -> None:
+    """Show added, modified and deleted files against HEAD, and what is not yet on each remote.
+
+    Only files whose size, mtime or inode changed are re-read.
+    """
+    ws = _ws()
+    with progress(quiet or json_) as cb:
+        st = ws.status(progress=cb)
+    if json_:
+        emit_json(st.to_dict())
+        return
+    where = f"On branch {st.branch}" if st.branch else "HEAD detached"
+    out(f"{where}" + (f" at {st.head[:12]}" if st.head else " (no commits yet)"))
+    if st.clean:
+        out("nothing to commit, working tree clean")
+    else:
+        out("Changes not committed:")
+        for label, paths in (("added", st.added), ("modified", st.modified), ("deleted", st.deleted)):
+            for p in paths:
+                out(f"  {label + ':':<10}{p}")
+    for r in st.remotes:
+        out(r.get("summary", ""))
+
+
+@app.command()
+def commit(
+    message: str = typer.Option(..., "-m", "--message", help="Commit message."),
+    paths: Optional[List[str]] = typer.Argument(None, help="Only commit these files or folders."),
+    json_: bool = JSON,
+    quiet: bool = QUIET,
+) -> None:
+    """Record the working tree (or only PATHs) as a new commit on the current branch.
+
+    Files are cut into content-defined chunks; only chunks not stored yet are written.
+
+    Examples: ws commit -m "raw data"      ws commit -m "fix labels" data/labels.csv
+    """
+    ws = _ws()
+    with progress(quiet or json_) as cb:
+        res = ws.commit(message, paths or None, progress=cb)
+    if json_:
+        emit_json(res.to_dict())
+        return
+    c = res.commit
+    out(f"[{c.branch or 'detached'} {c.id[:12]}] {c.message}")
+    out(f" {res.added} added, {res.modified} modified, {res.deleted} deleted; "
+        f"read {human_size(res.bytes_read)}, stored {human_size(res.bytes_stored)} new")
+
+
+@app.command()
+def log(
+    n: Optional[int] = typer.Option(None, "-n", help="Show at most N commits."),
+    path: Optional[str] = typer.Argument(None, help="Only commits that changed this path."),
+    ref: str = typer.Option("HEAD", "--ref", help="Start from this ref."),
+    oneline: bool = typer.Option(False, "--oneline", help="One line per commit."),
+    json_: bool = JSON,
+) -> None:
+    """Show commits, newest first."""
+    ws = _ws()
+    rel = ws.rel(path) if path else None
+    commits = ws.log(n=n, path=rel, ref=ref)
+    if json_:
+        emit_json([c.to_dict() for c in commits])
+        return
+    for c in commits:
+        if oneline:
+            out(f"{c.id[:12]} {c.message.splitlines()[0] if c.message else ''}")
+            continue
+        out(f"commit {c.id}" + (f" ({c.branch})" if c.branch else ""))
+        out(f"Author: {c.author}")
+        out(f"Date:   {c.time}")
+        if c.provenance:
+            job = c.provenance.get("job", {})
+            out(f"Job:    {job.get('name', '?')} {job.get('id', '')}".rstrip())
+        out("")
+        for line in c.message.splitlines():
+            out(f"    {line}")
+        out("")
+
+
+@app.command()
+def show(ref: str = typer.Argument("HEAD", help="Commit to show."), json_: bool = JSON) -> None:
+    """Show one commit: its metadata, provenance and the files it changed."""
+    ws = _ws()
+    c = ws.get_commit(ref)
+    if c.parents:
+        d = ws.diff(c.parents[0], c.id)
+    else:  # the root commit adds everything it holds
+        from workspace.types import Diff, DiffEntry
+
+        d = Diff(None, c.id, [DiffEntry(e.path, "added", None, e.id, None, e.size) for e in ws.ls(c.id)])
+    if json_:
+        data = c.to_dict()
+        data["changes"] = [e.to_dict() for e in d.entries]
+        emit_json(data)
+        return
+    out(f"commit {c.id}")
+    out(f"Parents: {' '.join(p[:12] for p in c.parents) or '(root)'}")
+    out(f"Author:  {c.author}")
+    out(f"Date:    {c.time}")
+    if c.provenance:
+        out("Provenance:")
+        for k, v in c.provenance.items():
+            out(f"  {k}: {v}")
+    out("")
+    for line in c.message.splitlines():
+        out(f"    {line}")
+    out("")
+    for e in d.entries:
+        out(f"  {e.change:<9}{e.path}  ({human_size(e.old_size)} -> {human_size(e.new_size)})")
+
+
+@app.command()
+def diff(
+    a: Optional[str] = typer.Argument(None, help="From this ref (default HEAD)."),
+    b: Optional[str] = typer.Argument(None, help="To this ref (default: the working tree)."),
+    path: Optional[List[str]] = typer.Option(None, "--path", "-p", help="Limit to these paths."),
+    stat: bool = typer.Option(False, "--stat", help="Only the list of changed paths with sizes."),
+    json_: bool = JSON,
+) -> None:
+    """Compare two commits, or a commit and the working tree; unified diff for text files."""
+    from workspace.diff import unified
+
+    ws = _ws()
+    d = ws.diff(a, b, path or None)
+    if json_:
+        emit_json(d.to_dict())
+        return
+    if stat:
+        for e in d.entries:
+            out(f" {e.change:<9}{e.path}  {human_size(e.old_size)} -> {human_size(e.new_size)}")
+        out(f" {len(d.entries)} path(s) changed")
+        return
+    for e in d.entries:
+        lines = unified(ws, d, e)
+        if lines is None:
+            out(f"Binary or large file {e.path} {e.change} ({human_size(e.old_size)} -> {human_size(e.new_size)})")
+        else:
+            sys.stdout.writelines(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+@app.command()
+def branch(
+    name: Optional[str] = typer.Argument(None, help="Create a branch with this name at HEAD."),
+    delete: bool = typer.Option(False, "-d", "--delete", help="Delete the branch NAME."),
+    json_: bool = JSON,
+) -> None:
+    """List branches, or create (or with -d delete) one."""
+    ws = _ws()
+    if name and delete:
+        ws.delete_branch(name)
+        out(f"Deleted branch {name}")
+        return
+    if name:
+        cid = ws.create_branch(name)
+        out(f"Created branch {name} at {cid[:12]}")
+        return
+    rows = ws.branches()
+    if json_:
+        emit_json([{"name": n, "commit": c, "current": cur} for n, c, cur in rows])
+        return
+    for n, c, cur in rows:
+        out(f"{'*' if cur else ' '} {n:<20} {c[:12]}")
+
+
+@app.command()
+def switch(
+    name: str = typer.Argument(..., help="Branch to switch to."),
+    create: bool = typer.Option(False, "-c", "--create", help="Create the branch at HEAD first."),
+    force: bool = typer.Option(False, "--force", "-f", help="Discard uncommitted changes that are in the way."),
+) -> None:
+    """Switch to a branch, updating the working tree."""
+    ws = _ws()
+    ws.switch(name, create=create, force=force)
+    out(f"Switched to {'a new ' if create else ''}branch '{name}'")
+
+
+@app.command()
+def checkout(
+    ref: str = typer.Argument(..., help="Branch, commit id (or prefix), HEAD~N."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite uncommitted changes."),
+    quiet: bool = QUIET,
+) -> None:
+    """Make the working tree match REF. Refuses to overwrite uncommitted changes unless --force."""
+    ws = _ws()
+    with progress(quiet) as cb:
+        c = ws.checkout(ref, force=force, progress=cb)
+    branch, _ = ws.head()
+    out(f"HEAD is now at {c.id[:12]} {c.message.splitlines()[0] if c.message else ''}"
+        + (f" (branch {branch})" if branch else " (detached)"))
+
+
+@app.command()
+def restore(
+    paths: List[str] = typer.Argument(..., help="Files or folders to restore."),
+    source: str = typer.Option("HEAD", "--source", "-s", help="Take the content from this ref."),
+) -> None:
+    """Overwrite working files with their committed version (from HEAD or --source)."""
+    ws = _ws()
+    written = ws.restore(paths, source)
+    out(f"Restored {len(written)} file(s) from {source}")
+
+
+@app.command("ls")
+def ls_(
+    ref: Optional[str] = typer.Argument(None, help="Commit to list (default HEAD)."),
+    pattern: Optional[str] = typer.Argument(None, help="Glob or folder to filter by."),
+    long: bool = typer.Option(False, "-l", help="Show sizes and ids."),
+    json_: bool = JSON,
+) -> None:
+    """List the files of a commit without touching the working tree."""
+    from workspace.errors import UnknownRef
+
+    ws = _ws()
+    if ref is not None and pattern is None:
+        try:
+            ws.resolve(ref)
+        except UnknownRef:
+            ref, pattern = "HEAD", ref
+    entries = ws.ls(ref or "HEAD", pattern)
+    if json_:
+        emit_json([e.to_dict() for e in entries])
+        return
+    for e in entries:
+        out(f"{e.id[:12]}  {e.size:>12}  {e.path}" if long else e.path)
+
+
+@app.command()
+def cat(spec: str = typer.Argument(..., help="REF:PATH, or PATH for HEAD.")) -> None:
+    """Write a committed file's bytes to stdout, e.g. ws cat HEAD~2:data/labels.csv"""
+    ws = _ws()
+    ref, _, path = spec.rpartition(":") if ":" in spec else ("HEAD", "", spec)
+    stream = sys.stdout.buffer
+    for part in ws.iter_read(ref or "HEAD", path):
+        stream.write(part)
+    stream.flush()
+
+
+@app.command()
+def fsck(json_: bool = JSON, quiet: bool = QUIET) -> None:
+    """Verify every pack, every chunk's SHA-256 and every catalog reference. Exits 6 on damage."""
+    ws = _ws()
+    with progress(quiet or json_) as cb:
+        report = ws.fsck(progress=cb)
+    if json_:
+        emit_json(report.to_dict())
+    else:
+        out(f"checked {report.packs} packs, {report.chunks} chunks, {report.files} files, {report.commits} commits")
+        for p in report.problems:
+            err(f"problem: {p}")
+        for p in report.damaged_paths:
+            err(f"damaged: {p}")
+        out("ok" if report.ok else f"{len(report.problems)} problem(s) found")
+    if not report.ok:
+        raise typer.Exit(6)
+
+
+@app.command()
+def gc(json_: bool = JSON) -> None:
+    """Reclaim pack space that no commit references (left by deleted history or interrupted commits)."""
+    ws = _ws()
+    report = ws.gc()
+    if json_:
+        emit_json(report.to_dict())
+        return
+    out(f"deleted {report.packs_deleted} pack(s), rewrote {report.packs_rewritten}, "
+        f"removed {report.temp_files_deleted} temporary file(s); freed {human_size(report.bytes_freed)}")

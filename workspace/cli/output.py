@@ -1,0 +1,77 @@
+"""Formatting helpers shared by the CLI commands: JSON, tables, progress, sizes.
+
+rich is imported only when something is actually drawn, to keep start-up lean.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+
+def emit_json(obj: Any) -> None:
+    """Print ``obj`` as JSON on stdout."""
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def out(line: str = "") -> None:
+    """Print one plain line on stdout."""
+    sys.stdout.write(line + "\n")
+
+
+def err(line: str) -> None:
+    """Print one line on stderr."""
+    sys.stderr.write(line + "\n")
+
+
+def human_size(n: int | None) -> str:
+    """Bytes as a short human string (1000-based, like du -h --si)."""
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(size) < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"
+
+
+def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
+    """A rich table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(*columns, title=title, box=None, header_style="bold", pad_edge=False)
+    for row in rows:
+        t.add_row(*[str(c) if c is not None else "-" for c in row])
+    Console().print(t)
+
+
+@contextmanager
+def progress(quiet: bool = False) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A progress callback drawing a rich bar on stderr, or None when quiet or not a TTY."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                               TransferSpeedColumn)
+
+    bars: dict[str, int] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), transient=True, console=_stderr_console()) as prog:
+
+        def update(phase: str, done: int, total: int) -> None:
+            task = bars.get(phase)
+            if task is None:
+                task = bars[phase] = prog.add_task(phase, total=total)
+            prog.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)

@@ -1,0 +1,66 @@
+"""Comparing two commits, or a commit and the working tree."""
+
+from __future__ import annotations
+
+import difflib
+
+from workspace.scan import under_any
+from workspace.types import Diff, DiffEntry
+
+TEXT_LIMIT = 1 << 20  # larger files get no line diff
+
+
+def diff(ws, a: str | None = None, b: str | None = None, paths: list[str] | None = None) -> Diff:
+    """Paths added, removed or modified from ``a`` (default HEAD) to ``b`` (default working tree)."""
+    a_ref = a or "HEAD"
+    a_id = ws.resolve(a_ref) if (a or ws.head()[1]) else None
+    old = ws.manifest(a_id) if a_id else {}
+    if b is None:
+        ids, files = ws.working_ids()
+        new = {p: (fid, files[p].size) for p, fid in ids.items()}
+        b_id = None
+    else:
+        b_id = ws.resolve(b)
+        new = {p: (e.file_id, e.size) for p, e in ws.manifest(b_id).items()}
+    prefixes = [ws.rel(p) for p in paths] if paths else None
+    entries: list[DiffEntry] = []
+    for path in sorted(set(old) | set(new)):
+        if prefixes and not under_any(path, prefixes):
+            continue
+        o = old.get(path)
+        n = new.get(path)
+        if o and not n:
+            entries.append(DiffEntry(path, "removed", o.file_id, None, o.size, None))
+        elif n and not o:
+            entries.append(DiffEntry(path, "added", None, n[0], None, n[1]))
+        elif o.file_id != n[0]:
+            entries.append(DiffEntry(path, "modified", o.file_id, n[0], o.size, n[1]))
+    return Diff(a_id, b_id, entries)
+
+
+def _text(data: bytes) -> list[str] | None:
+    if len(data) > TEXT_LIMIT or b"\x00" in data[:8192]:
+        return None
+    try:
+        return data.decode("utf-8").splitlines(keepends=True)
+    except UnicodeDecodeError:
+        return None
+
+
+def unified(ws, d: Diff, entry: DiffEntry) -> list[str] | None:
+    """A unified diff of one entry's text, or None when either side is binary or large."""
+    if max(entry.old_size or 0, entry.new_size or 0) > TEXT_LIMIT:
+        return None
+    old = ws.read(d.a, entry.path) if entry.old_id else b""
+    if entry.new_id is None:
+        new = b""
+    elif d.b is None:
+        new = (ws.root / entry.path).read_bytes()
+    else:
+        new = ws.read(d.b, entry.path)
+    a_lines, b_lines = _text(old), _text(new)
+    if a_lines is None or b_lines is None:
+        return None
+    return list(difflib.unified_diff(a_lines, b_lines,
+                                     fromfile=f"a/{entry.path}" if entry.old_id else "/dev/null",
+                                     tofile=f"b/{entry.path}" if entry.new_id else "/dev/null"))

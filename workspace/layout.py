@@ -1,0 +1,94 @@
+"""Where things are in a workspace, and finding the workspace from any subfolder."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from workspace.errors import NotAWorkspace, PathOutsideWorkspace
+
+WS_DIR = ".ws"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The paths of one workspace."""
+
+    root: Path
+
+    @property
+    def ws_dir(self) -> Path:
+        return self.root / WS_DIR
+
+    @property
+    def catalog(self) -> Path:
+        return self.ws_dir / "catalog.db"
+
+    @property
+    def objects(self) -> Path:
+        return self.ws_dir / "objects"
+
+    @property
+    def config(self) -> Path:
+        return self.ws_dir / "config.toml"
+
+    @property
+    def lock(self) -> Path:
+        return self.ws_dir / "lock"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.ws_dir / "jobs"
+
+    def rel(self, path: str | os.PathLike, cwd: str | os.PathLike | None = None) -> str:
+        """A user-given path as a workspace-relative POSIX path ('' for the root).
+
+        Relative paths are taken from ``cwd`` (default: the process's). Raises
+        PathOutsideWorkspace for anything that lands outside the root or inside .ws/.
+        """
+        base = Path(cwd) if cwd is not None else Path.cwd()
+        p = Path(path)
+        full = Path(os.path.normpath(p if p.is_absolute() else base / p))
+        try:
+            rel = full.relative_to(self.root)
+        except ValueError:
+            # the root itself may be reached through a symlink
+            try:
+                rel = Path(os.path.realpath(full)).relative_to(os.path.realpath(self.root))
+            except ValueError:
+                raise PathOutsideWorkspace(f"path '{path}' is outside the workspace {self.root}") from None
+        text = rel.as_posix()
+        if text == ".":
+            return ""
+        if text == WS_DIR or text.startswith(WS_DIR + "/"):
+            raise PathOutsideWorkspace(f"path '{path}' is inside {WS_DIR}/, which ws manages itself")
+        return text
+
+
+def find_root(start: str | os.PathLike | None = None) -> Path:
+    """The nearest folder at or above ``start`` that holds ``.ws/``."""
+    here = Path(os.path.abspath(start if start is not None else os.getcwd()))
+    for candidate in (here, *here.parents):
+        if (candidate / WS_DIR / "catalog.db").is_file():
+            return candidate
+    raise NotAWorkspace(f"not a ws workspace (or any parent up to /): {here}; run 'ws init' first")
+
+
+def safe_join(root: Path, rel: str) -> Path:
+    """Join a stored relative path onto the root, refusing anything that escapes it.
+
+    Stored paths come from commits and remote releases, so they are untrusted:
+    absolute paths, '..' parts, and parents that are symlinks are all refused.
+    """
+    if not rel or rel.startswith("/") or "\\" in rel or "\x00" in rel:
+        raise PathOutsideWorkspace(f"refusing unsafe path {rel!r}")
+    parts = rel.split("/")
+    if any(part in ("", ".", "..") for part in parts) or parts[0] == WS_DIR:
+        raise PathOutsideWorkspace(f"refusing unsafe path {rel!r}")
+    cur = root
+    for part in parts[:-1]:
+        cur = cur / part
+        if cur.is_symlink():
+            raise PathOutsideWorkspace(f"refusing path {rel!r}: '{cur.relative_to(root)}' is a symlink")
+    return root / rel

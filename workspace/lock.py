@@ -1,0 +1,47 @@
+"""The workspace write lock: one writer of history at a time, others wait then give up."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from workspace.errors import WorkspaceBusy
+
+DEFAULT_TIMEOUT = float(os.environ.get("WS_LOCK_TIMEOUT", "30"))
+
+
+@contextmanager
+def workspace_lock(path: Path, timeout: float | None = None) -> Iterator[None]:
+    """Hold an exclusive flock on ``path``; raise WorkspaceBusy after ``timeout`` seconds.
+
+    flock is released by the kernel when the process dies, so a killed commit
+    never leaves a stale lock behind.
+    """
+    timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise WorkspaceBusy(
+                        f"workspace busy: another ws process is writing (waited {timeout:g}s); try again"
+                    ) from None
+                time.sleep(delay)  # polling a kernel lock, not synchronizing tests
+                delay = min(delay * 2, 0.1)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""Content storage: content-defined chunking, the pack format, the local store."""

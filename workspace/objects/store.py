@@ -1,0 +1,228 @@
+"""The local chunk store: pack files under ``.ws/objects/packs/<aa>/<id>.pack``.
+
+Writing goes through :class:`StoreWriter`, which rolls packs at about 32 MiB and
+returns the catalog rows to record *after* the packs are durable. Reading
+verifies every chunk's SHA-256 before the bytes go anywhere.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import threading
+from typing import Iterator
+
+from catalog import objects as q
+from catalog.db import Catalog
+from workspace.objects import packs
+from workspace.objects.chunking import Chunker, Digest, Piece
+
+
+class DamagedObject(Exception):
+    """A chunk or pack failed verification; ``path`` names what was damaged."""
+
+    def __init__(self, message: str, path: str | None = None):
+        super().__init__(message)
+        self.path = path
+
+
+class ObjectStore:
+    """Packs on disk plus their locations in the catalog."""
+
+    def __init__(self, root: str | os.PathLike, catalog: Catalog):
+        self.root = os.fspath(root)
+        self.catalog = catalog
+        self.packs_dir = os.path.join(self.root, "packs")
+        self._fds: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def pack_path(self, pack_id: str) -> str:
+        """Final location of a pack."""
+        return os.path.join(self.packs_dir, pack_id[:2], pack_id + ".pack")
+
+    def list_pack_files(self) -> list[str]:
+        """Paths of every sealed pack on disk."""
+        return sorted(glob.glob(os.path.join(self.packs_dir, "??", "*.pack")))
+
+    def list_temp_files(self) -> list[str]:
+        """Unfinished packs left by an interrupted writer."""
+        return sorted(glob.glob(os.path.join(self.packs_dir, "tmp-*.pack")))
+
+    def writer(self) -> "StoreWriter":
+        """A writer for new chunks (use as a context manager)."""
+        return StoreWriter(self)
+
+    # -- reading ----------------------------------------------------------
+    def _fd(self, pack_id: str) -> int:
+        with self._lock:
+            fd = self._fds.get(pack_id)
+            if fd is None:
+                try:
+                    fd = os.open(self.pack_path(pack_id), os.O_RDONLY)
+                except FileNotFoundError as exc:
+                    raise DamagedObject(f"pack {pack_id} is missing", self.pack_path(pack_id)) from exc
+                self._fds[pack_id] = fd
+            return fd
+
+    def close(self) -> None:
+        """Close cached pack descriptors."""
+        with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+
+    def read_stored(self, loc: q.ChunkLocation) -> bytes:
+        """A chunk's stored (maybe compressed) bytes, unverified."""
+        data = os.pread(self._fd(loc.pack_id), loc.length, loc.offset)
+        if len(data) != loc.length:
+            raise DamagedObject(f"pack {loc.pack_id} is truncated", self.pack_path(loc.pack_id))
+        return data
+
+    def read_chunk(self, loc: q.ChunkLocation) -> bytes:
+        """A chunk's raw bytes, verified against its id."""
+        stored = self.read_stored(loc)
+        try:
+            raw = packs.decode(loc.codec, stored, loc.raw_length)
+        except packs.PackError as exc:
+            raise DamagedObject(f"chunk {loc.id[:12]} in pack {loc.pack_id[:12]}: {exc}",
+                                self.pack_path(loc.pack_id)) from exc
+        if hashlib.sha256(raw).hexdigest() != loc.id:
+            raise DamagedObject(f"chunk {loc.id[:12]} in pack {loc.pack_id[:12]} is damaged",
+                                self.pack_path(loc.pack_id))
+        return raw
+
+    def iter_file(self, info: q.FileInfo) -> Iterator[bytes]:
+        """A file's content chunk by chunk, each verified."""
+        locs = q.chunk_locations(self.catalog, info.chunk_ids)
+        for cid in info.chunk_ids:
+            loc = locs.get(cid)
+            if loc is None:
+                raise DamagedObject(f"chunk {cid[:12]} of file {info.id[:12]} is missing from the store")
+            yield self.read_chunk(loc)
+
+    def read_file(self, info: q.FileInfo) -> bytes:
+        """A whole file in memory (small files only), verified."""
+        data = b"".join(self.iter_file(info))
+        if hashlib.sha256(data).hexdigest() != info.id:
+            raise DamagedObject(f"file {info.id[:12]} does not match its id")
+        return data
+
+    def write_file_to(self, info: q.FileInfo, dest: str, mode: int | None = None) -> None:
+        """Materialize a file at ``dest``: temporary name in the same folder, verify, rename."""
+        folder = os.path.dirname(dest) or "."
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".ws-tmp-{os.getpid()}-{threading.get_ident()}-{os.path.basename(dest)}")
+        h = hashlib.sha256()
+        try:
+            with open(tmp, "wb") as f:
+                for raw in self.iter_file(info):
+                    h.update(raw)
+                    f.write(raw)
+            if h.hexdigest() != info.id:
+                raise DamagedObject(f"file {info.id[:12]} does not match its id")
+            if mode is not None:
+                os.chmod(tmp, mode)
+            if os.path.isdir(dest) and not os.path.islink(dest):
+                raise IsADirectoryError(dest)
+            os.replace(tmp, dest)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+
+
+class StoreWriter:
+    """Writes new chunks into packs; ``seal()`` makes them durable and returns catalog rows.
+
+    Chunks already in the catalog, or already written by this writer, are
+    skipped, so identical content is stored once.
+    """
+
+    def __init__(self, store: ObjectStore):
+        self.store = store
+        self._pack: packs.PackWriter | None = None
+        self._seen: set[str] = set()
+        self.sealed: list[tuple[str, int, list[q.ChunkLocation]]] = []
+        self.bytes_in = 0
+        self.bytes_stored = 0
+        self._chunker: Chunker | None = None
+
+    def __enter__(self) -> "StoreWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._chunker is not None:
+            self._chunker.close()
+        if exc_type is not None and self._pack is not None:
+            self._pack.abort()
+            self._pack = None
+
+    def _known(self, chunk_id: str) -> bool:
+        if chunk_id in self._seen:
+            return True
+        self._seen.add(chunk_id)
+        return bool(q.known_chunks(self.store.catalog, [chunk_id]))
+
+    def add_piece(self, piece: Piece) -> None:
+        """Store one chunk unless it is already stored."""
+        self.bytes_in += piece.raw_length
+        if self._known(piece.id):
+            return
+        if self._pack is None:
+            self._pack = packs.PackWriter(self.store.packs_dir)
+        self._pack.add(piece.id, piece.raw_length, piece.codec, piece.payload)
+        self.bytes_stored += len(piece.payload)
+        if self._pack.size >= packs.TARGET_PACK_SIZE:
+            self._roll()
+
+    def force_add(self, chunk_id: str, raw_length: int, codec: int, payload) -> None:
+        """Store already-encoded bytes even if the chunk is known (repacking)."""
+        self._seen.add(chunk_id)
+        if self._pack is None:
+            self._pack = packs.PackWriter(self.store.packs_dir)
+        self._pack.add(chunk_id, raw_length, codec, payload)
+        self.bytes_stored += len(payload)
+        if self._pack.size >= packs.TARGET_PACK_SIZE:
+            self._roll()
+
+    def add_file(self, path: str) -> Digest:
+        """Chunk, hash and store one file from disk."""
+        if self._chunker is None:
+            self._chunker = Chunker(packs.encode)
+        return self._chunker.digest_file(path, self.add_piece)
+
+    def add_bytes(self, data: bytes) -> Digest:
+        """Chunk, hash and store an in-memory buffer."""
+        from workspace.objects.chunking import iter_cuts
+
+        ids = []
+        for part in iter_cuts(data):
+            cid = hashlib.sha256(part).hexdigest()
+            codec, payload = packs.encode(part)
+            self.add_piece(Piece(cid, len(part), codec, payload))
+            ids.append(cid)
+        return Digest(hashlib.sha256(data).hexdigest(), len(data), ids)
+
+    def _roll(self) -> None:
+        pack = self._pack
+        self._pack = None
+        pack_id, final, entries = pack.finish(self.store.pack_path)
+        rows = [q.ChunkLocation(e.id, pack_id, e.offset, e.length, e.raw_length, e.codec) for e in entries]
+        self.sealed.append((pack_id, os.path.getsize(final), rows))
+
+    def seal(self) -> list[tuple[str, int, list[q.ChunkLocation]]]:
+        """Finish the open pack; every returned pack is durable on disk."""
+        if self._pack is not None and self._pack.entries:
+            self._roll()
+        elif self._pack is not None:
+            self._pack.abort()
+            self._pack = None
+        return self.sealed
+
+    def record(self, now_ns: int) -> None:
+        """Record sealed packs in the catalog (call inside the caller's transaction)."""
+        for pack_id, size, rows in self.sealed:
+            q.add_pack(self.store.catalog, pack_id, size, rows, now_ns)

@@ -1,0 +1,80 @@
+"""HEAD, branches, and turning a user's ref expression into a commit id.
+
+Accepted: full commit ids and unique prefixes (4+ hex digits), ``HEAD``,
+branch names, each optionally followed by ``~N`` or ``^`` (first parent).
+"""
+
+from __future__ import annotations
+
+import re
+
+from catalog import history
+from catalog.db import Catalog
+from workspace.errors import AmbiguousRef, InvalidArgument, UnknownRef
+
+HEAD_KEY = "HEAD"
+DEFAULT_BRANCH = "main"
+_BRANCH_RE = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<!/)(?<!\.lock)$")
+_SUFFIX_RE = re.compile(r"(~\d*|\^)+$")
+
+
+def check_branch_name(name: str) -> None:
+    """Refuse names that would be confusing as refs."""
+    if not _BRANCH_RE.match(name) or name == HEAD_KEY or re.fullmatch(r"[0-9a-f]{4,64}", name):
+        raise InvalidArgument(f"invalid branch name {name!r}: use letters, digits, '.', '_', '-', '/' "
+                              "and not something that looks like a commit id")
+
+
+def read_head(cat: Catalog) -> tuple[str | None, str | None]:
+    """(branch or None when detached, commit id or None before the first commit)."""
+    value = history.get_meta(cat, HEAD_KEY) or f"ref:{DEFAULT_BRANCH}"
+    if value.startswith("ref:"):
+        branch = value[4:]
+        return branch, history.get_ref(cat, branch)
+    return None, value
+
+
+def set_head_branch(cat: Catalog, branch: str) -> None:
+    """Attach HEAD to a branch."""
+    history.set_meta(cat, HEAD_KEY, f"ref:{branch}")
+
+
+def set_head_detached(cat: Catalog, commit_id: str) -> None:
+    """Point HEAD at a commit directly."""
+    history.set_meta(cat, HEAD_KEY, commit_id)
+
+
+def resolve(cat: Catalog, expr: str) -> str:
+    """The commit id an expression names; UnknownRef/AmbiguousRef otherwise."""
+    expr = expr.strip()
+    if not expr:
+        raise UnknownRef("empty ref")
+    m = _SUFFIX_RE.search(expr)
+    base, suffix = (expr[: m.start()], m.group(0)) if m else (expr, "")
+    commit_id = _resolve_base(cat, base or HEAD_KEY, expr)
+    for step in re.findall(r"~\d*|\^", suffix):
+        n = 1 if step in ("^", "~") else int(step[1:])
+        for _ in range(n):
+            rec = history.get_commit(cat, commit_id)
+            if rec is None or not rec.parents:
+                raise UnknownRef(f"unknown ref '{expr}': history is not that long")
+            commit_id = rec.parents[0]
+    return commit_id
+
+
+def _resolve_base(cat: Catalog, base: str, expr: str) -> str:
+    if base == HEAD_KEY or base == "@":
+        _, commit_id = read_head(cat)
+        if commit_id is None:
+            raise UnknownRef("HEAD has no commits yet")
+        return commit_id
+    commit_id = history.get_ref(cat, base)
+    if commit_id is not None:
+        return commit_id
+    if re.fullmatch(r"[0-9a-fA-F]{4,64}", base):
+        found = history.commits_with_prefix(cat, base.lower())
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise AmbiguousRef(f"ref '{expr}' is ambiguous: more than one commit starts with {base}")
+    raise UnknownRef(f"unknown ref '{expr}': not a branch, HEAD or commit id")

@@ -1,0 +1,134 @@
+"""Atomic multi-operation commits: ``with ws.transaction("msg") as t: ...``.
+
+Operations are staged in memory (content goes into new packs as it comes);
+leaving the block without an exception records one commit, then updates the
+touched paths in the working tree. An exception discards everything: no
+commit, no change to the working tree (unreferenced pack bytes are reclaimed
+by ``ws gc``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from catalog import objects as q
+from catalog.statcache import ManifestEntry
+from workspace import commit as commit_mod
+from workspace.checkout import _dirty_error, _ensure_available, _remove, _write_files
+from workspace.errors import InvalidArgument, UnknownRef
+from workspace.layout import safe_join
+from workspace.scan import under_any
+from workspace.types import Commit
+from catalog import statcache
+
+
+class Transaction:
+    """Stages puts, copies and deletes; commits them all at once on a clean exit."""
+
+    def __init__(self, ws, message: str, provenance: dict | None = None):
+        if not message or not message.strip():
+            raise InvalidArgument("a transaction needs a commit message")
+        self.ws = ws
+        self.message = message.strip()
+        self.provenance = provenance
+        self.commit: Commit | None = None
+        self._lock = None
+        self._writer = None
+        self._files: list[q.FileInfo] = []
+        self._touched: set[str] = set()
+
+    def __enter__(self) -> "Transaction":
+        self._lock = self.ws.lock()
+        self._lock.__enter__()
+        try:
+            self.branch, self.head = self.ws.head()
+            self.base = self.ws.manifest("HEAD") if self.head else {}
+            self.manifest = dict(self.base)
+            self._writer = self.ws.store.writer().__enter__()
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        return self
+
+    def _path(self, path: str) -> str:
+        rel = path.strip().strip("/")
+        safe_join(self.ws.root, rel)  # refuses '..', absolute and .ws/ paths
+        return rel
+
+    def put_bytes(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        """Stage ``data`` as the content of ``path``."""
+        rel = self._path(path)
+        digest = self._writer.add_bytes(bytes(data))
+        self._stage(rel, digest, mode)
+
+    def put_file(self, path: str, local_path: str | os.PathLike, mode: int | None = None) -> None:
+        """Stage the content of a local file as ``path``."""
+        rel = self._path(path)
+        st = os.stat(local_path)
+        digest = self._writer.add_file(os.fspath(local_path))
+        self._stage(rel, digest, mode if mode is not None else (0o755 if st.st_mode & 0o111 else 0o644))
+
+    def _stage(self, rel: str, digest, mode: int) -> None:
+        self._files.append(q.FileInfo(digest.id, digest.size, digest.chunk_ids))
+        self.manifest[rel] = ManifestEntry(digest.id, digest.size, mode)
+        self._touched.add(rel)
+
+    def copy(self, ref: str, src: str, dst: str) -> None:
+        """Stage a copy of a file or folder from commit ``ref`` to ``dst``."""
+        source = self.ws.manifest(ref)
+        src = src.strip("/")
+        dst_rel = self._path(dst)
+        hits = {p: e for p, e in source.items() if under_any(p, [src])}
+        if not hits:
+            raise UnknownRef(f"path '{src}' does not exist in {ref}")
+        for path, e in hits.items():
+            target = dst_rel if path == src else dst_rel + path[len(src):]
+            self._path(target)
+            self.manifest[target] = e
+            self._touched.add(target)
+
+    def delete(self, path: str) -> None:
+        """Stage the removal of a file or folder."""
+        rel = self._path(path)
+        hits = [p for p in self.manifest if under_any(p, [rel])]
+        if not hits:
+            raise UnknownRef(f"path '{rel}' does not exist")
+        for p in hits:
+            del self.manifest[p]
+            self._touched.add(p)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        failed = exc_type is not None
+        try:
+            if not failed:
+                try:
+                    self._land()
+                except BaseException:
+                    failed = True
+                    raise
+        finally:
+            try:
+                self._writer.__exit__(Exception if failed else None, None, None)
+            finally:
+                self._lock.__exit__(None, None, None)
+
+    def _land(self) -> None:
+        ws = self.ws
+        if self.manifest == self.base:
+            self._writer.seal()
+            return
+        touched = sorted(self._touched)
+        ids, files = ws.working_ids(under=touched)
+        dirty = [p for p in touched if ids.get(p) != (self.base[p].file_id if p in self.base else None)]
+        if dirty:
+            raise _dirty_error(dirty, "this transaction")
+        self._writer.seal()
+        self.commit = commit_mod.record_commit(ws, self._writer, self.branch, self.head, self.base,
+                                               self.manifest, self._files, self.message, self.provenance)
+        writes = {p: self.manifest[p] for p in touched if p in self.manifest}
+        _ensure_available(ws, writes)
+        for p in touched:
+            if p not in self.manifest and p in ids:
+                _remove(ws, p)
+        rows = _write_files(ws, writes, None)
+        statcache.update_stat_cache(ws.catalog, rows, [p for p in touched if p not in self.manifest])
