@@ -83,6 +83,11 @@ def known_chunks(cat: Catalog, ids: Iterable[str]) -> set[str]:
     return found
 
 
+def has_chunk(cat: Catalog, chunk_id: str) -> bool:
+    """Whether one chunk is stored locally (the hot path of dedup)."""
+    return cat.conn.execute("SELECT 1 FROM chunks WHERE id=?", (chunk_id,)).fetchone() is not None
+
+
 def get_file(cat: Catalog, file_id: str) -> FileInfo | None:
     """A file's size and chunk list, or None when unknown."""
     row = cat.query_one("SELECT id, size, chunk_ids FROM files WHERE id=?", (file_id,))

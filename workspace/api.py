@@ -347,6 +347,14 @@ class Workspace:
 
         return gc(self, progress)
 
+    # -- releases and remotes (owned by the releases/remotes work; see workspace.releases, sync) --
+    # RELEASES-API-BEGIN
+    # RELEASES-API-END
+
+    # -- jobs (owned by the jobs work; see workspace.jobs) --
+    # JOBS-API-BEGIN
+    # JOBS-API-END
+
 
 def _commit(rec) -> Commit:
     return Commit(rec.id, rec.parents, rec.branch, rec.message, rec.author, rec.time_ns, rec.tree_id, rec.provenance)

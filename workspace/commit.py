@@ -71,11 +71,12 @@ def _ingest(ws, writer: StoreWriter, files, todo, ids, progress):
     done = 0
     new_files: list[q.FileInfo] = []
     cache_rows: dict[str, StatEntry] = {}
+    root = str(ws.root) + "/"
     for path in todo:
         st = files[path]
         recorded = time.time_ns()
         try:
-            digest = writer.add_file(ws.root / path)
+            digest = writer.add_file(root + path)
         except FileNotFoundError:  # deleted since the walk
             del files[path]
             ids.pop(path, None)

@@ -47,10 +47,11 @@ def build(manifest: dict[str, ManifestEntry]) -> tuple[str, list[tuple[str, byte
     dirs: dict[str, list[TreeEntry]] = {"": []}
     for path, e in manifest.items():
         parent, _, name = path.rpartition("/")
-        dirs.setdefault(parent, []).append(TreeEntry(name, "f", e.file_id, e.size, e.mode))
-        while parent and parent not in dirs:  # register every ancestor directory
-            dirs[parent] = []
-            parent = parent.rpartition("/")[0]
+        d = parent
+        while d not in dirs:  # register every ancestor directory ("" is always there)
+            dirs[d] = []
+            d = d.rpartition("/")[0]
+        dirs[parent].append(TreeEntry(name, "f", e.file_id, e.size, e.mode))
     out: list[tuple[str, bytes]] = []
     done: dict[str, tuple[str, int]] = {}
     for d in sorted(dirs, key=lambda p: p.count("/") + (1 if p else 0), reverse=True):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -34,20 +33,18 @@ def _error_exit_code(exc: BaseException) -> int | None:
 class WsGroup(TyperGroup):
     """Maps library errors to one line on stderr and a documented exit code."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
             sys.stderr.write("ws: interrupted\n")
-            raise click.exceptions.Exit(EXIT_INTERRUPTED)
-        except click.exceptions.ClickException:
-            raise
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as exc:
             code = _error_exit_code(exc)
             if code is None:
                 raise
             sys.stderr.write(f"ws: error: {exc}\n")
-            raise click.exceptions.Exit(code) from None
+            raise typer.Exit(code) from None
 
 
 app = typer.Typer(

@@ -164,7 +164,7 @@ class StoreWriter:
         if chunk_id in self._seen:
             return True
         self._seen.add(chunk_id)
-        return bool(q.known_chunks(self.store.catalog, [chunk_id]))
+        return q.has_chunk(self.store.catalog, chunk_id)
 
     def add_piece(self, piece: Piece) -> None:
         """Store one chunk unless it is already stored."""

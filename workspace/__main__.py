@@ -1,0 +1,5 @@
+"""python -m workspace"""
+
+from workspace.cli import main
+
+main()

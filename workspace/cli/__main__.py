@@ -1,0 +1,5 @@
+"""python -m workspace.cli"""
+
+from workspace.cli import main
+
+main()
