@@ -71,7 +71,7 @@ def _root(
 
 from workspace.cli import files  # noqa: E402,F401  (registers commands)
 
-for _optional in ("workspace.cli.releases", "workspace.cli.remotes", "workspace.cli.jobs"):
+for _optional in ("workspace.cli.releases", "workspace.cli.remotes", "workspace.cli.jobs", "workspace.cli.run"):
     try:
         __import__(_optional)
     except ModuleNotFoundError as _exc:  # a command group not built yet
