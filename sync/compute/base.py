@@ -1,0 +1,95 @@
+"""The compute backend protocol: submit, status of many jobs in one call, cancel, logs.
+
+A backend knows nothing about workspaces, specs or the catalog. The engine
+(``workspace.jobs.engine``) turns an expanded job into a :class:`SubmitRequest`,
+keeps the backend id the backend returns, and asks for the status of all its
+running jobs with one :meth:`ComputeBackend.status` call per poll.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+# States a backend may report. The engine maps them onto catalog job states.
+QUEUED = "QUEUED"
+RUNNING = "RUNNING"
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+CANCELLED = "CANCELLED"
+LOST = "LOST"  # the backend no longer knows the job and has no exit code for it
+FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED, LOST})
+
+
+@dataclass
+class SubmitRequest:
+    """Everything a backend needs to start one job attempt.
+
+    ``log_dir`` is a local folder the backend may use for stdout, stderr and
+    its own bookkeeping; ``workdir`` is where the command starts.
+    """
+
+    job_id: str
+    name: str
+    command: str
+    workdir: str
+    log_dir: str
+    env: dict[str, str] = field(default_factory=dict)
+    cpus: int = 1
+    memory_mb: int | None = None
+    walltime_s: float | None = None
+    gpus: int = 0
+    attempt: int = 1
+
+
+@dataclass
+class BackendStatus:
+    """What a backend knows about one job: a state and, once final, how it ended."""
+
+    state: str
+    exit_code: int | None = None
+    started_ns: int | None = None
+    finished_ns: int | None = None
+    reason: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+class ComputeBackend:
+    """Base class of compute backends. Subclasses implement the four operations.
+
+    Backends must be cheap to construct and must not contact anything in
+    ``__init__``: ``ws jobs refresh`` builds one per backend name it finds.
+    """
+
+    name = "base"
+
+    def submit(self, request: SubmitRequest) -> str:
+        """Start (or queue) one job attempt; returns the backend's id for it."""
+        raise NotImplementedError
+
+    def status(self, backend_ids: list[str]) -> dict[str, BackendStatus]:
+        """The status of many jobs in one call; ids the backend does not know are LOST."""
+        raise NotImplementedError
+
+    def cancel(self, backend_ids: list[str]) -> None:
+        """Stop these jobs; ids already finished are ignored."""
+        raise NotImplementedError
+
+    def logs(self, backend_id: str) -> tuple[str, str]:
+        """(stdout, stderr) of a job: each a local file path or the text itself."""
+        raise NotImplementedError
+
+    def wait(self, backend_ids: list[str], timeout: float) -> None:
+        """Block up to ``timeout`` seconds or until one of the jobs may have changed state.
+
+        The default just waits; backends that can be woken (local child
+        processes) return as soon as something finishes.
+        """
+        if timeout > 0:
+            time.sleep(timeout)  # remote backends have no event to wait on: plain poll interval
+
+    def close(self) -> None:
+        """Release resources (connections, child handles)."""
