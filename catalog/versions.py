@@ -6,7 +6,7 @@ tables bumps its own line and adds a migration step in :mod:`catalog.migrate`.
 """
 
 CORE = 1
-RELEASES = 0
+RELEASES = 1
 JOBS = 0
 
 SCHEMA_VERSION = CORE * 1 + RELEASES * 100 + JOBS * 10000

@@ -349,6 +349,13 @@ class Workspace:
 
     # -- releases and remotes (owned by the releases/remotes work; see workspace.releases, sync) --
     # RELEASES-API-BEGIN
+    @property
+    def releases(self):
+        """The workspace's releases: create, list, get, resolve, import_record (see workspace.releases)."""
+        from workspace.releases import Releases
+
+        return Releases(self)
+
     # RELEASES-API-END
 
     # -- jobs (owned by the jobs work; see workspace.jobs) --
