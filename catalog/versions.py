@@ -5,8 +5,8 @@ The catalog's ``PRAGMA user_version`` is the sum; a concern that changes its
 tables bumps its own line and adds a migration step in :mod:`catalog.migrate`.
 """
 
-CORE = 1
+CORE = 2
 RELEASES = 1
-JOBS = 0
+JOBS = 1
 
 SCHEMA_VERSION = CORE * 1 + RELEASES * 100 + JOBS * 10000

@@ -1,0 +1,311 @@
+"""Queries for jobs, workflows and job events (plain sqlite3; the schema is in catalog.models.jobs).
+
+Every state change updates the job row and appends an event in one
+transaction, so the history and the current state never disagree. Listing
+builds its JSON inside SQLite (JSON1) because ``ws jobs --json`` must answer in
+well under a second with 100,000 jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Iterable
+
+from catalog.db import Catalog
+
+STATES = ("PENDING", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED", "LOST")
+FINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED", "LOST")
+ACTIVE_STATES = ("PENDING", "QUEUED", "RUNNING")
+
+JOB_COLUMNS = (
+    "id", "workflow_id", "name", "key", "params", "state", "backend", "backend_id", "attempts", "exit_code",
+    "priority", "command", "spec_path", "resources", "policies", "env", "workdir", "outputs", "depends_on",
+    "input_commit", "output_commit", "log_dir", "environment", "reason", "submitted_ns", "started_ns",
+    "finished_ns",
+)
+JSON_COLUMNS = {"params": {}, "resources": {}, "policies": {}, "env": {}, "outputs": [], "depends_on": [],
+                "environment": None}
+WORKFLOW_COLUMNS = ("id", "created_ns", "specs", "supervisor_pid", "supervisor_host", "state")
+
+# ISO 8601 UTC with milliseconds, computed by SQLite so both list paths agree
+_ISO = "strftime('%Y-%m-%dT%H:%M:%fZ', {col} / 1000000000.0, 'unixepoch')"
+
+
+def new_id() -> str:
+    """A fresh job or workflow id: 12 random hex digits."""
+    return secrets.token_hex(6)
+
+
+def _encode(col: str, value):
+    if col in JSON_COLUMNS and value is not None and not isinstance(value, str):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def _decode_row(row: tuple, cols: Iterable[str] = JOB_COLUMNS) -> dict:
+    out = dict(zip(cols, row))
+    for col, default in JSON_COLUMNS.items():
+        if col in out:
+            text = out[col]
+            out[col] = json.loads(text) if text else default
+    return out
+
+
+# -- workflows --------------------------------------------------------------------
+def create_workflow(cat: Catalog, specs: list[str], *, workflow_id: str | None = None,
+                    supervisor_pid: int | None = None, supervisor_host: str | None = None,
+                    state: str = "RUNNING", created_ns: int | None = None) -> str:
+    """Record a new workflow (one ``ws run``); returns its id."""
+    wid = workflow_id or new_id()
+    with cat.write() as conn:
+        conn.execute(
+            "INSERT INTO workflows(id, created_ns, specs, supervisor_pid, supervisor_host, state) VALUES (?,?,?,?,?,?)",
+            (wid, created_ns or time.time_ns(), json.dumps(list(specs)), supervisor_pid, supervisor_host, state),
+        )
+    return wid
+
+
+def update_workflow(cat: Catalog, workflow_id: str, **fields) -> None:
+    """Change workflow columns (state, supervisor_pid, supervisor_host)."""
+    bad = [k for k in fields if k not in WORKFLOW_COLUMNS or k == "id"]
+    if bad:
+        raise ValueError(f"unknown workflow columns: {bad}")
+    if not fields:
+        return
+    if "specs" in fields and not isinstance(fields["specs"], str):
+        fields["specs"] = json.dumps(fields["specs"])
+    sets = ", ".join(f"{k}=?" for k in fields)
+    with cat.write() as conn:
+        conn.execute(f"UPDATE workflows SET {sets} WHERE id=?", (*fields.values(), workflow_id))
+
+
+def get_workflow(cat: Catalog, workflow_id: str) -> dict | None:
+    """One workflow row (specs decoded), or None."""
+    row = cat.query_one(f"SELECT {', '.join(WORKFLOW_COLUMNS)} FROM workflows WHERE id=?", (workflow_id,))
+    if row is None:
+        return None
+    out = dict(zip(WORKFLOW_COLUMNS, row))
+    out["specs"] = json.loads(out["specs"] or "[]")
+    return out
+
+
+def list_workflows(cat: Catalog, state: str | None = None) -> list[dict]:
+    """Workflows, oldest first (optionally only those in ``state``)."""
+    sql = f"SELECT {', '.join(WORKFLOW_COLUMNS)} FROM workflows"
+    args: tuple = ()
+    if state:
+        sql += " WHERE state=?"
+        args = (state,)
+    out = []
+    for row in cat.query(sql + " ORDER BY created_ns, id", args):
+        d = dict(zip(WORKFLOW_COLUMNS, row))
+        d["specs"] = json.loads(d["specs"] or "[]")
+        out.append(d)
+    return out
+
+
+def latest_workflow(cat: Catalog) -> str | None:
+    """The id of the most recent workflow, or None."""
+    row = cat.query_one("SELECT id FROM workflows ORDER BY created_ns DESC, rowid DESC LIMIT 1")
+    return row[0] if row else None
+
+
+# -- jobs -------------------------------------------------------------------------
+def add_jobs(cat: Catalog, workflow_id: str, jobs: list[dict], now_ns: int | None = None) -> list[str]:
+    """Insert jobs of a workflow (dicts keyed by column; JSON columns may be Python values).
+
+    Missing ids are generated; state defaults to PENDING; each job gets its
+    first event. Returns the ids in order.
+    """
+    now = now_ns or time.time_ns()
+    ids: list[str] = []
+    rows, events = [], []
+    for job in jobs:
+        bad = [k for k in job if k not in JOB_COLUMNS]
+        if bad:
+            raise ValueError(f"unknown job columns: {bad}")
+        rec = {"attempts": 0, "priority": 0, "params": {}, "resources": {}, "policies": {}, "env": {},
+               "outputs": [], "depends_on": [], "state": "PENDING", "submitted_ns": now, **job}
+        rec["id"] = rec.get("id") or new_id()
+        rec["workflow_id"] = workflow_id
+        ids.append(rec["id"])
+        rows.append(tuple(_encode(c, rec.get(c)) for c in JOB_COLUMNS))
+        events.append((rec["id"], rec["state"], rec["submitted_ns"], rec.get("reason")))
+    marks = ",".join("?" * len(JOB_COLUMNS))
+    with cat.write() as conn:
+        conn.executemany(f"INSERT INTO jobs({', '.join(JOB_COLUMNS)}) VALUES ({marks})", rows)
+        conn.executemany("INSERT INTO job_events(job_id, state, time_ns, detail) VALUES (?,?,?,?)", events)
+    return ids
+
+
+def set_state(cat: Catalog, job_id: str, state: str, detail: str | None = None, *,
+              only_from: Iterable[str] | None = None, time_ns: int | None = None, **fields) -> bool:
+    """Move a job to ``state`` and record the event, in one transaction.
+
+    ``fields`` update other columns (exit_code, backend_id, attempts, ...).
+    RUNNING sets started_ns and final states set finished_ns unless given.
+    With ``only_from``, nothing happens unless the job is currently in one of
+    those states (so a late "finished" cannot overwrite a cancel); returns
+    whether the job changed.
+    """
+    if state not in STATES:
+        raise ValueError(f"unknown job state {state!r}")
+    bad = [k for k in fields if k not in JOB_COLUMNS or k in ("id", "state")]
+    if bad:
+        raise ValueError(f"unknown job columns: {bad}")
+    now = time_ns or time.time_ns()
+    if state == "RUNNING":
+        fields.setdefault("started_ns", now)
+    if state in FINAL_STATES:
+        fields.setdefault("finished_ns", now)
+    cols = {"state": state, **{k: _encode(k, v) for k, v in fields.items()}}
+    sets = ", ".join(f"{k}=?" for k in cols)
+    sql = f"UPDATE jobs SET {sets} WHERE id=?"
+    args: list = [*cols.values(), job_id]
+    if only_from is not None:
+        allowed = list(only_from)
+        sql += f" AND state IN ({','.join('?' * len(allowed))})"
+        args += allowed
+    with cat.write() as conn:
+        changed = conn.execute(sql, args).rowcount
+        if changed:
+            conn.execute("INSERT INTO job_events(job_id, state, time_ns, detail) VALUES (?,?,?,?)",
+                         (job_id, state, now, detail))
+    return bool(changed)
+
+
+def set_states(cat: Catalog, job_ids: Iterable[str], state: str, detail: str | None = None, *,
+               only_from: Iterable[str] | None = None, **fields) -> list[str]:
+    """:func:`set_state` for many jobs in one transaction; returns the ids that changed."""
+    changed = []
+    with cat.write():
+        for jid in job_ids:
+            if set_state(cat, jid, state, detail, only_from=only_from, **fields):
+                changed.append(jid)
+    return changed
+
+
+def update_job(cat: Catalog, job_id: str, **fields) -> None:
+    """Change columns other than the state (log_dir, environment, backend_id, ...) without an event."""
+    bad = [k for k in fields if k not in JOB_COLUMNS or k in ("id", "state")]
+    if bad:
+        raise ValueError(f"unknown job columns: {bad}")
+    if not fields:
+        return
+    sets = ", ".join(f"{k}=?" for k in fields)
+    with cat.write() as conn:
+        conn.execute(f"UPDATE jobs SET {sets} WHERE id=?", (*(_encode(k, v) for k, v in fields.items()), job_id))
+
+
+def get_job(cat: Catalog, job_id: str) -> dict | None:
+    """One job with its JSON columns decoded, or None."""
+    row = cat.query_one(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id=?", (job_id,))
+    return _decode_row(row) if row else None
+
+
+def match_job_ids(cat: Catalog, prefix: str, limit: int = 2) -> list[str]:
+    """Job ids starting with ``prefix`` (at most ``limit``), for resolving short ids."""
+    hi = prefix + "\uffff"
+    rows = cat.query("SELECT id FROM jobs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?", (prefix, hi, limit))
+    return [r[0] for r in rows]
+
+
+def _filters(state: str | Iterable[str] | None, name: str | None, workflow: str | None) -> tuple[str, list]:
+    where, args = [], []
+    if state:
+        states = [state] if isinstance(state, str) else list(state)
+        where.append(f"state IN ({','.join('?' * len(states))})")
+        args += states
+    if name:
+        where.append("name=?")
+        args.append(name)
+    if workflow:
+        where.append("workflow_id=?")
+        args.append(workflow)
+    return (" WHERE " + " AND ".join(where)) if where else "", args
+
+
+def list_jobs(cat: Catalog, state: str | Iterable[str] | None = None, name: str | None = None,
+              workflow: str | None = None, limit: int | None = None) -> list[dict]:
+    """Jobs (oldest first), filtered by state(s), spec name and workflow; JSON columns decoded.
+
+    Each dict also carries ``submitted_at``, ``started_at`` and ``finished_at``
+    as ISO 8601 UTC strings (or None).
+    """
+    where, args = _filters(state, name, workflow)
+    times = ", ".join(_ISO.format(col=c) for c in ("submitted_ns", "started_ns", "finished_ns"))
+    sql = f"SELECT {', '.join(JOB_COLUMNS)}, {times} FROM jobs{where} ORDER BY submitted_ns, rowid"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    cols = (*JOB_COLUMNS, "submitted_at", "started_at", "finished_at")
+    return [_decode_row(r, cols) for r in cat.query(sql, tuple(args))]
+
+
+def list_jobs_json(cat: Catalog, state: str | Iterable[str] | None = None, name: str | None = None,
+                   workflow: str | None = None, limit: int | None = None) -> str:
+    """The job list as a JSON array text, built by SQLite: the fast path of ``ws jobs --json``."""
+    where, args = _filters(state, name, workflow)
+    obj = (
+        "json_object('id', id, 'name', name, 'state', state, 'backend', backend, 'backend_id', backend_id, "
+        "'params', json(params), 'exit_code', exit_code, 'attempts', attempts, 'workflow', workflow_id, "
+        f"'submitted_at', {_ISO.format(col='submitted_ns')}, 'started_at', {_ISO.format(col='started_ns')}, "
+        f"'finished_at', {_ISO.format(col='finished_ns')}, 'output_commit', output_commit, 'reason', reason)"
+    )
+    inner = f"SELECT * FROM jobs{where} ORDER BY submitted_ns, rowid"
+    if limit is not None:
+        inner += f" LIMIT {int(limit)}"
+    row = cat.query_one(f"SELECT json_group_array({obj}) FROM ({inner})", tuple(args))
+    return row[0] if row and row[0] else "[]"
+
+
+def count_by_state(cat: Catalog, workflow: str | None = None) -> dict[str, int]:
+    """How many jobs are in each state (of one workflow, or all)."""
+    where, args = _filters(None, None, workflow)
+    rows = cat.query(f"SELECT state, COUNT(*) FROM jobs{where} GROUP BY state", tuple(args))
+    return {s: n for s, n in rows}
+
+
+def job_events(cat: Catalog, job_id: str) -> list[dict]:
+    """A job's state transitions, oldest first: state, time_ns, time (ISO), detail."""
+    rows = cat.query(
+        f"SELECT state, time_ns, {_ISO.format(col='time_ns')}, detail FROM job_events WHERE job_id=? "
+        "ORDER BY time_ns, id",
+        (job_id,),
+    )
+    return [{"state": s, "time_ns": t, "time": iso, "detail": d} for s, t, iso, d in rows]
+
+
+def succeeded_with_key(cat: Catalog, key: str) -> str | None:
+    """The most recent job with this key that SUCCEEDED, or None (incremental re-runs)."""
+    row = cat.query_one(
+        "SELECT id FROM jobs WHERE key=? AND state='SUCCEEDED' ORDER BY finished_ns DESC LIMIT 1", (key,)
+    )
+    return row[0] if row else None
+
+
+def jobs_in_states(cat: Catalog, states: Iterable[str], workflow: str | None = None) -> list[dict]:
+    """Jobs currently in any of ``states`` (optionally of one workflow), JSON columns decoded."""
+    where, args = _filters(list(states), None, workflow)
+    rows = cat.query(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs{where} ORDER BY priority DESC, submitted_ns, rowid",
+                     tuple(args))
+    return [_decode_row(r) for r in rows]
+
+
+def prune(cat: Catalog, before_ns: int) -> list[dict]:
+    """Forget jobs in a final state that finished before ``before_ns``, with their events.
+
+    Workflows left without jobs go too. Returns ``{id, log_dir}`` of each pruned
+    job so the caller can remove its log files.
+    """
+    finals = ",".join("?" * len(FINAL_STATES))
+    cond = f"state IN ({finals}) AND COALESCE(finished_ns, submitted_ns) < ?"
+    args = (*FINAL_STATES, before_ns)
+    with cat.write() as conn:
+        gone = conn.execute(f"SELECT id, log_dir FROM jobs WHERE {cond}", args).fetchall()
+        conn.execute(f"DELETE FROM job_events WHERE job_id IN (SELECT id FROM jobs WHERE {cond})", args)
+        conn.execute(f"DELETE FROM jobs WHERE {cond}", args)
+        conn.execute("DELETE FROM workflows WHERE created_ns < ? AND id NOT IN (SELECT DISTINCT workflow_id FROM jobs)",
+                     (before_ns,))
+    return [{"id": i, "log_dir": d} for i, d in gone]

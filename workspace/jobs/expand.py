@@ -1,0 +1,322 @@
+"""Expanding specs into jobs: the spec DAG, parameter sweeps, input ids and job keys.
+
+A spec's ``params`` is either a mapping of lists (the jobs are their product)
+or a list of records (one job each). Each expanded job gets a key: SHA-256 of
+the canonical JSON of the spec's content (minus params), this job's params,
+the content ids of its input files, and the keys of the spec's upstream jobs,
+so that changing one input re-runs only the jobs that read it (directly or
+through a dependency).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import itertools
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workspace.errors import PathOutsideWorkspace
+from workspace.jobs.spec import (InvalidSpec, JobPolicies, JobSpec, MissingInput, Resources, SpecNotFound,
+                                 find_spec, render)
+
+# spec fields that change what a job computes; policies, backend, notify do not
+KEY_FIELDS = ("name", "command", "env", "workdir", "inputs", "outputs")
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+@dataclass
+class ExpandedJob:
+    """One concrete job of a sweep, ready to submit."""
+
+    spec_name: str
+    key: str
+    params: dict
+    command: str
+    outputs: list[str]
+    inputs: list[str]
+    input_ids: dict[str, str]
+    resources: Resources
+    policies: JobPolicies
+    env: dict[str, str]
+    workdir: str | None
+    backend: str
+    depends_on: list[str] = field(default_factory=list)  # spec names
+    spec_path: str | None = None
+    notify: object | None = None
+    spec: JobSpec | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        """JSON-able form for ``ws run --dry-run --json``."""
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d.pop("spec", None)
+        return d
+
+
+# -- the spec DAG ------------------------------------------------------------------
+def collect_specs(ws, specs: list[JobSpec]) -> list[JobSpec]:
+    """The given specs plus every spec they depend on (found by name), in dependency order.
+
+    Raises InvalidSpec naming the cycle when depends_on loops, and naming the
+    spec and field when a dependency does not exist.
+    """
+    by_name: dict[str, JobSpec] = {s.name: s for s in specs}
+    todo = list(specs)
+    while todo:
+        spec = todo.pop()
+        for dep in spec.depends_on:
+            if dep in by_name:
+                continue
+            try:
+                by_name[dep] = find_spec(ws, dep, cwd=ws.root)
+            except SpecNotFound:
+                raise InvalidSpec(f"{spec.where}: field 'depends_on': no spec named '{dep}' in jobs/") from None
+            todo.append(by_name[dep])
+    return [by_name[n] for n in topo_order(by_name)]
+
+
+def topo_order(by_name: dict[str, JobSpec]) -> list[str]:
+    """Spec names with dependencies first; a cycle raises InvalidSpec naming it (a -> b -> a)."""
+    order: list[str] = []
+    done: set[str] = set()
+    for start in sorted(by_name):
+        _visit(start, by_name, done, [], order)
+    return order
+
+
+def _visit(name: str, by_name: dict[str, JobSpec], done: set[str], stack: list[str], order: list[str]) -> None:
+    if name in done:
+        return
+    if name in stack:
+        cycle = stack[stack.index(name):] + [name]
+        where = by_name[name].where
+        raise InvalidSpec(f"{where}: field 'depends_on': cycle {' -> '.join(cycle)}")
+    stack.append(name)
+    for dep in by_name[name].depends_on:
+        _visit(dep, by_name, done, stack, order)
+    stack.pop()
+    done.add(name)
+    order.append(name)
+
+
+# -- sweeps ----------------------------------------------------------------------------
+def sweep(spec: JobSpec, overrides: dict | None = None) -> list[dict]:
+    """The parameter sets of a spec: the product of lists, or the records; overrides set values."""
+    overrides = {k: v for k, v in (overrides or {}).items()}
+    params = spec.params
+    if isinstance(params, list):
+        combos = [dict(rec) for rec in params]
+        for rec in combos:
+            rec.update({k: v for k, v in overrides.items() if k in rec})
+    else:
+        lists = {k: ([overrides[k]] if k in overrides else v) for k, v in params.items()}
+        names = list(lists)
+        combos = [dict(zip(names, values)) for values in itertools.product(*(lists[n] for n in names))]
+    unique, seen = [], set()
+    for c in combos or [{}]:
+        sig = json.dumps(c, sort_keys=True, default=str)
+        if sig not in seen:
+            seen.add(sig)
+            unique.append(c)
+    return unique
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` strings from ``--param`` as a dict; values read like YAML scalars (1 -> int)."""
+    import yaml
+
+    from workspace.errors import InvalidArgument
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidArgument(f"--param '{pair}': expected KEY=VALUE")
+        try:
+            parsed = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError:
+            parsed = value
+        out[key.strip()] = parsed if isinstance(parsed, (str, int, float, bool)) else value
+    return out
+
+
+# -- inputs ----------------------------------------------------------------------------
+def _check_inside(ws, pattern: str, where: str, fld: str) -> str:
+    """The pattern as a workspace-relative path; escapes raise PathOutsideWorkspace (exit 5)."""
+    try:
+        rel = ws.layout.rel(pattern, cwd=ws.root)
+    except PathOutsideWorkspace as exc:
+        raise PathOutsideWorkspace(f"{where}: field '{fld}': {exc}") from None
+    if not rel:
+        raise InvalidSpec(f"{where}: field '{fld}': '{pattern}' names the whole workspace; name files or folders")
+    return rel
+
+
+def _static_prefix(pattern: str) -> str:
+    """The folder part of a glob before its first wildcard ('' when it starts with one)."""
+    m = _GLOB_CHARS.search(pattern)
+    if not m:
+        return pattern
+    head = pattern[: m.start()]
+    return head.rsplit("/", 1)[0] if "/" in head else ""
+
+
+def _matches(path: str, pattern: str) -> bool:
+    if not _GLOB_CHARS.search(pattern):
+        return path == pattern or path.startswith(pattern.rstrip("/") + "/")
+    return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, pattern.rstrip("/") + "/*")
+
+
+def _produced_upstream(pattern: str, upstream_outputs: list[str]) -> bool:
+    """Whether an upstream spec's declared outputs may create files this input glob reads."""
+    for out in upstream_outputs:
+        out_prefix = _static_prefix(re.sub(r"\{[^}]*\}", "*", out)).rstrip("/")
+        in_prefix = _static_prefix(pattern).rstrip("/")
+        if not out_prefix or not in_prefix or out_prefix.startswith(in_prefix) or in_prefix.startswith(out_prefix):
+            return True
+    return False
+
+
+def resolve_inputs(ws, spec: JobSpec, patterns: list[str], upstream_outputs: list[str],
+                   cache: dict | None = None) -> dict[str, str]:
+    """Input path -> content id for a job's (rendered) input globs, read through the stat cache.
+
+    A glob matching nothing is an error unless an upstream spec will produce it;
+    unreadable files are errors; patterns escaping the workspace exit 5.
+    """
+    rels = [_check_inside(ws, p, spec.where, f"inputs[{i}]") for i, p in enumerate(patterns)]
+    if not rels:
+        return {}
+    prefixes = sorted({_static_prefix(r) for r in rels})
+    cache_key = tuple(prefixes)
+    if cache is not None and cache_key in cache:
+        ids = cache[cache_key]
+    else:
+        ids = _working_ids(ws, spec, prefixes)
+        if cache is not None:
+            cache[cache_key] = ids
+    out: dict[str, str] = {}
+    for i, rel in enumerate(rels):
+        hits = {p: fid for p, fid in ids.items() if _matches(p, rel)}
+        if not hits and not _produced_upstream(rel, upstream_outputs):
+            raise MissingInput(f"{spec.where}: field 'inputs[{i}]': '{patterns[i]}' matches no file in the workspace")
+        out.update(hits)
+    return dict(sorted(out.items()))
+
+
+def _working_ids(ws, spec: JobSpec, prefixes: list[str]) -> dict[str, str]:
+    try:
+        ids, _ = ws.working_ids(under=prefixes)
+    except PermissionError as exc:
+        name = os.path.relpath(exc.filename, ws.root) if exc.filename else "?"
+        raise MissingInput(f"{spec.where}: field 'inputs': cannot read '{name}': permission denied") from None
+    return ids
+
+
+# -- keys and expansion ----------------------------------------------------------------------
+def spec_fingerprint(spec: JobSpec) -> dict:
+    """The part of a spec that decides what its jobs compute (what keys hash)."""
+    d = spec.to_dict()
+    return {k: d[k] for k in KEY_FIELDS}
+
+
+def job_key(spec: JobSpec, params: dict, input_ids: dict[str, str], upstream_keys: list[str]) -> str:
+    """SHA-256 of the canonical JSON of spec content, params, input ids and upstream keys."""
+    doc = {"spec": spec_fingerprint(spec), "params": params, "inputs": input_ids, "upstream": sorted(upstream_keys)}
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _render(template: str, params: dict, spec: JobSpec, fld: str) -> str:
+    try:
+        return render(template, params)
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise InvalidSpec(f"{spec.where}: field '{fld}': cannot fill template: {exc}") from None
+
+
+def expand_spec(ws, spec: JobSpec, overrides: dict, upstream_keys: list[str], upstream_outputs: list[str],
+                cache: dict | None = None) -> list[ExpandedJob]:
+    """The jobs of one spec (one per parameter set)."""
+    jobs = []
+    for params in sweep(spec, overrides):
+        inputs = [_render(p, params, spec, f"inputs[{i}]") for i, p in enumerate(spec.inputs)]
+        outputs = [_render(p, params, spec, f"outputs[{i}]") for i, p in enumerate(spec.outputs)]
+        for i, out in enumerate(outputs):
+            _check_inside(ws, out, spec.where, f"outputs[{i}]")
+        input_ids = resolve_inputs(ws, spec, inputs, upstream_outputs, cache)
+        jobs.append(ExpandedJob(
+            spec_name=spec.name,
+            key=job_key(spec, params, input_ids, upstream_keys),
+            params=params,
+            command=_render(spec.command, params, spec, "command"),
+            outputs=outputs,
+            inputs=inputs,
+            input_ids=input_ids,
+            resources=spec.resources,
+            policies=spec.policies,
+            env={k: _render(v, params, spec, f"env.{k}") for k, v in spec.env.items()},
+            workdir=_render(spec.workdir, params, spec, "workdir") if spec.workdir else None,
+            backend=spec.backend,
+            depends_on=list(spec.depends_on),
+            spec_path=spec.path,
+            notify=spec.notify,
+            spec=spec,
+        ))
+    return jobs
+
+
+def expand(ws, specs: list[JobSpec], overrides: dict | None = None, backend: str | None = None) -> list[ExpandedJob]:
+    """Every job of the given specs and of the specs they depend on, dependencies first.
+
+    ``overrides`` (from ``--param``) set a parameter in every spec that declares
+    it; naming a parameter no spec declares is an error. ``backend`` replaces
+    each spec's backend.
+    """
+    from workspace.errors import InvalidArgument
+    from workspace.jobs.spec import param_names, validate
+
+    ordered = collect_specs(ws, list(specs))
+    overrides = dict(overrides or {})
+    declared = set().union(*(param_names(s.params) for s in ordered)) if ordered else set()
+    unknown = sorted(set(overrides) - declared)
+    if unknown:
+        raise InvalidArgument(f"--param {unknown[0]}: no spec declares a parameter '{unknown[0]}'")
+    if backend:
+        for s in ordered:
+            s.backend = backend
+            validate(s)
+    keys: dict[str, list[str]] = {}
+    outputs: dict[str, list[str]] = {}
+    cache: dict = {}
+    result: list[ExpandedJob] = []
+    for spec in ordered:
+        up = _upstream(spec, {s.name: s for s in ordered})
+        up_keys = [k for name in up for k in keys[name]]
+        up_outputs = [o for name in up for o in outputs[name]]
+        jobs = expand_spec(ws, spec, overrides, up_keys, up_outputs, cache)
+        keys[spec.name] = [j.key for j in jobs]
+        outputs[spec.name] = [o for j in jobs for o in j.outputs]
+        result.extend(jobs)
+    return result
+
+
+def _upstream(spec: JobSpec, by_name: dict[str, JobSpec]) -> list[str]:
+    """Every spec ``spec`` depends on, directly or not."""
+    seen: list[str] = []
+    todo = list(spec.depends_on)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.append(name)
+            todo.extend(by_name[name].depends_on)
+    return sorted(seen)
+
+
+def check_workspace(ws, spec: JobSpec) -> list[ExpandedJob]:
+    """Everything ``ws jobs validate`` checks that needs the workspace: deps, cycles, inputs, outputs."""
+    return expand(ws, [spec])
