@@ -1,0 +1,244 @@
+"""Storage on any fsspec filesystem: local folders, ``s3://bucket/prefix``, and the rest.
+
+Local folders get atomic, durable writes (temporary name, fsync, rename; a hard
+link for create-only puts, which fails if the key exists). S3 gets create-only
+puts through ``If-None-Match: *`` and multipart uploads for large objects
+(s3fs). Other filesystems fall back to check-then-write for create-only puts,
+which is racy between two writers; docs/remotes.md says so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+
+from sync.errors import (MissingCredentials, ObjectExists, ObjectNotFound, RejectedCredentials, SyncError,
+                         TransientError)
+from sync.storage.base import LocalFile, ObjectInfo, Payload, check_key, payload_bytes
+
+# S3 parts of 8 MiB: 32 MiB packs go up as 4 parts, in parallel
+DEFAULT_PART_SIZE = 8 * 1024 * 1024
+_S3_OPTIONS = {"endpoint_url", "region", "region_name", "key", "secret", "token", "aws_access_key_id",
+               "aws_secret_access_key", "aws_session_token", "profile", "anon", "part_size"}
+
+
+class FsspecBackend:
+    """A remote root on an fsspec filesystem."""
+
+    def __init__(self, url: str, options: dict | None = None, label: str | None = None):
+        import fsspec
+
+        self.url = url
+        self.label = label or url
+        options = dict(options or {})
+        protocol = url.split("://", 1)[0] if "://" in url else "file"
+        self.protocol = protocol
+        self.part_size = int(options.pop("part_size", DEFAULT_PART_SIZE))
+        if protocol in ("s3", "s3a"):
+            options = _s3_options(options)
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(url, **options)
+        except (ImportError, ValueError, TypeError) as exc:
+            raise SyncError(f"remote {self.label}: cannot open {url}: {exc}") from exc
+        self.root = self.root.rstrip("/")
+        self.local = protocol in ("file", "local")
+        if self.local:
+            self.root = os.path.abspath(self.root)
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{check_key(key)}"
+
+    # -- the protocol ---------------------------------------------------------
+    def stat(self, key: str) -> ObjectInfo | None:
+        """Size of an object or None."""
+        try:
+            info = self._call(self.fs.info, self._path(key))
+        except ObjectNotFound:
+            return None
+        if info.get("type") == "directory":
+            return None
+        return ObjectInfo(key, int(info.get("size") or 0))
+
+    def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        """Bytes of an object, optionally ``[start, end)``."""
+        data = self._call(self.fs.cat_file, self._path(key), start=start, end=end)
+        if end is not None and len(data) != end - (start or 0):
+            raise SyncError(f"remote {self.label}: short read of {key} ({len(data)} of {end - (start or 0)} bytes)")
+        return data
+
+    def put(self, key: str, data: Payload, exclusive: bool = False) -> None:
+        """Store an object; ``exclusive`` refuses to replace an existing one."""
+        path = self._path(key)
+        if self.local:
+            return self._put_local(path, key, data, exclusive)
+        if self.protocol in ("s3", "s3a"):
+            return self._put_s3(path, key, data, exclusive)
+        if exclusive and self.stat(key) is not None:  # racy, but the best a generic fs offers
+            raise ObjectExists(f"remote {self.label}: {key} already exists")
+        if isinstance(data, LocalFile):
+            self._call(self.fs.put_file, data.path, path)
+        else:
+            self._call(self.fs.pipe_file, path, payload_bytes(data))
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        """Objects whose key starts with ``prefix``, sorted."""
+        if self.local:
+            return _list_local(self.root, prefix)
+        base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        top = f"{self.root}/{base}".rstrip("/")
+        try:
+            self.fs.invalidate_cache()
+            found = self._call(self.fs.find, top, detail=True)
+        except ObjectNotFound:
+            return []
+        out = []
+        for path, info in found.items():
+            key = path[len(self.root) + 1:] if path.startswith(self.root + "/") else path
+            if key.startswith(prefix) and info.get("type") != "directory":
+                out.append(ObjectInfo(key, int(info.get("size") or 0)))
+        return sorted(out)
+
+    def delete(self, key: str) -> None:
+        """Remove an object if present."""
+        try:
+            self._call(self.fs.rm_file, self._path(key))
+        except ObjectNotFound:
+            pass
+
+    # -- helpers ----------------------------------------------------------------
+    def _put_s3(self, path: str, key: str, data: Payload, exclusive: bool) -> None:
+        mode = "create" if exclusive else "overwrite"
+        try:
+            if isinstance(data, LocalFile):
+                self._call(self.fs.put_file, data.path, path, chunksize=self.part_size, mode=mode)
+            else:
+                self._call(self.fs.pipe_file, path, payload_bytes(data), chunksize=self.part_size, mode=mode)
+        except ObjectExists:
+            raise ObjectExists(f"remote {self.label}: {key} already exists") from None
+
+    def _put_local(self, path: str, key: str, data: Payload, exclusive: bool) -> None:
+        folder = os.path.dirname(path)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
+            if not (isinstance(data, LocalFile) and _try_link(data.path, tmp)):
+                _write_local(tmp, data)
+            try:
+                if exclusive:
+                    try:
+                        os.link(tmp, path)  # fails if the key exists: create-only, atomically
+                    except FileExistsError:
+                        raise ObjectExists(f"remote {self.label}: {key} already exists") from None
+                else:
+                    os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            _fsync_dir(folder)
+        except PermissionError as exc:
+            raise RejectedCredentials(f"remote {self.label}: permission denied writing {key}: {exc}") from exc
+        except OSError as exc:
+            raise SyncError(f"remote {self.label}: cannot write {key}: {exc.strerror or exc}") from exc
+
+    def _call(self, fn, *args, **kwargs):
+        """Run one filesystem call, translating its errors into ours."""
+        try:
+            return fn(*args, **kwargs)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"remote {self.label}: not found: {args[0] if args else ''}") from exc
+        except FileExistsError as exc:
+            raise ObjectExists(f"remote {self.label}: already exists: {args[0] if args else ''}") from exc
+        except Exception as exc:  # fsspec backends raise many unrelated types
+            raise translate_error(exc, self.label) from exc
+
+
+def translate_error(exc: BaseException, label: str) -> SyncError:
+    """One of our errors for whatever a filesystem raised."""
+    name = type(exc).__name__
+    text = str(exc) or name
+    if name in ("NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError"):
+        return MissingCredentials(f"remote {label}: no credentials ({text}); run 'ws login {label}'")
+    if isinstance(exc, PermissionError) or any(w in text for w in ("AccessDenied", "InvalidAccessKeyId",
+                                                                    "SignatureDoesNotMatch", "Forbidden")):
+        return RejectedCredentials(f"remote {label}: access denied ({text}); check 'ws login {label}'")
+    if any(w in name for w in ("Connect", "Timeout", "ServerDisconnected")) or isinstance(
+            exc, (ConnectionError, TimeoutError)):
+        return TransientError(f"remote {label}: connection failed: {text}")
+    if "SlowDown" in text or "ServiceUnavailable" in text or "InternalError" in text:
+        return TransientError(f"remote {label}: service busy: {text}")
+    return SyncError(f"remote {label}: {text}")
+
+
+def _s3_options(options: dict) -> dict:
+    """fsspec/s3fs keyword arguments from our remote options and credentials."""
+    out: dict = {"skip_instance_cache": True, "use_listings_cache": False}
+    client: dict = {}
+    for k, v in options.items():
+        if k == "endpoint_url":
+            out["endpoint_url"] = v
+        elif k in ("region", "region_name"):
+            client["region_name"] = v
+        elif k in ("key", "aws_access_key_id"):
+            out["key"] = v
+        elif k in ("secret", "aws_secret_access_key"):
+            out["secret"] = v
+        elif k in ("token", "aws_session_token"):
+            out["token"] = v
+        elif k == "anon":
+            out["anon"] = str(v).lower() in ("1", "true", "yes")
+        else:
+            out[k] = v
+    if client:
+        out["client_kwargs"] = client
+    return out
+
+
+def _try_link(src: str, tmp: str) -> bool:
+    """Hard-link a finished local file instead of copying it (same filesystem only).
+
+    Uploaded files (sealed packs) are never modified afterwards, so sharing the
+    inode is safe and saves a full copy of every pack.
+    """
+    try:
+        os.link(src, tmp)
+        return True
+    except OSError:
+        return False
+
+
+def _write_local(tmp: str, data: Payload) -> None:
+    with open(tmp, "wb") as f:
+        if isinstance(data, LocalFile):
+            with data.open() as src:
+                shutil.copyfileobj(src, f, 4 * 1024 * 1024)
+        else:
+            f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _list_local(root: str, prefix: str) -> list[ObjectInfo]:
+    base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+    top = os.path.join(root, base) if base else root
+    out = []
+    for folder, dirs, files in os.walk(top):
+        rel_dir = os.path.relpath(folder, root)
+        for name in files:
+            if name.startswith(".tmp-"):
+                continue  # an upload in progress (or abandoned): not an object
+            key = name if rel_dir == "." else f"{rel_dir.replace(os.sep, '/')}/{name}"
+            if key.startswith(prefix):
+                try:
+                    out.append(ObjectInfo(key, os.path.getsize(os.path.join(folder, name))))
+                except FileNotFoundError:
+                    continue
+    return sorted(out)

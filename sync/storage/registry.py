@@ -1,0 +1,64 @@
+"""Finding a backend by URL scheme: one registry for every storage service.
+
+A plain path or ``file://`` is a local folder, ``memory://NAME`` the in-process
+store; any other scheme goes to fsspec (``s3://``, ``gcs://``, ``sftp://`` ...)
+unless a more specific factory is registered for it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from sync.errors import SyncError
+
+Factory = Callable[[str, dict, str], object]
+_FACTORIES: dict[str, Factory] = {}
+
+
+def register(scheme: str, factory: Factory) -> None:
+    """Serve ``scheme://`` URLs with ``factory(url, options, label)``."""
+    _FACTORIES[scheme] = factory
+
+
+def scheme_of(url: str) -> str:
+    """The URL's scheme; plain paths are ``file``."""
+    if "://" not in url:
+        return "file"
+    return url.split("://", 1)[0].lower()
+
+
+def normalize_url(url: str) -> str:
+    """Plain relative paths become absolute ``file`` paths; other URLs are kept."""
+    import os
+
+    if not url or not url.strip():
+        raise SyncError("a remote URL cannot be empty")
+    if "://" not in url:
+        return os.path.abspath(os.path.expanduser(url))
+    return url
+
+
+def open_backend(url: str, options: dict | None = None, label: str | None = None, retries: int = 4):
+    """A backend for ``url`` wrapped in retries; ``label`` names the remote in messages."""
+    from sync.storage.retry import RetryBackend
+
+    options = dict(options or {})
+    scheme = scheme_of(url)
+    factory = _FACTORIES.get(scheme, _fsspec)
+    backend = factory(url, options, label or url)
+    return RetryBackend(backend, attempts=retries) if retries > 1 else backend
+
+
+def _memory(url: str, options: dict, label: str):
+    from sync.storage.memory import MemoryBackend
+
+    return MemoryBackend(url)
+
+
+def _fsspec(url: str, options: dict, label: str):
+    from sync.storage.fsspec_backend import FsspecBackend
+
+    return FsspecBackend(url, options, label)
+
+
+register("memory", _memory)
