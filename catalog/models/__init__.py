@@ -9,6 +9,8 @@ from catalog.models.core import (  # noqa: F401
     PackRow,
     RefRow,
     StatCacheRow,
+    StatusSnapshotRow,
     TreeRow,
 )
 from catalog.models import releases, jobs  # noqa: F401,E402
+from catalog.models import remotes  # noqa: F401,E402  (remotes: what each remote holds)
