@@ -194,6 +194,8 @@ class Releases:
         check_title(name)
         if (version is None) == (bump is None):
             raise InvalidArgument("give exactly one of a version (--version X.Y.Z) or --bump major|minor|patch")
+        if bump is not None:
+            bump_version(None, bump)  # a bad part fails before any work
         if version is not None:
             version = str(parse_version(version))
         commit_id, files, mapping = self._select_files(name, from_ref)

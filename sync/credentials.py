@@ -1,0 +1,233 @@
+"""Secrets for remotes: the system keyring, overridden by environment variables.
+
+Secrets never go into ``.ws/`` or the catalog. The keyring holds one entry per
+remote: service ``ws``, username = the remote name, password = a JSON object
+of the secrets (for S3: ``key``, ``secret``, ``token``; for a ws server:
+``token``). :func:`resolve` merges, lowest to highest priority:
+
+1. the remote's non-secret ``options`` from ``.ws/config.toml``,
+2. the keyring entry (``ws login NAME``),
+3. for ``s3://`` remotes, ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/
+   ``AWS_SESSION_TOKEN`` (as ``key``/``secret``/``token``, the names s3fs takes),
+4. ``WS_REMOTE_<NAME>_<KEY>`` (NAME upper-cased with every non-alphanumeric
+   character turned into ``_``; KEY is lower-cased into the option name).
+
+``keyring`` is imported only when a keyring is actually consulted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any, Mapping
+
+from sync.errors import InvalidCredentials, MissingCredentials, RejectedCredentials, SyncError, UnknownRemote
+
+SERVICE = "ws"
+# per URL scheme: the secrets a remote needs, and the optional ones ``ws login`` also asks for
+_NEEDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "s3": (("key", "secret"), ("token",)),
+    "s3a": (("key", "secret"), ("token",)),
+    "ws": (("token",), ()),
+    "wss": (("token",), ()),
+    "grpc": (("token",), ()),
+}
+_AWS_ENV = {"key": "AWS_ACCESS_KEY_ID", "secret": "AWS_SECRET_ACCESS_KEY", "token": "AWS_SESSION_TOKEN"}
+_LABELS = {"key": "access key id", "secret": "secret access key", "token": "session token (empty for none)"}
+
+
+class CredentialStoreError(SyncError):
+    """The keyring cannot be used (no backend, locked, refused)."""
+
+    exit_code = 11
+
+
+def scheme_of(url: str) -> str:
+    """The URL's scheme, lower-cased ('' for a plain path)."""
+    m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", url or "")
+    return m.group(1).lower() if m else ""
+
+
+def env_prefix(remote_name: str) -> str:
+    """``WS_REMOTE_<NAME>_`` for a remote (non-alphanumeric characters become ``_``)."""
+    return "WS_REMOTE_" + re.sub(r"[^A-Z0-9]", "_", remote_name.upper()) + "_"
+
+
+def login_hint(remote_name: str) -> str:
+    """How to fix missing or rejected credentials, for error messages."""
+    return f"run 'ws login {remote_name}' or set {env_prefix(remote_name)}<KEY> environment variables"
+
+
+def needed(url: str, options: Mapping[str, Any] | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(required, optional) secret names for a remote's URL.
+
+    S3 remotes need none when their options say ``anon = true`` or name a
+    ``profile`` (the AWS configuration files then decide).
+    """
+    options = options or {}
+    required, optional = _NEEDS.get(scheme_of(url), ((), ()))
+    if scheme_of(url) in ("s3", "s3a") and (_truthy(options.get("anon")) or options.get("profile")):
+        return (), required + optional
+    return required, optional
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).lower() in ("1", "true", "yes")
+
+
+def _keyring():
+    try:
+        import keyring
+        import keyring.errors
+    except ImportError as exc:  # declared dependency; a broken install is a credentials problem
+        raise CredentialStoreError(f"the keyring package is not available: {exc}") from exc
+    return keyring
+
+
+def load_secrets(remote_name: str) -> dict[str, str]:
+    """The secrets ``ws login`` stored for a remote ({} when none)."""
+    keyring = _keyring()
+    try:
+        raw = keyring.get_password(SERVICE, remote_name)
+    except (keyring.errors.KeyringError, OSError) as exc:
+        raise CredentialStoreError(f"cannot read the keyring for remote '{remote_name}': {exc}") from exc
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise CredentialStoreError(
+            f"the keyring entry of remote '{remote_name}' is not ws's JSON; run 'ws login {remote_name}' again"
+        ) from None
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def store_secrets(remote_name: str, secrets: Mapping[str, str]) -> None:
+    """Replace the keyring entry of a remote with ``secrets``."""
+    keyring = _keyring()
+    try:
+        keyring.set_password(SERVICE, remote_name, json.dumps(dict(secrets), sort_keys=True))
+    except (keyring.errors.KeyringError, OSError) as exc:
+        raise CredentialStoreError(
+            f"cannot store secrets for remote '{remote_name}' in the keyring: {exc}; "
+            f"set {env_prefix(remote_name)}<KEY> environment variables instead"
+        ) from exc
+
+
+def forget_secrets(remote_name: str) -> bool:
+    """Delete a remote's keyring entry; False when there was none."""
+    keyring = _keyring()
+    try:
+        keyring.delete_password(SERVICE, remote_name)
+    except keyring.errors.PasswordDeleteError:
+        return False
+    except (keyring.errors.KeyringError, OSError) as exc:
+        raise CredentialStoreError(f"cannot delete the keyring entry of remote '{remote_name}': {exc}") from exc
+    return True
+
+
+def env_secrets(remote_name: str, url: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Secrets from the environment (AWS_* for S3, then WS_REMOTE_<NAME>_<KEY>)."""
+    environ = os.environ if environ is None else environ
+    out: dict[str, str] = {}
+    if scheme_of(url) in ("s3", "s3a"):
+        out.update({k: environ[v] for k, v in _AWS_ENV.items() if environ.get(v)})
+    prefix = env_prefix(remote_name)
+    for name, value in environ.items():
+        if name.startswith(prefix) and len(name) > len(prefix):
+            out[name[len(prefix):].lower()] = value
+    return out
+
+
+def resolve(remote_name: str, url: str, options: Mapping[str, Any] | None = None) -> dict:
+    """The options to open a remote with: config options + keyring + environment (see module doc).
+
+    Raises MissingCredentials (exit 11) naming the remote and ``ws login`` when
+    a required secret is found nowhere.
+    """
+    merged: dict[str, Any] = dict(options or {})
+    env = env_secrets(remote_name, url)
+    required, _ = needed(url, options)
+    try:
+        merged.update(load_secrets(remote_name))
+    except CredentialStoreError:
+        # an unusable keyring matters only when the environment does not cover what is needed
+        if not all(env.get(k) for k in required):
+            raise
+    merged.update(env)
+    missing = [k for k in required if not merged.get(k)]
+    if missing:
+        raise MissingCredentials(
+            f"remote '{remote_name}' needs credentials ({', '.join(missing)} missing); {login_hint(remote_name)}"
+        )
+    return merged
+
+
+def rejected(remote_name: str, detail: str = "") -> RejectedCredentials:
+    """The error to raise when a remote refuses its credentials (one line, with the fix)."""
+    why = f": {detail}" if detail else ""
+    return RejectedCredentials(f"remote '{remote_name}' rejected the credentials{why}; {login_hint(remote_name)}")
+
+
+def remote_config(config: Mapping[str, Any], remote_name: str) -> tuple[str, dict]:
+    """(url, options) of ``[remote.NAME]`` in ``.ws/config.toml``; UnknownRemote (exit 4) otherwise."""
+    remotes = config.get("remote", {})
+    table = remotes.get(remote_name) if isinstance(remotes, dict) else None
+    if not isinstance(table, dict) or not isinstance(table.get("url"), str):
+        known = ", ".join(sorted(remotes)) if isinstance(remotes, dict) and remotes else "none"
+        raise UnknownRemote(f"unknown remote '{remote_name}' (configured: {known}); add it with 'ws remote add'")
+    options = table.get("options", {})
+    return table["url"], dict(options) if isinstance(options, dict) else {}
+
+
+def parse_pairs(pairs: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` strings as a dict; InvalidCredentials (exit 2) for anything else."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().lower()
+        if not sep or not re.match(r"^[a-z0-9_]+$", key):
+            raise InvalidCredentials(f"invalid --key {pair.split('=')[0]!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def parse_stdin(text: str) -> dict[str, str]:
+    """Secrets piped to ``ws login --stdin``: a JSON object, or KEY=VALUE lines."""
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(stripped)
+        except ValueError as exc:
+            raise InvalidCredentials(f"invalid JSON on stdin: {exc}") from None
+        if not all(isinstance(v, (str, int, float)) for v in data.values()):
+            raise InvalidCredentials("the JSON on stdin must map names to strings")
+        return {str(k).lower(): str(v) for k, v in data.items()}
+    return parse_pairs([ln for ln in stripped.splitlines() if ln.strip() and not ln.startswith("#")])
+
+
+def prompts(url: str, options: Mapping[str, Any] | None = None) -> list[tuple[str, str, bool]]:
+    """What ``ws login`` asks for: (name, label, required) for each secret of the remote's scheme."""
+    required, optional = needed(url, options)
+    if not required and not optional:
+        return [("token", "token", True)]  # a generic remote: one secret
+    return [(k, _LABELS.get(k, k), True) for k in required] + [(k, _LABELS.get(k, k), False) for k in optional]
+
+
+def login(config: Mapping[str, Any], remote_name: str, secrets: Mapping[str, str]) -> dict:
+    """Store secrets for a configured remote in the keyring; returns what was stored (names only).
+
+    Empty values are dropped; a required secret that is missing is refused
+    with InvalidCredentials (exit 2) before anything is stored.
+    """
+    url, options = remote_config(config, remote_name)
+    clean = {k: v for k, v in secrets.items() if v != ""}
+    if not clean:
+        raise InvalidCredentials(f"no secret given for remote '{remote_name}'")
+    required, _ = needed(url, options)
+    missing = [k for k in required if k not in clean]
+    if missing:
+        raise InvalidCredentials(f"remote '{remote_name}' ({scheme_of(url)}) needs {', '.join(missing)} too")
+    store_secrets(remote_name, clean)
+    return {"remote": remote_name, "url": url, "stored": sorted(clean), "service": SERVICE}

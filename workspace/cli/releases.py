@@ -1,0 +1,136 @@
+"""Commands for releases (``ws release create|list|show``) and credentials (``ws login``)."""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import typer
+
+from workspace.cli import app
+from workspace.cli.output import emit_json, human_size, out, table
+
+JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+release_app = typer.Typer(
+    no_args_is_help=True,
+    help="Immutable, semver-versioned releases of the files of a commit.\n\n"
+    "Which files go in is set by releases/NAME.toml or [release.NAME] in ws.toml "
+    "(include/exclude globs, description, [metadata]); without one, every tracked file.",
+)
+app.add_typer(release_app, name="release")
+
+
+def _ws():
+    from workspace.api import Workspace
+
+    return Workspace.open()
+
+
+@release_app.command("create")
+def create(
+    name: str = typer.Argument(..., help="Release title, e.g. 'dataset'."),
+    version: Optional[str] = typer.Option(None, "--version", help="Exact semver version, e.g. 1.2.0 or 2.0.0-rc.1."),
+    bump: Optional[str] = typer.Option(None, "--bump", help="major, minor or patch of the highest version "
+                                       "(the first release counts from 0.0.0: --bump minor gives 0.1.0)."),
+    from_ref: str = typer.Option("HEAD", "--from", help="Commit (ref) to release."),
+    message: Optional[str] = typer.Option(None, "-m", "--message", help="Description (default: the mapping's)."),
+    json_: bool = JSON,
+) -> None:
+    """Record a new release NAME at a version greater than every existing one.
+
+    The release holds committed files only: uncommitted changes are not in it.
+
+    Examples: ws release create dataset --version 1.0.0     ws release create dataset --bump minor -m "more rows"
+    """
+    rel = _ws().releases.create(name, version=version, bump=bump, from_ref=from_ref, message=message)
+    if json_:
+        emit_json(rel.to_dict())
+        return
+    out(f"Released {rel.title}@{rel.version} from commit {(rel.commit or '')[:12]}: "
+        f"{len(rel.files)} files, {human_size(rel.size)}")
+
+
+@release_app.command("list")
+def list_(
+    name: Optional[str] = typer.Argument(None, help="Only releases with this title."),
+    json_: bool = JSON,
+) -> None:
+    """List releases: title, version, files, size, commit and time."""
+    rels = _ws().releases.list(name)
+    if json_:
+        emit_json([{k: v for k, v in r.to_dict().items() if k != "files"} for r in rels])
+        return
+    if not rels:
+        out("no releases" + (f" named '{name}'" if name else "") + "; create one with 'ws release create'")
+        return
+    table(["title", "version", "files", "size", "commit", "created"],
+          [[r.title, r.version, len(r.files), human_size(r.size), (r.commit or "-")[:12], r.created_at]
+           for r in rels])
+
+
+@release_app.command("show")
+def show(
+    spec: str = typer.Argument(..., metavar="NAME[@VERSION]",
+                               help="A release; VERSION may be an expression: latest (default), ^1.2, '>=1.0,<2.0'."),
+    json_: bool = JSON,
+) -> None:
+    """Show one release: its metadata and every file with size and SHA-256."""
+    from workspace.releases import split_spec
+
+    name, expr = split_spec(spec)
+    rel = _ws().releases.resolve(name, expr)
+    if json_:
+        emit_json(rel.to_dict())
+        return
+    out(f"release {rel.title}@{rel.version}")
+    out(f"Commit:  {rel.commit or '-'}")
+    out(f"Author:  {rel.author}")
+    out(f"Date:    {rel.created_at}")
+    if rel.job:
+        out(f"Job:     {rel.job.get('name', '?') if isinstance(rel.job, dict) else rel.job}")
+    out(f"Files:   {len(rel.files)} ({human_size(rel.size)})")
+    if rel.description:
+        out("")
+        for line in rel.description.splitlines():
+            out(f"    {line}")
+    for key, value in rel.metadata.items():
+        out(f"  {key}: {value}")
+    out("")
+    for f in rel.files:
+        out(f"{f.sha256}  {f.size:>12}  {f.path}")
+
+
+@app.command()
+def login(
+    remote: str = typer.Argument(..., help="A remote configured with 'ws remote add'."),
+    key: Optional[List[str]] = typer.Option(None, "--key", help="A secret as KEY=VALUE (repeatable).",
+                                            metavar="KEY=VALUE"),
+    stdin: bool = typer.Option(False, "--stdin", help="Read secrets from stdin: a JSON object or KEY=VALUE lines."),
+    json_: bool = JSON,
+) -> None:
+    """Store a remote's secrets in the system keyring (never in .ws/).
+
+    Without --key or --stdin, asks for each secret the remote's kind needs
+    (S3: access key id, secret access key, optional session token) with hidden
+    input. Environment variables (AWS_*, WS_REMOTE_<NAME>_<KEY>) override the keyring.
+
+    Example: ws login s3data        echo '{"key": "AKIA...", "secret": "..."}' | ws login s3data --stdin
+    """
+    from sync import credentials
+
+    ws = _ws()
+    if stdin:
+        secrets = credentials.parse_stdin(sys.stdin.read())
+    elif key:
+        secrets = credentials.parse_pairs(key)
+    else:
+        url, options = credentials.remote_config(ws.config, remote)
+        secrets = {name: typer.prompt(f"{remote} {label}", hide_input=True, default="" if not needed else None,
+                                      show_default=False)
+                   for name, label, needed in credentials.prompts(url, options)}
+    result = credentials.login(ws.config, remote, secrets)
+    if json_:
+        emit_json(result)
+        return
+    out(f"Stored {', '.join(result['stored'])} for remote '{remote}' in the system keyring")
