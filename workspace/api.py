@@ -360,6 +360,12 @@ class Workspace:
 
     # -- jobs (owned by the jobs work; see workspace.jobs) --
     # JOBS-API-BEGIN
+    @property
+    def jobs(self):
+        """The jobs of this workspace (:class:`workspace.jobs.api.JobsAPI`): list, show, logs, specs."""
+        from workspace.jobs.api import JobsAPI
+
+        return JobsAPI(self)
     # JOBS-API-END
 
 

@@ -45,6 +45,14 @@ class SpecNotFound(UnknownRef):
     """No spec file by that name or path."""
 
 
+class UnknownJob(UnknownRef):
+    """No recorded job (or workflow) with that id, or an ambiguous id prefix."""
+
+
+# Files a backend writes into a job's log_dir (the local backend uses these names)
+LOG_FILES = {"stdout": ("stdout", "stdout.log"), "stderr": ("stderr", "stderr.log")}
+
+
 @dataclass
 class Resources:
     """What one job asks for: cpus, memory in MiB, wall time in seconds, gpus."""
