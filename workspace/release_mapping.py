@@ -58,7 +58,10 @@ class ReleaseMapping:
 def _spec(patterns: list[str]):
     import pathspec  # ~50 ms: only when a mapping has globs
 
-    return pathspec.PathSpec.from_lines("gitwildmatch", patterns)
+    try:
+        return pathspec.PathSpec.from_lines("gitignore", patterns)
+    except KeyError:  # pathspec < 1.0 knows the same syntax only as 'gitwildmatch'
+        return pathspec.PathSpec.from_lines("gitwildmatch", patterns)
 
 
 def _read_toml(path: Path) -> dict:
