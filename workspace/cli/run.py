@@ -1,0 +1,170 @@
+"""``ws run`` and ``ws jobs cancel|wait|rerun|refresh`` (plus the hidden ``ws jobs supervise``).
+
+Each command parses, makes one call into :mod:`workspace.jobs.engine` and
+formats the answer. ``ws run`` is detached by default: it records the jobs,
+starts a supervisor in its own session and returns at once.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from workspace.cli import app
+from workspace.cli.jobs import jobs_app
+from workspace.cli.output import emit_json, err, out, table
+
+JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
+OK = ("SUCCEEDED", "SKIPPED")
+
+
+def _ws():
+    from workspace.api import Workspace
+
+    return Workspace.open()
+
+
+def _engine():
+    from workspace.jobs import engine
+
+    return engine
+
+
+def _params(params: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in params.items()) if params else "-"
+
+
+def _brief(row: dict) -> dict:
+    keys = ("id", "name", "state", "backend", "params", "command", "exit_code", "reason", "output_commit",
+            "depends_on")
+    return {k: row.get(k) for k in keys}
+
+
+@app.command()
+def run(
+    spec: str = typer.Argument(..., help="Spec name (jobs/NAME.yaml) or path to a YAML spec."),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="Set a parameter: KEY=VALUE (repeatable).",
+                                              metavar="KEY=VALUE"),
+    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="Run on this backend instead of the spec's."),
+    wait: bool = typer.Option(False, "--wait/--detach", help="Stay until every job ended (default: detach)."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Print the jobs that would run; record nothing."),
+    force: bool = typer.Option(False, "--force", help="Run jobs even if their key already succeeded."),
+    json_: bool = JSON,
+) -> None:
+    """Expand a spec's sweep and its dependencies, and run the jobs.
+
+    Jobs whose key (spec, parameters, input content) already succeeded are
+    recorded as SKIPPED. Detached by default: the jobs keep running after ws exits.
+
+    Examples: ws run align      ws run align -p sample=a --wait      ws run jobs/x.yaml --dry-run
+    """
+    import os
+
+    from workspace.jobs.expand import parse_overrides
+
+    ws = _ws()
+    res = _engine().run_spec(ws, spec, parse_overrides(param or []), backend, wait=wait, force=force,
+                             dry_run=dry_run, cwd=os.getcwd())
+    jobs = res["jobs"]
+    if json_:
+        emit_json({"workflow": res["workflow"], "state": res.get("state"), "jobs": [_brief(j) for j in jobs]})
+    elif dry_run:
+        table(["NAME", "PARAMS", "WOULD", "COMMAND"],
+              [[j["name"], _params(j["params"]), "skip" if j["state"] == "SKIPPED" else "run", j["command"]]
+               for j in jobs])
+        out(f"{sum(j['state'] != 'SKIPPED' for j in jobs)} to run, "
+            f"{sum(j['state'] == 'SKIPPED' for j in jobs)} skipped (dry run: nothing recorded)")
+    else:
+        _print_run(res, wait)
+    if wait and not dry_run and any(j["state"] not in OK for j in jobs):
+        raise typer.Exit(1)
+
+
+def _print_run(res: dict, wait: bool) -> None:
+    jobs = res["jobs"]
+    skipped = sum(j["state"] == "SKIPPED" for j in jobs)
+    if not wait:
+        out(f"workflow {res['workflow']}: {len(jobs) - skipped} job(s) submitted, {skipped} skipped")
+        out(f"  follow with 'ws jobs --workflow {res['workflow']}' or 'ws jobs wait {res['workflow']}'")
+        return
+    table(["ID", "NAME", "STATE", "PARAMS", "EXIT", "REASON"],
+          [[j["id"], j["name"], j["state"], _params(j["params"]), j["exit_code"], j["reason"]] for j in jobs])
+    out(f"workflow {res['workflow']}: {res.get('state')}")
+    bad = [j for j in jobs if j["state"] not in OK]
+    if bad:
+        err(f"ws: error: {len(bad)} of {len(jobs)} job(s) did not succeed")
+
+
+@jobs_app.command()
+def cancel(
+    job_ids: Optional[List[str]] = typer.Argument(None, help="Job ids (or prefixes, or a workflow id)."),
+    all_: bool = typer.Option(False, "--all", help="Cancel every pending, queued or running job."),
+    json_: bool = JSON,
+) -> None:
+    """Cancel jobs: pending ones never start, running ones are stopped (SIGTERM, then SIGKILL)."""
+    if not job_ids and not all_:
+        raise typer.BadParameter("name job ids or use --all", param_hint="JOB_IDS")
+    done = _engine().cancel(_ws(), job_ids or [], all_jobs=all_)
+    if json_:
+        emit_json({"cancelled": done})
+        return
+    out(f"cancelled {len(done)} job(s)" + (": " + " ".join(done) if done else ""))
+
+
+@jobs_app.command("wait")
+def wait_(
+    job_ids: List[str] = typer.Argument(..., help="Job ids (or prefixes, or a workflow id, or 'latest')."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", "-t", help="Give up after this many seconds."),
+    json_: bool = JSON,
+) -> None:
+    """Wait until the jobs have ended. Exit code 0 when all succeeded (or were skipped), 1 otherwise."""
+    rows = _engine().wait(_ws(), job_ids, timeout)
+    if json_:
+        emit_json([_brief(r) for r in rows])
+    else:
+        for r in rows:
+            out(f"{r['id']}  {r['name']:<16} {r['state']:<10}" + (f" {r['reason']}" if r["reason"] else ""))
+    if any(r["state"] not in OK for r in rows):
+        raise typer.Exit(1)
+
+
+@jobs_app.command()
+def rerun(
+    workflow: Optional[str] = typer.Argument(None, help="Workflow id (default: the latest)."),
+    failed: bool = typer.Option(False, "--failed", help="Rerun the failed, cancelled and lost jobs."),
+    wait: bool = typer.Option(False, "--wait/--detach", help="Stay until the rerun ended."),
+    json_: bool = JSON,
+) -> None:
+    """Run a workflow's failed, cancelled and lost jobs again, as a new workflow.
+
+    Example: ws jobs rerun --failed
+    """
+    if not failed:
+        raise typer.BadParameter("only '--failed' reruns are supported; add --failed", param_hint="--failed")
+    ws = _ws()
+    wf = _engine().rerun_failed(ws, workflow, wait=wait)
+    if json_:
+        emit_json({"workflow": wf})
+        return
+    out(f"workflow {wf}: rerunning failed jobs" + (" (done)" if wait else ""))
+
+
+@jobs_app.command()
+def refresh(json_: bool = JSON) -> None:
+    """Ask the backends about unfinished and lost jobs and record what they say."""
+    changes = _engine().refresh(_ws())
+    if json_:
+        emit_json(changes)
+        return
+    for c in changes:
+        out(f"{c['id']}  {c['old']} -> {c['new']}")
+    out(f"{len(changes)} job(s) changed")
+
+
+@jobs_app.command(hidden=True)
+def supervise(workflow: str = typer.Argument(..., help="Workflow id.")) -> None:
+    """Run a workflow's supervisor in the foreground (what detached 'ws run' starts)."""
+    from workspace.jobs.supervisor import supervise as run_supervisor
+
+    run_supervisor(_ws(), workflow)

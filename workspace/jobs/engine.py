@@ -1,0 +1,284 @@
+"""Running jobs: record a workflow, start its supervisor, wait, cancel, rerun, refresh.
+
+``submit`` turns expanded jobs (:mod:`workspace.jobs.expand`) into catalog rows
+(jobs whose key already succeeded become SKIPPED unless ``force``), then runs
+the supervisor in this process (``wait=True``) or spawns it detached as
+``ws jobs supervise WF`` in a new session and returns at once. Everything else
+here answers from the catalog, except :func:`refresh`, which asks the backends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+
+from catalog import jobs as q
+from workspace.errors import InvalidArgument, WorkspaceError
+from workspace.jobs import environment
+from workspace.jobs.query import resolve_job, resolve_workflow
+from workspace.jobs.spec import UnknownJob
+from workspace.jobs.supervisor import get_backend, supervise, workflow_dir
+
+FINAL = set(q.FINAL_STATES)
+
+
+class WaitTimedOut(WorkspaceError):
+    """``wait`` reached its timeout before the jobs ended."""
+
+    exit_code = 1
+
+
+class NothingToRerun(WorkspaceError):
+    """``rerun --failed`` found no failed, cancelled or lost job."""
+
+    exit_code = 1
+
+
+# -- submitting ----------------------------------------------------------------
+def plan(ws, expanded: list, force: bool = False) -> list[dict]:
+    """The catalog rows ``submit`` would record, dependencies resolved to job ids, skips decided."""
+    _, head = ws.head()
+    section = ws.config.get("jobs") if isinstance(ws.config.get("jobs"), dict) else {}
+    base_env = environment.base_environment(tuple(section.get("record_env") or ()))
+    rows, ids_by_spec = [], {}
+    for job in expanded:
+        jid = q.new_id()
+        row = {
+            "id": jid, "name": job.spec_name, "key": job.key, "params": job.params, "backend": job.backend,
+            "priority": job.policies.priority, "command": job.command, "spec_path": job.spec_path,
+            "resources": asdict(job.resources), "policies": asdict(job.policies), "env": job.env,
+            "workdir": job.workdir, "outputs": job.outputs, "input_commit": head,
+            "depends_on": [d for s in job.depends_on for d in ids_by_spec.get(s, [])],
+            "log_dir": os.path.join(ws.layout.jobs_dir, jid), "state": "PENDING",
+            "environment": environment.job_environment(base_env, job.command, job.env, job.workdir or "."),
+        }
+        prev = None if force else q.succeeded_with_key(ws.catalog, job.key)
+        if prev:
+            earlier = q.get_job(ws.catalog, prev) or {}
+            row.update(state="SKIPPED", reason=f"already succeeded as job {prev}",
+                       output_commit=earlier.get("output_commit"))
+        rows.append(row)
+        ids_by_spec.setdefault(job.spec_name, []).append(jid)
+    return rows
+
+
+def run_spec(ws, name_or_path: str, overrides: dict | None = None, backend: str | None = None, *,
+             wait: bool = False, force: bool = False, dry_run: bool = False, cwd: str | None = None) -> dict:
+    """What ``ws run`` does: load, expand and submit one spec (and the specs it depends on).
+
+    Returns ``{"workflow": id or None, "jobs": [rows]}``; with ``dry_run``
+    nothing is recorded and the rows say what would run or be skipped.
+    """
+    from workspace.jobs.expand import expand
+    from workspace.jobs.spec import find_spec
+
+    expanded = expand(ws, [find_spec(ws, name_or_path, cwd=cwd)], overrides or {}, backend=backend)
+    if dry_run:
+        return {"workflow": None, "jobs": plan(ws, expanded, force)}
+    wf = submit(ws, expanded, wait=wait, force=force)
+    return {"workflow": wf, "jobs": q.list_jobs(ws.catalog, workflow=wf),
+            "state": (q.get_workflow(ws.catalog, wf) or {}).get("state")}
+
+
+def submit(ws, expanded: list, wait: bool = False, force: bool = False) -> str:
+    """Record a workflow for ``expanded`` and run it; returns the workflow id.
+
+    With ``wait`` the supervisor runs here and this returns when every job is
+    final; otherwise a detached supervisor is started and this returns at once.
+    """
+    if not expanded:
+        raise InvalidArgument("nothing to run: the specs expanded to no job")
+    _check_backends({j.backend for j in expanded})
+    rows = plan(ws, expanded, force)
+    specs = list(dict.fromkeys(j.spec_name for j in expanded))
+    with ws.catalog.write():
+        wf = q.create_workflow(ws.catalog, specs, state="RUNNING")
+        q.add_jobs(ws.catalog, wf, rows)
+    _save_notify(ws, wf, expanded)
+    _start(ws, wf, wait)
+    return wf
+
+
+def _check_backends(names: set[str]) -> None:
+    from sync.compute import registry
+    from sync.errors import UnknownBackend
+
+    for name in sorted(names):
+        if name not in registry.names():
+            raise UnknownBackend(f"unknown compute backend '{name}' (known: {', '.join(registry.names())})")
+
+
+def _save_notify(ws, wf: str, expanded: list) -> None:
+    """Spec name -> notify settings, for the (possibly detached) supervisor."""
+    cfg = {j.spec_name: asdict(j.notify) for j in expanded if j.notify is not None}
+    folder = workflow_dir(ws, wf)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "notify.json"), "w") as f:
+        json.dump(cfg, f)
+
+
+def _start(ws, wf: str, wait: bool) -> None:
+    if wait:
+        supervise(ws, wf)
+    else:
+        spawn_supervisor(ws, wf)
+
+
+def spawn_supervisor(ws, workflow_id: str) -> int:
+    """Start ``ws jobs supervise WF`` detached (new session, output to its log); returns its pid."""
+    folder = workflow_dir(ws, workflow_id)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "supervisor.log"), "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workspace", "-C", str(ws.root), "jobs", "supervise", workflow_id],
+            cwd=str(ws.root), stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            close_fds=True,
+        )
+    # recorded here as well as by the supervisor itself, so liveness checks work from the first moment
+    q.update_workflow(ws.catalog, workflow_id, supervisor_pid=proc.pid, supervisor_host=socket.gethostname())
+    return proc.pid
+
+
+# -- resolving ids -------------------------------------------------------------------
+def job_ids_of(ws, ids: list[str]) -> list[str]:
+    """Full job ids for ids or prefixes; a workflow id (or 'latest') stands for all its jobs."""
+    out: list[str] = []
+    for given in ids:
+        try:
+            out.append(resolve_job(ws, given))
+        except UnknownJob as exc:
+            try:
+                wf = resolve_workflow(ws, given)
+            except UnknownJob:
+                raise exc from None
+            out.extend(r["id"] for r in q.list_jobs(ws.catalog, workflow=wf))
+    return list(dict.fromkeys(out))
+
+
+# -- waiting and cancelling -------------------------------------------------------------
+def wait(ws, job_ids: list[str], timeout: float | None = None) -> list[dict]:
+    """Block until every job is final (LOST included); returns their rows.
+
+    Raises WaitTimedOut after ``timeout`` seconds. Dead supervisors are noticed
+    through :func:`workspace.jobs.liveness.mark_lost`, so this cannot hang on them.
+    """
+    from workspace.jobs.liveness import mark_lost
+
+    ids = job_ids_of(ws, job_ids)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        mark_lost(ws)
+        rows = [q.get_job(ws.catalog, j) for j in ids]
+        if all(r["state"] in FINAL for r in rows):
+            return rows
+        if deadline is not None and time.monotonic() >= deadline:
+            left = [r["id"] for r in rows if r["state"] not in FINAL]
+            raise WaitTimedOut(f"timed out after {timeout:g}s; still running: {', '.join(left)}")
+        time.sleep(delay)  # the catalog has no change notification: poll with backoff
+        delay = min(delay * 2, 0.5)
+
+
+def cancel(ws, job_ids: list[str] | None = None, all_jobs: bool = False) -> list[str]:
+    """Cancel jobs (or every active job): pending ones at once, running ones on their backend.
+
+    Returns the ids that were cancelled; finished jobs are left alone.
+    """
+    if all_jobs:
+        rows = q.jobs_in_states(ws.catalog, q.ACTIVE_STATES)
+    else:
+        rows = [q.get_job(ws.catalog, j) for j in job_ids_of(ws, job_ids or [])]
+    done, to_kill = [], {}
+    for row in rows:
+        if row["state"] in FINAL:
+            continue
+        if q.set_state(ws.catalog, row["id"], "CANCELLED", "cancelled by user", only_from=q.ACTIVE_STATES,
+                       reason="cancelled by user"):
+            done.append(row["id"])
+            if row["backend_id"]:
+                to_kill.setdefault(row["backend"], []).append(row["backend_id"])
+    backends: dict = {}
+    for name, bids in to_kill.items():
+        get_backend(ws, backends, name).cancel(bids)
+    return done
+
+
+# -- rerunning and refreshing ---------------------------------------------------------------
+RERUN_STATES = ("FAILED", "CANCELLED", "LOST")
+
+
+def rerun_failed(ws, workflow_id: str | None = None, wait: bool = False) -> str:
+    """A new workflow re-running the failed, cancelled and lost jobs of ``workflow_id`` (default: latest)."""
+    wf = resolve_workflow(ws, workflow_id or "latest")
+    old = [r for r in q.list_jobs(ws.catalog, workflow=wf) if r["state"] in RERUN_STATES]
+    if not old:
+        raise NothingToRerun(f"workflow {wf} has no failed, cancelled or lost job to rerun")
+    new_ids = {r["id"]: q.new_id() for r in old}
+    _, head = ws.head()
+    keep = ("name", "key", "params", "backend", "priority", "command", "spec_path", "resources", "policies",
+            "env", "workdir", "outputs", "environment")
+    rows = []
+    for r in old:
+        nid = new_ids[r["id"]]
+        rows.append({**{k: r[k] for k in keep}, "id": nid, "input_commit": head,
+                     "depends_on": [new_ids.get(d, d) for d in r["depends_on"]],
+                     "log_dir": os.path.join(ws.layout.jobs_dir, nid), "reason": f"rerun of {r['id']}"})
+    with ws.catalog.write():
+        new_wf = q.create_workflow(ws.catalog, sorted({r["name"] for r in rows}), state="RUNNING")
+        q.add_jobs(ws.catalog, new_wf, rows)
+    _copy_notify(ws, wf, new_wf)
+    _start(ws, new_wf, wait)
+    return new_wf
+
+
+def _copy_notify(ws, old: str, new: str) -> None:
+    src = os.path.join(workflow_dir(ws, old), "notify.json")
+    os.makedirs(workflow_dir(ws, new), exist_ok=True)
+    try:
+        with open(src) as f:
+            data = f.read()
+    except FileNotFoundError:
+        data = "{}"
+    with open(os.path.join(workflow_dir(ws, new), "notify.json"), "w") as f:
+        f.write(data)
+
+
+def refresh(ws) -> list[dict]:
+    """Ask the backends about every unfinished (or lost) job that has a backend id; update the catalog.
+
+    Returns ``{id, old, new}`` for each job whose state changed. A job that
+    succeeded gets its outputs committed here if no supervisor did it.
+    """
+    from workspace.jobs.outputs import commit_outputs
+
+    rows = [r for r in q.jobs_in_states(ws.catalog, ("QUEUED", "RUNNING", "LOST")) if r["backend_id"]]
+    by_backend: dict[str, list[dict]] = {}
+    for r in rows:
+        by_backend.setdefault(r["backend"], []).append(r)
+    changes, backends = [], {}
+    for name, jobs in by_backend.items():
+        statuses = get_backend(ws, backends, name).status([j["backend_id"] for j in jobs])
+        for job in jobs:
+            st = statuses.get(job["backend_id"])
+            if st is None or st.state == job["state"] or (st.state == "LOST" and job["state"] == "LOST"):
+                continue
+            fields = {"exit_code": st.exit_code}
+            if st.state == "SUCCEEDED":
+                commit_id, problem = (job["output_commit"], None) if job["output_commit"] else \
+                    commit_outputs(ws, job, st.exit_code)
+                new = "FAILED" if problem else "SUCCEEDED"
+                fields.update(output_commit=commit_id, reason=problem)
+            else:
+                new = st.state if st.state in q.STATES else "LOST"
+                fields["reason"] = st.reason
+            if st.finished_ns and new in FINAL:
+                fields["finished_ns"] = st.finished_ns
+            if q.set_state(ws.catalog, job["id"], new, f"refresh: backend reports {st.state}",
+                           only_from=(job["state"],), **fields):
+                changes.append({"id": job["id"], "old": job["state"], "new": new})
+    return changes

@@ -1,0 +1,74 @@
+"""Lost-job detection: no job stays RUNNING forever after its supervisor died.
+
+Cheap enough to run before every ``ws jobs`` answer: one indexed query for
+unfinished jobs and, per workflow, a check whether its recorded supervisor
+process still lives on this host. No backend is contacted; ``ws jobs refresh``
+asks the backends what really became of a LOST job.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from catalog import jobs as q
+
+# a workflow recorded without a supervisor pid is being started; after this long, its starter died
+START_GRACE_NS = 60 * 10**9
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: fall back to signal 0
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def _supervisor_dead(wf: dict | None, host: str, now: int) -> str | None:
+    """Why this workflow's supervisor is known to be gone, or None if it may be alive."""
+    if wf is None:
+        return "its workflow record is missing"
+    pid = wf["supervisor_pid"]
+    if pid is None:
+        if now - wf["created_ns"] > START_GRACE_NS:
+            return "its supervisor never started"
+        return None
+    if wf["supervisor_host"] and wf["supervisor_host"] != host:
+        return None  # another machine's process: we cannot tell
+    if pid == os.getpid() or pid_alive(pid):
+        return None
+    return f"its supervisor (pid {pid}) is gone"
+
+
+def mark_lost(ws) -> int:
+    """Mark PENDING/QUEUED/RUNNING jobs whose supervisor died as LOST; returns how many changed."""
+    active = q.jobs_in_states(ws.catalog, q.ACTIVE_STATES)
+    if not active:
+        return 0
+    host, now = socket.gethostname(), time.time_ns()
+    by_wf: dict[str, list[str]] = {}
+    for job in active:
+        by_wf.setdefault(job["workflow_id"], []).append(job["id"])
+    changed = 0
+    for wf_id, ids in by_wf.items():
+        why = _supervisor_dead(q.get_workflow(ws.catalog, wf_id), host, now)
+        if why is None:
+            continue
+        reason = f"lost: {why}; 'ws jobs refresh' asks the backend what became of it"
+        with ws.catalog.write():
+            changed += len(q.set_states(ws.catalog, ids, "LOST", reason, only_from=q.ACTIVE_STATES,
+                                        reason=reason))
+            q.update_workflow(ws.catalog, wf_id, state="LOST")
+    return changed
