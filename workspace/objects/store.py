@@ -134,6 +134,47 @@ class ObjectStore:
             raise
 
 
+    # -- helpers for pull/clone (sync) ------------------------------------------
+    def stage_file(self, info: q.FileInfo, dest: str, mode: int | None = None, locs: dict | None = None) -> str:
+        """Write a file's content next to ``dest`` under a temporary name; returns that name.
+
+        The whole file's SHA-256 is checked against its id before returning, so
+        a caller that renames every staged file only after all succeeded never
+        puts a damaged byte under a real name. Chunks are decoded without their
+        own hash check: the whole-file check covers every byte (and callers
+        that just fetched them verified each chunk already). ``locs`` may give
+        chunk locations to save catalog queries.
+        """
+        folder = os.path.dirname(dest) or "."
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".ws-tmp-{os.getpid()}-{threading.get_ident()}-{os.path.basename(dest)}")
+        locs = locs if locs is not None else q.chunk_locations(self.catalog, info.chunk_ids)
+        h = hashlib.sha256()
+        try:
+            with open(tmp, "wb") as f:
+                for cid in info.chunk_ids:
+                    loc = locs.get(cid)
+                    if loc is None:
+                        raise DamagedObject(f"chunk {cid[:12]} of file {info.id[:12]} is missing from the store")
+                    try:
+                        raw = packs.decode(loc.codec, self.read_stored(loc), loc.raw_length)
+                    except packs.PackError as exc:
+                        raise DamagedObject(f"chunk {cid[:12]}: {exc}", self.pack_path(loc.pack_id)) from exc
+                    h.update(raw)
+                    f.write(raw)
+            if h.hexdigest() != info.id:
+                raise DamagedObject(f"file {info.id[:12]} does not match its SHA-256")
+            if mode is not None:
+                os.chmod(tmp, mode)
+            return tmp
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+
+
 class StoreWriter:
     """Writes new chunks into packs; ``seal()`` makes them durable and returns catalog rows.
 

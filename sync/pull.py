@@ -1,0 +1,113 @@
+"""Pull: fetch the chunks of a remote release that the local store lacks.
+
+Chunks are located through the remote's pack indexes (cached in the catalog),
+fetched with coalesced range GETs in parallel, and each one is verified
+(decompressed and SHA-256 checked) before it is stored. A damaged pack on the
+remote is named in the error and nothing of it is stored. Writing files into
+the working tree is the workspace layer's job (temporary names, whole-file
+SHA-256 check, rename).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+from catalog import objects as q
+from catalog import remotes as rq
+from sync.errors import DamagedRemote
+from sync.remote import Remote, pack_key
+from sync.transfer import DEFAULT_WORKERS, Meter, ProgressFn, bounded_map, coalesce
+from workspace.objects import packs
+from workspace.objects.chunking import Piece
+
+
+@dataclass
+class FetchResult:
+    """What a fetch downloaded."""
+
+    chunks_fetched: int = 0
+    bytes_fetched: int = 0
+    requests: int = 0
+
+    def to_dict(self) -> dict:
+        """For --json."""
+        return asdict(self)
+
+
+def needed_chunks(catalog, record: dict) -> list[str]:
+    """Chunk ids of the record's files that the local store lacks, in file order."""
+    order: dict[str, None] = {}
+    have_files = q.known_files(catalog, [f["id"] for f in record["files"]])
+    for f in record["files"]:
+        if f["id"] not in have_files:
+            for c in f["chunks"]:
+                order.setdefault(c, None)
+    have = q.known_chunks(catalog, order)
+    return [c for c in order if c not in have]
+
+
+def fetch_chunks(catalog, store, remote: Remote, chunk_ids: list[str], progress: ProgressFn | None = None,
+                 workers: int = DEFAULT_WORKERS) -> FetchResult:
+    """Download, verify and store ``chunk_ids``; packs and chunk rows are recorded on success."""
+    result = FetchResult()
+    if not chunk_ids:
+        return result
+    locs = rq.chunk_locations(catalog, remote.name, chunk_ids)
+    if len(locs) < len(set(chunk_ids)):
+        remote.sync_index(catalog, workers=2 * workers)  # the cache may be behind the remote
+        locs = rq.chunk_locations(catalog, remote.name, chunk_ids)
+    lost = [c for c in chunk_ids if c not in locs]
+    if lost:
+        raise DamagedRemote(f"remote {remote.name} lacks {len(lost)} chunk(s) of this release "
+                            f"(first {lost[0][:12]}); its packs or indexes are missing")
+    spans = coalesce(locs.values())
+    meter = Meter(progress, "downloading", sum(s.end - s.start for s in spans))
+    fetch = lambda span: _fetch_span(remote, span, meter)  # noqa: E731
+    recorded = 0
+    with store.writer() as writer:
+        for pieces, nbytes in bounded_map(fetch, spans, workers):
+            for piece in pieces:
+                writer.add_piece(piece)
+            result.chunks_fetched += len(pieces)
+            result.bytes_fetched += nbytes
+            result.requests += 1
+            recorded = _record_sealed(catalog, writer, recorded)
+        writer.seal()
+        _record_sealed(catalog, writer, recorded)
+    return result
+
+
+def _record_sealed(catalog, writer, recorded: int) -> int:
+    """Record packs sealed since the last call, so an interrupted pull keeps what it verified."""
+    now = time.time_ns()
+    for pack_id, size, rows in writer.sealed[recorded:]:
+        q.add_pack(catalog, pack_id, size, rows, now)
+    return len(writer.sealed)
+
+
+def _fetch_span(remote: Remote, span, meter: Meter) -> tuple[list[Piece], int]:
+    """GET one byte range of a pack and verify every chunk in it."""
+    key = pack_key(span.pack_id)
+    try:
+        data = remote.backend.get(key, span.start, span.end)
+    except DamagedRemote:
+        raise
+    except Exception as exc:
+        if getattr(exc, "exit_code", None) == 4:
+            raise DamagedRemote(f"remote {remote.name}: {key} is missing but its index is there") from exc
+        raise
+    view = memoryview(data)
+    pieces = []
+    for c in span.chunks:
+        payload = view[c.offset - span.start: c.offset - span.start + c.length]
+        try:
+            raw = packs.decode(c.codec, payload, c.raw_length) if c.codec else payload
+        except packs.PackError as exc:
+            raise DamagedRemote(f"remote {remote.name}: {key} is damaged (chunk {c.chunk_id[:12]}: {exc})") from exc
+        if len(raw) != c.raw_length or not packs.verify_chunk(c.chunk_id, raw):
+            raise DamagedRemote(f"remote {remote.name}: {key} is damaged (chunk {c.chunk_id[:12]} "
+                                "fails its SHA-256 check)")
+        pieces.append(Piece(c.chunk_id, c.raw_length, c.codec, payload))
+    meter.add(span.end - span.start)
+    return pieces, span.end - span.start

@@ -1,0 +1,170 @@
+"""Push: send releases to a remote, uploading only the chunks it lacks.
+
+Order of writes (DESIGN.md): packs first (several in parallel), each pack's
+index after its pack, and the release record last, create-only. A release a
+remote lists is therefore always complete, and an interrupted push resumes:
+packs whose index made it are known (from ``index/``) and their chunks are not
+sent again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+
+from catalog import objects as q
+from catalog import remotes as rq
+from sync.errors import DamagedRemote, ObjectExists, RemoteReleaseConflict, SyncError
+from sync.remote import Remote, index_key, pack_key, record_digest
+from sync.storage.base import LocalFile
+from sync.transfer import DEFAULT_WORKERS, Meter, ProgressFn, bounded_map
+from workspace.objects import packs
+
+
+@dataclass
+class PushResult:
+    """What a push did."""
+
+    remote: str
+    pushed: list[str] = field(default_factory=list)  # title@version written now
+    already: list[str] = field(default_factory=list)  # title@version the remote had (same files)
+    packs_uploaded: int = 0
+    chunks_uploaded: int = 0
+    bytes_uploaded: int = 0  # pack + index bytes sent
+
+    def to_dict(self) -> dict:
+        """For --json."""
+        return asdict(self)
+
+
+class LocalChunkMissing(SyncError):
+    """A chunk a release needs is not in the local store (exit 6)."""
+
+    exit_code = 6
+
+
+def push_records(catalog, store, remote: Remote, records: list[dict], tmp_dir: str,
+                 progress: ProgressFn | None = None, workers: int = DEFAULT_WORKERS) -> PushResult:
+    """Send ``records`` (release records with chunk lists) and the chunks they need to ``remote``."""
+    result = PushResult(remote.name)
+    remote.ensure_initialized()
+    todo = []
+    for record in records:
+        if _already_there(catalog, remote, record):
+            result.already.append(f"{record['title']}@{record['version']}")
+        else:
+            todo.append(record)
+    if not todo:
+        return result
+    remote.sync_index(catalog, workers=2 * workers)
+    needed = _missing_chunks(catalog, remote.name, todo)
+    _upload_chunks(catalog, store, remote, needed, tmp_dir, progress, workers, result)
+    for record in todo:  # last: the one small object that makes a release visible
+        try:
+            remote.write_release(record)
+        except ObjectExists:  # another pusher won the race; fine if it is the same release
+            if not _already_there(catalog, remote, record):
+                raise
+            result.already.append(f"{record['title']}@{record['version']}")
+            continue
+        remote.mark_release(catalog, record, "pushed")
+        result.pushed.append(f"{record['title']}@{record['version']}")
+    return result
+
+
+def _already_there(catalog, remote: Remote, record: dict) -> bool:
+    """Whether the remote holds this release; a different one under the same name is a conflict."""
+    key = f"{record['title']}@{record['version']}"
+    try:
+        theirs = remote.read_release(record["title"], record["version"])
+    except SyncError as exc:
+        if getattr(exc, "exit_code", None) == 4:
+            return False
+        raise
+    if record_digest(theirs) != record_digest(record):
+        raise RemoteReleaseConflict(f"remote {remote.name} already has a different release {key}; "
+                                    "releases are immutable: create a new version")
+    remote.mark_release(catalog, record, "seen")
+    return True
+
+
+def _missing_chunks(catalog, remote_name: str, records: list[dict]) -> list[str]:
+    """Chunk ids the records need that the remote lacks, in first-use order (keeps files together)."""
+    order: dict[str, None] = {}
+    for record in records:
+        for f in record["files"]:
+            for c in f["chunks"]:
+                order.setdefault(c, None)
+    there = rq.chunk_locations(catalog, remote_name, order)
+    return [c for c in order if c not in there]
+
+
+def _upload_chunks(catalog, store, remote: Remote, needed: list[str], tmp_dir: str, progress, workers: int,
+                   result: PushResult) -> None:
+    """Build packs of the needed chunks and upload them (pack, then index) in parallel."""
+    if not needed:
+        return
+    locs = q.chunk_locations(catalog, needed)
+    lost = [c for c in needed if c not in locs]
+    if lost:
+        raise LocalChunkMissing(f"{len(lost)} chunk(s) to push are missing from the local store "
+                                f"(first {lost[0][:12]}); run 'ws fsck'")
+    meter = Meter(progress, "uploading", sum(locs[c].length + packs.ENTRY.size for c in needed))
+    os.makedirs(tmp_dir, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="push-", dir=tmp_dir)
+    try:
+        sealed = _build_packs(store, [locs[c] for c in needed], work)
+        upload = lambda item: _upload_one(remote, item, meter)  # noqa: E731
+        for pack_id, size, entries in bounded_map(upload, sealed, workers, window=workers):
+            remote.remember_pack(catalog, pack_id, entries)
+            result.packs_uploaded += 1
+            result.chunks_uploaded += len(entries)
+            result.bytes_uploaded += size + len(entries) * packs.INDEX.size
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _build_packs(store, locs: list, work: str):
+    """Yield sealed packs (id, path, entries) of ~32 MiB holding the given chunks' stored bytes.
+
+    Payloads are copied as stored (no recompression), but each is verified
+    first so that damaged local bytes never reach a remote.
+    """
+    writer = None
+    try:
+        for loc in locs:
+            payload = store.read_stored(loc)
+            raw = packs.decode(loc.codec, payload, loc.raw_length) if loc.codec else payload
+            if not packs.verify_chunk(loc.id, raw):
+                raise LocalChunkMissing(f"chunk {loc.id[:12]} in local pack {loc.pack_id[:12]} is damaged; "
+                                        "run 'ws fsck'")
+            if writer is None:
+                writer = packs.PackWriter(work)
+            writer.add(loc.id, loc.raw_length, loc.codec, payload)
+            if writer.size >= packs.TARGET_PACK_SIZE:
+                yield writer.finish(lambda pid: os.path.join(work, pid))
+                writer = None
+        if writer is not None:
+            yield writer.finish(lambda pid: os.path.join(work, pid))
+            writer = None
+    finally:
+        if writer is not None:
+            writer.abort()
+
+
+def _upload_one(remote: Remote, sealed, meter: Meter):
+    """Upload one pack, then its index; returns (pack id, size, entries)."""
+    pack_id, path, entries = sealed
+    size = os.path.getsize(path)
+    remote.backend.put(pack_key(pack_id), LocalFile(path))
+    index = b"".join(packs.INDEX.pack(bytes.fromhex(e.id), e.offset, e.length, e.raw_length, e.codec)
+                     for e in entries)
+    remote.backend.put(index_key(pack_id), index)
+    os.unlink(path)  # frees disk as we go; the remote has it now
+    meter.add(sum(e.length + packs.ENTRY.size for e in entries))
+    return pack_id, size, entries
+
+
+__all__ = ["PushResult", "push_records", "DamagedRemote"]

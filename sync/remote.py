@@ -1,0 +1,171 @@
+"""The remote layout (docs/format.md), on top of any storage backend::
+
+    ws-remote.json                    {"format": 1, ...}: marks a ws remote, format version
+    packs/<aa>/<pack id>              pack files (workspace.objects.packs format)
+    index/<pack id>                   the pack's footer index bytes; SHA-256 of them == pack id
+    releases/<title>/<version>.json   release records, written last and create-only
+
+A pack without its index is not part of the remote (an interrupted upload);
+``ws fsck --remote`` reports it and the next push re-sends its chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import datetime, timezone
+
+from catalog import remotes as rq
+from sync.errors import (DamagedRemote, NotARemote, ObjectExists, ObjectNotFound, RemoteTooNew,
+                         UnknownRemoteRelease)
+from workspace.objects import packs
+
+FORMAT = 1
+MARKER = "ws-remote.json"
+
+
+def pack_key(pack_id: str) -> str:
+    """Where a pack lives on a remote."""
+    return f"packs/{pack_id[:2]}/{pack_id}"
+
+
+def index_key(pack_id: str) -> str:
+    """Where a pack's index lives on a remote."""
+    return f"index/{pack_id}"
+
+
+def release_key(title: str, version: str) -> str:
+    """Where a release record lives on a remote."""
+    return f"releases/{title}/{version}.json"
+
+
+def record_digest(record: dict) -> str:
+    """SHA-256 of a record's canonical file listing: two records with equal digests hold the same files."""
+    h = hashlib.sha256()
+    for f in sorted(record.get("files", []), key=lambda f: f["path"]):
+        h.update(f"{f['path']}\0{f['id']}\0{f['size']}\0{f.get('mode', 0o644)}\n".encode())
+    return h.hexdigest()
+
+
+def encode_record(record: dict) -> bytes:
+    """A record as stored: UTF-8 JSON, keys in a stable order."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+
+
+def pack_size_from_index(entries: list[packs.PackEntry]) -> int:
+    """A pack's byte size, computed from its index (entries are contiguous)."""
+    end = max((e.offset + e.length for e in entries), default=len(packs.MAGIC))
+    return end + len(entries) * packs.INDEX.size + packs.TRAILER.size
+
+
+class Remote:
+    """One remote: a backend plus the layout above. ``name`` labels messages and the catalog cache."""
+
+    def __init__(self, backend, name: str):
+        self.backend = backend
+        self.name = name
+
+    # -- the marker -------------------------------------------------------------
+    def check(self) -> dict:
+        """The parsed ``ws-remote.json``; NotARemote when absent, RemoteTooNew when newer than us."""
+        try:
+            raw = self.backend.get(MARKER)
+        except ObjectNotFound:
+            raise NotARemote(f"remote {self.name} ({self.backend.url}) is not a ws remote yet "
+                             f"(no {MARKER}); push a release to it first") from None
+        try:
+            info = json.loads(raw)
+            fmt = int(info["format"])
+        except (ValueError, KeyError, TypeError):
+            raise DamagedRemote(f"remote {self.name}: {MARKER} is damaged") from None
+        if fmt > FORMAT:
+            raise RemoteTooNew(f"remote {self.name} has format {fmt}; this ws reads format {FORMAT}; upgrade ws")
+        return info
+
+    def ensure_initialized(self) -> dict:
+        """Write ``ws-remote.json`` if the remote is new (create-only, so two pushers agree)."""
+        try:
+            return self.check()
+        except NotARemote:
+            pass
+        info = {"format": FORMAT, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "layout": "packs/<aa>/<pack id>, index/<pack id>, releases/<title>/<version>.json"}
+        try:
+            self.backend.put(MARKER, json.dumps(info, indent=1).encode(), exclusive=True)
+        except ObjectExists:
+            pass  # another pusher initialized it first
+        return self.check()
+
+    # -- releases --------------------------------------------------------------
+    def list_releases(self) -> list[tuple[str, str]]:
+        """(title, version) of every release record on the remote."""
+        out = []
+        for obj in self.backend.list("releases/"):
+            parts = obj.key.split("/")
+            if len(parts) == 3 and parts[2].endswith(".json"):
+                out.append((parts[1], parts[2][:-5]))
+        return out
+
+    def read_release(self, title: str, version: str) -> dict:
+        """The release record title@version; UnknownRemoteRelease when absent."""
+        key = release_key(title, version)
+        try:
+            raw = self.backend.get(key)
+        except ObjectNotFound:
+            raise UnknownRemoteRelease(f"remote {self.name} has no release {title}@{version}") from None
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            raise DamagedRemote(f"remote {self.name}: {key} is not valid JSON") from None
+        if not isinstance(record, dict) or record.get("title") != title or record.get("version") != version:
+            raise DamagedRemote(f"remote {self.name}: {key} does not hold {title}@{version}")
+        return record
+
+    def write_release(self, record: dict) -> None:
+        """Write a record create-only; ObjectExists when the remote already has title@version."""
+        self.backend.put(release_key(record["title"], record["version"]), encode_record(record), exclusive=True)
+
+    # -- pack indexes ----------------------------------------------------------
+    def list_index_ids(self) -> list[str]:
+        """Pack ids that have an index on the remote (complete packs)."""
+        return [o.key.split("/", 1)[1] for o in self.backend.list("index/") if o.key.count("/") == 1]
+
+    def read_index(self, pack_id: str) -> list[packs.PackEntry]:
+        """A pack's index, verified against the pack id."""
+        raw = self.backend.get(index_key(pack_id))
+        if hashlib.sha256(raw).hexdigest() != pack_id or len(raw) % packs.INDEX.size:
+            raise DamagedRemote(f"remote {self.name}: {index_key(pack_id)} is damaged (does not match its id)")
+        return packs._parse_index(raw, len(raw) // packs.INDEX.size)
+
+    def sync_index(self, catalog, workers: int = 8) -> int:
+        """Bring the catalog's cache of this remote's chunks up to date; returns packs learned.
+
+        Indexes already cached are not fetched again; cached packs the remote no
+        longer lists are forgotten (someone pruned the remote).
+        """
+        from sync.transfer import bounded_map
+
+        listed = set(self.list_index_ids())
+        cached = rq.known_packs(catalog, self.name)
+        gone = [p for p in cached if p not in listed]
+        if gone:
+            rq.forget_packs(catalog, self.name, gone)
+        new = sorted(listed - set(cached))
+        for pack_id, entries in bounded_map(lambda p: (p, self.read_index(p)), new, workers):
+            self.remember_pack(catalog, pack_id, entries)
+        return len(new)
+
+    def remember_pack(self, catalog, pack_id: str, entries: list[packs.PackEntry]) -> None:
+        """Record in the catalog that the remote holds a complete pack."""
+        chunks = [rq.RemoteChunk(e.id, pack_id, e.offset, e.length, e.raw_length, e.codec) for e in entries]
+        rq.add_pack(catalog, self.name, pack_id, pack_size_from_index(entries), chunks)
+
+    def mark_release(self, catalog, record: dict, state: str) -> None:
+        """Record in the catalog that the remote holds this release."""
+        rq.mark_release(catalog, self.name, record["title"], record["version"], record_digest(record), state)
+
+
+def now_ns() -> int:
+    """The current time (a seam for tests)."""
+    return time.time_ns()

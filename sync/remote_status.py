@@ -1,0 +1,39 @@
+"""Offline status of remotes for ``ws status``: which releases are not on each remote yet.
+
+Answered from the catalog alone (what push wrote and what pulls and listings
+saw), never from the network. Imported on the ``ws status`` path, so it
+imports only the standard library, :mod:`catalog` and the hooks registry.
+"""
+
+from __future__ import annotations
+
+from catalog import remotes as rq
+from workspace import hooks
+
+_SHOWN = 3  # releases named in the one-line summary
+
+
+def remote_rows(ws) -> list[dict]:
+    """One row per configured remote: name, url, releases not pushed, and a one-line summary."""
+    config = ws.config
+    remotes = config.get("remote") if isinstance(config.get("remote"), dict) else {}
+    rows = []
+    for name in sorted(remotes):
+        table = remotes[name]
+        if not isinstance(table, dict):
+            continue
+        missing = [f"{t}@{v}" for t, v in rq.releases_not_on(ws.catalog, name)]
+        rows.append({"remote": name, "url": table.get("url", ""), "releases_not_pushed": missing,
+                     "summary": _summary(name, missing)})
+    return rows
+
+
+def _summary(name: str, missing: list[str]) -> str:
+    if not missing:
+        return f"Remote {name}: every release is there"
+    shown = ", ".join(missing[:_SHOWN]) + (f" and {len(missing) - _SHOWN} more" if len(missing) > _SHOWN else "")
+    plural = "s" if len(missing) != 1 else ""
+    return f"Remote {name}: {len(missing)} release{plural} not pushed ({shown}); run 'ws push {name}'"
+
+
+hooks.register_remote_status(remote_rows)
