@@ -374,6 +374,8 @@ def _params(value: Any, where: str) -> dict[str, list] | list[dict]:
 def _notify(value: Any, where: str) -> Notify | None:
     if value is None:
         return None
+    if isinstance(value, dict) and True in value:  # YAML 1.1 reads a bare `on:` key as true
+        value = {("on" if k is True else k): v for k, v in value.items()}
     d = _mapping(value, where, "notify", NOTIFY_FIELDS)
     on = _str_list(d.get("on", ["finished"]), where, "notify.on")
     for ev in on:
