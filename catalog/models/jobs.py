@@ -53,6 +53,10 @@ class JobRow(SQLModel, table=True):
     submitted_ns: int = Field(index=True)
     started_ns: Optional[int] = None
     finished_ns: Optional[int] = None
+    # the same three times as ISO 8601 UTC text, written with them so listing need not format 100k dates
+    submitted_at: Optional[str] = None
+    started_at: Optional[str] = None
+    finished_at: Optional[str] = None
 
 
 class JobEventRow(SQLModel, table=True):

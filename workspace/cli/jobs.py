@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from workspace.cli import app
-from workspace.cli.output import emit_json, err, out, table
+from workspace.cli.output import emit_json, err, out
 
 JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
 STATE = typer.Option(None, "--state", "-s", help="Only jobs in this state (PENDING, QUEUED, RUNNING, SUCCEEDED, "
@@ -63,13 +63,25 @@ def _print_list(state: Optional[str], name: Optional[str], workflow: Optional[st
     if json_:
         sys.stdout.write(ws.jobs.list_json(state, name, workflow) + "\n")
         return
-    rows = ws.jobs.list(state, name, workflow)
+    import json
+
+    # the JSON path is the fast one (built in SQLite); decoding it beats reading 27 columns per row
+    rows = json.loads(ws.jobs.list_json(state, name, workflow))
     if not rows:
         out("no jobs recorded" + (" matching the filters" if state or name or workflow else ""))
         return
-    table(["ID", "NAME", "STATE", "BACKEND", "PARAMS", "EXIT", "SUBMITTED", "FINISHED"],
-          [[r["id"], r["name"], r["state"], r["backend"], _params(r["params"]), r["exit_code"],
-            _short_time(r["submitted_at"]), _short_time(r["finished_at"])] for r in rows])
+    _plain_table(["ID", "NAME", "STATE", "BACKEND", "EXIT", "SUBMITTED", "FINISHED", "PARAMS"],
+                 [[r["id"], r["name"], r["state"], r["backend"], "-" if r["exit_code"] is None else str(r["exit_code"]),
+                   _short_time(r["submitted_at"]), _short_time(r["finished_at"]), _params(r["params"])]
+                  for r in rows])
+
+
+def _plain_table(columns: list[str], rows: list[list[str]]) -> None:
+    """Aligned columns without rich: a table of 100,000 jobs must print in a second, not a minute."""
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths[:-1]) + "  {}"
+    lines = [fmt.format(*columns)] + [fmt.format(*r) for r in rows]
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 def _params(params: dict) -> str:
