@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -65,6 +66,30 @@ class ReleaseFile:
     mode: int
 
 
+class _LazyFiles(Sequence):
+    """A release's files, read from the catalog on first use (listing releases needs only counts)."""
+
+    def __init__(self, load, count: int):
+        self._load, self._count, self._items = load, count, None
+
+    def _all(self) -> list[ReleaseFile]:
+        if self._items is None:
+            self._items = self._load()
+        return self._items
+
+    def __len__(self) -> int:
+        return self._count if self._items is None else len(self._items)
+
+    def __getitem__(self, i):
+        return self._all()[i]
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other)
+
+
 @dataclass
 class Release:
     """An immutable release record as stored in the catalog."""
@@ -79,23 +104,27 @@ class Release:
     created_at: str
     files: list[ReleaseFile]
     digest: str = ""
+    total_size: int | None = None
     _catalog: Any = field(default=None, repr=False, compare=False)
 
     @property
     def size(self) -> int:
         """Total bytes of the release's files."""
-        return sum(f.size for f in self.files)
+        return self.total_size if self.total_size is not None else sum(f.size for f in self.files)
 
-    def to_dict(self) -> dict:
-        """The release for ``--json`` (no chunk lists)."""
+    def summary_dict(self) -> dict:
+        """The release without its file list (for listings)."""
         return {
             "title": self.title, "version": self.version, "description": self.description,
             "metadata": self.metadata, "commit": self.commit, "job": self.job, "author": self.author,
             "created_at": self.created_at, "digest": self.digest, "file_count": len(self.files),
             "size": self.size,
-            "files": [{"path": f.path, "id": f.id, "size": f.size, "sha256": f.sha256, "mode": f.mode}
-                      for f in self.files],
         }
+
+    def to_dict(self) -> dict:
+        """The release for ``--json`` (no chunk lists)."""
+        return dict(self.summary_dict(), files=[
+            {"path": f.path, "id": f.id, "size": f.size, "sha256": f.sha256, "mode": f.mode} for f in self.files])
 
     def to_record(self) -> dict:
         """The record remotes store at ``releases/<title>/<version>.json`` (with chunk lists)."""
@@ -148,10 +177,13 @@ class Releases:
 
     # -- reading ------------------------------------------------------------
     def _load(self, rec: rq.ReleaseRecord) -> Release:
-        files = [ReleaseFile(f.path, f.file_id, f.size, f.file_id, f.mode) for f in rq.release_files(self._cat, rec.id)]
+        def load() -> list[ReleaseFile]:
+            return [ReleaseFile(f.path, f.file_id, f.size, f.file_id, f.mode)
+                    for f in rq.release_files(self._cat, rec.id)]
+
         return Release(rec.title, rec.version, rec.description, json.loads(rec.metadata_json or "{}"),
                        rec.commit_id, json.loads(rec.job) if rec.job else None, rec.author, rec.created_at,
-                       files, rec.digest, self._cat)
+                       _LazyFiles(load, rec.file_count), rec.digest, rec.total_size, self._cat)
 
     def list(self, name: str | None = None) -> list[Release]:
         """Every release (or those of ``name``), by title then version."""
@@ -289,14 +321,23 @@ def _fail(msg: str) -> InvalidReleaseRecord:
     return InvalidReleaseRecord(f"invalid release record: {msg}")
 
 
-def _check_record_file(i: int, f: Any, root) -> rq.ReleaseFileRecord:
+def _check_path(path: str, root, checked: set[str]) -> None:
+    """safe_join's rules; the symlink checks of a parent folder run once per folder, not per file."""
+    parent, _, leaf = path.rpartition("/")
+    if parent and parent in checked and leaf not in ("", ".", "..") and "\\" not in leaf and "\x00" not in leaf:
+        return
+    safe_join(root, path)  # PathOutsideWorkspace (exit 5) for '../', absolute paths, symlinked parents
+    checked.add(parent)
+
+
+def _check_record_file(i: int, f: Any, root, checked: set[str]) -> rq.ReleaseFileRecord:
     """One entry of a record's ``files``; paths must stay inside the workspace."""
     if not isinstance(f, dict):
         raise _fail(f"files[{i}] is not an object")
     path, fid, size, mode = f.get("path"), f.get("id"), f.get("size"), f.get("mode", 0o644)
     if not isinstance(path, str):
         raise _fail(f"files[{i}].path is not a string")
-    safe_join(root, path)  # PathOutsideWorkspace (exit 5) for '../', absolute paths, symlinked parents
+    _check_path(path, root, checked)
     if not isinstance(fid, str) or not _HEX64.match(fid):
         raise _fail(f"files[{i}] ('{path}'): id is not 64 lowercase hex digits")
     if f.get("sha256", fid) != fid:
@@ -322,7 +363,8 @@ def validate_record(record: Any, root) -> tuple[dict, list[rq.ReleaseFileRecord]
     raw = record.get("files")
     if not isinstance(raw, list) or not raw:
         raise _fail("'files' must be a non-empty list")
-    files = [_check_record_file(i, f, root) for i, f in enumerate(raw)]
+    checked: set[str] = set()
+    files = [_check_record_file(i, f, root, checked) for i, f in enumerate(raw)]
     if len({f.path for f in files}) != len(files):
         raise _fail("a path appears twice")
     metadata, description = record.get("metadata") or {}, record.get("description") or ""

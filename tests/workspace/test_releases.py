@@ -196,11 +196,12 @@ def test_import_record_adds_a_release_whose_content_is_stored(proj):
     assert rel.to_record() == rec
 
 
-@pytest.mark.parametrize("path", ["../evil", "/etc/passwd", "a/../../b", ".ws/catalog.db", "a//b", "a\\b"])
+@pytest.mark.parametrize("path", ["../evil", "/etc/passwd", "a/../../b", ".ws/catalog.db", "a//b", "a\\b", ".ws",
+                                  "README.md/..", "data/..", "data/./x", "data/x\x00"])
 def test_import_record_refuses_paths_outside_the_workspace(proj, path):
     rec = _record(proj)
     rec["version"] = "2.0.0"
-    rec["files"][0]["path"] = path
+    rec["files"][-1]["path"] = path  # after safe paths in the same folders
     with pytest.raises(PathOutsideWorkspace) as info:
         proj.releases.import_record(rec)
     assert info.value.exit_code == 5

@@ -59,7 +59,7 @@ def list_(
     """List releases: title, version, files, size, commit and time."""
     rels = _ws().releases.list(name)
     if json_:
-        emit_json([{k: v for k, v in r.to_dict().items() if k != "files"} for r in rels])
+        emit_json([r.summary_dict() for r in rels])
         return
     if not rels:
         out("no releases" + (f" named '{name}'" if name else "") + "; create one with 'ws release create'")
