@@ -1,0 +1,104 @@
+"""``ws run`` and ``ws jobs cancel|wait|rerun|refresh`` through the real executable and in-process."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tests.conftest import write
+
+
+def _spec(root, name: str, body: str) -> None:
+    write(root, f"jobs/{name}.yaml", f"name: {name}\n" + body)
+
+
+def _one_error_line(proc) -> str:
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ws: error: "), proc.stderr
+    return lines[0]
+
+
+def test_detached_run_outlives_the_command(ws, run_ws):
+    _spec(ws.root, "bg", "command: sleep 1 && echo {who} > {who}.txt\noutputs: ['{who}.txt']\n"
+                         "params: {who: [a, b]}\n")
+    t0 = time.monotonic()
+    proc = run_ws(ws.root, "run", "bg", "--json", check=True)
+    assert time.monotonic() - t0 < 5  # returned while the jobs still sleep
+    res = json.loads(proc.stdout)
+    assert len(res["jobs"]) == 2 and all(j["state"] in ("PENDING", "RUNNING") for j in res["jobs"])
+    waited = run_ws(ws.root, "jobs", "wait", res["workflow"], "--timeout", "60", "--json")
+    assert waited.returncode == 0, waited.stderr
+    assert {j["state"] for j in json.loads(waited.stdout)} == {"SUCCEEDED"}
+    listed = json.loads(run_ws(ws.root, "jobs", "--json", check=True).stdout)
+    assert sorted(j["params"]["who"] for j in listed if j["state"] == "SUCCEEDED") == ["a", "b"]
+    made_by = [c.provenance["job"]["name"] for c in ws.log() if c.provenance]
+    assert made_by == ["bg", "bg"]
+
+
+def test_run_wait_json_and_failure_exit_code(ws, cli):
+    _spec(ws.root, "mixed", "command: exit {c}\nparams: {c: [0, 5]}\n")
+    res = cli(ws.root, "run", "mixed", "--wait", "--json")
+    assert res.exit_code == 1
+    body = json.loads(res.stdout)
+    assert body["state"] == "FAILED"
+    assert sorted((j["params"]["c"], j["state"], j["exit_code"]) for j in body["jobs"]) == \
+        [(0, "SUCCEEDED", 0), (5, "FAILED", 5)]
+
+
+def test_run_wait_human_output_and_skip(ws, cli):
+    _spec(ws.root, "ok", "command: echo {n}\nparams: {n: [1]}\n")
+    first = cli(ws.root, "run", "ok", "--wait")
+    assert first.exit_code == 0 and "SUCCEEDED" in first.stdout
+    again = cli(ws.root, "run", "ok", "--wait")
+    assert again.exit_code == 0 and "SKIPPED" in again.stdout
+
+
+def test_dry_run_records_nothing_and_param_override(ws, cli):
+    _spec(ws.root, "greet", "command: echo hi {who}\nparams: {who: [a, b, c]}\n")
+    res = cli(ws.root, "run", "greet", "--dry-run", "--param", "who=zed", "--json")
+    assert res.exit_code == 0, res.output
+    jobs = json.loads(res.stdout)["jobs"]
+    assert [j["command"] for j in jobs] == ["echo hi zed"]
+    human = cli(ws.root, "run", "greet", "--dry-run")
+    assert "3 to run" in human.stdout and "echo hi b" in human.stdout
+    assert json.loads(cli(ws.root, "jobs", "--json").stdout) == []
+
+
+def test_run_errors_are_one_line_with_exit_codes(ws, run_ws):
+    _spec(ws.root, "x", "command: 'true'\n")
+    cases = [
+        (("run", "nosuch"), 4),
+        (("run", "x", "--backend", "nowhere"), 9),
+        (("run", "x", "--param", "nope=1"), 2),
+        (("jobs", "cancel", "deadbeef"), 4),
+        (("jobs", "wait", "deadbeef"), 4),
+        (("jobs", "rerun", "--failed"), 4),  # no workflow yet
+    ]
+    for args, code in cases:
+        proc = run_ws(ws.root, *args)
+        assert proc.returncode == code, (args, proc.returncode, proc.stderr)
+        _one_error_line(proc)
+    assert run_ws(ws.root, "jobs", "cancel").returncode == 2
+    assert run_ws(ws.root, "jobs", "rerun").returncode == 2
+
+
+def test_cancel_wait_timeout_rerun_refresh(ws, cli):
+    _spec(ws.root, "nap", "command: test -f ok || sleep 30\n")
+    started = json.loads(cli(ws.root, "run", "nap", "--json").stdout)
+    wf = started["workflow"]
+    timed_out = cli(ws.root, "jobs", "wait", wf, "--timeout", "0.3")
+    assert timed_out.exit_code == 1 and "timed out" in timed_out.stderr
+    cancelled = cli(ws.root, "jobs", "cancel", "--all", "--json")
+    assert json.loads(cancelled.stdout)["cancelled"] == [started["jobs"][0]["id"]]
+    waited = cli(ws.root, "jobs", "wait", wf, "--timeout", "30")
+    assert waited.exit_code == 1 and "CANCELLED" in waited.stdout
+    write(ws.root, "ok", "")
+    rerun = cli(ws.root, "jobs", "rerun", "--failed", wf, "--wait", "--json")
+    assert rerun.exit_code == 0, rerun.output
+    new_wf = json.loads(rerun.stdout)["workflow"]
+    rows = json.loads(cli(ws.root, "jobs", "--workflow", new_wf, "--json").stdout)
+    assert [r["state"] for r in rows] == ["SUCCEEDED"]
+    nothing = cli(ws.root, "jobs", "rerun", "--failed", new_wf)
+    assert nothing.exit_code == 1 and "no failed" in nothing.stderr
+    refreshed = cli(ws.root, "jobs", "refresh", "--json")
+    assert refreshed.exit_code == 0 and json.loads(refreshed.stdout) == []
