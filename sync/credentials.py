@@ -231,3 +231,9 @@ def login(config: Mapping[str, Any], remote_name: str, secrets: Mapping[str, str
         raise InvalidCredentials(f"remote '{remote_name}' ({scheme_of(url)}) needs {', '.join(missing)} too")
     store_secrets(remote_name, clean)
     return {"remote": remote_name, "url": url, "stored": sorted(clean), "service": SERVICE}
+
+
+def logout(config: Mapping[str, Any], remote_name: str) -> dict:
+    """Delete a configured remote's secrets from the keyring (``ws login --forget``)."""
+    url, _ = remote_config(config, remote_name)
+    return {"remote": remote_name, "url": url, "removed": forget_secrets(remote_name)}

@@ -180,3 +180,13 @@ def test_forget_secrets(keyring_dir):
     assert credentials.forget_secrets("r") is True
     assert credentials.load_secrets("r") == {}
     assert credentials.forget_secrets("r") is False
+
+
+def test_ws_login_forget(remote_ws, cli, keyring_dir):
+    credentials.store_secrets("shelf", {"token": "t"})
+    res = cli(remote_ws.root, "login", "shelf", "--forget")
+    assert res.exit_code == 0 and "Removed" in res.output
+    assert credentials.load_secrets("shelf") == {}
+    res = cli(remote_ws.root, "login", "shelf", "--forget", "--json")
+    assert json.loads(res.output)["removed"] is False
+    assert cli(remote_ws.root, "login", "nope", "--forget").exit_code == 4

@@ -80,6 +80,16 @@ def test_release_from_an_older_ref_ignores_later_commits(proj):
         proj.releases.create("ds", version="2.0.0", from_ref="no-such-branch")
 
 
+def test_job_comes_from_the_commit_provenance(proj, cli):
+    write(proj.root, "out/result.csv", "x\n")
+    job = {"id": "j-123", "name": "align", "workflow": None}
+    proj.commit("job output", provenance={"job": job, "exit_code": 0})
+    rel = proj.releases.create("ds", version="1.0.0")
+    assert rel.job == job and rel.to_record()["job"] == job
+    res = cli(proj.root, "release", "show", "ds@1.0.0")
+    assert "Job:     align" in res.output
+
+
 def test_nothing_committed_is_an_error(ws):
     with pytest.raises(UnknownRef, match="nothing is committed"):
         ws.releases.create("ds", version="1.0.0")

@@ -107,6 +107,7 @@ def login(
     key: Optional[List[str]] = typer.Option(None, "--key", help="A secret as KEY=VALUE (repeatable).",
                                             metavar="KEY=VALUE"),
     stdin: bool = typer.Option(False, "--stdin", help="Read secrets from stdin: a JSON object or KEY=VALUE lines."),
+    forget: bool = typer.Option(False, "--forget", help="Delete the remote's secrets from the keyring instead."),
     json_: bool = JSON,
 ) -> None:
     """Store a remote's secrets in the system keyring (never in .ws/).
@@ -120,6 +121,14 @@ def login(
     from sync import credentials
 
     ws = _ws()
+    if forget:
+        result = credentials.logout(ws.config, remote)
+        if json_:
+            emit_json(result)
+            return
+        out(f"Removed the secrets of remote '{remote}' from the keyring" if result["removed"]
+            else f"The keyring held no secrets for remote '{remote}'")
+        return
     if stdin:
         secrets = credentials.parse_stdin(sys.stdin.read())
     elif key:
