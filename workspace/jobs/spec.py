@@ -209,7 +209,10 @@ def load_spec(path: str | os.PathLike, display: str | None = None) -> JobSpec:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise InvalidSpec(f"{shown}{where}: not valid YAML: {problem}") from None
+        hint = ""
+        if "{" in text and "[" in text:  # `outputs: [out/{sample}/]` is a YAML flow mapping, not a template
+            hint = "; templates inside [...] or {...} must be quoted: [\"out/{sample}/\"]"
+        raise InvalidSpec(f"{shown}{where}: not valid YAML: {problem}{hint}") from None
     spec = from_dict(data, shown, default_name=p.stem)
     return validate(spec)
 
