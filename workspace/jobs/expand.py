@@ -221,8 +221,8 @@ def _working_ids(ws, spec: JobSpec, prefixes: list[str]) -> dict[str, str]:
 # -- keys and expansion ----------------------------------------------------------------------
 def spec_fingerprint(spec: JobSpec) -> dict:
     """The part of a spec that decides what its jobs compute (what keys hash)."""
-    d = spec.to_dict()
-    return {k: d[k] for k in KEY_FIELDS}
+    # not spec.to_dict(): asdict deep-copies params, which made a sweep of n jobs cost O(n^2)
+    return {k: getattr(spec, k) for k in KEY_FIELDS}
 
 
 def job_key(spec: JobSpec, params: dict, input_ids: dict[str, str], upstream_keys: list[str]) -> str:
