@@ -190,3 +190,28 @@ def test_ws_login_forget(remote_ws, cli, keyring_dir):
     res = cli(remote_ws.root, "login", "shelf", "--forget", "--json")
     assert json.loads(res.output)["removed"] is False
     assert cli(remote_ws.root, "login", "nope", "--forget").exit_code == 4
+
+
+def test_s3_remote_uses_keyring_credentials_over_http(ws, keyring_dir, s3_bucket, run_ws):
+    """End to end on a moto S3 server: no credentials -> exit 11 naming the remote; after ws login it works."""
+    bucket, options, _ = s3_bucket
+    public = {k: v for k, v in options.items() if k not in ("key", "secret")}
+    (ws.root / "a.txt").write_text("hello")
+    ws.commit("a")
+    ws.releases.create("ds", version="1.0.0")
+    ws.add_remote("cloud", f"s3://{bucket}/team", public)
+    res = run_ws(ws.root, "push", "cloud")
+    assert res.returncode == 11, res.stderr
+    line = res.stderr.strip()
+    assert "\n" not in line and "'cloud'" in line and "ws login cloud" in line
+    creds = json.dumps({"key": options["key"], "secret": options["secret"]})
+    login = subprocess.run([*ws_exe(), "login", "cloud", "--stdin"], cwd=ws.root, input=creds,
+                           capture_output=True, text=True, timeout=120)
+    assert login.returncode == 0, login.stderr
+    assert run_ws(ws.root, "push", "cloud").returncode == 0
+    res = run_ws(ws.root, "remote", "releases", "cloud", "--json")
+    assert res.returncode == 0, res.stderr
+    assert "1.0.0" in res.stdout
+    for f in _files_under(ws.layout.ws_dir):
+        with open(f, "rb") as fh:
+            assert options["secret"].encode() not in fh.read(), f
