@@ -18,7 +18,7 @@ import time
 
 from catalog import jobs as q
 from sync.compute import registry
-from sync.compute.base import CANCELLED, RUNNING, SUCCEEDED, SubmitRequest
+from sync.compute.base import CANCELLED, FAILED, RUNNING, SUCCEEDED, BackendStatus, SubmitRequest
 from workspace.jobs import notify as notify_mod
 from workspace.jobs.outputs import commit_outputs
 
@@ -64,6 +64,10 @@ class Supervisor:
         self.notify = _load_notify(ws, workflow_id)
         self._log_path = os.path.join(workflow_dir(ws, workflow_id), "supervisor.log")
         self._last_sync = time.monotonic()
+        self._order: list[str] | None = None  # pending ids by priority; rebuilt when jobs come back
+        self._check_blocked = True  # a dependency ended badly since the last full scan
+        self._outbox: list[dict] = []  # notifications, sent after the turn's transaction
+        self._has_max_queue = False
 
     # -- the loop ------------------------------------------------------------
     def run(self) -> str:
@@ -71,12 +75,28 @@ class Supervisor:
         q.update_workflow(self.cat, self.wf, supervisor_pid=os.getpid(), supervisor_host=socket.gethostname())
         self._load()
         while self.pending or self.running:
-            self._poll()
-            self._schedule()
+            self._turn()
             if not (self.pending or self.running):
                 break
             self._wait()
         return self._finish_workflow()
+
+    def _turn(self) -> None:
+        """One poll: backend calls and output commits first, then all state changes in one transaction.
+
+        Output commits take the workspace lock and notifications run commands,
+        so neither happens while this process holds the catalog's write lock.
+        """
+        ended = self._poll()
+        commits = {job["id"]: commit_outputs(self.ws, job, st.exit_code)
+                   for job, st in ended if st.state == SUCCEEDED}
+        with self.cat.write():
+            for job, st in ended:
+                self._ended(job, st, commits.get(job["id"]))
+            self._schedule()
+        outbox, self._outbox = self._outbox, []
+        for job in outbox:
+            self._send_job_notice(job)
 
     def _load(self) -> None:
         for job in q.list_jobs(self.cat, workflow=self.wf):
@@ -85,6 +105,7 @@ class Supervisor:
             self.policies[jid] = job["policies"] or {}
             if job["state"] == "PENDING":
                 self.pending[jid] = job
+                self._has_max_queue |= bool(self.policies[jid].get("max_queue_s"))
             elif job["state"] in ACTIVE and job["backend_id"]:
                 self.running[jid] = job  # adopted after a supervisor restart
             elif job["state"] in ACTIVE:  # claimed but never started
@@ -94,9 +115,9 @@ class Supervisor:
     def _wait(self) -> None:
         now = time.time_ns()
         timeout = MAX_WAIT_S
-        for jid in self.pending:
-            if jid in self.not_before:
-                timeout = min(timeout, max(0.0, (self.not_before[jid] - now) / 1e9))
+        for jid, when in self.not_before.items():
+            if jid in self.pending:
+                timeout = min(timeout, max(0.0, (when - now) / 1e9))
         for job in self.running.values():
             deadline = _deadline_ns(job)
             if deadline:
@@ -116,8 +137,10 @@ class Supervisor:
             groups.setdefault(job["backend"], []).append(job)
         return groups
 
-    def _poll(self) -> None:
+    def _poll(self) -> list[tuple[dict, object]]:
+        """Ask each backend once for all its running jobs; returns the (job, status) pairs that ended."""
         now = time.time_ns()
+        ended = []
         for name, jobs in self._running_by_backend().items():
             backend = get_backend(self.ws, self.backends, name)
             statuses = backend.status([j["backend_id"] for j in jobs])  # one call for all of them
@@ -126,26 +149,29 @@ class Supervisor:
                 if st is None:
                     continue
                 if st.final:
-                    self._ended(job, st)
+                    ended.append((job, st))
                 elif st.state == RUNNING and job["state"] == "QUEUED":
                     self._set(job, "RUNNING", only_from=("QUEUED",), started_ns=st.started_ns or now)
                 else:
-                    self._check_timeout(job, backend, now)
+                    timed_out = self._check_timeout(job, backend, now)
+                    if timed_out is not None:
+                        ended.append((job, timed_out))
         if time.monotonic() - self._last_sync > MAX_WAIT_S:
             self._sync_external()
+        return ended
 
-    def _check_timeout(self, job: dict, backend, now: int) -> None:
+    def _check_timeout(self, job: dict, backend, now: int):
         deadline = _deadline_ns(job)
-        if deadline and now >= deadline:
-            backend.cancel([job["backend_id"]])
-            limit = (deadline - (job.get("started_ns") or now)) / 1e9
-            self.running.pop(job["id"], None)
-            self._failed(job, f"timed out after {limit:g}s (killed)", None)
+        if not deadline or now < deadline:
+            return None
+        backend.cancel([job["backend_id"]])
+        limit = (deadline - (job.get("started_ns") or now)) / 1e9
+        return BackendStatus(FAILED, None, job.get("started_ns"), now, f"timed out after {limit:g}s (killed)")
 
-    def _ended(self, job: dict, st) -> None:
+    def _ended(self, job: dict, st, commit: tuple[str | None, str | None] | None) -> None:
         self.running.pop(job["id"], None)
         if st.state == SUCCEEDED:
-            commit_id, problem = commit_outputs(self.ws, job, st.exit_code)
+            commit_id, problem = commit or (None, None)
             if problem:
                 self._failed(job, problem, st.exit_code)
                 return
@@ -158,6 +184,7 @@ class Supervisor:
                 self._notify_job(job)
             else:
                 self.states[job["id"]] = (q.get_job(self.cat, job["id"]) or {}).get("state", "CANCELLED")
+            self._check_blocked = True
         else:
             self._failed(job, st.reason or st.state.lower(), st.exit_code)
 
@@ -171,33 +198,45 @@ class Supervisor:
             if self._set(job, "PENDING", detail, only_from=ACTIVE, exit_code=exit_code, reason=detail,
                          backend_id=None):
                 self.pending[job["id"]] = job
+                self._order = None
                 self.not_before[job["id"]] = time.time_ns() + int(delay * 1e9)
             return
+        self._check_blocked = True
         if self._set(job, "FAILED", reason, only_from=ACTIVE, exit_code=exit_code, reason=reason):
             self._notify_job(job)
 
     # -- starting jobs ---------------------------------------------------------
     def _schedule(self) -> None:
+        """Cancel what cannot run any more, then start ready jobs in priority order while cpus last."""
         now = time.time_ns()
-        ready = []
+        if self._check_blocked or self._has_max_queue:
+            self._drop_unrunnable(now)
+        if self._order is None:  # stable sort: submission (DAG) order within one priority
+            self._order = sorted(self.pending, key=lambda j: -(self.pending[j].get("priority") or 0))
+        free = self.max_cpus - sum(self._cpus(j) for j in self.running.values())
+        for jid in self._order:
+            job = self.pending.get(jid)
+            if job is None or self.not_before.get(jid, 0) > now or self._deps_verdict(job) is not None:
+                continue
+            need = self._cpus(job)
+            if need > free:
+                break  # strict priority: a big high-priority job is not starved by small ones
+            if self._launch(job):
+                free -= need
+        self._order = [j for j in self._order if j in self.pending]
+
+    def _drop_unrunnable(self, now: int) -> None:
+        """One pass in DAG order: dependents of failed jobs are cancelled, jobs queued too long fail."""
+        self._check_blocked = False
         for jid, job in list(self.pending.items()):
             verdict = self._deps_verdict(job)
             if verdict is not None and verdict != "wait":
                 self.pending.pop(jid)
+                self._check_blocked = True  # its own dependents must go too (next turn at the latest)
                 if self._set(job, "CANCELLED", verdict, only_from=("PENDING",), reason=verdict):
                     self._notify_job(job)
-                continue
-            if self._queued_too_long(job, now) or verdict == "wait" or self.not_before.get(jid, 0) > now:
-                continue
-            ready.append(job)
-        ready.sort(key=lambda j: -(j.get("priority") or 0))  # stable: submission order within a priority
-        used = sum(self._cpus(j) for j in self.running.values())
-        for job in ready:
-            need = self._cpus(job)
-            if used + need > self.max_cpus:
-                break  # strict priority: a big high-priority job is not starved by small ones
-            if self._launch(job):
-                used += need
+            else:
+                self._queued_too_long(job, now)
 
     def _cpus(self, job: dict) -> int:
         # a job asking for more than the limit runs alone rather than never
@@ -222,10 +261,11 @@ class Supervisor:
 
     def _queued_too_long(self, job: dict, now: int) -> bool:
         limit = self.policies.get(job["id"], {}).get("max_queue_s")
-        if not limit or now - job["submitted_ns"] < limit * 1e9:
+        if not limit or job.get("attempts") or now - job["submitted_ns"] < limit * 1e9:
             return False
         self.pending.pop(job["id"], None)
         reason = f"waited in the queue longer than max_queue ({limit:g}s)"
+        self._check_blocked = True
         if self._set(job, "FAILED", reason, only_from=("PENDING",), reason=reason):
             self._notify_job(job)
         return True
@@ -248,11 +288,9 @@ class Supervisor:
             self._failed(job, f"backend {job['backend']} refused the job: {exc}", None)
             return False
         state = "RUNNING" if job["backend"] == "local" else "QUEUED"
-        if not self._set(job, state, f"attempt {attempts} on {job['backend']} as {bid}", only_from=("PENDING",),
-                         backend_id=bid, attempts=attempts, reason=None):
-            backend.cancel([bid])  # cancelled between our read and the start
-            self.pending.pop(job["id"], None)
-            return False
+        # we hold the catalog's write lock since the read above, so nobody cancelled it meanwhile
+        self._set(job, state, f"attempt {attempts} on {job['backend']} as {bid}", backend_id=bid,
+                  attempts=attempts, reason=None)
         self.pending.pop(job["id"], None)
         job.update(backend_id=bid, attempts=attempts, started_ns=time.time_ns())
         self.running[job["id"]] = job
@@ -279,8 +317,11 @@ class Supervisor:
     def _notify_job(self, job: dict) -> None:
         cfg = self.notify.get(job["name"])
         if cfg is not None and notify_mod.wanted(cfg, job["state"]):
-            row = q.get_job(self.cat, job["id"]) or job
-            self._report(notify_mod.send(cfg, notify_mod.job_payload(row), str(self.ws.root)))
+            self._outbox.append(job)
+
+    def _send_job_notice(self, job: dict) -> None:
+        row = q.get_job(self.cat, job["id"]) or job
+        self._report(notify_mod.send(self.notify[job["name"]], notify_mod.job_payload(row), str(self.ws.root)))
 
     def _finish_workflow(self) -> str:
         counts = q.count_by_state(self.cat, workflow=self.wf)
