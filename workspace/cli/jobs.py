@@ -121,7 +121,7 @@ def _show_lines(job: dict) -> list[tuple[str, str]]:
         ("backend", f"{job['backend']}" + (f" ({job['backend_id']})" if job["backend_id"] else "")),
         ("attempts", str(job["attempts"])),
         ("exit code", "-" if job["exit_code"] is None else str(job["exit_code"])),
-        ("resources", _params(job["resources"])),
+        ("resources", _params({k: v for k, v in job["resources"].items() if v not in (None, 0)})),
         ("queued", _secs(d["queued_s"])),
         ("ran", _secs(d["running_s"])),
         ("input commit", job["input_commit"] or "-"),
@@ -129,6 +129,9 @@ def _show_lines(job: dict) -> list[tuple[str, str]]:
         ("stdout", job["logs"]["stdout"] or "-"),
         ("stderr", job["logs"]["stderr"] or "-"),
     ]
+    env = job.get("environment") or {}
+    if env:
+        lines.append(("ran on", ", ".join(f"{k}={env[k]}" for k in ("host", "user", "python", "platform") if k in env)))
     if job["reason"]:
         lines.insert(1, ("reason", job["reason"]))
     if job.get("depends_on"):
