@@ -47,6 +47,8 @@ def plan(ws, expanded: list, force: bool = False) -> list[dict]:
     base_env = environment.base_environment(tuple(section.get("record_env") or ()))
     rows, ids_by_spec = [], {}
     for job in expanded:
+        if job.workdir:
+            ws.layout.rel(job.workdir, cwd=ws.root)  # a workdir outside the workspace is refused (exit 5)
         jid = q.new_id()
         row = {
             "id": jid, "name": job.spec_name, "key": job.key, "params": job.params, "backend": job.backend,

@@ -74,11 +74,15 @@ class Supervisor:
         """Drive the workflow to its end; returns the workflow's final state."""
         q.update_workflow(self.cat, self.wf, supervisor_pid=os.getpid(), supervisor_host=socket.gethostname())
         self._load()
-        while self.pending or self.running:
-            self._turn()
-            if not (self.pending or self.running):
-                break
-            self._wait()
+        try:
+            while self.pending or self.running:
+                self._turn()
+                if not (self.pending or self.running):
+                    break
+                self._wait()
+        finally:
+            for backend in self.backends.values():
+                backend.close()
         return self._finish_workflow()
 
     def _turn(self) -> None:

@@ -316,3 +316,16 @@ def test_unknown_backend_submits_nothing(ws):
     assert info.value.exit_code == 9
     assert isinstance(info.value, UnknownBackend) or "nowhere" in str(info.value)
     assert cj.list_jobs(ws.catalog) == []
+
+
+def test_workdir_is_used_and_must_stay_inside(ws):
+    from workspace.errors import PathOutsideWorkspace
+
+    (ws.root / "sub").mkdir()
+    spec(ws, "inside", "command: pwd > where.txt\nworkdir: sub\n")
+    run(ws, "inside")
+    assert (ws.root / "sub" / "where.txt").read_text().strip() == str(ws.root / "sub")
+    spec(ws, "outside", "command: pwd\nworkdir: ../elsewhere\n")
+    with pytest.raises(PathOutsideWorkspace):
+        run(ws, "outside")
+    assert [j["name"] for j in cj.list_jobs(ws.catalog)] == ["inside"]
