@@ -126,8 +126,11 @@ class _TaskGroup:
     @property
     def status(self) -> str | None:
         """One state for all tasks (see :func:`combined_state`); None before submission."""
+        tasks = self.tasks
+        if not tasks:
+            return None
         query.refresh_liveness(self.ws)
-        rows = [cj.get_job(self.ws.catalog, t.id) for t in self.tasks]
+        rows = [cj.get_job(self.ws.catalog, t.id) for t in tasks]
         return combined_state(r["state"] for r in rows if r)
 
     def done(self) -> bool:
