@@ -97,7 +97,7 @@ class Task:
         return query.read_log(self.ws, self.id, stderr=True)
 
     def wait(self, timeout: float | None = None) -> str:
-        """Block until the task ends (or ``timeout`` seconds); returns its state."""
+        """Block until the task ends; returns its state (the engine's WaitTimedOut after ``timeout`` s)."""
         _engine().wait(self.ws, [self.id], timeout)
         return self.status
 
@@ -138,7 +138,7 @@ class _TaskGroup:
         return bool(self.tasks) and all(t.done() for t in self.tasks)
 
     def wait(self, timeout: float | None = None) -> str | None:
-        """Block until every task ends (or ``timeout`` seconds); returns the combined state."""
+        """Block until every task ends; returns the combined state (WaitTimedOut after ``timeout`` s)."""
         if self.tasks:
             _engine().wait(self.ws, [t.id for t in self.tasks], timeout)
         return self.status
@@ -282,11 +282,8 @@ class Workflow(_TaskGroup):
         """Run the failed, cancelled and lost tasks again (and what they block); returns the new workflow."""
         if self.id is None:
             raise InvalidSpec("workflow was never submitted")
-        new_id = _engine().rerun_failed(self.ws, self.id)
-        wf = Workflow(self.ws, workflow_id=new_id)
-        if wait and new_id:
-            wf.wait()
-        return wf
+        new_id = _engine().rerun_failed(self.ws, self.id, wait=wait)
+        return Workflow(self.ws, workflow_id=new_id)
 
 
 class JobsAPI:
