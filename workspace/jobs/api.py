@@ -121,6 +121,7 @@ class _TaskGroup:
 
     @property
     def tasks(self) -> list[Task]:
+        """The tasks this group covers (defined by Job and Workflow)."""
         raise NotImplementedError
 
     @property
