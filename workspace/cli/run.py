@@ -163,8 +163,9 @@ def refresh(json_: bool = JSON) -> None:
 
 
 @jobs_app.command(hidden=True)
-def supervise(workflow: str = typer.Argument(..., help="Workflow id.")) -> None:
+def supervise(workflow: str = typer.Argument(..., help="Workflow id."),
+              adopt: bool = typer.Option(False, "--adopt", help="Take over LOST jobs that still run.")) -> None:
     """Run a workflow's supervisor in the foreground (what detached 'ws run' starts)."""
     from workspace.jobs.supervisor import supervise as run_supervisor
 
-    run_supervisor(_ws(), workflow)
+    run_supervisor(_ws(), workflow, adopt=adopt)

@@ -22,7 +22,7 @@ from workspace.errors import InvalidArgument, WorkspaceError
 from workspace.jobs import environment
 from workspace.jobs.query import resolve_job, resolve_workflow
 from workspace.jobs.spec import UnknownJob
-from workspace.jobs.supervisor import get_backend, supervise, workflow_dir
+from workspace.jobs.supervisor import get_backend, record_supervisor, supervise, workflow_dir
 
 FINAL = set(q.FINAL_STATES)
 
@@ -125,23 +125,25 @@ def _save_notify(ws, wf: str, expanded: list) -> None:
 
 
 def _start(ws, wf: str, wait: bool) -> None:
-    if wait:
+    if wait or not q.jobs_in_states(ws.catalog, ("PENDING",), workflow=wf):  # all skipped: ends at once
         supervise(ws, wf)
     else:
         spawn_supervisor(ws, wf)
 
 
-def spawn_supervisor(ws, workflow_id: str) -> int:
+def spawn_supervisor(ws, workflow_id: str, adopt: bool = False) -> int:
     """Start ``ws jobs supervise WF`` detached (new session, output to its log); returns its pid."""
     folder = workflow_dir(ws, workflow_id)
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "supervisor.log"), "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "workspace", "-C", str(ws.root), "jobs", "supervise", workflow_id],
+            [sys.executable, "-m", "workspace", "-C", str(ws.root), "jobs", "supervise", workflow_id,
+             *(["--adopt"] if adopt else [])],
             cwd=str(ws.root), stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             close_fds=True,
         )
     # recorded here as well as by the supervisor itself, so liveness checks work from the first moment
+    record_supervisor(ws, workflow_id, proc.pid)
     q.update_workflow(ws.catalog, workflow_id, supervisor_pid=proc.pid, supervisor_host=socket.gethostname())
     return proc.pid
 
@@ -254,33 +256,50 @@ def refresh(ws) -> list[dict]:
     """Ask the backends about every unfinished (or lost) job that has a backend id; update the catalog.
 
     Returns ``{id, old, new}`` for each job whose state changed. A job that
-    succeeded gets its outputs committed here if no supervisor did it.
+    succeeded gets its outputs committed here if no supervisor did it; LOST
+    jobs that still run are handed to a new supervisor for their workflow.
     """
-    from workspace.jobs.outputs import commit_outputs
-
     rows = [r for r in q.jobs_in_states(ws.catalog, ("QUEUED", "RUNNING", "LOST")) if r["backend_id"]]
     by_backend: dict[str, list[dict]] = {}
     for r in rows:
         by_backend.setdefault(r["backend"], []).append(r)
-    changes, backends = [], {}
+    changes, backends, adopt = [], {}, {}
     for name, jobs in by_backend.items():
         statuses = get_backend(ws, backends, name).status([j["backend_id"] for j in jobs])
         for job in jobs:
             st = statuses.get(job["backend_id"])
-            if st is None or st.state == job["state"] or (st.state == "LOST" and job["state"] == "LOST"):
+            if st is None or st.state == job["state"]:
                 continue
-            fields = {"exit_code": st.exit_code}
-            if st.state == "SUCCEEDED":
-                commit_id, problem = (job["output_commit"], None) if job["output_commit"] else \
-                    commit_outputs(ws, job, st.exit_code)
-                new = "FAILED" if problem else "SUCCEEDED"
-                fields.update(output_commit=commit_id, reason=problem)
-            else:
-                new = st.state if st.state in q.STATES else "LOST"
-                fields["reason"] = st.reason
-            if st.finished_ns and new in FINAL:
-                fields["finished_ns"] = st.finished_ns
-            if q.set_state(ws.catalog, job["id"], new, f"refresh: backend reports {st.state}",
-                           only_from=(job["state"],), **fields):
-                changes.append({"id": job["id"], "old": job["state"], "new": new})
+            if not st.final:
+                if job["state"] == "LOST":
+                    adopt.setdefault(job["workflow_id"], []).append(job)
+                continue  # a live supervisor follows its running jobs itself
+            change = _record_final(ws, job, st)
+            if change:
+                changes.append(change)
+    for wf, jobs in adopt.items():
+        spawn_supervisor(ws, wf, adopt=True)  # records its pid first, so liveness sees a live supervisor
+        for job in jobs:  # the new supervisor may have adopted (or even finished) it already
+            if q.set_state(ws.catalog, job["id"], "RUNNING", "adopted by a new supervisor (refresh)",
+                           only_from=("LOST",), reason=None, started_ns=job["started_ns"] or time.time_ns()):
+                changes.append({"id": job["id"], "old": "LOST", "new": "RUNNING"})
     return changes
+
+
+def _record_final(ws, job: dict, st) -> dict | None:
+    """Record a final backend status for a job no supervisor is finishing."""
+    from workspace.jobs.outputs import commit_outputs
+
+    fields = {"exit_code": st.exit_code, "reason": st.reason}
+    new = st.state if st.state in q.STATES else "LOST"
+    if st.state == "SUCCEEDED":
+        commit_id, problem = (job["output_commit"], None) if job["output_commit"] else \
+            commit_outputs(ws, job, st.exit_code)
+        new = "FAILED" if problem else "SUCCEEDED"
+        fields.update(output_commit=commit_id, reason=problem)
+    if st.finished_ns:
+        fields["finished_ns"] = st.finished_ns
+    if q.set_state(ws.catalog, job["id"], new, f"refresh: backend reports {st.state}", only_from=(job["state"],),
+                   **fields):
+        return {"id": job["id"], "old": job["state"], "new": new}
+    return None

@@ -36,6 +36,28 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def start_ticks(pid: int) -> int | None:
+    """A process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _same_process(ws, wf_id: str, pid: int) -> bool:
+    """False when the supervisor's recorded start time shows its pid now belongs to another process."""
+    try:
+        with open(os.path.join(ws.layout.jobs_dir, f"wf-{wf_id}", "supervisor.pid")) as f:
+            rec_pid, rec_ticks = f.read().split()
+    except (OSError, ValueError):
+        return True  # nothing recorded: trust the pid
+    if int(rec_pid) != pid or rec_ticks == "None":
+        return True
+    return start_ticks(pid) == int(rec_ticks)
+
+
 def _supervisor_dead(wf: dict | None, host: str, now: int) -> str | None:
     """Why this workflow's supervisor is known to be gone, or None if it may be alive."""
     if wf is None:
@@ -52,6 +74,14 @@ def _supervisor_dead(wf: dict | None, host: str, now: int) -> str | None:
     return f"its supervisor (pid {pid}) is gone"
 
 
+def _dead_reason(ws, wf: dict | None, host: str, now: int) -> str | None:
+    why = _supervisor_dead(wf, host, now)
+    if why is None and wf is not None and wf["supervisor_pid"] and wf["supervisor_pid"] != os.getpid() \
+            and wf["supervisor_host"] in (None, host) and not _same_process(ws, wf["id"], wf["supervisor_pid"]):
+        why = f"its supervisor (pid {wf['supervisor_pid']}) is gone (the pid now belongs to another process)"
+    return why
+
+
 def mark_lost(ws) -> int:
     """Mark PENDING/QUEUED/RUNNING jobs whose supervisor died as LOST; returns how many changed."""
     active = q.jobs_in_states(ws.catalog, q.ACTIVE_STATES)
@@ -63,7 +93,7 @@ def mark_lost(ws) -> int:
         by_wf.setdefault(job["workflow_id"], []).append(job["id"])
     changed = 0
     for wf_id, ids in by_wf.items():
-        why = _supervisor_dead(q.get_workflow(ws.catalog, wf_id), host, now)
+        why = _dead_reason(ws, q.get_workflow(ws.catalog, wf_id), host, now)
         if why is None:
             continue
         reason = f"lost: {why}; 'ws jobs refresh' asks the backend what became of it"

@@ -39,6 +39,18 @@ def workflow_dir(ws, workflow_id: str) -> str:
     return os.path.join(ws.layout.jobs_dir, f"wf-{workflow_id}")
 
 
+def record_supervisor(ws, workflow_id: str, pid: int) -> None:
+    """Write the supervisor's pid and kernel start time, so a reused pid is not taken for it."""
+    from workspace.jobs.liveness import start_ticks
+
+    folder = workflow_dir(ws, workflow_id)
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f"supervisor.pid.{pid}")
+    with open(tmp, "w") as f:
+        f.write(f"{pid} {start_ticks(pid)}\n")
+    os.replace(tmp, os.path.join(folder, "supervisor.pid"))
+
+
 def get_backend(ws, cache: dict, name: str):
     """One backend instance per name per process (the local one anchored at ``.ws/jobs``)."""
     if name not in cache:
@@ -50,8 +62,9 @@ def get_backend(ws, cache: dict, name: str):
 class Supervisor:
     """The scheduling loop of one workflow (see the module docstring)."""
 
-    def __init__(self, ws, workflow_id: str, cpus: int | None = None):
+    def __init__(self, ws, workflow_id: str, cpus: int | None = None, adopt: bool = False):
         self.ws = ws
+        self.adopt = adopt  # take over LOST jobs that still run (after 'ws jobs refresh')
         self.cat = ws.catalog
         self.wf = workflow_id
         self.max_cpus = cpus or max_cpus(ws)
@@ -72,7 +85,10 @@ class Supervisor:
     # -- the loop ------------------------------------------------------------
     def run(self) -> str:
         """Drive the workflow to its end; returns the workflow's final state."""
-        q.update_workflow(self.cat, self.wf, supervisor_pid=os.getpid(), supervisor_host=socket.gethostname())
+        fields = {"state": "RUNNING"} if self.adopt else {}
+        q.update_workflow(self.cat, self.wf, supervisor_pid=os.getpid(), supervisor_host=socket.gethostname(),
+                          **fields)
+        record_supervisor(self.ws, self.wf, os.getpid())
         self._load()
         try:
             while self.pending or self.running:
@@ -112,6 +128,10 @@ class Supervisor:
                 self._has_max_queue |= bool(self.policies[jid].get("max_queue_s"))
             elif job["state"] in ACTIVE and job["backend_id"]:
                 self.running[jid] = job  # adopted after a supervisor restart
+            elif self.adopt and job["state"] == "LOST" and job["backend_id"]:
+                if self._set(job, "RUNNING", "adopted by a new supervisor", only_from=("LOST",), reason=None,
+                             started_ns=job["started_ns"] or time.time_ns()):
+                    self.running[jid] = job
             elif job["state"] in ACTIVE:  # claimed but never started
                 self._set(job, "PENDING", "supervisor restarted before the job started")
                 self.pending[jid] = job
@@ -381,6 +401,10 @@ def _load_notify(ws, workflow_id: str) -> dict:
     return {name: Notify(**cfg) for name, cfg in data.items()}
 
 
-def supervise(ws, workflow_id: str, cpus: int | None = None) -> str:
-    """Run a workflow's supervisor loop in this process; returns the workflow's final state."""
-    return Supervisor(ws, workflow_id, cpus).run()
+def supervise(ws, workflow_id: str, cpus: int | None = None, adopt: bool = False) -> str:
+    """Run a workflow's supervisor loop in this process; returns the workflow's final state.
+
+    With ``adopt``, LOST jobs of the workflow that have a backend id are taken
+    over again (their status is polled like any running job).
+    """
+    return Supervisor(ws, workflow_id, cpus, adopt).run()

@@ -329,3 +329,50 @@ def test_workdir_is_used_and_must_stay_inside(ws):
     with pytest.raises(PathOutsideWorkspace):
         run(ws, "outside")
     assert [j["name"] for j in cj.list_jobs(ws.catalog)] == ["inside"]
+
+
+def test_reused_supervisor_pid_is_not_taken_for_the_supervisor(ws):
+    import subprocess
+
+    from workspace.jobs.liveness import start_ticks
+
+    stranger = subprocess.Popen(["sleep", "30"])
+    try:
+        wf = cj.create_workflow(ws.catalog, ["x"], supervisor_pid=stranger.pid, supervisor_host=os.uname().nodename)
+        jid = cj.add_jobs(ws.catalog, wf, [{"name": "x", "key": "k", "backend": "local", "command": "true",
+                                            "state": "RUNNING"}])[0]
+        folder = ws.layout.jobs_dir / f"wf-{wf}"
+        folder.mkdir(parents=True)
+        (folder / "supervisor.pid").write_text(f"{stranger.pid} {start_ticks(stranger.pid)}\n")
+        assert liveness.mark_lost(ws) == 0  # the recorded process itself: alive
+        (folder / "supervisor.pid").write_text(f"{stranger.pid} {start_ticks(stranger.pid) - 1}\n")
+        assert liveness.mark_lost(ws) == 1
+        assert "another process" in cj.get_job(ws.catalog, jid)["reason"]
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_all_skipped_run_ends_without_a_supervisor_process(ws):
+    spec(ws, "done", "command: 'true'\n")
+    run(ws, "done")
+    res = run(ws, "done", wait=False)
+    assert res["state"] == "SUCCEEDED" and [j["state"] for j in res["jobs"]] == ["SKIPPED"]
+
+
+def test_refresh_hands_still_running_lost_jobs_to_a_new_supervisor(ws):
+    spec(ws, "slowgate", "command: while [ ! -f go ]; do sleep 0.02; done; echo y > sg.txt\noutputs: [sg.txt]\n")
+    res = run(ws, "slowgate", wait=False)
+    jid = res["jobs"][0]["id"]
+    assert poll(lambda: cj.get_job(ws.catalog, jid)["state"] == "RUNNING")
+    old_pid = cj.get_workflow(ws.catalog, res["workflow"])["supervisor_pid"]
+    os.kill(old_pid, signal.SIGKILL)
+    assert poll(lambda: liveness.mark_lost(ws) == 1 or cj.get_job(ws.catalog, jid)["state"] == "LOST")
+    assert engine.refresh(ws) in ([{"id": jid, "old": "LOST", "new": "RUNNING"}], [])
+    assert cj.get_job(ws.catalog, jid)["state"] == "RUNNING"
+    assert cj.get_workflow(ws.catalog, res["workflow"])["supervisor_pid"] != old_pid
+    write(ws.root, "go", "")
+    job = engine.wait(ws, [jid], timeout=30)[0]
+    assert job["state"] == "SUCCEEDED" and ws.read(job["output_commit"], "sg.txt") == b"y\n"
+    events = [e["detail"] or "" for e in cj.job_events(ws.catalog, jid)]
+    assert any("adopted" in d for d in events)

@@ -102,3 +102,29 @@ def test_cancel_wait_timeout_rerun_refresh(ws, cli):
     assert nothing.exit_code == 1 and "no failed" in nothing.stderr
     refreshed = cli(ws.root, "jobs", "refresh", "--json")
     assert refreshed.exit_code == 0 and json.loads(refreshed.stdout) == []
+
+
+def test_dead_supervisor_shows_lost_in_ws_jobs(ws, run_ws):
+    import os
+    import signal
+
+    from catalog import jobs as cj
+
+    _spec(ws.root, "hang", "command: touch started; sleep 30\n")
+    wf = json.loads(run_ws(ws.root, "run", "hang", "--json", check=True).stdout)["workflow"]
+    deadline = time.monotonic() + 20
+    while not (ws.root / "started").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling a file with a deadline
+    sup = cj.get_workflow(ws.catalog, wf)["supervisor_pid"]
+    os.kill(sup, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while True:
+        rows = json.loads(run_ws(ws.root, "jobs", "--json", check=True).stdout)
+        if rows[0]["state"] == "LOST" or time.monotonic() > deadline:
+            break
+    assert rows[0]["state"] == "LOST"
+    run_ws(ws.root, "jobs", "cancel", "--all", check=True)  # LOST is final: nothing to cancel
+    job = cj.get_job(ws.catalog, rows[0]["id"])
+    assert job["state"] == "LOST"
+    pid = int(job["backend_id"].split("@")[0])
+    os.killpg(pid, signal.SIGKILL)  # the job itself still runs in its own session; clean up
