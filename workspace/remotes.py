@@ -25,6 +25,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _SECRET_OPTIONS = {"key", "secret", "token", "password", "aws_access_key_id", "aws_secret_access_key",
                    "aws_session_token"}
 DEFAULT_NAME = "origin"
+_BIG_FILE = 1 << 20  # files at least this big are written by several threads at once
 
 
 class CloneTargetExists(WorkspaceError):
@@ -276,29 +277,31 @@ def _write_tree(ws, record: dict, writes: list[dict], progress) -> dict[str, Sta
     from sync.transfer import Meter, bounded_map
     from workspace.checkout import _clear_file_parents
     from workspace.layout import safe_join
-    from workspace.objects.store import DamagedObject
 
     meter = Meter(progress, "writing", sum(f["size"] for f in writes))
     started = time.time_ns()
-
-    def stage(f: dict) -> None:
-        dest = safe_join(ws.root, f["path"])
-        _clear_file_parents(ws, f["path"])
-        info = q.FileInfo(f["id"], f["size"], f["chunks"])
-        try:
-            tmp = ws.store.stage_file(info, str(dest), f.get("mode", 0o644))
-        except DamagedObject as exc:
-            raise DamagedObjectError(f"cannot write '{f['path']}': {exc}") from exc
-        if os.path.getsize(tmp) != f["size"]:
-            _unlink(tmp)
-            raise DamagedObjectError(f"cannot write '{f['path']}': the record says {f['size']} bytes")
-        meter.add(f["size"])
-        staged.append((f, str(dest), tmp))  # list.append is atomic: safe from worker threads
-
+    locs = q.chunk_locations(ws.catalog, {c for f in writes for c in f["chunks"]})  # one query, not one per file
+    for folder in sorted({f["path"].rpartition("/")[0] for f in writes} - {""}):
+        _clear_file_parents(ws, folder + "/x")  # a tracked file where the release needs a folder
+        safe_join(ws.root, folder + "/x").parent.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[dict, str, str]] = []
+
+    def stage(batch: list[dict]) -> None:
+        for f in batch:
+            dest = str(safe_join(ws.root, f["path"]))  # again: a symlink may have appeared since validation
+            tmp = _stage_one(ws, f, dest, locs)
+            staged.append((f, dest, tmp))  # list.append is atomic: safe from worker threads
+            meter.add(f["size"])
+
+    # threads pay off for big files (hashing and I/O release the GIL); for tiny files the
+    # GIL hand-offs cost more than the work, so those are staged on this thread
+    big = [f for f in writes if f["size"] >= _BIG_FILE]
+    small = [f for f in writes if f["size"] < _BIG_FILE]
     try:
-        for _ in bounded_map(stage, writes, workers=4):
+        for _ in bounded_map(stage, _batches(big), workers=4):
             pass
+        for batch in _batches(small):
+            stage(batch)
     except BaseException:
         for _, _, tmp in staged:
             _unlink(tmp)
@@ -311,6 +314,35 @@ def _write_tree(ws, record: dict, writes: list[dict], progress) -> dict[str, Sta
         st = os.stat(dest)
         rows[f["path"]] = StatEntry(st.st_size, st.st_mtime_ns, st.st_ino, f["id"], started)
     return rows
+
+
+def _stage_one(ws, f: dict, dest: str, locs: dict) -> str:
+    """One file under a temporary name, its SHA-256 and size checked."""
+    from workspace.objects.store import DamagedObject
+
+    info = q.FileInfo(f["id"], f["size"], f["chunks"])
+    try:
+        tmp = ws.store.stage_file(info, dest, f.get("mode", 0o644), locs)
+    except DamagedObject as exc:
+        raise DamagedObjectError(f"cannot write '{f['path']}': {exc}") from exc
+    if os.path.getsize(tmp) != f["size"]:
+        _unlink(tmp)
+        raise DamagedObjectError(f"cannot write '{f['path']}': the record says {f['size']} bytes")
+    return tmp
+
+
+def _batches(writes: list[dict], max_files: int = 256, max_bytes: int = 16 << 20):
+    """Group files so that one task stages many tiny files (thread hand-offs cost more than they do)."""
+    batch: list[dict] = []
+    size = 0
+    for f in writes:
+        batch.append(f)
+        size += f["size"]
+        if len(batch) >= max_files or size >= max_bytes:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def _unlink(path: str) -> None:
