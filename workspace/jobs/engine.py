@@ -20,9 +20,10 @@ from dataclasses import asdict
 from catalog import jobs as q
 from workspace.errors import InvalidArgument, WorkspaceError
 from workspace.jobs import environment
+from workspace.jobs.liveness import record_supervisor
 from workspace.jobs.query import resolve_job, resolve_workflow
 from workspace.jobs.spec import UnknownJob
-from workspace.jobs.supervisor import get_backend, record_supervisor, supervise, workflow_dir
+from workspace.jobs.supervisor import get_backend, supervise, workflow_dir
 
 FINAL = set(q.FINAL_STATES)
 

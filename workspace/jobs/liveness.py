@@ -46,10 +46,24 @@ def start_ticks(pid: int) -> int | None:
         return None
 
 
+def _pid_file(ws, workflow_id: str) -> str:
+    return os.path.join(ws.layout.jobs_dir, f"wf-{workflow_id}", "supervisor.pid")
+
+
+def record_supervisor(ws, workflow_id: str, pid: int) -> None:
+    """Write a supervisor's pid and kernel start time, so that a reused pid is not taken for it."""
+    path = _pid_file(ws, workflow_id)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{pid}"
+    with open(tmp, "w") as f:
+        f.write(f"{pid} {start_ticks(pid)}\n")
+    os.replace(tmp, path)
+
+
 def _same_process(ws, wf_id: str, pid: int) -> bool:
     """False when the supervisor's recorded start time shows its pid now belongs to another process."""
     try:
-        with open(os.path.join(ws.layout.jobs_dir, f"wf-{wf_id}", "supervisor.pid")) as f:
+        with open(_pid_file(ws, wf_id)) as f:
             rec_pid, rec_ticks = f.read().split()
     except (OSError, ValueError):
         return True  # nothing recorded: trust the pid

@@ -20,6 +20,7 @@ from catalog import jobs as q
 from sync.compute import registry
 from sync.compute.base import CANCELLED, FAILED, RUNNING, SUCCEEDED, BackendStatus, SubmitRequest
 from workspace.jobs import notify as notify_mod
+from workspace.jobs.liveness import record_supervisor
 from workspace.jobs.outputs import commit_outputs
 
 MAX_WAIT_S = 1.0  # longest the loop sleeps without looking at the catalog (external cancels)
@@ -37,18 +38,6 @@ def max_cpus(ws) -> int:
 def workflow_dir(ws, workflow_id: str) -> str:
     """Where a workflow keeps its supervisor log and notify settings."""
     return os.path.join(ws.layout.jobs_dir, f"wf-{workflow_id}")
-
-
-def record_supervisor(ws, workflow_id: str, pid: int) -> None:
-    """Write the supervisor's pid and kernel start time, so a reused pid is not taken for it."""
-    from workspace.jobs.liveness import start_ticks
-
-    folder = workflow_dir(ws, workflow_id)
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f"supervisor.pid.{pid}")
-    with open(tmp, "w") as f:
-        f.write(f"{pid} {start_ticks(pid)}\n")
-    os.replace(tmp, os.path.join(folder, "supervisor.pid"))
 
 
 def get_backend(ws, cache: dict, name: str):
