@@ -3,7 +3,9 @@
 Every state change updates the job row and appends an event in one
 transaction, so the history and the current state never disagree. Listing
 builds its JSON inside SQLite (JSON1) because ``ws jobs --json`` must answer in
-well under a second with 100,000 jobs.
+well under a second with 100,000 jobs: each row stores its own entry in
+``listing``, so every function here that changes a job row refreshes it in the
+same transaction (a new write function must do the same).
 """
 
 from __future__ import annotations
@@ -25,6 +27,14 @@ JOB_COLUMNS = (
     "priority", "command", "spec_path", "resources", "policies", "env", "workdir", "outputs", "depends_on",
     "input_commit", "output_commit", "log_dir", "environment", "reason", "submitted_ns", "started_ns",
     "finished_ns", "submitted_at", "started_at", "finished_at",
+)
+# One job's entry of ``ws jobs --json``. Every write below stores it in ``listing`` so that
+# listing 100,000 jobs is one concatenation (0.1 s) instead of 100,000 json_object calls (0.25 s).
+_LISTING = (
+    "json_object('id', id, 'name', name, 'state', state, 'backend', backend, 'backend_id', backend_id, "
+    "'params', json(params), 'exit_code', exit_code, 'attempts', attempts, 'workflow', workflow_id, "
+    "'submitted_at', submitted_at, 'started_at', started_at, 'finished_at', finished_at, "
+    "'output_commit', output_commit, 'reason', reason)"
 )
 _TIME_COLUMNS = {"submitted_ns": "submitted_at", "started_ns": "started_at", "finished_ns": "finished_at"}
 JSON_COLUMNS = {"params": {}, "resources": {}, "policies": {}, "env": {}, "outputs": [], "depends_on": [],
@@ -154,6 +164,7 @@ def add_jobs(cat: Catalog, workflow_id: str, jobs: list[dict], now_ns: int | Non
     with cat.write() as conn:
         conn.executemany(f"INSERT INTO jobs({', '.join(JOB_COLUMNS)}) VALUES ({marks})", rows)
         conn.executemany("INSERT INTO job_events(job_id, state, time_ns, detail) VALUES (?,?,?,?)", events)
+        conn.execute(f"UPDATE jobs SET listing={_LISTING} WHERE workflow_id=? AND listing IS NULL", (workflow_id,))
     return ids
 
 
@@ -189,6 +200,7 @@ def set_state(cat: Catalog, job_id: str, state: str, detail: str | None = None, 
     with cat.write() as conn:
         changed = conn.execute(sql, args).rowcount
         if changed:
+            _refresh_listing(conn, job_id)
             conn.execute("INSERT INTO job_events(job_id, state, time_ns, detail) VALUES (?,?,?,?)",
                          (job_id, state, now, detail))
     return bool(changed)
@@ -216,6 +228,12 @@ def update_job(cat: Catalog, job_id: str, **fields) -> None:
     sets = ", ".join(f"{k}=?" for k in fields)
     with cat.write() as conn:
         conn.execute(f"UPDATE jobs SET {sets} WHERE id=?", (*(_encode(k, v) for k, v in fields.items()), job_id))
+        _refresh_listing(conn, job_id)
+
+
+def _refresh_listing(conn, job_id: str) -> None:
+    """Re-store a job's listing entry after its row changed (same transaction)."""
+    conn.execute(f"UPDATE jobs SET listing={_LISTING} WHERE id=?", (job_id,))
 
 
 def get_job(cat: Catalog, job_id: str) -> dict | None:
@@ -262,20 +280,16 @@ def list_jobs(cat: Catalog, state: str | Iterable[str] | None = None, name: str 
 
 def list_jobs_json(cat: Catalog, state: str | Iterable[str] | None = None, name: str | None = None,
                    workflow: str | None = None, limit: int | None = None) -> str:
-    """The job list as a JSON array text, built by SQLite: the fast path of ``ws jobs --json``."""
+    """The job list as a JSON array text, built by SQLite: the fast path of ``ws jobs --json``.
+
+    Entries come from the stored ``listing`` column; a row without one (written
+    by an older ws) is formatted on the fly.
+    """
     where, args = _filters(state, name, workflow)
-    obj = (
-        "json_object('id', id, 'name', name, 'state', state, 'backend', backend, 'backend_id', backend_id, "
-        "'params', json(params), 'exit_code', exit_code, 'attempts', attempts, 'workflow', workflow_id, "
-        "'submitted_at', submitted_at, 'started_at', started_at, 'finished_at', finished_at, "
-        "'output_commit', output_commit, 'reason', reason)"
-    )
-    # only the listed columns: carrying whole rows through the sort costs ~20% at 100k jobs
-    inner = (f"SELECT id, name, state, backend, backend_id, params, exit_code, attempts, workflow_id, submitted_at, "
-             f"started_at, finished_at, output_commit, reason FROM jobs{where} ORDER BY submitted_ns, rowid")
+    inner = f"SELECT COALESCE(listing, {_LISTING}) AS entry FROM jobs{where} ORDER BY submitted_ns, rowid"
     if limit is not None:
         inner += f" LIMIT {int(limit)}"
-    row = cat.query_one(f"SELECT json_group_array({obj}) FROM ({inner})", tuple(args))
+    row = cat.query_one(f"SELECT '[' || group_concat(entry, ',') || ']' FROM ({inner})", tuple(args))
     return row[0] if row and row[0] else "[]"
 
 

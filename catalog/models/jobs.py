@@ -57,6 +57,8 @@ class JobRow(SQLModel, table=True):
     submitted_at: Optional[str] = None
     started_at: Optional[str] = None
     finished_at: Optional[str] = None
+    # this job's entry of `ws jobs --json`, rewritten by catalog.jobs on every change
+    listing: Optional[str] = None
 
 
 class JobEventRow(SQLModel, table=True):
