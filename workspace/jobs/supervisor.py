@@ -188,8 +188,9 @@ class Supervisor:
             if problem:
                 self._failed(job, problem, st.exit_code)
                 return
+            when = {"finished_ns": st.finished_ns} if st.finished_ns else {}  # else set_state stamps now
             if self._set(job, "SUCCEEDED", "outputs committed" if commit_id else None, only_from=ACTIVE,
-                         exit_code=st.exit_code, output_commit=commit_id, finished_ns=st.finished_ns):
+                         exit_code=st.exit_code, output_commit=commit_id, **when):
                 self._notify_job(job)
         elif st.state == CANCELLED:
             if self._set(job, "CANCELLED", st.reason or "cancelled", only_from=ACTIVE, exit_code=st.exit_code,
