@@ -16,7 +16,7 @@ import itertools
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from workspace.errors import PathOutsideWorkspace
@@ -286,10 +286,8 @@ def expand(ws, specs: list[JobSpec], overrides: dict | None = None, backend: str
     unknown = sorted(set(overrides) - declared)
     if unknown:
         raise InvalidArgument(f"--param {unknown[0]}: no spec declares a parameter '{unknown[0]}'")
-    if backend:
-        for s in ordered:
-            s.backend = backend
-            validate(s)
+    if backend:  # copies: the caller's specs (a Python Job's) keep their own backend
+        ordered = [validate(replace(s, backend=backend)) for s in ordered]
     keys: dict[str, list[str]] = {}
     outputs: dict[str, list[str]] = {}
     cache: dict = {}

@@ -149,6 +149,7 @@ def test_backend_override_is_validated(ws):
     spec = load_spec(write(ws.root, "jobs/a.yaml", "command: a\n"))
     spec.backend = "elsewhere"  # not a registered backend: --backend local must replace it before checking
     assert expand(ws, [spec], backend="local")[0].backend == "local"
+    assert spec.backend == "elsewhere"  # the caller's spec is not changed
     with pytest.raises(InvalidSpec, match="unknown backend 'nope'"):
         expand(ws, [spec], backend="nope")
 
