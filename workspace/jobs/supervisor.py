@@ -308,6 +308,7 @@ class Supervisor:
         self.pending.pop(job["id"], None)
         job.update(backend_id=bid, attempts=attempts, started_ns=time.time_ns())
         self.running[job["id"]] = job
+        self._notify_job(job)  # only if the spec asked for "started"
         return True
 
     # -- bookkeeping -------------------------------------------------------------

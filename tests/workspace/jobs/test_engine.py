@@ -376,3 +376,31 @@ def test_refresh_hands_still_running_lost_jobs_to_a_new_supervisor(ws):
     assert job["state"] == "SUCCEEDED" and ws.read(job["output_commit"], "sg.txt") == b"y\n"
     events = [e["detail"] or "" for e in cj.job_events(ws.catalog, jid)]
     assert any("adopted" in d for d in events)
+
+
+def test_one_status_call_per_poll_for_all_running_jobs(ws):
+    from sync.compute import registry
+    from sync.compute.local import LocalBackend
+
+    calls: list[int] = []
+
+    class CountingLocal(LocalBackend):  # the real local backend, with its status calls counted
+        def status(self, backend_ids):
+            calls.append(len(backend_ids))
+            return super().status(backend_ids)
+
+    registry.register("counting-local", CountingLocal)
+    try:
+        set_max_cpus(ws, 3)
+        spec(ws, "trio", "command: sleep 0.3\nparams: {i: [1, 2, 3]}\nbackend: counting-local\n")
+        res = run(ws, "trio")
+    finally:
+        registry._BACKENDS.pop("counting-local", None)
+    assert {j["state"] for j in res["jobs"]} == {"SUCCEEDED"}
+    assert max(calls) == 3  # the three running jobs asked about together
+
+
+def test_notify_on_started(ws):
+    spec(ws, "hey", "command: 'true'\nnotify: {on: [started], command: 'echo $WS_JOB_STATE >> started.txt'}\n")
+    run(ws, "hey")
+    assert (ws.root / "started.txt").read_text().split() == ["RUNNING"]
