@@ -404,3 +404,14 @@ def test_notify_on_started(ws):
     spec(ws, "hey", "command: 'true'\nnotify: {on: [started], command: 'echo $WS_JOB_STATE >> started.txt'}\n")
     run(ws, "hey")
     assert (ws.root / "started.txt").read_text().split() == ["RUNNING"]
+
+
+def test_changing_one_input_reruns_only_its_job(ws):
+    for s in "ab":
+        write(ws.root, f"data/{s}.txt", s)
+    spec(ws, "per", "command: cat data/{s}.txt >> ran.txt\ninputs: ['data/{s}.txt']\nparams: {s: [a, b]}\n")
+    assert {j["state"] for j in run(ws, "per")["jobs"]} == {"SUCCEEDED"}
+    write(ws.root, "data/b.txt", "b2")
+    states = {j["params"]["s"]: j["state"] for j in run(ws, "per")["jobs"]}
+    assert states == {"a": "SKIPPED", "b": "SUCCEEDED"}
+    assert (ws.root / "ran.txt").read_text() == "abb2"
