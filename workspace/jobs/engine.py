@@ -192,25 +192,34 @@ def wait(ws, job_ids: list[str], timeout: float | None = None) -> list[dict]:
 def cancel(ws, job_ids: list[str] | None = None, all_jobs: bool = False) -> list[str]:
     """Cancel jobs (or every active job): pending ones at once, running ones on their backend.
 
+    A LOST job named by id is stopped too when its backend says it still runs.
     Returns the ids that were cancelled; finished jobs are left alone.
     """
     if all_jobs:
         rows = q.jobs_in_states(ws.catalog, q.ACTIVE_STATES)
     else:
         rows = [q.get_job(ws.catalog, j) for j in job_ids_of(ws, job_ids or [])]
+    backends: dict = {}
     done, to_kill = [], {}
     for row in rows:
-        if row["state"] in FINAL:
+        allowed = q.ACTIVE_STATES
+        if row["state"] == "LOST" and row["backend_id"] and _still_runs(ws, backends, row):
+            allowed = ("LOST",)
+        elif row["state"] in FINAL:
             continue
-        if q.set_state(ws.catalog, row["id"], "CANCELLED", "cancelled by user", only_from=q.ACTIVE_STATES,
+        if q.set_state(ws.catalog, row["id"], "CANCELLED", "cancelled by user", only_from=allowed,
                        reason="cancelled by user"):
             done.append(row["id"])
             if row["backend_id"]:
                 to_kill.setdefault(row["backend"], []).append(row["backend_id"])
-    backends: dict = {}
     for name, bids in to_kill.items():
         get_backend(ws, backends, name).cancel(bids)
     return done
+
+
+def _still_runs(ws, backends: dict, row: dict) -> bool:
+    st = get_backend(ws, backends, row["backend"]).status([row["backend_id"]])[row["backend_id"]]
+    return not st.final
 
 
 # -- rerunning and refreshing ---------------------------------------------------------------

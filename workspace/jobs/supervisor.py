@@ -85,6 +85,9 @@ class Supervisor:
                 if not (self.pending or self.running):
                     break
                 self._wait()
+        except KeyboardInterrupt:  # Ctrl-C on 'ws run --wait': the user wants the jobs stopped
+            self._interrupted()
+            raise
         finally:
             for backend in self.backends.values():
                 backend.close()
@@ -106,6 +109,14 @@ class Supervisor:
         outbox, self._outbox = self._outbox, []
         for job in outbox:
             self._send_job_notice(job)
+
+    def _interrupted(self) -> None:
+        reason = "interrupted: the supervising 'ws run --wait' was stopped"
+        for name, jobs in self._running_by_backend().items():
+            get_backend(self.ws, self.backends, name).cancel([j["backend_id"] for j in jobs])
+        q.set_states(self.cat, [*self.running, *self.pending], "CANCELLED", reason,
+                     only_from=q.ACTIVE_STATES, reason=reason)
+        q.update_workflow(self.cat, self.wf, state="CANCELLED")
 
     def _load(self) -> None:
         for job in q.list_jobs(self.cat, workflow=self.wf):

@@ -123,8 +123,56 @@ def test_dead_supervisor_shows_lost_in_ws_jobs(ws, run_ws):
         if rows[0]["state"] == "LOST" or time.monotonic() > deadline:
             break
     assert rows[0]["state"] == "LOST"
-    run_ws(ws.root, "jobs", "cancel", "--all", check=True)  # LOST is final: nothing to cancel
+    run_ws(ws.root, "jobs", "cancel", "--all", check=True)  # LOST is final: --all leaves it
     job = cj.get_job(ws.catalog, rows[0]["id"])
     assert job["state"] == "LOST"
     pid = int(job["backend_id"].split("@")[0])
-    os.killpg(pid, signal.SIGKILL)  # the job itself still runs in its own session; clean up
+    assert _group_alive(pid)  # the job itself still runs in its own session
+    named = run_ws(ws.root, "jobs", "cancel", job["id"], "--json", check=True)
+    assert json.loads(named.stdout)["cancelled"] == [job["id"]]
+    deadline = time.monotonic() + 10
+    while _group_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling the process table with a deadline
+    assert not _group_alive(pid)
+
+
+def _group_alive(pgid: int) -> bool:
+    import os
+
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    # members may be zombies of the (killed) supervisor's children, reaped by init shortly
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                return True
+    return False
+
+
+def test_ctrl_c_on_run_wait_stops_the_jobs(ws):
+    import os
+    import signal
+    import subprocess
+
+    from catalog import jobs as cj
+    from tests.conftest import ws_exe
+
+    _spec(ws.root, "hang", "command: touch started; sleep 30\n")
+    proc = subprocess.Popen([*ws_exe(), "run", "hang", "--wait"], cwd=ws.root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while not (ws.root / "started").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling a file with a deadline
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "interrupted" in err
+    job = cj.list_jobs(ws.catalog)[0]
+    assert job["state"] == "CANCELLED" and "interrupted" in job["reason"]
+    assert not _group_alive(int(job["backend_id"].split("@")[0]))
