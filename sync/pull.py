@@ -61,12 +61,13 @@ def fetch_chunks(catalog, store, remote: Remote, chunk_ids: list[str], progress:
     if lost:
         raise DamagedRemote(f"remote {remote.name} lacks {len(lost)} chunk(s) of this release "
                             f"(first {lost[0][:12]}); its packs or indexes are missing")
-    spans = coalesce(locs.values())
+    spans = coalesce(locs.values(), max_span=8 << 20)
     meter = Meter(progress, "downloading", sum(s.end - s.start for s in spans))
     fetch = lambda span: _fetch_span(remote, span, meter)  # noqa: E731
     recorded = 0
     with store.writer() as writer:
-        for pieces, nbytes in bounded_map(fetch, spans, workers):
+        # a small window keeps memory bounded: at most workers + 1 spans of 8 MiB in flight
+        for pieces, nbytes in bounded_map(fetch, spans, workers, window=workers + 1):
             for piece in pieces:
                 writer.add_piece(piece)
             result.chunks_fetched += len(pieces)
