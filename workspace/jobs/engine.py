@@ -9,7 +9,6 @@ here answers from the catalog, except :func:`refresh`, which asks the backends.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -118,11 +117,12 @@ def _check_backends(names: set[str]) -> None:
 
 def _save_notify(ws, wf: str, expanded: list) -> None:
     """Spec name -> notify settings, for the (possibly detached) supervisor."""
-    cfg = {j.spec_name: asdict(j.notify) for j in expanded if j.notify is not None}
+    from workspace.jobs.notify import save_settings
+
     folder = workflow_dir(ws, wf)
     os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "notify.json"), "w") as f:
-        json.dump(cfg, f)
+    save_settings(os.path.join(folder, "notify.json"),
+                  {j.spec_name: j.notify for j in expanded if j.notify is not None})
 
 
 def _start(ws, wf: str, wait: bool) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 COMMAND_TIMEOUT_S = 60.0
 URL_TIMEOUT_S = 10.0
@@ -88,3 +89,33 @@ def _post(url: str, payload: dict) -> list[str]:
     if resp.status_code >= 400:
         return [f"notify POST to {url} answered {resp.status_code}"]
     return []
+
+
+def save_settings(path: str, settings: dict) -> None:
+    """Write spec name -> Notify (as dicts) for a supervisor in another process."""
+    from dataclasses import asdict
+
+    with open(path, "w") as f:
+        json.dump({name: asdict(cfg) for name, cfg in settings.items()}, f)
+
+
+def load_settings(path: str) -> dict:
+    """Spec name -> Notify, as :func:`save_settings` wrote them (empty when there is no file)."""
+    from workspace.jobs.spec import Notify
+
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (FileNotFoundError, ValueError):
+        return {}
+    return {name: Notify(**cfg) for name, cfg in data.items()}
+
+
+def log_problems(path: str, problems: list[str]) -> None:
+    """Append notification problems, time-stamped, to a log file."""
+    if not problems:
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as f:
+        for p in problems:
+            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {p}\n")

@@ -11,7 +11,6 @@ exits), so scheduling costs milliseconds, not a polling interval.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -63,7 +62,7 @@ class Supervisor:
         self.states: dict[str, str] = {}
         self.policies: dict[str, dict] = {}
         self.not_before: dict[str, int] = {}
-        self.notify = _load_notify(ws, workflow_id)
+        self.notify = notify_mod.load_settings(os.path.join(workflow_dir(ws, workflow_id), "notify.json"))
         self._log_path = os.path.join(workflow_dir(ws, workflow_id), "supervisor.log")
         self._last_sync = time.monotonic()
         self._order: list[str] | None = None  # pending ids by priority; rebuilt when jobs come back
@@ -364,12 +363,7 @@ class Supervisor:
         return state
 
     def _report(self, problems: list[str]) -> None:
-        if not problems:
-            return
-        os.makedirs(os.path.dirname(self._log_path), exist_ok=True)
-        with open(self._log_path, "a") as f:  # the supervisor has no terminal: problems go to its log
-            for p in problems:
-                f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {p}\n")
+        notify_mod.log_problems(self._log_path, problems)  # a detached supervisor has no terminal
 
 
 def _deadline_ns(job: dict) -> int | None:
@@ -389,18 +383,6 @@ def _request(ws, job: dict, attempt: int) -> SubmitRequest:
                          log_dir=job.get("log_dir") or os.path.join(ws.layout.jobs_dir, job["id"]), env=env,
                          cpus=int(res.get("cpus") or 1), memory_mb=res.get("memory_mb"),
                          walltime_s=res.get("walltime_s"), gpus=int(res.get("gpus") or 0), attempt=attempt)
-
-
-def _load_notify(ws, workflow_id: str) -> dict:
-    """Spec name -> Notify, from the file ``ws run`` wrote next to the supervisor log."""
-    from workspace.jobs.spec import Notify
-
-    try:
-        with open(os.path.join(workflow_dir(ws, workflow_id), "notify.json")) as f:
-            data = json.load(f)
-    except (FileNotFoundError, ValueError):
-        return {}
-    return {name: Notify(**cfg) for name, cfg in data.items()}
 
 
 def supervise(ws, workflow_id: str, cpus: int | None = None, adopt: bool = False) -> str:
