@@ -272,9 +272,21 @@ def cat(spec: str = typer.Argument(..., help="REF:PATH, or PATH for HEAD.")) -> 
 
 
 @app.command()
-def fsck(json_: bool = JSON, quiet: bool = QUIET) -> None:
+def fsck(
+    json_: bool = JSON,
+    quiet: bool = QUIET,
+    remote: Optional[str] = typer.Option(None, "--remote", metavar="NAME",
+                                         help="Check this remote instead of the local store."),
+    read_data: bool = typer.Option(False, "--read-data", help="With --remote: download every pack and "
+                                   "verify every chunk's SHA-256 (default: structure only)."),
+) -> None:
     """Verify every pack, every chunk's SHA-256 and every catalog reference. Exits 6 on damage."""
     ws = _ws()
+    if remote is not None:  # REMOTE-FSCK (sync work): packs, indexes and release records of a remote
+        from workspace.cli.remotes import fsck_remote_command
+
+        fsck_remote_command(ws, remote, read_data, json_, quiet)
+        return
     with progress(quiet or json_) as cb:
         report = ws.fsck(progress=cb)
     if json_:
