@@ -160,3 +160,19 @@ def test_to_dict_is_json_ready(ws):
     job = expand(ws, [JobSpec(name="j", command="true")])[0]
     d = json.loads(json.dumps(job.to_dict()))
     assert d["spec_name"] == "j" and "spec" not in d and d["resources"]["cpus"] == 1
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.dictionaries(st.sampled_from(["a", "b", "c", "d"]),
+                       st.lists(st.integers(0, 5), min_size=1, max_size=4, unique=True), min_size=1))
+def test_product_size_and_uniqueness(params):
+    spec = JobSpec(name="p", command=" ".join(f"{{{k}}}" for k in params), params=params)
+    combos = sweep(spec)
+    expected = 1
+    for values in params.values():
+        expected *= len(values)
+    assert len(combos) == expected
+    assert len({tuple(sorted(c.items())) for c in combos}) == expected

@@ -164,3 +164,20 @@ def test_find_spec(ws):
     assert info.value.exit_code == 4 and "nothere" in str(info.value)
     with pytest.raises(SpecNotFound):
         find_spec(ws, "jobs/missing.yaml", cwd=ws.root)
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(h=st.integers(0, 99), m=st.integers(0, 59), s=st.integers(0, 59))
+def test_duration_forms_agree(h, m, s):
+    total = h * 3600 + m * 60 + s
+    assert parse_duration(f"{h:02d}:{m:02d}:{s:02d}") == total
+    assert parse_duration(f"{h}h{m}m{s}s") == total
+    assert parse_duration(total) == total
+
+
+@given(n=st.integers(1, 10**6), unit=st.sampled_from(["M", "MB", "G", "GB", "GiB", "T"]))
+def test_memory_scales_by_unit(n, unit):
+    factor = {"M": 1, "G": 1024, "T": 1024 * 1024}[unit[0]]
+    assert parse_memory(f"{n}{unit}") == n * factor
