@@ -65,6 +65,7 @@ class ComputeBackend:
     """
 
     name = "base"
+    starts_at_once = False  # True when submit() starts the job (no queue): it is RUNNING right away
 
     def submit(self, request: SubmitRequest) -> str:
         """Start (or queue) one job attempt; returns the backend's id for it."""

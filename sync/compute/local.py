@@ -40,6 +40,7 @@ class LocalBackend(ComputeBackend):
     """Runs jobs as local process groups; ``root`` anchors relative log dirs (``.ws/jobs``)."""
 
     name = "local"
+    starts_at_once = True
 
     def __init__(self, root: str | os.PathLike | None = None, grace_s: float = DEFAULT_GRACE_S):
         self.root = os.path.abspath(root) if root is not None else None
@@ -102,7 +103,8 @@ class LocalBackend(ComputeBackend):
             return BackendStatus(RUNNING, started_ns=started)
         if code is None:
             code = _read_exit(log_dir)  # it may have finished between the two reads
-        finished = _mtime_ns(os.path.join(log_dir, "exit")) or time.time_ns()
+        # the exit file's mtime comes from the kernel's coarse clock: never before the recorded start
+        finished = max(_mtime_ns(os.path.join(log_dir, "exit")) or time.time_ns(), started or 0)
         cancelled = os.path.exists(os.path.join(log_dir, "cancelled"))
         if cancelled:
             return BackendStatus(CANCELLED, code, started, finished, "cancelled")

@@ -198,7 +198,8 @@ class Supervisor:
             if problem:
                 self._failed(job, problem, st.exit_code)
                 return
-            when = {"finished_ns": st.finished_ns} if st.finished_ns else {}  # else set_state stamps now
+            # file times come from the kernel's coarse clock and may trail our start stamp by a tick
+            when = {"finished_ns": max(st.finished_ns, job.get("started_ns") or 0)} if st.finished_ns else {}
             if self._set(job, "SUCCEEDED", "outputs committed" if commit_id else None, only_from=ACTIVE,
                          exit_code=st.exit_code, output_commit=commit_id, **when):
                 self._notify_job(job)
@@ -303,6 +304,7 @@ class Supervisor:
         backend = get_backend(self.ws, self.backends, job["backend"])
         attempts = (current["attempts"] or 0) + 1
         req = _request(self.ws, job, attempts)
+        started = time.time_ns()  # before the process exists: a fast job may end before we write RUNNING
         try:
             bid = backend.submit(req)
         except Exception as exc:  # a backend refusing one job must not stop the others
@@ -311,12 +313,12 @@ class Supervisor:
             self._set(job, "QUEUED", f"submit failed: {exc}", only_from=("PENDING",), attempts=attempts)
             self._failed(job, f"backend {job['backend']} refused the job: {exc}", None)
             return False
-        state = "RUNNING" if job["backend"] == "local" else "QUEUED"
+        state, when = ("RUNNING", {"started_ns": started}) if backend.starts_at_once else ("QUEUED", {})
         # we hold the catalog's write lock since the read above, so nobody cancelled it meanwhile
         self._set(job, state, f"attempt {attempts} on {job['backend']} as {bid}", backend_id=bid,
-                  attempts=attempts, reason=None)
+                  attempts=attempts, reason=None, **when)
         self.pending.pop(job["id"], None)
-        job.update(backend_id=bid, attempts=attempts, started_ns=time.time_ns())
+        job.update(backend_id=bid, attempts=attempts, started_ns=started)
         self.running[job["id"]] = job
         self._notify_job(job)  # only if the spec asked for "started"
         return True

@@ -415,3 +415,9 @@ def test_changing_one_input_reruns_only_its_job(ws):
     states = {j["params"]["s"]: j["state"] for j in run(ws, "per")["jobs"]}
     assert states == {"a": "SKIPPED", "b": "SUCCEEDED"}
     assert (ws.root / "ran.txt").read_text() == "abb2"
+
+
+def test_durations_are_never_negative(ws):
+    spec(ws, "fast", "command: 'true'\nparams: {i: [1, 2, 3, 4, 5]}\n")
+    for job in run(ws, "fast")["jobs"]:
+        assert job["submitted_ns"] <= job["started_ns"] <= job["finished_ns"]
