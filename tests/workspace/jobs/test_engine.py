@@ -163,7 +163,7 @@ def test_max_queue_fails_jobs_that_wait_too_long(ws):
     set_max_cpus(ws, 1)
     spec(ws, "hog", "command: sleep 1\npolicies: {priority: 9}\n")
     spec(ws, "impatient", "command: 'true'\npolicies: {max_queue: 0.2}\n")
-    spec(ws, "both", "command: 'true'\ndepends_on: [hog, impatient]\npolicies: {ignore_failures: true}\n")
+    spec(ws, "both", "command: 'true'\ndepends_on: [hog, impatient]\n")
     res = run(ws, "both")
     job = next(j for j in res["jobs"] if j["name"] == "impatient")
     assert job["state"] == "FAILED" and "max_queue" in job["reason"]
@@ -421,3 +421,11 @@ def test_durations_are_never_negative(ws):
     spec(ws, "fast", "command: 'true'\nparams: {i: [1, 2, 3, 4, 5]}\n")
     for job in run(ws, "fast")["jobs"]:
         assert job["submitted_ns"] <= job["started_ns"] <= job["finished_ns"]
+
+
+def test_failing_notification_is_logged_and_does_not_fail_the_job(ws):
+    spec(ws, "grumpy", "command: 'true'\nnotify: {on: [finished], command: 'echo nope >&2; exit 3'}\n")
+    res = run(ws, "grumpy")
+    assert res["jobs"][0]["state"] == "SUCCEEDED" and res["state"] == "SUCCEEDED"
+    log = (ws.layout.jobs_dir / f"wf-{res['workflow']}" / "supervisor.log").read_text()
+    assert "notify command exited 3: nope" in log
