@@ -63,10 +63,7 @@ def _print_list(state: Optional[str], name: Optional[str], workflow: Optional[st
     if json_:
         sys.stdout.write(ws.jobs.list_json(state, name, workflow) + "\n")
         return
-    import json
-
-    # the JSON path is the fast one (built in SQLite); decoding it beats reading 27 columns per row
-    rows = json.loads(ws.jobs.list_json(state, name, workflow))
+    rows = ws.jobs.list(state, name, workflow)
     if not rows:
         out("no jobs recorded" + (" matching the filters" if state or name or workflow else ""))
         return

@@ -50,10 +50,13 @@ def _check_state(state: str | None) -> str | None:
 
 
 def list_jobs(ws, state: str | None = None, name: str | None = None, workflow: str | None = None) -> list[dict]:
-    """Recorded jobs, oldest first, filtered by state, spec name and workflow."""
+    """Recorded jobs, oldest first, filtered by state, spec name and workflow (the ``--json`` fields).
+
+    :func:`show_job` has every column of one job.
+    """
     refresh_liveness(ws)
     wf = resolve_workflow(ws, workflow) if workflow else None
-    return cj.list_jobs(ws.catalog, _check_state(state), name, wf)
+    return cj.list_job_summaries(ws.catalog, _check_state(state), name, wf)
 
 
 def list_jobs_json(ws, state: str | None = None, name: str | None = None, workflow: str | None = None) -> str:

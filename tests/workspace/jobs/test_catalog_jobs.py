@@ -76,6 +76,7 @@ def test_filters_and_json_listing_agree(cat):
     assert [j["id"] for j in cj.list_jobs(cat, state=["FAILED", "PENDING"], name="a")] == [ids1[0], ids1[1], ids1[2]]
     assert [j["id"] for j in cj.list_jobs(cat, workflow=wf2)] == ids2
     listed = json.loads(cj.list_jobs_json(cat))
+    assert cj.list_job_summaries(cat, name="a") == listed[:3]
     full = cj.list_jobs(cat)
     for short, long in zip(listed, full):
         for k in ("id", "name", "state", "backend", "params", "exit_code", "submitted_at", "finished_at", "reason"):
