@@ -28,6 +28,104 @@ class ManifestEntry(NamedTuple):
     mode: int
 
 
+_BUMP = ("INSERT INTO meta(key, value) VALUES ('statgen', '1') "
+         "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+
+
+def _bump(conn) -> None:
+    """Invalidate the status snapshot: called in every transaction that changes the caches."""
+    conn.execute(_BUMP)
+
+
+def load_snapshot(cat: Catalog) -> tuple[str | None, int, bytes | None]:
+    """(HEAD manifest's commit, cache generation, snapshot blob or None when it is stale)."""
+    row = cat.query_one(
+        "SELECT (SELECT value FROM meta WHERE key='manifest_commit'), "
+        "(SELECT value FROM meta WHERE key='statgen'), "
+        "(SELECT generation FROM status_snapshot WHERE id=1), "
+        "(SELECT data FROM status_snapshot WHERE id=1)"
+    )
+    commit, gen, snap_gen, data = row
+    gen = int(gen) if gen is not None else 0
+    if data is None or gen != snap_gen:
+        return commit, gen, None
+    return commit, gen, data
+
+
+def snapshot_size(cat: Catalog) -> int:
+    """Bytes in the stored snapshot (0 when none): a cheap hint of the tree's size."""
+    row = cat.query_one("SELECT length(data) FROM status_snapshot WHERE id=1")
+    return int(row[0]) if row and row[0] else 0
+
+
+def generation(cat: Catalog) -> int:
+    """The current cache generation."""
+    row = cat.query_one("SELECT value FROM meta WHERE key='statgen'")
+    return int(row[0]) if row else 0
+
+
+def update_with_snapshot(cat: Catalog, seen_generation: int, upserts: dict[str, StatEntry],
+                         deletes: list[str], snapshot: bytes) -> bool:
+    """Apply cache updates and store a snapshot, in one transaction.
+
+    The snapshot is stored only if nobody changed the caches since we read them
+    at ``seen_generation``; otherwise it could describe a state that is gone.
+    Returns whether the snapshot was stored.
+    """
+    with cat.write() as conn:
+        row = conn.execute("SELECT value FROM meta WHERE key='statgen'").fetchone()
+        unchanged = (int(row[0]) if row else 0) == seen_generation
+        update_stat_cache(cat, upserts, deletes)
+        if not unchanged:
+            return False
+        _bump(conn)
+        gen = conn.execute("SELECT value FROM meta WHERE key='statgen'").fetchone()[0]
+        conn.execute("INSERT OR REPLACE INTO status_snapshot(id, generation, data) VALUES (1, ?, ?)",
+                     (int(gen), snapshot))
+    return True
+
+
+def stat_entries(cat: Catalog, paths: list[str]) -> dict[str, StatEntry]:
+    """Stat cache rows of some paths."""
+    out: dict[str, StatEntry] = {}
+    for i in range(0, len(paths), 500):
+        batch = paths[i : i + 500]
+        marks = ",".join("?" * len(batch))
+        for r in cat.query(
+            f"SELECT path, size, mtime_ns, ino, file_id, recorded_ns FROM stat_cache WHERE path IN ({marks})",
+            tuple(batch),
+        ):
+            out[r[0]] = StatEntry(*r[1:])
+    return out
+
+
+def manifest_entries(cat: Catalog, paths: list[str]) -> dict[str, ManifestEntry]:
+    """HEAD manifest rows of some paths."""
+    out: dict[str, ManifestEntry] = {}
+    for i in range(0, len(paths), 500):
+        batch = paths[i : i + 500]
+        marks = ",".join("?" * len(batch))
+        for r in cat.query(f"SELECT path, file_id, size, mode FROM head_manifest WHERE path IN ({marks})",
+                           tuple(batch)):
+            out[r[0]] = ManifestEntry(*r[1:])
+    return out
+
+
+def manifest_in_dirs(cat: Catalog, dirs: Iterable[str]) -> dict[str, ManifestEntry]:
+    """HEAD manifest rows of files directly inside the given folders ('' is the root)."""
+    out: dict[str, ManifestEntry] = {}
+    for d in set(dirs):
+        if d == "":
+            rows = cat.query("SELECT path, file_id, size, mode FROM head_manifest WHERE instr(path, '/') = 0")
+        else:  # '0' sorts right after '/', so this range is everything below d/
+            rows = cat.query("SELECT path, file_id, size, mode FROM head_manifest WHERE path > ? AND path < ?",
+                             (d + "/", d + "0"))
+        for r in rows:
+            if r[0].rpartition("/")[0] == d:
+                out[r[0]] = ManifestEntry(*r[1:])
+    return out
+
+
 def load_stat_cache(cat: Catalog) -> dict[str, StatEntry]:
     """Every stat cache row keyed by path."""
     rows = cat.query("SELECT path, size, mtime_ns, ino, file_id, recorded_ns FROM stat_cache")
@@ -45,6 +143,7 @@ def update_stat_cache(cat: Catalog, upserts: dict[str, StatEntry], deletes: Iter
             [(p, *e) for p, e in upserts.items()],
         )
         conn.executemany("DELETE FROM stat_cache WHERE path=?", [(p,) for p in deletes])
+        _bump(conn)
 
 
 def load_head_manifest(cat: Catalog) -> tuple[str | None, dict[str, ManifestEntry]]:
@@ -63,6 +162,7 @@ def replace_head_manifest(cat: Catalog, commit_id: str, manifest: dict[str, Mani
             [(p, *e) for p, e in manifest.items()],
         )
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('manifest_commit', ?)", (commit_id,))
+        _bump(conn)
 
 
 def patch_head_manifest(cat: Catalog, commit_id: str, upserts: dict[str, ManifestEntry], deletes: Iterable[str]) -> None:
@@ -74,3 +174,4 @@ def patch_head_manifest(cat: Catalog, commit_id: str, upserts: dict[str, Manifes
         )
         conn.executemany("DELETE FROM head_manifest WHERE path=?", [(p,) for p in deletes])
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('manifest_commit', ?)", (commit_id,))
+        _bump(conn)

@@ -1,5 +1,5 @@
 """python -m workspace"""
 
-from workspace.cli import main
+from workspace.cli.entry import main
 
 main()

@@ -31,7 +31,6 @@ from workspace.errors import (
 from workspace.ignore import IgnoreRules
 from workspace.layout import WS_DIR, Layout, find_root
 from workspace.lock import workspace_lock
-from workspace.objects.store import DamagedObject, ObjectStore
 from workspace.scan import Progress, classify, hash_pending, walk
 from workspace.types import Commit, CommitResult, Diff, FsckReport, GcReport, LsEntry, Status
 
@@ -43,7 +42,7 @@ class Workspace:
         self.root = Path(os.path.abspath(root))
         self.layout = Layout(self.root)
         self.catalog = Catalog(self.layout.catalog)
-        self.store = ObjectStore(self.layout.objects, self.catalog)
+        self._store = None
         self._config: dict | None = None
 
     # -- opening ------------------------------------------------------------
@@ -88,9 +87,19 @@ class Workspace:
         ws.catalog.ensure_schema()
         return ws
 
+    @property
+    def store(self):
+        """The local chunk store (imported on first use: status does not need it)."""
+        if self._store is None:
+            from workspace.objects.store import ObjectStore
+
+            self._store = ObjectStore(self.layout.objects, self.catalog)
+        return self._store
+
     def close(self) -> None:
         """Release open files and connections."""
-        self.store.close()
+        if self._store is not None:
+            self._store.close()
         self.catalog.close()
 
     def __enter__(self) -> "Workspace":
@@ -227,20 +236,9 @@ class Workspace:
     # -- status -----------------------------------------------------------
     def status(self, progress: Progress | None = None) -> Status:
         """Added, modified and deleted paths of the working tree against HEAD."""
-        branch, head = self.head()
-        manifest = self._head_manifest()
-        ids, files = self.working_ids(progress=progress)
-        st = Status(branch=branch, head=head)
-        for path, fid in ids.items():
-            m = manifest.get(path)
-            if m is None:
-                st.added.append(path)
-            elif m.file_id != fid or m.mode != files[path].mode:
-                st.modified.append(path)
-        st.deleted = [p for p in manifest if p not in ids]
-        st.added.sort()
-        st.modified.sort()
-        st.deleted.sort()
+        from workspace.status import compute_status
+
+        st = compute_status(self, progress)
         st.remotes = self._remote_status()
         return st
 
@@ -288,6 +286,8 @@ class Workspace:
         info = q.get_file(self.catalog, entry.file_id)
         if info is None:
             raise DamagedObjectError(f"content of '{path}' is missing from the store; run 'ws fsck'")
+        from workspace.objects.store import DamagedObject
+
         try:
             yield from self.store.iter_file(info)
         except DamagedObject as exc:

@@ -9,6 +9,7 @@ from catalog.models.core import (  # noqa: F401
     PackRow,
     RefRow,
     StatCacheRow,
+    StatusSnapshotRow,
     TreeRow,
 )
 from catalog.models import releases, jobs  # noqa: F401,E402

@@ -100,3 +100,16 @@ class HeadManifestRow(SQLModel, table=True):
     file_id: str
     size: int
     mode: int
+
+
+class StatusSnapshotRow(SQLModel, table=True):
+    """A compact copy of what ``ws status`` last proved clean (a marshal blob).
+
+    Derived from stat_cache and head_manifest; valid only while ``generation``
+    equals meta ``statgen``, which every write to those tables bumps.
+    """
+
+    __tablename__ = "status_snapshot"
+    id: int = Field(primary_key=True)
+    generation: int
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

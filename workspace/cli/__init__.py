@@ -14,20 +14,7 @@ import sys
 import typer
 from typer.core import TyperGroup
 
-EXIT_INTERRUPTED = 130
-
-
-def _error_exit_code(exc: BaseException) -> int | None:
-    """The exit code for one of our errors, or None for anything else."""
-    module = type(exc).__module__.split(".")[0]
-    if module not in ("workspace", "catalog", "sync"):
-        return None
-    code = getattr(exc, "exit_code", None)
-    if code is None:
-        from catalog.errors import CatalogBusy
-
-        code = 7 if isinstance(exc, CatalogBusy) else 10
-    return int(code)
+from workspace.cli.errors import EXIT_INTERRUPTED, error_exit_code as _error_exit_code  # noqa: E402
 
 
 class WsGroup(TyperGroup):
@@ -80,9 +67,10 @@ for _optional in ("workspace.cli.releases", "workspace.cli.remotes", "workspace.
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Run the full Typer app (the console script goes through workspace.cli.entry first)."""
     try:
         app(prog_name="ws")
     except KeyboardInterrupt:
         sys.stderr.write("ws: interrupted\n")
         sys.exit(EXIT_INTERRUPTED)
+

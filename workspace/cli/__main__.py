@@ -1,5 +1,5 @@
 """python -m workspace.cli"""
 
-from workspace.cli import main
+from workspace.cli.entry import main
 
 main()

@@ -38,23 +38,9 @@ def status(json_: bool = JSON, quiet: bool = QUIET) -> None:
 
     Only files whose size, mtime or inode changed are re-read.
     """
-    ws = _ws()
-    with progress(quiet or json_) as cb:
-        st = ws.status(progress=cb)
-    if json_:
-        emit_json(st.to_dict())
-        return
-    where = f"On branch {st.branch}" if st.branch else "HEAD detached"
-    out(f"{where}" + (f" at {st.head[:12]}" if st.head else " (no commits yet)"))
-    if st.clean:
-        out("nothing to commit, working tree clean")
-    else:
-        out("Changes not committed:")
-        for label, paths in (("added", st.added), ("modified", st.modified), ("deleted", st.deleted)):
-            for p in paths:
-                out(f"  {label + ':':<10}{p}")
-    for r in st.remotes:
-        out(r.get("summary", ""))
+    from workspace.cli.status_view import show_status
+
+    show_status(_ws(), as_json=json_, quiet=quiet)
 
 
 @app.command()

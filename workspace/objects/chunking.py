@@ -17,6 +17,8 @@ from typing import Callable, Iterator
 
 from pyfastcdc import FastCDC
 
+from workspace.objects.hashing import hash_file  # noqa: F401  (re-exported)
+
 MIN_SIZE = 256 * 1024
 AVG_SIZE = 1024 * 1024
 MAX_SIZE = 4 * 1024 * 1024
@@ -50,22 +52,6 @@ class Digest:
     id: str
     size: int
     chunk_ids: list[str]
-
-
-def hash_file(path: str | os.PathLike, block: int = 1 << 20) -> tuple[str, int]:
-    """SHA-256 (hex) and size of a file, streamed."""
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb", buffering=0) as f:
-        buf = bytearray(block)
-        view = memoryview(buf)
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                break
-            h.update(view[:n])
-            size += n
-    return h.hexdigest(), size
 
 
 def cut_bytes(data: bytes) -> list[tuple[int, int]]:

@@ -1,0 +1,151 @@
+"""A walk that summarizes each folder as a digest of its files' stats.
+
+For ``ws status`` on a large tree the cost is one lstat per file; what Python
+adds on top (building per-file objects, comparing them with a cache) used to
+cost more than the syscalls. Here each folder's regular files become two flat
+lists (names; size, mtime_ns, inode, mode) and one 16-byte BLAKE2 digest. A
+folder whose digest equals the one recorded when it was last proved clean
+needs no further look. Only the other folders' lists are kept and returned.
+
+Large trees are walked by this process and a forked helper at once: lstat
+does not overlap across Python threads, but it does across processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat as statmod
+import threading
+from array import array
+
+from workspace.ignore import IgnoreRules
+
+Listing = tuple[list[str], list[int]]  # names; flat (size, mtime_ns, ino, mode) per name
+
+
+def digest(names: list[str], ints: list[int]) -> bytes:
+    """The 16-byte digest of one folder's listing."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update("\0".join(names).encode("utf-8", "surrogateescape"))
+    h.update(array("Q", ints).tobytes())
+    return h.digest()
+
+
+def _list_dir(top: str, rel: str, rules: IgnoreRules, subdirs: list) -> Listing | None:
+    """One folder's regular files as a listing; its subfolders are appended to ``subdirs``."""
+    check_files = rules.has_patterns
+    lstat = os.lstat
+    S_ISREG = statmod.S_ISREG
+    try:
+        it = os.scandir(top)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return None
+    names: list[str] = []
+    ints: list[int] = []
+    prefix = rel + "/" if rel else ""
+    with it:
+        for entry in it:
+            name = entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if not rules.ignored_dir(prefix + name, name):
+                        subdirs.append((top + "/" + name, prefix + name))
+                    continue
+                st = lstat(top + "/" + name)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            mode = st.st_mode
+            if not S_ISREG(mode) or name.startswith(".ws-tmp-"):
+                continue
+            if check_files and rules.ignored_file(prefix + name):
+                continue
+            names.append(name)
+            ints += (st.st_size, st.st_mtime_ns, st.st_ino, 0o755 if mode & 0o111 else 0o644)
+    return (names, ints) if names else None
+
+
+def _record(rel: str, listing: Listing | None, known: dict[str, bytes], digests: dict, detail: dict) -> None:
+    if listing is None:
+        return
+    d = digest(*listing)
+    digests[rel] = d
+    if known.get(rel) != d:
+        detail[rel] = listing
+
+
+def _walk(stack: list[tuple[str, str]], rules: IgnoreRules, known: dict[str, bytes],
+          digests: dict[str, bytes], detail: dict[str, Listing]) -> None:
+    """Walk folders from ``stack`` ((absolute path, relative path) pairs) and everything below."""
+    while stack:
+        top, rel = stack.pop()
+        _record(rel, _list_dir(top, rel, rules, stack), known, digests, detail)
+
+
+class DirWalk:
+    """Walk a tree, optionally split with a forked helper; ``finish()`` returns the result.
+
+    ``known`` maps folders to the digests they had when proved clean; the
+    result's ``detail`` holds the listings of every other folder that has files.
+    """
+
+    CHILD_SHARE = (0, 2, 3)  # of every 5 top-level folders the helper takes 3
+
+    def __init__(self, root: str, rules: IgnoreRules, known: dict[str, bytes] | None = None,
+                 parallel: bool = False):
+        self.rules = rules
+        self.known = known or {}
+        self.digests: dict[str, bytes] = {}
+        self.detail: dict[str, Listing] = {}
+        self.pid = None
+        tops = self._root_level(root)
+        if not parallel or len(tops) < 2 or threading.active_count() > 1 or not hasattr(os, "fork"):
+            self.mine, self.theirs = tops, []
+            return
+        self.theirs = [t for i, t in enumerate(tops) if i % 5 in self.CHILD_SHARE]
+        self.mine = [t for i, t in enumerate(tops) if i % 5 not in self.CHILD_SHARE]
+        self.rfd, wfd = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            self._child(wfd)
+        os.close(wfd)  # or the read in finish() never sees EOF
+
+    def _root_level(self, root: str) -> list[tuple[str, str]]:
+        """List the root folder itself; its subfolders become the work to share."""
+        tops: list[tuple[str, str]] = []
+        _record("", _list_dir(root, "", self.rules, tops), self.known, self.digests, self.detail)
+        return tops
+
+    def _child(self, wfd: int) -> None:
+        code = 0
+        try:
+            import marshal
+
+            os.close(self.rfd)
+            digests: dict[str, bytes] = {}
+            detail: dict[str, Listing] = {}
+            _walk(list(self.theirs), self.rules, self.known, digests, detail)
+            with os.fdopen(wfd, "wb") as f:
+                f.write(marshal.dumps((digests, detail)))
+        except BaseException:
+            code = 1
+        os._exit(code)
+
+    def finish(self) -> tuple[dict[str, bytes], dict[str, Listing]]:
+        """(digest of every folder with files, listings of folders not matching ``known``)."""
+        _walk(list(self.mine), self.rules, self.known, self.digests, self.detail)
+        if self.pid is not None:
+            import marshal
+
+            try:
+                with os.fdopen(self.rfd, "rb") as f:
+                    data = f.read()
+            finally:
+                _, status = os.waitpid(self.pid, 0)
+            if status == 0 and data:
+                digests, detail = marshal.loads(data)
+                self.digests.update(digests)
+                self.detail.update(detail)
+            else:  # the helper failed: do its share here
+                _walk(list(self.theirs), self.rules, self.known, self.digests, self.detail)
+        return self.digests, self.detail

@@ -1,0 +1,137 @@
+"""``ws status``: the working tree against HEAD, as cheaply as the tree allows.
+
+The walk (workspace.dirwalk) summarizes each folder as a digest of its files'
+stats. The catalog keeps a *snapshot*: the digests of the folders last proved
+clean (every file tracked, identical to HEAD, stat not racy) and the folders
+HEAD has files in. Folders whose digest matches need nothing more; only the
+others are checked file by file against the stat cache and HEAD's manifest,
+re-hashing what the cache cannot vouch for. On 100,000 unchanged files this
+replaces 200,000 catalog rows and 100,000 Python comparisons with one small
+blob and 2,000 digest comparisons.
+
+The snapshot is tied to a generation counter that every write to the caches
+bumps (catalog.statcache), so a stale snapshot is never used.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+
+from catalog import statcache
+from catalog.errors import CatalogError
+from workspace.dirwalk import DirWalk
+from workspace.ignore import IgnoreRules
+from workspace.scan import RACY_NS, FileStat, Progress, classify, hash_pending
+from workspace.types import Status
+
+_SNAPSHOT_FORMAT = 2
+_PARALLEL_MIN_DIRS = 200  # below this a forked helper costs more than it saves
+
+
+def compute_status(ws, progress: Progress | None = None) -> Status:
+    """Added, modified and deleted paths against HEAD."""
+    branch, head = ws.head()
+    manifest_commit, gen, blob = statcache.load_snapshot(ws.catalog)
+    snap = _decode(blob) if blob is not None and manifest_commit == head and head else None
+    clean, tracked_dirs = snap if snap else ({}, None)
+    rules = IgnoreRules(ws.root)
+    digests, detail = DirWalk(str(ws.root), rules, clean, parallel=len(clean) >= _PARALLEL_MIN_DIRS).finish()
+    if head is None:
+        return Status(branch, None, added=sorted(_paths(detail)))
+    full = None
+    if tracked_dirs is None:  # no usable snapshot: everything is in scope
+        full = ws._head_manifest()
+        tracked_dirs = {p.rpartition("/")[0] for p in full}
+    vanished = [d for d in tracked_dirs if d not in digests]
+    if not detail and not vanished:
+        return Status(branch, head)
+    scope = set(detail) | set(vanished)
+    if full is not None:
+        manifest = {p: e for p, e in full.items() if p.rpartition("/")[0] in scope}
+    else:
+        manifest = statcache.manifest_in_dirs(ws.catalog, scope)
+    walked = {p: FileStat._make(v) for p, v in _paths(detail).items()}
+    _add_ignored_tracked(ws.root, walked, [p for p in manifest if p not in walked])
+    cache = statcache.stat_entries(ws.catalog, list(walked)) if full is None else statcache.load_stat_cache(ws.catalog)
+    ids, todo = classify(walked, cache)
+    updates = hash_pending(ws.root, walked, todo, ids, progress)
+    st = Status(branch, head)
+    for path, fid in ids.items():
+        m = manifest.get(path)
+        if m is None:
+            st.added.append(path)
+        elif m.file_id != fid or m.mode != walked[path].mode:
+            st.modified.append(path)
+    st.deleted = [p for p in manifest if p not in ids]
+    st.added.sort()
+    st.modified.sort()
+    st.deleted.sort()
+    new_clean = {d: dg for d, dg in digests.items() if d not in detail and clean.get(d) == dg}
+    new_clean.update(_proved_clean(detail, digests, ids, manifest, cache, updates))
+    deletes = [p for p in cache if p not in walked] if full is not None else []
+    _save(ws, gen, updates, deletes, new_clean, sorted(tracked_dirs))
+    return st
+
+
+def _paths(detail) -> dict[str, tuple]:
+    """Flatten folder listings into path -> (size, mtime_ns, ino, mode)."""
+    out: dict[str, tuple] = {}
+    for d, (names, ints) in detail.items():
+        prefix = d + "/" if d else ""
+        for i, name in enumerate(names):
+            out[prefix + name] = tuple(ints[4 * i : 4 * i + 4])
+    return out
+
+
+def _proved_clean(detail, digests, ids, manifest, cache, updates) -> dict[str, bytes]:
+    """Folders of ``detail`` whose every file is tracked, identical to HEAD and not racy."""
+    tracked_here: dict[str, int] = {}
+    for p in manifest:
+        d = p.rpartition("/")[0]
+        tracked_here[d] = tracked_here.get(d, 0) + 1
+    out = {}
+    for d, (names, ints) in detail.items():
+        if tracked_here.get(d, 0) != len(names):
+            continue  # untracked files here, or tracked ones missing
+        prefix = d + "/" if d else ""
+        ok = True
+        for i, name in enumerate(names):
+            p = prefix + name
+            m = manifest.get(p)
+            entry = updates.get(p) or cache.get(p)
+            if (m is None or ids.get(p) != m.file_id or m.mode != ints[4 * i + 3] or entry is None
+                    or entry.mtime_ns >= entry.recorded_ns - RACY_NS):
+                ok = False
+                break
+        if ok:
+            out[d] = digests[d]
+    return out
+
+
+def _add_ignored_tracked(root, walked: dict, paths: list[str]) -> None:
+    """Tracked files stay tracked when an ignore rule matches them later (as in git)."""
+    for p in paths:
+        full = os.path.join(root, p)
+        try:
+            st = os.lstat(full)
+        except OSError:
+            continue
+        if os.path.isfile(full) and not os.path.islink(full):
+            walked[p] = FileStat(st.st_size, st.st_mtime_ns, st.st_ino, 0o755 if st.st_mode & 0o111 else 0o644)
+
+
+def _decode(blob: bytes):
+    try:
+        fmt, clean, tracked_dirs = marshal.loads(blob)
+    except (ValueError, EOFError, TypeError):
+        return None
+    return (clean, set(tracked_dirs)) if fmt == _SNAPSHOT_FORMAT else None
+
+
+def _save(ws, gen, updates, deletes, clean, tracked_dirs) -> None:
+    blob = marshal.dumps((_SNAPSHOT_FORMAT, clean, tracked_dirs))
+    try:
+        statcache.update_with_snapshot(ws.catalog, gen, updates, deletes, blob)
+    except CatalogError:
+        pass  # caches only: a busy catalog must not fail a read-only command
