@@ -429,3 +429,11 @@ def test_failing_notification_is_logged_and_does_not_fail_the_job(ws):
     assert res["jobs"][0]["state"] == "SUCCEEDED" and res["state"] == "SUCCEEDED"
     log = (ws.layout.jobs_dir / f"wf-{res['workflow']}" / "supervisor.log").read_text()
     assert "notify command exited 3: nope" in log
+
+
+def test_folder_outputs_are_committed(ws):
+    spec(ws, "dir", "command: mkdir -p res/{s} && echo 1 > res/{s}/x && echo 2 > res/{s}/y\n"
+                    "outputs: ['res/{s}/']\nparams: {s: [p]}\n")
+    job = run(ws, "dir")["jobs"][0]
+    assert job["state"] == "SUCCEEDED"
+    assert sorted(e.path for e in ws.ls(job["output_commit"])) == ["res/p/x", "res/p/y"]
