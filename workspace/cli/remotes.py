@@ -171,3 +171,23 @@ def clone(
         emit_json(res.to_dict())
         return
     out(f"Cloned {res.release} into {res.root}: {res.files_written} file(s), {human_size(res.bytes_fetched)} fetched")
+
+
+def fsck_remote_command(ws, remote: str, read_data: bool, json_: bool, quiet: bool) -> None:
+    """``ws fsck --remote NAME [--read-data]``: print the report; exit 6 on damage."""
+    from workspace.cli.output import err
+
+    with progress(quiet or json_) as cb:
+        report = ws.fsck_remote(remote, read_data=read_data, progress=cb)
+    if json_:
+        emit_json(report.to_dict())
+    else:
+        out(f"remote {report.remote}: checked {report.packs} packs, {report.chunks} chunks, "
+            f"{report.releases} releases" + (f", read {human_size(report.bytes_read)}" if read_data else ""))
+        for p in report.orphan_packs:
+            out(f"leftover: {p} has no index (an interrupted upload; 'ws push' re-sends its chunks)")
+        for p in report.problems:
+            err(f"problem: {p}")
+        out("ok" if report.ok else f"{len(report.problems)} problem(s) found")
+    if not report.ok:
+        raise typer.Exit(6)
