@@ -157,6 +157,14 @@ def _check_inside(ws, pattern: str, where: str, fld: str) -> str:
     return rel
 
 
+def _check_workdir(ws, workdir: str, spec: JobSpec) -> None:
+    """A job's workdir must be a folder inside the workspace (the root itself is fine)."""
+    try:
+        ws.layout.rel(workdir, cwd=ws.root)
+    except PathOutsideWorkspace as exc:
+        raise PathOutsideWorkspace(f"{spec.where}: field 'workdir': {exc}") from None
+
+
 def _static_prefix(pattern: str) -> str:
     """The folder part of a glob before its first wildcard ('' when it starts with one)."""
     m = _GLOB_CHARS.search(pattern)
@@ -248,6 +256,9 @@ def expand_spec(ws, spec: JobSpec, overrides: dict, upstream_keys: list[str], up
         outputs = [_render(p, params, spec, f"outputs[{i}]") for i, p in enumerate(spec.outputs)]
         for i, out in enumerate(outputs):
             _check_inside(ws, out, spec.where, f"outputs[{i}]")
+        workdir = _render(spec.workdir, params, spec, "workdir") if spec.workdir else None
+        if workdir:
+            _check_workdir(ws, workdir, spec)
         input_ids = resolve_inputs(ws, spec, inputs, upstream_outputs, cache)
         jobs.append(ExpandedJob(
             spec_name=spec.name,
@@ -260,7 +271,7 @@ def expand_spec(ws, spec: JobSpec, overrides: dict, upstream_keys: list[str], up
             resources=spec.resources,
             policies=spec.policies,
             env={k: _render(v, params, spec, f"env.{k}") for k, v in spec.env.items()},
-            workdir=_render(spec.workdir, params, spec, "workdir") if spec.workdir else None,
+            workdir=workdir,
             backend=spec.backend,
             depends_on=list(spec.depends_on),
             spec_path=spec.path,

@@ -198,6 +198,7 @@ def test_validate(ws, cli):
 
 @pytest.mark.parametrize("body,code,words", [
     ("command: run\ninputs: ['../secret/*']\n", 5, ["field 'inputs[0]'", "outside the workspace"]),
+    ("command: run\nworkdir: /tmp\n", 5, ["field 'workdir'", "outside the workspace"]),
     ("command: run\ninputs: [nothing/*.csv]\n", 9, ["field 'inputs[0]'", "matches no file"]),
     ("command: run {x}\n", 9, ["field 'command'", "unknown template field '{x}'"]),
     ("command: run\nbackend: cloud9\n", 9, ["field 'backend'", "unknown backend 'cloud9'"]),
