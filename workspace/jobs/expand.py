@@ -17,7 +17,6 @@ import json
 import os
 import re
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from workspace.errors import PathOutsideWorkspace
 from workspace.jobs.spec import (InvalidSpec, JobPolicies, JobSpec, MissingInput, Resources, SpecNotFound,
