@@ -48,9 +48,31 @@ def record_digest(record: dict) -> str:
     return h.hexdigest()
 
 
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_COMPRESS_OVER = 64 * 1024  # records of big releases are mostly hex ids: zstd makes them ~5x smaller
+_MAX_RECORD = 1 << 30
+
+
 def encode_record(record: dict) -> bytes:
-    """A record as stored: UTF-8 JSON, keys in a stable order."""
-    return json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+    """A record as stored: UTF-8 JSON with sorted keys; one zstd frame of it when over 64 KiB."""
+    raw = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+    if len(raw) <= _COMPRESS_OVER:
+        return raw
+    import zstandard
+
+    return zstandard.ZstdCompressor(level=3).compress(raw)
+
+
+def decode_record(data: bytes) -> dict:
+    """The record in a stored object (plain JSON, or a zstd frame of it); ValueError when damaged."""
+    if data[:4] == ZSTD_MAGIC:
+        import zstandard
+
+        try:
+            data = zstandard.ZstdDecompressor().decompress(data, max_output_size=_MAX_RECORD)
+        except zstandard.ZstdError as exc:
+            raise ValueError(f"cannot decompress: {exc}") from exc
+    return json.loads(data)
 
 
 def pack_size_from_index(entries: list[packs.PackEntry]) -> int:
@@ -115,9 +137,9 @@ class Remote:
         except ObjectNotFound:
             raise UnknownRemoteRelease(f"remote {self.name} has no release {title}@{version}") from None
         try:
-            record = json.loads(raw)
+            record = decode_record(raw)
         except ValueError:
-            raise DamagedRemote(f"remote {self.name}: {key} is not valid JSON") from None
+            raise DamagedRemote(f"remote {self.name}: {key} is not a valid release record") from None
         if not isinstance(record, dict) or record.get("title") != title or record.get("version") != version:
             raise DamagedRemote(f"remote {self.name}: {key} does not hold {title}@{version}")
         return record

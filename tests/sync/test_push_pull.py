@@ -230,6 +230,12 @@ def test_many_small_files_make_few_remote_objects(ws, tmp_path):
     ws.push()
     objects = [p for p in (tmp_path / "remote").rglob("*") if p.is_file()]
     assert len(objects) <= 5  # marker, one pack, its index, the release record
+    stored = (tmp_path / "remote" / "releases" / "ds" / "1.0.0.json").read_bytes()
+    assert stored[:4] == b"\x28\xb5\x2f\xfd"  # a big record is one zstd frame of the JSON
+    import zstandard
+
+    record = json.loads(zstandard.ZstdDecompressor().decompress(stored))
+    assert len(record["files"]) == 3000 and len(stored) < 0.3 * len(json.dumps(record))
     clone = Workspace.clone(str(tmp_path / "remote"), "ds", tmp_path / "copy")
     try:
         assert tree(clone.root) == tree(ws.root)
