@@ -189,8 +189,10 @@ class Job(_TaskGroup):
                        inputs=list(inputs or []), outputs=list(outputs or []), params=params or {},
                        depends_on=deps, backend=backend, notify=notify)
         self._init(spec)
+        self.upstream = [d for d in (depends_on or []) if isinstance(d, Job)]
 
     def _init(self, spec: JobSpec) -> None:
+        self.upstream: list[Job] = []  # dependencies given as Job objects (not looked up in jobs/)
         self.spec = validate(spec)
         self.ws = None
         self.workflow_id: str | None = None
@@ -226,11 +228,7 @@ class Job(_TaskGroup):
 
     def submit(self, ws=None, *, params: dict | None = None, wait: bool = False, force: bool = False) -> "Job":
         """Expand and submit this job (and the specs it depends on); returns self, now with tasks."""
-        ws = self._ws(ws)
-        wf = Workflow(ws, [self]).submit(params=params, wait=wait, force=force)
-        self.workflow_id = wf.id
-        mine = [r["id"] for r in cj.list_jobs(ws.catalog, name=self.spec.name, workflow=wf.id)]
-        self._task_ids = mine
+        Workflow(self._ws(ws), [self]).submit(params=params, wait=wait, force=force)
         return self
 
     @property
@@ -268,8 +266,12 @@ class Workflow(_TaskGroup):
 
         if self.id is not None:
             raise InvalidSpec(f"workflow {self.id} was already submitted; use rerun()")
-        expanded = expand(self.ws, [j.spec for j in self.jobs], params or {}, backend=backend)
+        jobs = _with_upstream(self.jobs)
+        expanded = expand(self.ws, [j.spec for j in jobs], params or {}, backend=backend)
         self.id = _engine().submit(self.ws, expanded, wait=wait, force=force)
+        for job in jobs:  # each Job object now knows its tasks
+            job.ws, job.workflow_id = self.ws, self.id
+            job._task_ids = [r["id"] for r in cj.list_jobs(self.ws.catalog, name=job.spec.name, workflow=self.id)]
         return self
 
     @property
@@ -345,6 +347,18 @@ def _engine():
     from workspace.jobs import engine
 
     return engine
+
+
+def _with_upstream(jobs: list[Job]) -> list[Job]:
+    """The jobs plus every Job object they depend on (specs named by string are found in jobs/)."""
+    out: list[Job] = []
+    todo = list(jobs)
+    while todo:
+        job = todo.pop(0)
+        if all(job is not seen for seen in out):
+            out.append(job)
+            todo.extend(job.upstream)
+    return out
 
 
 def _under_any(path: str, prefixes: list[str]) -> bool:

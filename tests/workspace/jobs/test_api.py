@@ -56,3 +56,14 @@ def test_spec_from_dict_and_errors(ws):
         Job("bad", "echo {nope}")
     with pytest.raises(InvalidSpec, match="no workspace"):
         Job("lonely", "true").submit()
+
+
+def test_python_dependencies_run_first(ws):
+    make = Job("make", "mkdir -p mid && echo 21 > mid/n.txt", outputs=["mid/n.txt"])
+    double = Job("double", "echo $(( $(cat mid/n.txt) * 2 )) > result.txt", inputs=["mid/n.txt"],
+                 outputs=["result.txt"], depends_on=[make])
+    double.submit(ws, wait=True)
+    assert double.status == "SUCCEEDED" and make.status == "SUCCEEDED" and make.workflow_id == double.workflow_id
+    wf = Workflow.load(ws, double.workflow_id)
+    assert [t.name for t in wf.tasks] == ["make", "double"] and wf.status == "SUCCEEDED"
+    assert ws.read(ws.jobs.show(double.tasks[0].id)["output_commit"], "result.txt") == b"42\n"
