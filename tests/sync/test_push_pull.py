@@ -333,3 +333,20 @@ def test_s3_without_credentials_is_one_line_exit_11(ws, tmp_path, s3_bucket, run
     res = run_ws(ws.root, "push", "s3", env=env)
     assert res.returncode == 11, res.stderr
     assert res.stderr.count("\n") == 1 and "ws login s3" in res.stderr
+
+
+def test_progress_reports_bytes_per_phase(ws, tmp_path):
+    release(ws, {"a.bin": os.urandom(1_500_000), "b.txt": "b"}, "1.0.0")
+    ws.add_remote("origin", str(tmp_path / "remote"))
+    seen: dict[str, tuple[int, int]] = {}
+    ws.push(progress=lambda phase, done, total: seen.__setitem__(phase, (done, total)))
+    assert seen["uploading"][0] == seen["uploading"][1] >= 1_500_000
+    target = Workspace.init(tmp_path / "t")
+    try:
+        target.add_remote("origin", str(tmp_path / "remote"))
+        seen.clear()
+        target.pull("origin", "ds", progress=lambda phase, done, total: seen.__setitem__(phase, (done, total)))
+        assert seen["downloading"][0] == seen["downloading"][1] >= 1_500_000
+        assert seen["writing"] == (1_500_001, 1_500_001)
+    finally:
+        target.close()
