@@ -18,6 +18,7 @@ from catalog.history import CommitRecord
 from catalog.statcache import ManifestEntry, StatEntry
 from workspace import refs, trees
 from workspace.config import author
+from workspace.faults import checkpoint
 from workspace.errors import InvalidArgument, NothingToCommit, UnknownRef
 from workspace.ignore import IgnoreRules
 from workspace.objects.store import StoreWriter
@@ -54,8 +55,10 @@ def commit(ws, message: str, paths: list[str] | None = None, *, progress: Progre
                 raise NothingToCommit("nothing to commit, working tree clean" if not prefixes
                                       else "nothing to commit in the given paths")
             writer.seal()
+            checkpoint("commit:sealed")
             result = _record(ws, writer, branch, head, old, new, new_files, cache_rows,
                              message.strip(), provenance)
+        checkpoint("commit:recorded")
         return result
 
 
@@ -90,6 +93,7 @@ def _ingest(ws, writer: StoreWriter, files, todo, ids, progress):
         done += st.size
         if progress:
             progress("storing", done, total)
+        checkpoint("commit:ingest")
     return new_files, cache_rows
 
 

@@ -17,7 +17,18 @@ from catalog.statcache import StatEntry
 from workspace.ignore import IgnoreRules
 from workspace.objects.hashing import hash_file
 
-RACY_NS = 1_000_000_000  # stats this close to their recording time are re-checked
+RACY_NS = 50_000_000  # a stat this close to its recording time is re-checked (kernel ticks are ~4 ms)
+COARSE_RACY_NS = 2_000_000_000  # file systems with whole-second (or FAT's 2 s) timestamps
+
+
+def is_racy(mtime_ns: int, recorded_ns: int) -> bool:
+    """Whether a write within the same timestamp tick as ``mtime_ns`` could have gone unseen.
+
+    A file whose mtime has no sub-second part lives on a file system with
+    coarse timestamps, which needs the wider window.
+    """
+    window = COARSE_RACY_NS if mtime_ns % 1_000_000_000 == 0 else RACY_NS
+    return mtime_ns >= recorded_ns - window
 PARALLEL_MIN_FILES = 20_000  # below this a second walker process costs more than it saves
 
 Progress = Callable[[str, int, int], None]
@@ -187,7 +198,7 @@ def classify(files: dict[str, FileStat], cache: dict[str, StatEntry]) -> tuple[d
             and c.size == st.size
             and c.mtime_ns == st.mtime_ns
             and c.ino == st.ino
-            and c.mtime_ns < c.recorded_ns - RACY_NS
+            and not is_racy(c.mtime_ns, c.recorded_ns)
         ):
             ids[path] = c.file_id
         else:

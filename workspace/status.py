@@ -22,7 +22,7 @@ from catalog import statcache
 from catalog.errors import CatalogError
 from workspace.dirwalk import DirWalk
 from workspace.ignore import IgnoreRules
-from workspace.scan import RACY_NS, FileStat, Progress, classify, hash_pending
+from workspace.scan import FileStat, is_racy, Progress, classify, hash_pending
 from workspace.types import Status
 
 _SNAPSHOT_FORMAT = 2
@@ -101,7 +101,7 @@ def _proved_clean(detail, digests, ids, manifest, cache, updates) -> dict[str, b
             m = manifest.get(p)
             entry = updates.get(p) or cache.get(p)
             if (m is None or ids.get(p) != m.file_id or m.mode != ints[4 * i + 3] or entry is None
-                    or entry.mtime_ns >= entry.recorded_ns - RACY_NS):
+                    or is_racy(entry.mtime_ns, entry.recorded_ns)):
                 ok = False
                 break
         if ok:

@@ -34,7 +34,7 @@ CODEC_RAW = 0
 CODEC_ZSTD = 1
 
 TARGET_PACK_SIZE = 32 * 1024 * 1024
-_SAMPLE = 64 * 1024
+_SAMPLE = 32 * 1024
 _WORTH = 0.92  # keep compressed bytes only when they save at least 8%
 
 
@@ -60,15 +60,18 @@ _local_ctx = {}
 def encode(data: memoryview | bytes) -> tuple[int, memoryview | bytes]:
     """Choose how to store a chunk: zstd when it saves space, raw otherwise.
 
-    Compressing a 64 KiB sample first keeps incompressible data (most binary
-    data sets) from paying for a full compression pass.
+    Compressing three small samples (start, middle, end) first keeps
+    incompressible data (most binary data sets) from paying for a full
+    compression pass, while a chunk that is only partly compressible still
+    gets compressed.
     """
     if len(data) < 512:
         return CODEC_RAW, data
     cctx = _thread_compressor()
-    if len(data) > 2 * _SAMPLE:
-        sample = cctx.compress(data[:_SAMPLE])
-        if len(sample) > _WORTH * _SAMPLE:
+    if len(data) > 4 * _SAMPLE:
+        n = len(data)
+        starts = (0, n // 2 - _SAMPLE // 2, n - _SAMPLE)
+        if all(len(cctx.compress(data[s : s + _SAMPLE])) > _WORTH * _SAMPLE for s in starts):
             return CODEC_RAW, data
     packed = cctx.compress(data)
     if len(packed) <= _WORTH * len(data):
