@@ -10,12 +10,15 @@ SHA-256 check, rename).
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
+import uuid
 from dataclasses import asdict, dataclass
 
 from catalog import objects as q
 from catalog import remotes as rq
-from sync.errors import DamagedRemote
+from sync.errors import DamagedRemote, SyncError
 from sync.remote import Remote, pack_key
 from sync.transfer import DEFAULT_WORKERS, Meter, ProgressFn, bounded_map, coalesce
 from workspace.objects import packs
@@ -61,8 +64,16 @@ def fetch_chunks(catalog, store, remote: Remote, chunk_ids: list[str], progress:
     if lost:
         raise DamagedRemote(f"remote {remote.name} lacks {len(lost)} chunk(s) of this release "
                             f"(first {lost[0][:12]}); its packs or indexes are missing")
-    spans = coalesce(locs.values(), max_span=8 << 20)
-    meter = Meter(progress, "downloading", sum(s.end - s.start for s in spans))
+    whole, rest = _whole_packs(catalog, remote.name, locs)
+    spans = coalesce(rest, max_span=8 << 20)
+    total = sum(s.end - s.start for s in spans) + sum(rq.known_packs(catalog, remote.name)[p].size for p in whole)
+    meter = Meter(progress, "downloading", total)
+    adopt = lambda pack_id: _adopt_pack(store, remote, pack_id, meter)  # noqa: E731
+    for pack_id, size, rows in bounded_map(adopt, whole, workers, window=workers + 1):
+        q.add_pack(catalog, pack_id, size, rows, time.time_ns())
+        result.chunks_fetched += len(rows)
+        result.bytes_fetched += size
+        result.requests += 1
     fetch = lambda span: _fetch_span(remote, span, meter)  # noqa: E731
     recorded = 0
     with store.writer() as writer:
@@ -85,6 +96,70 @@ def _record_sealed(catalog, writer, recorded: int) -> int:
     for pack_id, size, rows in writer.sealed[recorded:]:
         q.add_pack(catalog, pack_id, size, rows, now)
     return len(writer.sealed)
+
+
+def _whole_packs(catalog, remote_name: str, locs: dict) -> tuple[list[str], list]:
+    """Split needed chunks into packs needed whole (copied as they are) and the rest (range GETs).
+
+    A clone needs every chunk of most packs: copying those packs whole into the
+    local store (the formats are the same) saves unpacking and re-packing them.
+    """
+    by_pack: dict[str, list] = {}
+    for loc in locs.values():
+        by_pack.setdefault(loc.pack_id, []).append(loc)
+    known = rq.known_packs(catalog, remote_name)
+    whole = [p for p, chunks in by_pack.items() if p in known and known[p].chunk_count == len(chunks)]
+    rest = [c for p, chunks in by_pack.items() if p not in set(whole) for c in chunks]
+    return sorted(whole), rest
+
+
+def _adopt_pack(store, remote: Remote, pack_id: str, meter: Meter):
+    """Copy a remote pack into the local store after verifying its index and every chunk."""
+    key = pack_key(pack_id)
+    os.makedirs(store.packs_dir, exist_ok=True)
+    tmp = os.path.join(store.packs_dir, f"tmp-{uuid.uuid4().hex}.pack")  # 'ws gc' removes leftovers
+    try:
+        try:
+            size = remote.backend.get_file(key, tmp)
+        except SyncError as exc:
+            if exc.exit_code == 4:
+                raise DamagedRemote(f"remote {remote.name}: {key} is missing but its index is there") from exc
+            raise
+        rows = _verify_pack_file(tmp, pack_id, f"remote {remote.name}: {key}")
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        final = store.pack_path(pack_id)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.replace(tmp, final)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    meter.add(size)
+    return pack_id, size, rows
+
+
+def _verify_pack_file(path: str, pack_id: str, label: str) -> list[q.ChunkLocation]:
+    """Check a whole pack file: its footer hashes to its id and every chunk to its chunk id."""
+    try:
+        entries = packs.read_index(path)
+    except packs.PackError as exc:
+        raise DamagedRemote(f"{label} is damaged ({exc})") from exc
+    index = b"".join(packs.INDEX.pack(bytes.fromhex(e.id), e.offset, e.length, e.raw_length, e.codec)
+                     for e in entries)
+    if hashlib.sha256(index).hexdigest() != pack_id:
+        raise DamagedRemote(f"{label} is damaged (its index does not match the pack id)")
+    with open(path, "rb") as f:
+        for e in entries:
+            f.seek(e.offset)
+            payload = f.read(e.length)
+            try:
+                raw = packs.decode(e.codec, payload, e.raw_length) if e.codec else payload
+            except packs.PackError:
+                raw = b""
+            if len(raw) != e.raw_length or not packs.verify_chunk(e.id, raw):
+                raise DamagedRemote(f"{label} is damaged (chunk {e.id[:12]} fails its SHA-256 check)")
+    return [q.ChunkLocation(e.id, pack_id, e.offset, e.length, e.raw_length, e.codec) for e in entries]
 
 
 def _fetch_span(remote: Remote, span, meter: Meter) -> tuple[list[Piece], int]:

@@ -52,6 +52,9 @@ class Backend(Protocol):
     def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
         """The object's bytes, or bytes ``[start, end)`` of it (a range GET)."""
 
+    def get_file(self, key: str, local_path: str) -> int:
+        """Copy a whole object into a new local file (streamed: big packs never sit in memory); returns bytes."""
+
     def put(self, key: str, data: Payload, exclusive: bool = False) -> None:
         """Store an object; readers never see a partial one. ``exclusive``: create-only."""
 

@@ -67,6 +67,20 @@ class FsspecBackend:
             raise SyncError(f"remote {self.label}: short read of {key} ({len(data)} of {end - (start or 0)} bytes)")
         return data
 
+    def get_file(self, key: str, local_path: str) -> int:
+        """Copy a whole object to a local file (kernel copy for folders, streamed download otherwise)."""
+        path = self._path(key)
+        if self.local:
+            try:
+                shutil.copyfile(path, local_path)  # copy_file_range/sendfile: no trip through Python
+            except FileNotFoundError as exc:
+                raise ObjectNotFound(f"remote {self.label}: not found: {key}") from exc
+            except OSError as exc:
+                raise SyncError(f"remote {self.label}: cannot read {key}: {exc.strerror or exc}") from exc
+        else:
+            self._call(self.fs.get_file, path, local_path)
+        return os.path.getsize(local_path)
+
     def put(self, key: str, data: Payload, exclusive: bool = False) -> None:
         """Store an object; ``exclusive`` refuses to replace an existing one."""
         path = self._path(key)

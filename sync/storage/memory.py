@@ -34,6 +34,13 @@ class MemoryBackend:
             raise ObjectNotFound(f"{self.url}: no object {key}")
         return slice_range(blob, start, end, key)
 
+    def get_file(self, key: str, local_path: str) -> int:
+        """Write an object to a local file."""
+        blob = self.get(key)
+        with open(local_path, "wb") as f:
+            f.write(blob)
+        return len(blob)
+
     def put(self, key: str, data: Payload, exclusive: bool = False) -> None:
         """Store an object (create-only with ``exclusive``)."""
         blob = payload_bytes(data)

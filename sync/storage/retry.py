@@ -43,6 +43,10 @@ class RetryBackend:
         """As the wrapped backend, retried."""
         return self._retry(self.inner.get, key, start, end)
 
+    def get_file(self, key: str, local_path: str) -> int:
+        """As the wrapped backend, retried."""
+        return self._retry(self.inner.get_file, key, local_path)
+
     def put(self, key: str, data: Payload, exclusive: bool = False) -> None:
         """As the wrapped backend, retried (a create-only put that raced itself stays ObjectExists)."""
         return self._retry(self.inner.put, key, data, exclusive)

@@ -350,3 +350,20 @@ def test_progress_reports_bytes_per_phase(ws, tmp_path):
         assert seen["writing"] == (1_500_001, 1_500_001)
     finally:
         target.close()
+
+
+def test_pull_fetches_only_missing_chunks_with_range_gets(ws, tmp_path):
+    shared, own = os.urandom(1_200_000), os.urandom(900_000)
+    release(ws, {"shared.bin": shared, "own.bin": own}, "1.0.0")
+    ws.add_remote("origin", str(tmp_path / "remote"))
+    ws.push()
+    target = Workspace.init(tmp_path / "t")
+    try:
+        release(target, {"other/copy.bin": shared}, "0.1.0", name="mine")  # the same bytes, stored locally
+        target.add_remote("origin", str(tmp_path / "remote"))
+        result = target.pull("origin", "ds")
+        assert 900_000 <= result.bytes_fetched < 1_200_000  # part of the pack, by byte range
+        assert (target.root / "shared.bin").read_bytes() == shared
+        assert (target.root / "own.bin").read_bytes() == own
+    finally:
+        target.close()

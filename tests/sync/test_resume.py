@@ -40,6 +40,9 @@ CRASHING_WS = textwrap.dedent("""
         def get(self, key, start=None, end=None):
             self._tick("get", key)
             return super().get(key, start, end)
+        def get_file(self, key, local_path):
+            self._tick("get", key)
+            return super().get_file(key, local_path)
         def _tick(self, what, key):
             if what == op and key.startswith("packs/"):
                 seen[0] += 1

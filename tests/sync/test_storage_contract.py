@@ -112,6 +112,16 @@ def test_local_file_payload_streams(backend, tmp_path):
     assert backend.get("packs/cd/big", 1024, 2048) == data[1024:2048]
 
 
+def test_get_file_copies_a_whole_object(backend, tmp_path):
+    data = os.urandom(2 * 1024 * 1024 + 5)
+    backend.put("packs/ab/whole", data)
+    dest = tmp_path / "copy.bin"
+    assert backend.get_file("packs/ab/whole", str(dest)) == len(data)
+    assert dest.read_bytes() == data
+    with pytest.raises(ObjectNotFound):
+        backend.get_file("packs/ab/missing", str(tmp_path / "nothing"))
+
+
 def test_unsafe_keys_refused(backend):
     for key in ("../escape", "/abs", "a//b", "a/./b", ""):
         with pytest.raises(SyncError):
