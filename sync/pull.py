@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 from catalog import objects as q
 from catalog import remotes as rq
-from sync.errors import DamagedRemote, SyncError
+from sync.errors import DamagedRemote, ObjectNotFound
 from sync.remote import Remote, pack_key
 from sync.transfer import DEFAULT_WORKERS, Meter, ProgressFn, bounded_map, coalesce
 from workspace.objects import packs
@@ -121,10 +121,8 @@ def _adopt_pack(store, remote: Remote, pack_id: str, meter: Meter):
     try:
         try:
             size = remote.backend.get_file(key, tmp)
-        except SyncError as exc:
-            if exc.exit_code == 4:
-                raise DamagedRemote(f"remote {remote.name}: {key} is missing but its index is there") from exc
-            raise
+        except ObjectNotFound as exc:
+            raise DamagedRemote(f"remote {remote.name}: {key} is missing but its index is there") from exc
         rows = _verify_pack_file(tmp, pack_id, f"remote {remote.name}: {key}")
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -167,12 +165,8 @@ def _fetch_span(remote: Remote, span, meter: Meter) -> tuple[list[Piece], int]:
     key = pack_key(span.pack_id)
     try:
         data = remote.backend.get(key, span.start, span.end)
-    except DamagedRemote:
-        raise
-    except Exception as exc:
-        if getattr(exc, "exit_code", None) == 4:
-            raise DamagedRemote(f"remote {remote.name}: {key} is missing but its index is there") from exc
-        raise
+    except ObjectNotFound as exc:
+        raise DamagedRemote(f"remote {remote.name}: {key} is missing but its index is there") from exc
     view = memoryview(data)
     pieces = []
     for c in span.chunks:

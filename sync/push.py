@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from catalog import objects as q
 from catalog import remotes as rq
-from sync.errors import DamagedRemote, ObjectExists, RemoteReleaseConflict, SyncError
+from sync.errors import ObjectExists, RemoteReleaseConflict, SyncError, UnknownRemoteRelease
 from sync.remote import Remote, index_key, pack_key, record_digest
 from sync.storage.base import LocalFile
 from sync.transfer import DEFAULT_WORKERS, Meter, ProgressFn, bounded_map
@@ -79,10 +79,8 @@ def _already_there(catalog, remote: Remote, record: dict) -> bool:
     key = f"{record['title']}@{record['version']}"
     try:
         theirs = remote.read_release(record["title"], record["version"])
-    except SyncError as exc:
-        if getattr(exc, "exit_code", None) == 4:
-            return False
-        raise
+    except UnknownRemoteRelease:
+        return False
     if record_digest(theirs) != record_digest(record):
         raise RemoteReleaseConflict(f"remote {remote.name} already has a different release {key}; "
                                     "releases are immutable: create a new version")
@@ -166,5 +164,3 @@ def _upload_one(remote: Remote, sealed, meter: Meter):
     meter.add(sum(e.length + packs.ENTRY.size for e in entries))
     return pack_id, size, entries
 
-
-__all__ = ["PushResult", "push_records", "DamagedRemote"]

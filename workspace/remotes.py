@@ -19,7 +19,7 @@ from pathlib import Path
 from catalog import objects as q
 from catalog import remotes as rq
 from catalog.statcache import ManifestEntry, StatEntry
-from workspace.errors import DamagedObjectError, InvalidArgument, UncommittedChanges, WorkspaceError
+from workspace.errors import DamagedObjectError, InvalidArgument, WorkspaceError
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _SECRET_OPTIONS = {"key", "secret", "token", "password", "aws_access_key_id", "aws_secret_access_key",
