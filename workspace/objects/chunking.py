@@ -102,6 +102,7 @@ class Chunker:
         chunk_ids: list[str] = []
         size = 0
         carry = b""
+        previous: list[Future] = []
         block = first + f.read(BLOCK - len(first))
         while True:
             eof = len(block) < BLOCK
@@ -115,24 +116,28 @@ class Chunker:
                 carry = window[last_off:]
             else:
                 carry = b""
-            futures = [self._parts.submit(self._piece, view[off : off + ln]) for off, ln in cuts]
-            for fut in futures:
-                piece = fut.result()
-                chunk_ids.append(piece.id)
-                sink(piece)
+            # hand over the previous window's chunks, hashed while we cut this one
+            self._deliver(previous, chunk_ids, sink)
+            previous = [self._parts.submit(self._piece, view[off : off + ln]) for off, ln in cuts]
             if eof:
                 break
             block = f.read(BLOCK)
             if not block:
-                # the file ended exactly at a block boundary: flush the carry
+                # the file ended exactly at a block boundary: the carry is the last chunk
                 if carry:
-                    piece = self._piece(memoryview(carry))
-                    chunk_ids.append(piece.id)
-                    sink(piece)
+                    previous.append(self._parts.submit(self._piece, memoryview(carry)))
                 break
+        self._deliver(previous, chunk_ids, sink)
         pending.result()
         return Digest(whole.hexdigest(), size, chunk_ids)
 
+
+    @staticmethod
+    def _deliver(futures: list[Future], chunk_ids: list[str], sink: Callable[[Piece], None]) -> None:
+        for fut in futures:
+            piece = fut.result()
+            chunk_ids.append(piece.id)
+            sink(piece)
 
     def _piece(self, part: memoryview) -> Piece:
         codec, payload = self._encode(part)

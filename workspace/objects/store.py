@@ -11,6 +11,7 @@ import glob
 import hashlib
 import os
 import threading
+from collections import deque
 from typing import Iterator
 
 from catalog import objects as q
@@ -182,6 +183,8 @@ class StoreWriter:
     skipped, so identical content is stored once.
     """
 
+    MAX_QUEUED = 16  # pack writes in flight (each at most one 4 MiB chunk)
+
     def __init__(self, store: ObjectStore):
         self.store = store
         self._pack: packs.PackWriter | None = None
@@ -190,6 +193,9 @@ class StoreWriter:
         self.bytes_in = 0
         self.bytes_stored = 0
         self._chunker: Chunker | None = None
+        # pack file writes and fsyncs run on their own thread, overlapping hashing
+        self._io = None
+        self._queued: deque = deque()
 
     def __enter__(self) -> "StoreWriter":
         return self
@@ -198,8 +204,30 @@ class StoreWriter:
         if self._chunker is not None:
             self._chunker.close()
         if exc_type is not None and self._pack is not None:
-            self._pack.abort()
-            self._pack = None
+            pack, self._pack = self._pack, None
+            self._submit(pack.abort)
+        if self._io is not None:
+            try:
+                self._drain()
+            except Exception:
+                if exc_type is None:
+                    raise
+            finally:
+                self._io.shutdown()
+                self._io = None
+
+    def _submit(self, fn, *args) -> None:
+        if self._io is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._io = ThreadPoolExecutor(1, thread_name_prefix="ws-packio")
+        self._queued.append(self._io.submit(fn, *args))
+        while len(self._queued) > self.MAX_QUEUED:
+            self._queued.popleft().result()
+
+    def _drain(self) -> None:
+        while self._queued:
+            self._queued.popleft().result()
 
     def _known(self, chunk_id: str) -> bool:
         if chunk_id in self._seen:
@@ -212,22 +240,21 @@ class StoreWriter:
         self.bytes_in += piece.raw_length
         if self._known(piece.id):
             return
+        self._append(piece.id, piece.raw_length, piece.codec, piece.payload)
+
+    def _append(self, chunk_id: str, raw_length: int, codec: int, payload) -> None:
         if self._pack is None:
             self._pack = packs.PackWriter(self.store.packs_dir)
-        self._pack.add(piece.id, piece.raw_length, piece.codec, piece.payload)
-        self.bytes_stored += len(piece.payload)
+        self._pack.reserve(chunk_id, raw_length, codec, len(payload))
+        self._submit(self._pack.write_entry, chunk_id, raw_length, codec, payload)
+        self.bytes_stored += len(payload)
         if self._pack.size >= packs.TARGET_PACK_SIZE:
             self._roll()
 
     def force_add(self, chunk_id: str, raw_length: int, codec: int, payload) -> None:
         """Store already-encoded bytes even if the chunk is known (repacking)."""
         self._seen.add(chunk_id)
-        if self._pack is None:
-            self._pack = packs.PackWriter(self.store.packs_dir)
-        self._pack.add(chunk_id, raw_length, codec, payload)
-        self.bytes_stored += len(payload)
-        if self._pack.size >= packs.TARGET_PACK_SIZE:
-            self._roll()
+        self._append(chunk_id, raw_length, codec, payload)
 
     def add_file(self, path: str) -> Digest:
         """Chunk, hash and store one file from disk."""
@@ -250,17 +277,22 @@ class StoreWriter:
     def _roll(self) -> None:
         pack = self._pack
         self._pack = None
+        self._submit(self._finish, pack)
+
+    def _finish(self, pack: packs.PackWriter) -> None:
+        """On the I/O thread: footer, fsync, rename; then the pack's rows are ready."""
         pack_id, final, entries = pack.finish(self.store.pack_path)
         rows = [q.ChunkLocation(e.id, pack_id, e.offset, e.length, e.raw_length, e.codec) for e in entries]
         self.sealed.append((pack_id, os.path.getsize(final), rows))
 
     def seal(self) -> list[tuple[str, int, list[q.ChunkLocation]]]:
-        """Finish the open pack; every returned pack is durable on disk."""
+        """Finish the open pack and wait for every write; each returned pack is durable on disk."""
         if self._pack is not None and self._pack.entries:
             self._roll()
         elif self._pack is not None:
-            self._pack.abort()
-            self._pack = None
+            pack, self._pack = self._pack, None
+            self._submit(pack.abort)
+        self._drain()
         return self.sealed
 
     def record(self, now_ns: int) -> None:

@@ -1,0 +1,70 @@
+"""Chunking and the pack format."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import random
+
+import pytest
+
+from workspace.objects import packs
+from workspace.objects.chunking import MAX_SIZE, MIN_SIZE, Chunker, cut_bytes
+
+
+def _file(tmp_path, data):
+    p = tmp_path / "f.bin"
+    p.write_bytes(data)
+    return p
+
+
+def test_chunks_are_content_defined(tmp_path):
+    data = random.Random(1).randbytes(12 << 20)
+    edited = data[: 5 << 20] + b"inserted bytes" + data[5 << 20 :]
+    with Chunker() as ch:
+        a = ch.digest_file(_file(tmp_path, data), lambda p: None)
+        b = ch.digest_file(_file(tmp_path, edited), lambda p: None)
+    assert a.id == hashlib.sha256(data).hexdigest() and a.size == len(data)
+    shared = set(a.chunk_ids) & set(b.chunk_ids)
+    assert len(shared) >= len(a.chunk_ids) - 2  # an insert disturbs at most the chunks around it
+
+
+def test_streaming_matches_in_memory_cuts(tmp_path):
+    data = random.Random(2).randbytes(40 << 20)  # more than two read blocks
+    pieces = []
+    with Chunker() as ch:
+        d = ch.digest_file(_file(tmp_path, data), pieces.append)
+    cuts = cut_bytes(data)
+    assert [hashlib.sha256(data[o : o + n]).hexdigest() for o, n in cuts] == d.chunk_ids
+    assert all(MIN_SIZE <= p.raw_length <= MAX_SIZE for p in pieces[:-1])
+
+
+def test_small_and_empty_files(tmp_path):
+    with Chunker() as ch:
+        assert ch.digest_file(_file(tmp_path, b""), lambda p: None).chunk_ids == []
+        d = ch.digest_file(_file(tmp_path, b"tiny"), lambda p: None)
+    assert d.chunk_ids == [hashlib.sha256(b"tiny").hexdigest()] == [d.id]
+
+
+def test_pack_roundtrip_and_rebuild_index(tmp_path):
+    w = packs.PackWriter(tmp_path)
+    chunks = [os.urandom(1000), b"a" * 5000, b""]
+    for c in chunks:
+        codec, payload = packs.encode(c)
+        w.add(hashlib.sha256(c).hexdigest(), len(c), codec, payload)
+    pack_id, path, entries = w.finish(lambda pid: str(tmp_path / f"{pid}.pack"))
+    assert packs.read_index(path) == entries
+    assert entries[1].codec == packs.CODEC_ZSTD and entries[0].codec == packs.CODEC_RAW
+    with open(path, "rb") as f:
+        scanned = [e for e, _ in packs.scan_entries(f)]
+    assert scanned == entries
+    # without its footer, the entries still describe the pack
+    raw = open(path, "rb").read()
+    cut = raw[: entries[-1].offset + entries[-1].length]
+    assert [e for e, _ in packs.scan_entries(io.BytesIO(cut))] == entries
+    with pytest.raises(packs.PackError):
+        packs.read_index(cut)
+    for e, c in zip(entries, chunks):
+        stored = raw[e.offset : e.offset + e.length]
+        assert packs.decode(e.codec, stored, e.raw_length) == c
