@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from catalog import objects as q
 from tests.conftest import write, ws_exe
@@ -374,3 +377,35 @@ def test_an_older_catalog_gains_the_release_tables(proj):
         assert again.catalog.query_one("PRAGMA user_version")[0] == SCHEMA_VERSION
     finally:
         again.close()
+
+
+_segment = st.sampled_from(["a", "b.txt", ".", "..", "", ".ws", "x y", "\\", "\x00", "~", "..."])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_segment, min_size=1, max_size=5).map("/".join), st.booleans())
+def test_accepted_record_paths_always_land_inside_the_workspace(proj, path, absolute):
+    from workspace.releases import validate_record
+
+    path = "/" + path if absolute else path
+    rec = {"format": 1, "title": "ds", "version": "1.0.0", "created_at": "2026-01-01T00:00:00+00:00",
+           "files": [{"path": path, "id": "ab" * 32, "sha256": "ab" * 32, "size": 1, "mode": 0o644}]}
+    try:
+        validate_record(rec, proj.root)
+    except PathOutsideWorkspace:
+        return
+    full = os.path.normpath(os.path.join(proj.root, path))
+    assert full.startswith(str(proj.root) + os.sep)
+    assert not full.startswith(str(proj.root / ".ws"))
+    assert "\x00" not in path and "\\" not in path
+
+
+def test_cli_show_prints_description_metadata_and_checksums(proj, cli):
+    write(proj.root, "releases/ds.toml", 'description = "Survey"\ninclude = ["data/a.csv"]\n[metadata]\nlicense = "MIT"\n')
+    rel = proj.releases.create("ds", version="1.0.0")
+    res = cli(proj.root, "release", "show", "ds@1.0.0")
+    assert res.exit_code == 0, res.output
+    assert "Survey" in res.output and "license: MIT" in res.output
+    assert f"{rel.files[0].sha256}" in res.output and "data/a.csv" in res.output
+    res = cli(proj.root, "release", "list", "nope")
+    assert res.exit_code == 0 and "no releases named 'nope'" in res.output
