@@ -68,11 +68,17 @@ class FsspecBackend:
         return data
 
     def get_file(self, key: str, local_path: str) -> int:
-        """Copy a whole object to a local file (kernel copy for folders, streamed download otherwise)."""
+        """Copy a whole object to a local file (streamed download; for folders a hard link or kernel copy).
+
+        A folder remote's objects are never modified in place (every put is a
+        new file renamed over the key), so handing out a hard link is safe and
+        saves writing the bytes again; callers must not modify the file either.
+        """
         path = self._path(key)
         if self.local:
             try:
-                shutil.copyfile(path, local_path)  # copy_file_range/sendfile: no trip through Python
+                if not _try_link(path, local_path):
+                    shutil.copyfile(path, local_path)  # another filesystem: sendfile, no trip through Python
             except FileNotFoundError as exc:
                 raise ObjectNotFound(f"remote {self.label}: not found: {key}") from exc
             except OSError as exc:
