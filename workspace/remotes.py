@@ -283,12 +283,14 @@ def _write_tree(ws, record: dict, writes: list[dict], progress) -> dict[str, Sta
     locs = q.chunk_locations(ws.catalog, {c for f in writes for c in f["chunks"]})  # one query, not one per file
     for folder in sorted({f["path"].rpartition("/")[0] for f in writes} - {""}):
         _clear_file_parents(ws, folder + "/x")  # a tracked file where the release needs a folder
+        # checked again right before writing: a symlinked parent may have appeared since validation
         safe_join(ws.root, folder + "/x").parent.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[dict, str, str]] = []
+    root = str(ws.root)
 
     def stage(batch: list[dict]) -> None:
         for f in batch:
-            dest = str(safe_join(ws.root, f["path"]))  # again: a symlink may have appeared since validation
+            dest = root + "/" + f["path"]  # every parent folder was checked by safe_join above
             tmp = _stage_one(ws, f, dest, locs)
             staged.append((f, dest, tmp))  # list.append is atomic: safe from worker threads
             meter.add(f["size"])
