@@ -414,7 +414,8 @@ def test_changing_one_input_reruns_only_its_job(ws):
     write(ws.root, "data/b.txt", "b2")
     states = {j["params"]["s"]: j["state"] for j in run(ws, "per")["jobs"]}
     assert states == {"a": "SKIPPED", "b": "SUCCEEDED"}
-    assert (ws.root / "ran.txt").read_text() == "abb2"
+    text = (ws.root / "ran.txt").read_text()  # the first run's two jobs may finish in either order
+    assert sorted(text[:2]) == ["a", "b"] and text[2:] == "b2"
 
 
 def test_durations_are_never_negative(ws):
