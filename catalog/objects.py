@@ -63,24 +63,23 @@ def add_files(cat: Catalog, files: Iterable[FileInfo]) -> None:
         conn.executemany("INSERT OR IGNORE INTO files(id, size, chunk_ids) VALUES (?,?,?)", rows)
 
 
-def known_files(cat: Catalog, ids: Iterable[str]) -> set[str]:
-    """The subset of ``ids`` whose content is recorded in the catalog."""
+def _existing(cat: Catalog, table: str, ids: Iterable[str]) -> set[str]:
     ids = list(set(ids))
     found: set[str] = set()
     for batch in _batches(ids):
         marks = ",".join("?" * len(batch))
-        found.update(r[0] for r in cat.query(f"SELECT id FROM files WHERE id IN ({marks})", tuple(batch)))
+        found.update(r[0] for r in cat.query(f"SELECT id FROM {table} WHERE id IN ({marks})", tuple(batch)))
     return found
+
+
+def known_files(cat: Catalog, ids: Iterable[str]) -> set[str]:
+    """The subset of ``ids`` whose content is recorded in the catalog."""
+    return _existing(cat, "files", ids)
 
 
 def known_chunks(cat: Catalog, ids: Iterable[str]) -> set[str]:
     """The subset of ``ids`` stored in some local pack."""
-    ids = list(set(ids))
-    found: set[str] = set()
-    for batch in _batches(ids):
-        marks = ",".join("?" * len(batch))
-        found.update(r[0] for r in cat.query(f"SELECT id FROM chunks WHERE id IN ({marks})", tuple(batch)))
-    return found
+    return _existing(cat, "chunks", ids)
 
 
 def has_chunk(cat: Catalog, chunk_id: str) -> bool:

@@ -85,30 +85,24 @@ def update_with_snapshot(cat: Catalog, seen_generation: int, upserts: dict[str, 
     return True
 
 
-def stat_entries(cat: Catalog, paths: list[str]) -> dict[str, StatEntry]:
-    """Stat cache rows of some paths."""
-    out: dict[str, StatEntry] = {}
+def _rows_for_paths(cat: Catalog, table: str, columns: str, paths: list[str]) -> list[tuple]:
+    rows: list[tuple] = []
     for i in range(0, len(paths), 500):
         batch = paths[i : i + 500]
         marks = ",".join("?" * len(batch))
-        for r in cat.query(
-            f"SELECT path, size, mtime_ns, ino, file_id, recorded_ns FROM stat_cache WHERE path IN ({marks})",
-            tuple(batch),
-        ):
-            out[r[0]] = StatEntry(*r[1:])
-    return out
+        rows += cat.query(f"SELECT path, {columns} FROM {table} WHERE path IN ({marks})", tuple(batch))
+    return rows
+
+
+def stat_entries(cat: Catalog, paths: list[str]) -> dict[str, StatEntry]:
+    """Stat cache rows of some paths."""
+    rows = _rows_for_paths(cat, "stat_cache", "size, mtime_ns, ino, file_id, recorded_ns", paths)
+    return {r[0]: StatEntry(*r[1:]) for r in rows}
 
 
 def manifest_entries(cat: Catalog, paths: list[str]) -> dict[str, ManifestEntry]:
     """HEAD manifest rows of some paths."""
-    out: dict[str, ManifestEntry] = {}
-    for i in range(0, len(paths), 500):
-        batch = paths[i : i + 500]
-        marks = ",".join("?" * len(batch))
-        for r in cat.query(f"SELECT path, file_id, size, mode FROM head_manifest WHERE path IN ({marks})",
-                           tuple(batch)):
-            out[r[0]] = ManifestEntry(*r[1:])
-    return out
+    return {r[0]: ManifestEntry(*r[1:]) for r in _rows_for_paths(cat, "head_manifest", "file_id, size, mode", paths)}
 
 
 def manifest_in_dirs(cat: Catalog, dirs: Iterable[str]) -> dict[str, ManifestEntry]:

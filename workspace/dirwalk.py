@@ -82,6 +82,24 @@ def _walk(stack: list[tuple[str, str]], rules: IgnoreRules, known: dict[str, byt
         _record(rel, _list_dir(top, rel, rules, stack), known, digests, detail)
 
 
+def listings(top: str, rel: str, rules: IgnoreRules) -> dict[str, Listing]:
+    """Every folder with files at or below ``top`` (whose workspace path is ``rel``)."""
+    digests: dict[str, bytes] = {}
+    detail: dict[str, Listing] = {}
+    _walk([(top, rel)], rules, {}, digests, detail)
+    return detail
+
+
+def flatten(detail: dict[str, Listing]) -> dict[str, tuple]:
+    """Folder listings as path -> (size, mtime_ns, ino, mode)."""
+    out: dict[str, tuple] = {}
+    for d, (names, ints) in detail.items():
+        prefix = d + "/" if d else ""
+        for i, name in enumerate(names):
+            out[prefix + name] = tuple(ints[4 * i : 4 * i + 4])
+    return out
+
+
 class DirWalk:
     """Walk a tree, optionally split with a forked helper; ``finish()`` returns the result.
 

@@ -20,7 +20,7 @@ import os
 
 from catalog import statcache
 from catalog.errors import CatalogError
-from workspace.dirwalk import DirWalk
+from workspace.dirwalk import DirWalk, flatten as _paths
 from workspace.ignore import IgnoreRules
 from workspace.scan import FileStat, is_racy, Progress, classify, hash_pending
 from workspace.types import Status
@@ -72,16 +72,6 @@ def compute_status(ws, progress: Progress | None = None) -> Status:
     deletes = [p for p in cache if p not in walked] if full is not None else []
     _save(ws, gen, updates, deletes, new_clean, sorted(tracked_dirs))
     return st
-
-
-def _paths(detail) -> dict[str, tuple]:
-    """Flatten folder listings into path -> (size, mtime_ns, ino, mode)."""
-    out: dict[str, tuple] = {}
-    for d, (names, ints) in detail.items():
-        prefix = d + "/" if d else ""
-        for i, name in enumerate(names):
-            out[prefix + name] = tuple(ints[4 * i : 4 * i + 4])
-    return out
 
 
 def _proved_clean(detail, digests, ids, manifest, cache, updates) -> dict[str, bytes]:

@@ -1,0 +1,76 @@
+"""The Typer app of the ``ws`` command line (loaded lazily by :mod:`workspace.cli`).
+
+Every command parses its arguments, makes one call into the library and
+formats the result (text for people, ``--json`` for scripts). Errors from the
+library are turned into one line on stderr and the exit code documented in
+docs/errors.md.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+from workspace.cli.errors import EXIT_INTERRUPTED, error_exit_code as _error_exit_code  # noqa: E402
+
+
+class WsGroup(TyperGroup):
+    """Maps library errors to one line on stderr and a documented exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            sys.stderr.write("ws: interrupted\n")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as exc:
+            code = _error_exit_code(exc)
+            if code is None:
+                raise
+            sys.stderr.write(f"ws: error: {exc}\n")
+            raise typer.Exit(code) from None
+
+
+app = typer.Typer(
+    cls=WsGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="ws: a local-first, git-like workspace for data, jobs and releases.\n\n"
+    "Start with 'ws init', then 'ws status' and 'ws commit -m MSG'. "
+    "Every command takes --help; most take --json for scripts.",
+)
+
+
+@app.callback()
+def _root(
+    directory: str = typer.Option(None, "-C", help="Run as if ws was started in this folder.", metavar="DIR"),
+) -> None:
+    if directory:
+        try:
+            os.chdir(directory)
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot enter {directory}: {exc.strerror}", param_hint="-C")
+
+
+from workspace.cli import files  # noqa: E402,F401  (registers commands)
+
+for _optional in ("workspace.cli.releases", "workspace.cli.remotes", "workspace.cli.jobs", "workspace.cli.run"):
+    try:
+        __import__(_optional)
+    except ModuleNotFoundError as _exc:  # a command group not built yet
+        if _exc.name != _optional:
+            raise
+
+
+def main() -> None:
+    """Run the full Typer app (the console script goes through workspace.cli.entry first)."""
+    try:
+        app(prog_name="ws")
+    except KeyboardInterrupt:
+        sys.stderr.write("ws: interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
+
