@@ -10,7 +10,6 @@ SHA-256 check, rename).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 import uuid
@@ -19,7 +18,7 @@ from dataclasses import asdict, dataclass
 from catalog import objects as q
 from catalog import remotes as rq
 from sync.errors import DamagedRemote, ObjectNotFound
-from sync.remote import Remote, pack_key
+from sync.remote import Remote, pack_key, verify_pack_file
 from sync.transfer import DEFAULT_WORKERS, Meter, ProgressFn, bounded_map, coalesce
 from workspace.objects import packs
 from workspace.objects.chunking import Piece
@@ -123,7 +122,11 @@ def _adopt_pack(store, remote: Remote, pack_id: str, meter: Meter):
             size = remote.backend.get_file(key, tmp)
         except ObjectNotFound as exc:
             raise DamagedRemote(f"remote {remote.name}: {key} is missing but its index is there") from exc
-        rows = _verify_pack_file(tmp, pack_id, f"remote {remote.name}: {key}")
+        try:
+            entries = verify_pack_file(tmp, pack_id)
+        except ValueError as exc:
+            raise DamagedRemote(f"remote {remote.name}: {key} is damaged ({exc})") from None
+        rows = [q.ChunkLocation(e.id, pack_id, e.offset, e.length, e.raw_length, e.codec) for e in entries]
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         final = store.pack_path(pack_id)
@@ -135,29 +138,6 @@ def _adopt_pack(store, remote: Remote, pack_id: str, meter: Meter):
         raise
     meter.add(size)
     return pack_id, size, rows
-
-
-def _verify_pack_file(path: str, pack_id: str, label: str) -> list[q.ChunkLocation]:
-    """Check a whole pack file: its footer hashes to its id and every chunk to its chunk id."""
-    try:
-        entries = packs.read_index(path)
-    except packs.PackError as exc:
-        raise DamagedRemote(f"{label} is damaged ({exc})") from exc
-    index = b"".join(packs.INDEX.pack(bytes.fromhex(e.id), e.offset, e.length, e.raw_length, e.codec)
-                     for e in entries)
-    if hashlib.sha256(index).hexdigest() != pack_id:
-        raise DamagedRemote(f"{label} is damaged (its index does not match the pack id)")
-    with open(path, "rb") as f:
-        for e in entries:
-            f.seek(e.offset)
-            payload = f.read(e.length)
-            try:
-                raw = packs.decode(e.codec, payload, e.raw_length) if e.codec else payload
-            except packs.PackError:
-                raw = b""
-            if len(raw) != e.raw_length or not packs.verify_chunk(e.id, raw):
-                raise DamagedRemote(f"{label} is damaged (chunk {e.id[:12]} fails its SHA-256 check)")
-    return [q.ChunkLocation(e.id, pack_id, e.offset, e.length, e.raw_length, e.codec) for e in entries]
 
 
 def _fetch_span(remote: Remote, span, meter: Meter) -> tuple[list[Piece], int]:

@@ -9,6 +9,7 @@ sent again.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from catalog import objects as q
 from catalog import remotes as rq
 from sync.errors import ObjectExists, RemoteReleaseConflict, SyncError, UnknownRemoteRelease
-from sync.remote import Remote, index_key, pack_key, record_digest
+from sync.remote import Remote, index_bytes, index_key, pack_key, record_digest, verify_pack_file
 from sync.storage.base import LocalFile
 from sync.transfer import DEFAULT_WORKERS, Meter, ProgressFn, bounded_map
 from workspace.objects import packs
@@ -101,7 +102,14 @@ def _missing_chunks(catalog, remote_name: str, records: list[dict]) -> list[str]
 
 def _upload_chunks(catalog, store, remote: Remote, needed: list[str], tmp_dir: str, progress, workers: int,
                    result: PushResult) -> None:
-    """Build packs of the needed chunks and upload them (pack, then index) in parallel."""
+    """Upload the needed chunks, pack then index, several packs at a time.
+
+    A local pack whose every chunk is needed goes up as it is (same format; a
+    folder remote on the same filesystem just links it). The other chunks are
+    copied, as stored, into new ~32 MiB packs. Every pack is verified (index
+    and each chunk's SHA-256) by the uploading thread, so damaged local bytes
+    never reach a remote and the hashing runs on several cores.
+    """
     if not needed:
         return
     locs = q.chunk_locations(catalog, needed)
@@ -109,13 +117,16 @@ def _upload_chunks(catalog, store, remote: Remote, needed: list[str], tmp_dir: s
     if lost:
         raise LocalChunkMissing(f"{len(lost)} chunk(s) to push are missing from the local store "
                                 f"(first {lost[0][:12]}); run 'ws fsck'")
-    meter = Meter(progress, "uploading", sum(locs[c].length + packs.ENTRY.size for c in needed))
+    whole, rest = _whole_local_packs(catalog, [locs[c] for c in needed])
+    meter = Meter(progress, "uploading", sum(size for _, size in whole)
+                  + sum(loc.length + packs.ENTRY.size for loc in rest))
     os.makedirs(tmp_dir, exist_ok=True)
     work = tempfile.mkdtemp(prefix="push-", dir=tmp_dir)
     try:
-        sealed = _build_packs(store, [locs[c] for c in needed], work)
+        items = itertools.chain(((pid, store.pack_path(pid), False) for pid, _ in whole),
+                                ((pid, path, True) for pid, path, _ in _build_packs(store, rest, work)))
         upload = lambda item: _upload_one(remote, item, meter)  # noqa: E731
-        for pack_id, size, entries in bounded_map(upload, sealed, workers, window=workers):
+        for pack_id, size, entries in bounded_map(upload, items, workers, window=workers):
             remote.remember_pack(catalog, pack_id, entries)
             result.packs_uploaded += 1
             result.chunks_uploaded += len(entries)
@@ -124,23 +135,30 @@ def _upload_chunks(catalog, store, remote: Remote, needed: list[str], tmp_dir: s
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _whole_local_packs(catalog, locs: list) -> tuple[list[tuple[str, int]], list]:
+    """(local packs to send as they are, with sizes) and the chunk locations left to repack."""
+    by_pack: dict[str, list] = {}
+    for loc in locs:
+        by_pack.setdefault(loc.pack_id, []).append(loc)
+    info = {pid: (size, count) for pid, size, count in q.all_packs(catalog)}
+    whole = sorted((pid, info[pid][0]) for pid, chunks in by_pack.items()
+                   if pid in info and info[pid][1] == len(chunks))
+    keep = {pid for pid, _ in whole}
+    return whole, [loc for loc in locs if loc.pack_id not in keep]
+
+
 def _build_packs(store, locs: list, work: str):
     """Yield sealed packs (id, path, entries) of ~32 MiB holding the given chunks' stored bytes.
 
-    Payloads are copied as stored (no recompression), but each is verified
-    first so that damaged local bytes never reach a remote.
+    Payloads are copied as stored (no recompression); the uploading thread
+    verifies them.
     """
     writer = None
     try:
         for loc in locs:
-            payload = store.read_stored(loc)
-            raw = packs.decode(loc.codec, payload, loc.raw_length) if loc.codec else payload
-            if not packs.verify_chunk(loc.id, raw):
-                raise LocalChunkMissing(f"chunk {loc.id[:12]} in local pack {loc.pack_id[:12]} is damaged; "
-                                        "run 'ws fsck'")
             if writer is None:
                 writer = packs.PackWriter(work)
-            writer.add(loc.id, loc.raw_length, loc.codec, payload)
+            writer.add(loc.id, loc.raw_length, loc.codec, store.read_stored(loc))
             if writer.size >= packs.TARGET_PACK_SIZE:
                 yield writer.finish(lambda pid: os.path.join(work, pid))
                 writer = None
@@ -152,15 +170,17 @@ def _build_packs(store, locs: list, work: str):
             writer.abort()
 
 
-def _upload_one(remote: Remote, sealed, meter: Meter):
-    """Upload one pack, then its index; returns (pack id, size, entries)."""
-    pack_id, path, entries = sealed
+def _upload_one(remote: Remote, item, meter: Meter):
+    """Verify one pack file, upload it, then its index; returns (pack id, size, entries)."""
+    pack_id, path, temporary = item
+    try:
+        entries = verify_pack_file(path, pack_id)
+    except ValueError as exc:
+        raise LocalChunkMissing(f"local pack {pack_id[:12]} is damaged ({exc}); run 'ws fsck'") from None
     size = os.path.getsize(path)
     remote.backend.put(pack_key(pack_id), LocalFile(path))
-    index = b"".join(packs.INDEX.pack(bytes.fromhex(e.id), e.offset, e.length, e.raw_length, e.codec)
-                     for e in entries)
-    remote.backend.put(index_key(pack_id), index)
-    os.unlink(path)  # frees disk as we go; the remote has it now
-    meter.add(sum(e.length + packs.ENTRY.size for e in entries))
+    remote.backend.put(index_key(pack_id), index_bytes(entries))
+    if temporary:
+        os.unlink(path)  # frees disk as we go; the remote has it now
+    meter.add(size)
     return pack_id, size, entries
-

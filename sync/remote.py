@@ -75,6 +75,38 @@ def decode_record(data: bytes) -> dict:
     return json.loads(data)
 
 
+def index_bytes(entries: list[packs.PackEntry]) -> bytes:
+    """A pack's footer index (also the content of ``index/<pack id>``); its SHA-256 is the pack id."""
+    return b"".join(packs.INDEX.pack(bytes.fromhex(e.id), e.offset, e.length, e.raw_length, e.codec)
+                    for e in entries)
+
+
+def verify_pack_file(path: str, pack_id: str) -> list[packs.PackEntry]:
+    """Check a whole local pack file: footer hashes to ``pack_id``, every chunk to its id.
+
+    Returns the entries; raises ValueError saying what is wrong. Reads the
+    file once, sequentially; hashing releases the GIL, so several packs can be
+    checked at once on several threads.
+    """
+    try:
+        entries = packs.read_index(path)
+    except packs.PackError as exc:
+        raise ValueError(str(exc)) from None
+    if hashlib.sha256(index_bytes(entries)).hexdigest() != pack_id:
+        raise ValueError("its index does not match the pack id")
+    with open(path, "rb") as f:
+        for e in entries:
+            f.seek(e.offset)
+            payload = f.read(e.length)
+            try:
+                raw = packs.decode(e.codec, payload, e.raw_length) if e.codec else payload
+            except packs.PackError:
+                raw = b""
+            if len(raw) != e.raw_length or not packs.verify_chunk(e.id, raw):
+                raise ValueError(f"chunk {e.id[:12]} fails its SHA-256 check")
+    return entries
+
+
 def pack_size_from_index(entries: list[packs.PackEntry]) -> int:
     """A pack's byte size, computed from its index (entries are contiguous)."""
     end = max((e.offset + e.length for e in entries), default=len(packs.MAGIC))

@@ -367,3 +367,15 @@ def test_pull_fetches_only_missing_chunks_with_range_gets(ws, tmp_path):
         assert (target.root / "own.bin").read_bytes() == own
     finally:
         target.close()
+
+
+def test_damaged_local_pack_is_not_pushed(ws, tmp_path, cli):
+    release(ws, {"a.bin": os.urandom(800_000)}, "1.0.0")
+    ws.add_remote("origin", str(tmp_path / "remote"))
+    pack = next(p for p in (ws.root / ".ws" / "objects" / "packs").rglob("*.pack"))
+    data = bytearray(pack.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    pack.write_bytes(bytes(data))
+    res = cli(ws.root, "push")
+    assert res.exit_code == 6 and "damaged" in res.output and "ws fsck" in res.output
+    assert not list((tmp_path / "remote").rglob("*.json"))[1:]  # only ws-remote.json, no release
