@@ -239,6 +239,7 @@ def pull(ws, remote: str | None, spec: str, *, force: bool = False, progress=Non
     version = select(versions, expr)
     record = rem.read_release(name, version)
     validate_record(record, ws.root)  # unsafe paths (exit 5) and malformed records, before any download
+    _check_not_conflicting(ws, record)
     result = PullResult(rem.name, f"{name}@{version}", root=str(ws.root))
     with ws.lock():
         writes, unchanged = _plan_tree(ws, record, force)
@@ -248,6 +249,18 @@ def pull(ws, remote: str | None, spec: str, *, force: bool = False, progress=Non
         result.commit = _record(ws, rem, record, cache_rows, f"pull {name}@{version} from {rem.name}")
     result.files_written, result.files_unchanged = len(writes), unchanged
     return result
+
+
+def _check_not_conflicting(ws, record: dict) -> None:
+    """Refuse early (before touching anything) when this workspace has other files under title@version."""
+    from catalog import releases as release_queries
+    from sync.remote import record_digest
+    from workspace.releases import ReleaseConflict
+
+    mine = release_queries.get_release(ws.catalog, record["title"], record["version"])
+    if mine is not None and mine.digest != record_digest(record):
+        raise ReleaseConflict(f"release '{record['title']}@{record['version']}' already exists here with "
+                              "different files; releases are immutable")
 
 
 def _plan_tree(ws, record: dict, force: bool) -> tuple[list[dict], int]:

@@ -379,3 +379,16 @@ def test_damaged_local_pack_is_not_pushed(ws, tmp_path, cli):
     res = cli(ws.root, "push")
     assert res.exit_code == 6 and "damaged" in res.output and "ws fsck" in res.output
     assert not list((tmp_path / "remote").rglob("*.json"))[1:]  # only ws-remote.json, no release
+
+
+def test_pull_of_a_release_that_differs_locally_is_refused_before_writing(pushed, tmp_path, cli):
+    ws, remote = pushed
+    other = Workspace.init(tmp_path / "other")
+    try:
+        release(other, {"data/a.csv": "mine"}, "1.0.0")
+        other.add_remote("origin", str(remote))
+        res = cli(other.root, "pull", "ds@1.0.0")
+        assert res.exit_code == 8 and "different files" in res.output
+        assert (other.root / "data/a.csv").read_text() == "mine" and not (other.root / "README").exists()
+    finally:
+        other.close()
