@@ -75,12 +75,10 @@ def _ingest(ws, writer: StoreWriter, files, todo, ids, progress):
     new_files: list[q.FileInfo] = []
     cache_rows: dict[str, StatEntry] = {}
     root = str(ws.root) + "/"
-    for path in todo:
+    for full, recorded, digest in writer.add_files(root + p for p in todo):
+        path = full[len(root):]
         st = files[path]
-        recorded = time.time_ns()
-        try:
-            digest = writer.add_file(root + path)
-        except FileNotFoundError:  # deleted since the walk
+        if digest is None:  # deleted since the walk
             del files[path]
             ids.pop(path, None)
             continue

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from collections import deque
+from typing import Callable, Iterable, Iterator
 
 from pyfastcdc import FastCDC
 
@@ -22,7 +25,7 @@ from workspace.objects.hashing import hash_file  # noqa: F401  (re-exported)
 MIN_SIZE = 256 * 1024
 AVG_SIZE = 1024 * 1024
 MAX_SIZE = 4 * 1024 * 1024
-BLOCK = 16 * 1024 * 1024  # read size for large files
+BLOCK = 8 * 1024 * 1024  # read size for large files
 
 # pyfastcdc's real average is avg_size + min_size (cut-point skipping)
 _CDC = FastCDC(avg_size=AVG_SIZE - MIN_SIZE, min_size=MIN_SIZE, max_size=MAX_SIZE)
@@ -54,6 +57,36 @@ class Digest:
     chunk_ids: list[str]
 
 
+class _BufferPool:
+    """Reusable read buffers: reading into fresh 8 MiB objects costs more in page faults
+    than the reading itself. A buffer is free again once no memoryview of it is alive
+    (hash, compression and pack-write work all hold views until they are done).
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self.buffers: list[bytearray] = []
+
+    def get(self) -> bytearray:
+        for b in self.buffers:
+            if sys.getrefcount(b) <= 3:  # the list, the loop variable, getrefcount's argument
+                return b
+        b = bytearray(self.size)
+        self.buffers.append(b)
+        return b
+
+
+def _read_into(f, view: memoryview) -> int:
+    """Fill ``view`` from ``f`` unless the file ends first; returns the bytes read."""
+    total = 0
+    while total < len(view):
+        n = f.readinto(view[total:])
+        if not n:
+            break
+        total += n
+    return total
+
+
 def cut_bytes(data: bytes) -> list[tuple[int, int]]:
     """(offset, length) of each chunk of an in-memory buffer."""
     if len(data) <= MIN_SIZE:
@@ -70,6 +103,8 @@ class Chunker:
 
     def __init__(self, encode: Encoder = _identity) -> None:
         self._encode = encode
+        self._pool = _BufferPool(BLOCK + MAX_SIZE)
+        self._small: ThreadPoolExecutor | None = None
         self._whole = ThreadPoolExecutor(1, thread_name_prefix="ws-filehash")
         self._parts = ThreadPoolExecutor(1, thread_name_prefix="ws-chunkhash")
 
@@ -77,12 +112,55 @@ class Chunker:
         """Stop the worker threads."""
         self._whole.shutdown()
         self._parts.shutdown()
+        if self._small is not None:
+            self._small.shutdown()
 
     def __enter__(self) -> "Chunker":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def digest_many(self, paths: Iterable[str], sink: Callable[[Piece], None]
+                    ) -> Iterator[tuple[str, int, Digest | None]]:
+        """Chunk and hash many files; yields (path, time before reading, digest or None if gone).
+
+        Small files are read here and hashed/compressed on two worker threads, a
+        few dozen files ahead, so their per-file work overlaps; pieces still
+        reach ``sink`` in file order.
+        """
+        if self._small is None:
+            self._small = ThreadPoolExecutor(2, thread_name_prefix="ws-smallfile")
+        window: deque = deque()
+        for path in paths:
+            recorded = time.time_ns()
+            try:
+                with open(path, "rb", buffering=0) as f:
+                    first = f.read(MIN_SIZE + 1)
+                    if len(first) > MIN_SIZE:
+                        yield from self._drain_small(window, sink, 0)
+                        yield path, recorded, self._digest_large(f, first, sink)
+                        continue
+            except (FileNotFoundError, IsADirectoryError):
+                yield from self._drain_small(window, sink, 0)
+                yield path, recorded, None
+                continue
+            window.append((path, recorded, self._small.submit(self._small_piece, first)))
+            yield from self._drain_small(window, sink, 64)
+        yield from self._drain_small(window, sink, 0)
+
+    def _drain_small(self, window: deque, sink, keep: int):
+        while len(window) > keep:
+            path, recorded, fut = window.popleft()
+            piece = fut.result()
+            if piece.raw_length:
+                sink(piece)
+            yield path, recorded, Digest(piece.id, piece.raw_length, [piece.id] if piece.raw_length else [])
+
+    def _small_piece(self, data: bytes) -> Piece:
+        fid = hashlib.sha256(data).hexdigest()
+        codec, payload = self._encode(data) if data else (0, data)
+        return Piece(fid, len(data), codec, payload)
 
     def digest_file(self, path: str | os.PathLike, sink: Callable[[Piece], None]) -> Digest:
         """Chunk and hash one file, handing each chunk to ``sink``."""
@@ -98,39 +176,35 @@ class Chunker:
 
     def _digest_large(self, f, first: bytes, sink: Callable[[Piece], None]) -> Digest:
         whole = hashlib.sha256()
-        pending: Future | None = None
+        hashing: list[Future] = []
         chunk_ids: list[str] = []
-        size = 0
-        carry = b""
         previous: list[Future] = []
-        block = first + f.read(BLOCK - len(first))
+        size = 0
+        carry: memoryview | bytes = first  # bytes not cut yet; they open the next window
+        unhashed = len(first)  # how many of the carry's bytes the whole-file hash has not seen
         while True:
-            eof = len(block) < BLOCK
-            pending = self._whole.submit(whole.update, block)
-            size += len(block)
-            window = carry + block if carry else block
-            view = memoryview(window)
-            cuts = [(c.offset, c.length) for c in _CDC.cut_buf(view)] if window else []
-            if not eof and cuts:
+            view = memoryview(self._pool.get())  # a buffer no pending work still uses
+            view[: len(carry)] = carry
+            got = _read_into(f, view[len(carry) : len(carry) + BLOCK])
+            filled = len(carry) + got
+            start = len(carry) - unhashed
+            if filled > start:
+                hashing.append(self._whole.submit(whole.update, view[start:filled]))
+                size += filled - start
+            eof = got < BLOCK
+            cuts = [(c.offset, c.length) for c in _CDC.cut_buf(view[:filled])] if filled else []
+            if not eof:
                 last_off, _ = cuts.pop()  # the last cut may be an artefact of the window end
-                carry = window[last_off:]
-            else:
-                carry = b""
+                carry, unhashed = view[last_off:filled], 0
             # hand over the previous window's chunks, hashed while we cut this one
             self._deliver(previous, chunk_ids, sink)
             previous = [self._parts.submit(self._piece, view[off : off + ln]) for off, ln in cuts]
             if eof:
                 break
-            block = f.read(BLOCK)
-            if not block:
-                # the file ended exactly at a block boundary: the carry is the last chunk
-                if carry:
-                    previous.append(self._parts.submit(self._piece, memoryview(carry)))
-                break
         self._deliver(previous, chunk_ids, sink)
-        pending.result()
+        for fut in hashing:
+            fut.result()
         return Digest(whole.hexdigest(), size, chunk_ids)
-
 
     @staticmethod
     def _deliver(futures: list[Future], chunk_ids: list[str], sink: Callable[[Piece], None]) -> None:

@@ -183,7 +183,8 @@ class StoreWriter:
     skipped, so identical content is stored once.
     """
 
-    MAX_QUEUED = 16  # pack writes in flight (each at most one 4 MiB chunk)
+    MAX_QUEUED = 8  # write batches in flight
+    BATCH_BYTES = 4 * 1024 * 1024  # small chunks are handed to the I/O thread in batches
 
     def __init__(self, store: ObjectStore):
         self.store = store
@@ -196,6 +197,8 @@ class StoreWriter:
         # pack file writes and fsyncs run on their own thread, overlapping hashing
         self._io = None
         self._queued: deque = deque()
+        self._batch: list[tuple] = []
+        self._batch_bytes = 0
 
     def __enter__(self) -> "StoreWriter":
         return self
@@ -205,6 +208,7 @@ class StoreWriter:
             self._chunker.close()
         if exc_type is not None and self._pack is not None:
             pack, self._pack = self._pack, None
+            self._batch = []
             self._submit(pack.abort)
         if self._io is not None:
             try:
@@ -246,15 +250,30 @@ class StoreWriter:
         if self._pack is None:
             self._pack = packs.PackWriter(self.store.packs_dir)
         self._pack.reserve(chunk_id, raw_length, codec, len(payload))
-        self._submit(self._pack.write_entry, chunk_id, raw_length, codec, payload)
+        self._batch.append((chunk_id, raw_length, codec, payload))
+        self._batch_bytes += len(payload)
         self.bytes_stored += len(payload)
+        if self._batch_bytes >= self.BATCH_BYTES:
+            self._flush_batch()
         if self._pack.size >= packs.TARGET_PACK_SIZE:
             self._roll()
+
+    def _flush_batch(self) -> None:
+        if self._batch:
+            self._submit(_write_batch, self._pack, self._batch)
+            self._batch = []
+            self._batch_bytes = 0
 
     def force_add(self, chunk_id: str, raw_length: int, codec: int, payload) -> None:
         """Store already-encoded bytes even if the chunk is known (repacking)."""
         self._seen.add(chunk_id)
         self._append(chunk_id, raw_length, codec, payload)
+
+    def add_files(self, paths):
+        """Chunk, hash and store many files; yields (path, time before reading, digest or None if gone)."""
+        if self._chunker is None:
+            self._chunker = Chunker(packs.encode)
+        return self._chunker.digest_many(paths, self.add_piece)
 
     def add_file(self, path: str) -> Digest:
         """Chunk, hash and store one file from disk."""
@@ -275,6 +294,7 @@ class StoreWriter:
         return Digest(hashlib.sha256(data).hexdigest(), len(data), ids)
 
     def _roll(self) -> None:
+        self._flush_batch()
         pack = self._pack
         self._pack = None
         self._submit(self._finish, pack)
@@ -299,3 +319,9 @@ class StoreWriter:
         """Record sealed packs in the catalog (call inside the caller's transaction)."""
         for pack_id, size, rows in self.sealed:
             q.add_pack(self.store.catalog, pack_id, size, rows, now_ns)
+
+
+def _write_batch(pack: packs.PackWriter, batch: list[tuple]) -> None:
+    """On the I/O thread: write reserved entries in order."""
+    for entry in batch:
+        pack.write_entry(*entry)
