@@ -125,3 +125,14 @@ def test_help_teaches(cli, tmp_path):
     assert r.exit_code == 0 and "ws init" in r.output
     r = cli(tmp_path, "commit", "--help")
     assert "Example" in r.output
+
+
+def test_malformed_config_is_one_line_exit_9(tmp_path, run_ws):
+    run_ws(tmp_path, "init", "p", check=True)
+    proj = tmp_path / "p"
+    (proj / ".ws/config.toml").write_text("[core\nbroken = ")
+    write(proj, "a.txt", "1")
+    proc = run_ws(proj, "commit", "-m", "x")
+    assert proc.returncode == 9, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "config.toml" in proc.stderr
+    assert run_ws(proj, "log", "--json", check=True).stdout.strip() == "[]"  # nothing half-written
