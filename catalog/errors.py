@@ -4,14 +4,22 @@
 class CatalogError(Exception):
     """Base class of every catalog error."""
 
+    exit_code = 10
+
 
 class CatalogBusy(CatalogError):
     """The database stayed locked by another process for longer than the timeout."""
+
+    exit_code = 7
 
 
 class CatalogCorrupt(CatalogError):
     """The catalog file is not a readable ws catalog."""
 
+    exit_code = 6
+
 
 class CatalogTooNew(CatalogError):
     """The catalog was written by a newer ws with a schema this one does not know."""
+
+    exit_code = 9

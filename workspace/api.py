@@ -31,7 +31,7 @@ from workspace.errors import (
 from workspace.ignore import IgnoreRules
 from workspace.layout import WS_DIR, Layout, find_root
 from workspace.lock import workspace_lock
-from workspace.scan import Progress, classify, hash_pending, walk
+from workspace.scan import Progress, add_tracked, classify, hash_pending, walk
 from workspace.types import Commit, CommitResult, Diff, FsckReport, GcReport, LsEntry, Status
 
 
@@ -245,6 +245,8 @@ class Workspace:
     def working_ids(self, under: list[str] | None = None, progress: Progress | None = None):
         """Content ids of the working files (optionally below ``under`` prefixes) and their stats."""
         files = walk(self.root, IgnoreRules(self.root), under or ())
+        add_tracked(self.root, files, [p for p in self._head_manifest()
+                                       if p not in files and (under is None or _under_any(p, under))])
         cache = statcache.load_stat_cache(self.catalog)
         ids, todo = classify(files, cache)
         updates = hash_pending(self.root, files, todo, ids, progress)

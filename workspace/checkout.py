@@ -79,12 +79,27 @@ def _move_tree(ws, target_id: str, force: bool, progress, what: str) -> None:
 
     to_write = {p: e for p, e in new.items() if needs_write(p, e)}
     to_delete = [p for p in old if p not in new and p in ids]
+    _check_destinations(ws, to_write, set(to_delete))
     _ensure_available(ws, to_write)
     for path in to_delete:
         _remove(ws, path)
     written = _write_files(ws, to_write, progress)
     statcache.update_stat_cache(ws.catalog, written, to_delete)
     statcache.replace_head_manifest(ws.catalog, target_id, new)
+
+
+def _check_destinations(ws, to_write: dict, deleting: set[str]) -> None:
+    """Refuse, before touching anything, paths that are unsafe or blocked by a folder of other files."""
+    for path in to_write:
+        dest = safe_join(ws.root, path)
+        if dest.is_dir() and not dest.is_symlink():
+            for folder, _dirs, names in os.walk(dest):
+                for name in names:
+                    rel = os.path.relpath(os.path.join(folder, name), ws.root).replace(os.sep, "/")
+                    if rel not in deleting:
+                        raise UncommittedChanges(
+                            f"'{path}' is a folder holding files the target does not remove ({rel}); "
+                            "move them away first")
 
 
 def _ensure_available(ws, entries: dict[str, ManifestEntry]) -> None:

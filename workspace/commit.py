@@ -22,7 +22,7 @@ from workspace.faults import checkpoint
 from workspace.errors import InvalidArgument, NothingToCommit, UnknownRef
 from workspace.ignore import IgnoreRules
 from workspace.objects.store import StoreWriter
-from workspace.scan import Progress, classify, under_any, walk
+from workspace.scan import Progress, add_tracked, classify, under_any, walk
 from workspace.types import CommitResult, Commit
 
 
@@ -38,6 +38,7 @@ def commit(ws, message: str, paths: list[str] | None = None, *, progress: Progre
         branch, head = ws.head()
         old = ws.manifest("HEAD") if head else {}
         files = walk(ws.root, IgnoreRules(ws.root), prefixes or ())
+        add_tracked(ws.root, files, [p for p in old if p not in files and (not prefixes or under_any(p, prefixes))])
         if prefixes:
             _check_pathspecs(prefixes, files, old)
         cache = statcache.load_stat_cache(ws.catalog)

@@ -17,11 +17,11 @@ def diff(ws, a: str | None = None, b: str | None = None, paths: list[str] | None
     old = ws.manifest(a_id) if a_id else {}
     if b is None:
         ids, files = ws.working_ids()
-        new = {p: (fid, files[p].size) for p, fid in ids.items()}
+        new = {p: (fid, files[p].size, files[p].mode) for p, fid in ids.items()}
         b_id = None
     else:
         b_id = ws.resolve(b)
-        new = {p: (e.file_id, e.size) for p, e in ws.manifest(b_id).items()}
+        new = {p: (e.file_id, e.size, e.mode) for p, e in ws.manifest(b_id).items()}
     prefixes = [ws.rel(p) for p in paths] if paths else None
     entries: list[DiffEntry] = []
     for path in sorted(set(old) | set(new)):
@@ -33,7 +33,7 @@ def diff(ws, a: str | None = None, b: str | None = None, paths: list[str] | None
             entries.append(DiffEntry(path, "removed", o.file_id, None, o.size, None))
         elif n and not o:
             entries.append(DiffEntry(path, "added", None, n[0], None, n[1]))
-        elif o.file_id != n[0]:
+        elif o.file_id != n[0] or o.mode != n[2]:  # content or the executable bit
             entries.append(DiffEntry(path, "modified", o.file_id, n[0], o.size, n[1]))
     return Diff(a_id, b_id, entries)
 

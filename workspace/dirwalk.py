@@ -28,8 +28,25 @@ def digest(names: list[str], ints: list[int]) -> bytes:
     """The 16-byte digest of one folder's listing."""
     h = hashlib.blake2b(digest_size=16)
     h.update("\0".join(names).encode("utf-8", "surrogateescape"))
-    h.update(array("Q", ints).tobytes())
+    try:
+        h.update(array("Q", ints).tobytes())
+    except OverflowError:  # a negative mtime (a file dated before 1970)
+        h.update(repr(ints).encode())
     return h.digest()
+
+
+def _utf8_only(names: list[str], ints: list[int]) -> Listing:
+    """Drop names that are not valid UTF-8: the catalog stores paths as text (documented limit)."""
+    keep_names: list[str] = []
+    keep_ints: list[int] = []
+    for i, name in enumerate(names):
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            continue
+        keep_names.append(name)
+        keep_ints += ints[4 * i : 4 * i + 4]
+    return keep_names, keep_ints
 
 
 def _list_dir(top: str, rel: str, rules: IgnoreRules, subdirs: list) -> Listing | None:
@@ -62,6 +79,12 @@ def _list_dir(top: str, rel: str, rules: IgnoreRules, subdirs: list) -> Listing 
                 continue
             names.append(name)
             ints += (st.st_size, st.st_mtime_ns, st.st_ino, 0o755 if mode & 0o111 else 0o644)
+    if not names:
+        return None
+    try:
+        "\0".join(names).encode("utf-8")
+    except UnicodeEncodeError:
+        names, ints = _utf8_only(names, ints)
     return (names, ints) if names else None
 
 

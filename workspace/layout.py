@@ -81,7 +81,7 @@ def safe_join(root: Path, rel: str) -> Path:
     Stored paths come from commits and remote releases, so they are untrusted:
     absolute paths, '..' parts, and parents that are symlinks are all refused.
     """
-    if not rel or rel.startswith("/") or "\\" in rel or "\x00" in rel:
+    if not rel or rel.startswith("/") or "\x00" in rel:
         raise PathOutsideWorkspace(f"refusing unsafe path {rel!r}")
     parts = rel.split("/")
     if any(part in ("", ".", "..") for part in parts) or parts[0] == WS_DIR:

@@ -8,6 +8,7 @@ that a later write within the same timestamp tick could go unseen (git's rule).
 from __future__ import annotations
 
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
@@ -65,6 +66,22 @@ def walk(root: Path, rules: IgnoreRules, under: Iterable[str] = ()) -> dict[str,
         for path, v in flatten(listings(str(full), start, rules)).items():
             out[path] = FileStat._make(v)
     return out
+
+
+def add_tracked(root: Path, files: dict[str, FileStat], paths: Iterable[str]) -> None:
+    """Add tracked files the walk skipped because an ignore rule matches them now.
+
+    As in git, ignore rules apply to untracked files only: a tracked file stays
+    tracked (and its changes seen) until it is removed.
+    """
+    for p in paths:
+        full = os.path.join(root, p)
+        try:
+            st = os.lstat(full)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            files[p] = FileStat(st.st_size, st.st_mtime_ns, st.st_ino, file_mode(st.st_mode))
 
 
 def classify(files: dict[str, FileStat], cache: dict[str, StatEntry]) -> tuple[dict[str, str], list[str]]:

@@ -16,13 +16,12 @@ bumps (catalog.statcache), so a stale snapshot is never used.
 from __future__ import annotations
 
 import marshal
-import os
 
 from catalog import statcache
 from catalog.errors import CatalogError
 from workspace.dirwalk import DirWalk, flatten as _paths
 from workspace.ignore import IgnoreRules
-from workspace.scan import FileStat, is_racy, Progress, classify, hash_pending
+from workspace.scan import FileStat, Progress, add_tracked, classify, hash_pending, is_racy
 from workspace.types import Status
 
 _SNAPSHOT_FORMAT = 2
@@ -52,7 +51,7 @@ def compute_status(ws, progress: Progress | None = None) -> Status:
     else:
         manifest = statcache.manifest_in_dirs(ws.catalog, scope)
     walked = {p: FileStat._make(v) for p, v in _paths(detail).items()}
-    _add_ignored_tracked(ws.root, walked, [p for p in manifest if p not in walked])
+    add_tracked(ws.root, walked, [p for p in manifest if p not in walked])
     cache = statcache.stat_entries(ws.catalog, list(walked)) if full is None else statcache.load_stat_cache(ws.catalog)
     ids, todo = classify(walked, cache)
     updates = hash_pending(ws.root, walked, todo, ids, progress)
@@ -97,18 +96,6 @@ def _proved_clean(detail, digests, ids, manifest, cache, updates) -> dict[str, b
         if ok:
             out[d] = digests[d]
     return out
-
-
-def _add_ignored_tracked(root, walked: dict, paths: list[str]) -> None:
-    """Tracked files stay tracked when an ignore rule matches them later (as in git)."""
-    for p in paths:
-        full = os.path.join(root, p)
-        try:
-            st = os.lstat(full)
-        except OSError:
-            continue
-        if os.path.isfile(full) and not os.path.islink(full):
-            walked[p] = FileStat(st.st_size, st.st_mtime_ns, st.st_ino, 0o755 if st.st_mode & 0o111 else 0o644)
 
 
 def _decode(blob: bytes):

@@ -136,3 +136,12 @@ def test_malformed_config_is_one_line_exit_9(tmp_path, run_ws):
     assert proc.returncode == 9, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "config.toml" in proc.stderr
     assert run_ws(proj, "log", "--json", check=True).stdout.strip() == "[]"  # nothing half-written
+
+
+def test_cat_paths_with_colons_and_branch_d_without_name(proj, cli):
+    write(proj, "a:b.txt", "colon")
+    cli(proj, "commit", "-m", "one")
+    assert cli(proj, "cat", "a:b.txt").output == "colon"
+    assert cli(proj, "cat", "HEAD:a:b.txt").output == "colon"
+    r = cli(proj, "branch", "-d")
+    assert r.exit_code == 2

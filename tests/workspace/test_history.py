@@ -136,3 +136,57 @@ def test_unknown_refs(ws):
     for bad in ("nope", "HEAD~3", "zzzz", "HEAD^^"):
         with pytest.raises(UnknownRef):
             ws.resolve(bad)
+
+
+def test_checkout_refuses_folder_in_the_way_before_touching_anything(ws):
+    write(ws.root, "a", "file")
+    write(ws.root, "keep.txt", "1")
+    ws.commit("a is a file")
+    ws.create_branch("f")
+    os.remove(ws.root / "a")
+    write(ws.root, "a/b", "now a folder")
+    write(ws.root, "keep.txt", "2")
+    ws.commit("a is a folder")
+    write(ws.root, "a/untracked.txt", "mine")
+    with pytest.raises(UncommittedChanges, match="untracked.txt"):
+        ws.checkout("f")
+    assert (ws.root / "a/b").read_text() == "now a folder"
+    assert (ws.root / "keep.txt").read_text() == "2"
+    os.remove(ws.root / "a/untracked.txt")
+    ws.checkout("f")
+    assert (ws.root / "a").read_text() == "file"
+
+
+def test_odd_names_and_old_files(ws):
+    write(ws.root, "back\\slash.txt", "b")
+    write(ws.root, "colon:name.txt", "c")
+    old = write(ws.root, "old.txt", "o")
+    os.utime(old, (-315619200, -315619200))  # 1960
+    os.close(os.open(os.path.join(os.fsencode(ws.root), b"caf\xe9.txt"), os.O_CREAT | os.O_WRONLY))
+    st = ws.status()
+    assert st.added == ["back\\slash.txt", "colon:name.txt", "old.txt"]  # non-UTF-8 names are skipped
+    c1 = ws.commit("odd").commit
+    write(ws.root, "colon:name.txt", "changed")
+    ws.commit("two")
+    ws.checkout(c1.id)
+    assert (ws.root / "back\\slash.txt").read_text() == "b"
+    assert (ws.root / "colon:name.txt").read_text() == "c"
+    assert ws.status().clean
+
+
+def test_ignored_tracked_file_is_kept_by_commit_and_diff(ws):
+    write(ws.root, "data/labels.csv", "1")
+    ws.commit("one")
+    write(ws.root, ".wsignore", "*.csv\n")
+    assert [(e.path, e.change) for e in ws.diff().entries] == [(".wsignore", "added")]
+    res = ws.commit("ignore csv from now on")
+    assert res.deleted == 0 and [e.path for e in ws.ls()] == [".wsignore", "data/labels.csv"]
+
+
+def test_mode_change_shows_in_diff(ws):
+    p = write(ws.root, "run.sh", "echo")
+    ws.commit("one")
+    os.chmod(p, 0o755)
+    assert [(e.path, e.change) for e in ws.diff().entries] == [("run.sh", "modified")]
+    ws.commit("exec")
+    assert [e.path for e in ws.diff("HEAD~1", "HEAD").entries] == ["run.sh"]

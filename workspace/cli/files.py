@@ -90,9 +90,9 @@ def log(
         out(f"commit {c.id}" + (f" ({c.branch})" if c.branch else ""))
         out(f"Author: {c.author}")
         out(f"Date:   {c.time}")
-        if c.provenance:
-            job = c.provenance.get("job", {})
-            out(f"Job:    {job.get('name', '?')} {job.get('id', '')}".rstrip())
+        job = (c.provenance or {}).get("job")
+        if isinstance(job, dict):
+            out(f"Job:    {job.get('name', '')} {job.get('id', '')}".rstrip())
         out("")
         for line in c.message.splitlines():
             out(f"    {line}")
@@ -168,6 +168,8 @@ def branch(
 ) -> None:
     """List branches, or create (or with -d delete) one."""
     ws = _ws()
+    if delete and not name:
+        raise typer.BadParameter("-d needs the name of the branch to delete", param_hint="NAME")
     if name and delete:
         ws.delete_branch(name)
         out(f"Deleted branch {name}")
@@ -249,8 +251,15 @@ def ls_(
 @app.command()
 def cat(spec: str = typer.Argument(..., help="REF:PATH, or PATH for HEAD.")) -> None:
     """Write a committed file's bytes to stdout, e.g. ws cat HEAD~2:data/labels.csv"""
+    from workspace.errors import UnknownRef
+
     ws = _ws()
-    ref, _, path = spec.rpartition(":") if ":" in spec else ("HEAD", "", spec)
+    ref, _, path = spec.partition(":") if ":" in spec else ("HEAD", "", spec)
+    if ":" in spec:  # refs never contain ':'; a path may, so 'a:b.txt' may name a file in HEAD
+        try:
+            ws.resolve(ref or "HEAD")
+        except UnknownRef:
+            ref, path = "HEAD", spec
     stream = sys.stdout.buffer
     for part in ws.iter_read(ref or "HEAD", path):
         stream.write(part)
