@@ -35,6 +35,8 @@ class FsspecBackend:
         protocol = url.split("://", 1)[0] if "://" in url else "file"
         self.protocol = protocol
         self.part_size = int(options.pop("part_size", DEFAULT_PART_SIZE))
+        # folders: hard-link whole files instead of copying them (same filesystem only); "link=false" copies
+        self.link = str(options.pop("link", "true")).lower() not in ("0", "false", "no")
         if protocol in ("s3", "s3a"):
             options = _s3_options(options)
         try:
@@ -77,7 +79,7 @@ class FsspecBackend:
         path = self._path(key)
         if self.local:
             try:
-                if not _try_link(path, local_path):
+                if not (self.link and _try_link(path, local_path)):
                     shutil.copyfile(path, local_path)  # another filesystem: sendfile, no trip through Python
             except FileNotFoundError as exc:
                 raise ObjectNotFound(f"remote {self.label}: not found: {key}") from exc
@@ -142,7 +144,7 @@ class FsspecBackend:
         try:
             os.makedirs(folder, exist_ok=True)
             tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
-            if not (isinstance(data, LocalFile) and _try_link(data.path, tmp)):
+            if not (self.link and isinstance(data, LocalFile) and _try_link(data.path, tmp)):
                 _write_local(tmp, data)
             try:
                 if exclusive:

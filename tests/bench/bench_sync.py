@@ -109,6 +109,16 @@ def bench_mixed(work: Path, rows: list) -> None:
     os.sync()
     clone_t, clone_rss = run([*ws_cmd(), "clone", "-q", str(remote), "ds", str(clone)], work)
     same = identical(src, clone)
+    shutil.rmtree(clone)
+    # the same with copies instead of hard links (a remote on another filesystem behaves like this)
+    run([*ws_cmd(), "remote", "add", "copying", str(work / "remote-copy"), "-o", "link=false"], src)
+    os.sync()
+    pushc_t, pushc_rss = run([*ws_cmd(), "push", "-q", "copying"], src)
+    os.sync()
+    clonec_t, clonec_rss = run([*ws_cmd(), "clone", "-q", str(work / "remote-copy"), "ds", str(clone),
+                                "-o", "link=false"], work)
+    same_c = identical(src, clone)
+    shutil.rmtree(work / "remote-copy")
     mb = size / 1e6
     rows.append(("mixed: cp -r", f"{mb:.0f} MB, {files} files", f"{cp_t:.2f} s", f"{mb / cp_t:.0f} MB/s", "-", "-"))
     rows.append(("mixed: cp -r, then sync", "", f"{cp_sync_t:.2f} s", f"{mb / cp_sync_t:.0f} MB/s", "-",
@@ -117,6 +127,10 @@ def bench_mixed(work: Path, rows: list) -> None:
                  f"{push_rss / 1e6:.0f} MB", f"{100 * cp_t / push_t:.0f}% of cp (target >= 50%)"))
     rows.append(("mixed: clone from folder", f"{mb:.0f} MB", f"{clone_t:.2f} s", f"{mb / clone_t:.0f} MB/s",
                  f"{clone_rss / 1e6:.0f} MB", f"{100 * cp_t / clone_t:.0f}% of cp; identical={same}"))
+    rows.append(("mixed: push, link=false", f"{mb:.0f} MB", f"{pushc_t:.2f} s", f"{mb / pushc_t:.0f} MB/s",
+                 f"{pushc_rss / 1e6:.0f} MB", f"{100 * cp_t / pushc_t:.0f}% of cp (packs copied)"))
+    rows.append(("mixed: clone, link=false", f"{mb:.0f} MB", f"{clonec_t:.2f} s", f"{mb / clonec_t:.0f} MB/s",
+                 f"{clonec_rss / 1e6:.0f} MB", f"{100 * cp_t / clonec_t:.0f}% of cp; identical={same_c}"))
     before, _ = remote_stats(remote)
     subprocess.run([sys.executable, str(MAKE), "change", str(src)], check=True)
     run([*ws_cmd(), "commit", "-q", "-m", "change"], src)

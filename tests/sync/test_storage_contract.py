@@ -12,7 +12,7 @@ from sync.errors import ObjectExists, ObjectNotFound, SyncError
 from sync.storage import LocalFile, open_backend
 from sync.storage.retry import RetryBackend
 
-BACKENDS = ["memory", "folder", "file-url", "s3", "fsspec-generic"]
+BACKENDS = ["memory", "folder", "folder-copying", "file-url", "s3", "fsspec-generic"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -23,6 +23,8 @@ def backend(request, tmp_path):
         return open_backend(f"memory://contract-{uuid.uuid4().hex}")
     if kind == "folder":
         return open_backend(str(tmp_path / "remote"))
+    if kind == "folder-copying":
+        return open_backend(str(tmp_path / "remote"), {"link": "false"})
     if kind == "file-url":
         return open_backend(f"file://{tmp_path / 'remote'}")
     if kind == "fsspec-generic":
@@ -128,6 +130,17 @@ def test_get_file_copies_a_whole_object(backend, tmp_path):
     assert dest.read_bytes() == data
     with pytest.raises(ObjectNotFound):
         backend.get_file("packs/ab/missing", str(tmp_path / "nothing"))
+
+
+def test_folder_links_unless_told_to_copy(tmp_path):
+    src = tmp_path / "pack"
+    src.write_bytes(b"sealed pack bytes")
+    linking, copying = open_backend(str(tmp_path / "a")), open_backend(str(tmp_path / "b"), {"link": "false"})
+    linking.put("packs/aa/x", LocalFile(str(src)))
+    copying.put("packs/aa/x", LocalFile(str(src)))
+    assert (tmp_path / "a/packs/aa/x").stat().st_ino == src.stat().st_ino
+    assert (tmp_path / "b/packs/aa/x").stat().st_ino != src.stat().st_ino
+    assert (tmp_path / "b/packs/aa/x").read_bytes() == b"sealed pack bytes"
 
 
 def test_unsafe_keys_refused(backend):
