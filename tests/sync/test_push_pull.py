@@ -80,14 +80,18 @@ def test_second_push_sends_only_new_chunks(pushed):
     assert ws.push().pushed == []  # nothing left
 
 
-def test_status_says_offline_which_releases_are_not_pushed(pushed, cli):
-    ws, _ = pushed
+def test_status_says_offline_which_releases_are_not_pushed(pushed, cli, run_ws):
+    ws, remote = pushed
     release(ws, {"new.txt": "n"}, "1.0.1")
     st = ws.status()
     assert st.remotes[0]["remote"] == "origin"
     assert st.remotes[0]["releases_not_pushed"] == ["ds@1.0.1"]
     res = cli(ws.root, "status")
     assert "Remote origin: 1 release not pushed (ds@1.0.1)" in res.output
+    os.rename(remote, str(remote) + "-offline")  # no network (or folder) is needed to answer
+    res = run_ws(ws.root, "status", check=True)  # the real executable's fast status path
+    assert "Remote origin: 1 release not pushed (ds@1.0.1); run 'ws push origin'" in res.stdout
+    os.rename(str(remote) + "-offline", remote)
     ws.push()
     assert ws.status().remotes[0]["releases_not_pushed"] == []
     data = json.loads(cli(ws.root, "status", "--json").output)
