@@ -396,3 +396,31 @@ def test_pull_of_a_release_that_differs_locally_is_refused_before_writing(pushed
         assert (other.root / "data/a.csv").read_text() == "mine" and not (other.root / "README").exists()
     finally:
         other.close()
+
+
+def test_two_pushers_of_the_same_release_race_safely(pushed, tmp_path):
+    import threading
+
+    ws, remote = pushed
+    twin = Workspace.clone(str(remote), "ds", tmp_path / "twin")  # the identical release, elsewhere
+    target = str(tmp_path / "second-remote")
+    results, errors = [], []
+    for w in (ws, twin):
+        w.add_remote("second", target)
+
+    def push(w):
+        try:
+            results.append(Workspace.open(w.root).push("second", "ds@1.0.0"))
+        except Exception as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=push, args=(w,)) for w in (ws, twin)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    twin.close()
+    assert errors == []
+    # exactly one wrote the record (create-only); the other found the same release there
+    assert sorted((r.pushed, r.already) for r in results) == [([], ["ds@1.0.0"]), (["ds@1.0.0"], [])]
+    assert len(list((tmp_path / "second-remote" / "releases").rglob("*.json"))) == 1
