@@ -30,11 +30,11 @@ def diff(ws, a: str | None = None, b: str | None = None, paths: list[str] | None
         o = old.get(path)
         n = new.get(path)
         if o and not n:
-            entries.append(DiffEntry(path, "removed", o.file_id, None, o.size, None))
+            entries.append(DiffEntry(path, "removed", o.file_id, None, o.size, None, o.mode, None))
         elif n and not o:
-            entries.append(DiffEntry(path, "added", None, n[0], None, n[1]))
+            entries.append(DiffEntry(path, "added", None, n[0], None, n[1], None, n[2]))
         elif o.file_id != n[0] or o.mode != n[2]:  # content or the executable bit
-            entries.append(DiffEntry(path, "modified", o.file_id, n[0], o.size, n[1]))
+            entries.append(DiffEntry(path, "modified", o.file_id, n[0], o.size, n[1], o.mode, n[2]))
     return Diff(a_id, b_id, entries)
 
 

@@ -35,6 +35,17 @@ def digest(names: list[str], ints: list[int]) -> bytes:
     return h.digest()
 
 
+def _is_utf8(name: str) -> bool:
+    """Whether a name can be stored as text (names that are not UTF-8 are skipped, documented)."""
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _utf8_only(names: list[str], ints: list[int]) -> Listing:
     """Drop names that are not valid UTF-8: the catalog stores paths as text (documented limit)."""
     keep_names: list[str] = []
@@ -66,7 +77,7 @@ def _list_dir(top: str, rel: str, rules: IgnoreRules, subdirs: list) -> Listing 
             name = entry.name
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if not rules.ignored_dir(prefix + name, name):
+                    if not rules.ignored_dir(prefix + name, name) and _is_utf8(name):
                         subdirs.append((top + "/" + name, prefix + name))
                     continue
                 st = lstat(top + "/" + name)

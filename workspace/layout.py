@@ -59,6 +59,10 @@ class Layout:
             except ValueError:
                 raise PathOutsideWorkspace(f"path '{path}' is outside the workspace {self.root}") from None
         text = rel.as_posix()
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PathOutsideWorkspace(f"path {path!r} is not valid UTF-8; ws stores paths as text") from None
         if text == ".":
             return ""
         if text == WS_DIR or text.startswith(WS_DIR + "/"):

@@ -73,6 +73,8 @@ class DiffEntry:
     new_id: str | None
     old_size: int | None
     new_size: int | None
+    old_mode: int | None = None
+    new_mode: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

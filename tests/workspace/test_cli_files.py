@@ -145,3 +145,16 @@ def test_cat_paths_with_colons_and_branch_d_without_name(proj, cli):
     assert cli(proj, "cat", "HEAD:a:b.txt").output == "colon"
     r = cli(proj, "branch", "-d")
     assert r.exit_code == 2
+
+
+def test_mode_change_in_plain_diff_and_bad_folder_names(proj, cli):
+    p = write(proj, "run.sh", "echo")
+    cli(proj, "commit", "-m", "one")
+    os.chmod(p, 0o755)
+    assert "mode change 644 -> 755 run.sh" in cli(proj, "diff").output
+    bad = os.path.join(os.fsencode(proj), b"dir\xfe")
+    os.mkdir(bad)
+    with open(os.path.join(bad, b"f.txt"), "wb") as f:
+        f.write(b"x")
+    r = cli(proj, "status", "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["modified"] == ["run.sh"]

@@ -153,6 +153,10 @@ def diff(
         out(f" {len(d.entries)} path(s) changed")
         return
     for e in d.entries:
+        if e.old_mode and e.new_mode and e.old_mode != e.new_mode:
+            out(f"mode change {e.old_mode:o} -> {e.new_mode:o} {e.path}")
+            if e.old_id == e.new_id:
+                continue
         lines = unified(ws, d, e)
         if lines is None:
             out(f"Binary or large file {e.path} {e.change} ({human_size(e.old_size)} -> {human_size(e.new_size)})")
