@@ -45,12 +45,22 @@ def plan_tree(ws, record: dict, force: bool) -> tuple[list[dict], int]:
             unchanged += 1
             continue
         clean = (have is None and base is None) or (base is not None and have == base.file_id)
+        if have is None and os.path.isdir(os.path.join(ws.root, path)):
+            clean = False  # a folder stands where the release has a file: only --force replaces it
         if not clean and not force:
             conflicts.append(path)
         writes.append(f)
+    # a file (in the tree or in HEAD) where the release needs a folder would be removed
+    conflicts += [p for p in file_parents(record, set(ids) | set(head)) if not force]
     if conflicts:
         raise _dirty_error(sorted(conflicts), f"pull of {record['title']}@{record['version']}")
     return writes, unchanged
+
+
+def file_parents(record: dict, files: set[str]) -> list[str]:
+    """Paths in ``files`` that are parent folders of some path of the record."""
+    parents = {f["path"][:i] for f in record["files"] for i, ch in enumerate(f["path"]) if ch == "/"}
+    return sorted(parents & files)
 
 
 def write_tree(ws, writes: list[dict], progress) -> dict[str, StatEntry]:

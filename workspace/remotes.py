@@ -253,11 +253,14 @@ def pull(ws, remote: str | None, spec: str, *, force: bool = False, progress=Non
 def _record(ws, rem, record: dict, cache_rows: dict, message: str) -> str | None:
     """One transaction: file rows, the commit that holds the release's files, the release, remote state."""
     from workspace import commit as commit_mod
+    from workspace.pull_tree import file_parents
 
     files = [q.FileInfo(f["id"], f["size"], f["chunks"]) for f in record["files"]]
     branch, head = ws.head()
     old = ws.manifest("HEAD") if head else {}
     new = dict(old)
+    for parent in file_parents(record, set(old)):  # replaced by a folder (pull --force)
+        del new[parent]
     for f in record["files"]:
         new[f["path"]] = ManifestEntry(f["id"], f["size"], f.get("mode", 0o644))
     commit_id = None

@@ -424,3 +424,35 @@ def test_two_pushers_of_the_same_release_race_safely(pushed, tmp_path):
     # exactly one wrote the record (create-only); the other found the same release there
     assert sorted((r.pushed, r.already) for r in results) == [([], ["ds@1.0.0"]), (["ds@1.0.0"], [])]
     assert len(list((tmp_path / "second-remote" / "releases").rglob("*.json"))) == 1
+
+
+def test_pull_does_not_replace_a_local_folder_without_force(pushed, tmp_path, cli):
+    ws, remote = pushed
+    target = Workspace.init(tmp_path / "t")
+    try:
+        write(target.root, "README/notes.txt", "my notes")  # a folder where the release has a file
+        target.add_remote("origin", str(remote))
+        res = cli(target.root, "pull", "ds")
+        assert res.exit_code == 8 and "README" in res.output
+        assert (target.root / "README/notes.txt").read_text() == "my notes"
+        assert cli(target.root, "pull", "ds", "--force").exit_code == 0
+        assert (target.root / "README").read_text() == "hello"
+    finally:
+        target.close()
+
+
+def test_pull_does_not_replace_a_file_with_a_folder_without_force(pushed, tmp_path, cli):
+    ws, remote = pushed
+    target = Workspace.init(tmp_path / "t")
+    try:
+        write(target.root, "data", "a file named like the release's folder")
+        target.commit("mine")
+        target.add_remote("origin", str(remote))
+        res = cli(target.root, "pull", "ds")
+        assert res.exit_code == 8 and "data" in res.output
+        assert (target.root / "data").is_file()
+        assert cli(target.root, "pull", "ds", "--force").exit_code == 0
+        assert (target.root / "data/a.csv").read_text() == "x,y\n1,2\n"
+        assert target.status().clean and "data" not in {e.path for e in target.ls()}
+    finally:
+        target.close()
