@@ -55,6 +55,8 @@ def fetch_chunks(catalog, store, remote: Remote, chunk_ids: list[str], progress:
     result = FetchResult()
     if not chunk_ids:
         return result
+    if not rq.known_packs(catalog, remote.name):  # nothing cached yet (a clone): read the indexes first
+        remote.sync_index(catalog, workers=2 * workers)
     locs = rq.chunk_locations(catalog, remote.name, chunk_ids)
     if len(locs) < len(set(chunk_ids)):
         remote.sync_index(catalog, workers=2 * workers)  # the cache may be behind the remote
