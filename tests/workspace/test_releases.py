@@ -209,7 +209,7 @@ def test_import_record_adds_a_release_whose_content_is_stored(proj):
     assert rel.to_record() == rec
 
 
-@pytest.mark.parametrize("path", ["../evil", "/etc/passwd", "a/../../b", ".ws/catalog.db", "a//b", "a\\b", ".ws",
+@pytest.mark.parametrize("path", ["../evil", "/etc/passwd", "a/../../b", ".ws/catalog.db", "a//b", ".ws",
                                   "README.md/..", "data/..", "data/./x", "data/x\x00"])
 def test_import_record_refuses_paths_outside_the_workspace(proj, path):
     rec = _record(proj)
@@ -397,7 +397,7 @@ def test_accepted_record_paths_always_land_inside_the_workspace(proj, path, abso
     full = os.path.normpath(os.path.join(proj.root, path))
     assert full.startswith(str(proj.root) + os.sep)
     assert not full.startswith(str(proj.root / ".ws"))
-    assert "\x00" not in path and "\\" not in path
+    assert "\x00" not in path  # a backslash is an ordinary character in POSIX names
 
 
 def test_cli_show_prints_description_metadata_and_checksums(proj, cli):
