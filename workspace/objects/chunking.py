@@ -22,9 +22,9 @@ from pyfastcdc import FastCDC
 
 from workspace.objects.hashing import hash_file  # noqa: F401  (re-exported)
 
-MIN_SIZE = 256 * 1024
-AVG_SIZE = 1024 * 1024
-MAX_SIZE = 4 * 1024 * 1024
+MIN_SIZE = 128 * 1024
+AVG_SIZE = 512 * 1024
+MAX_SIZE = 2 * 1024 * 1024
 BLOCK = 8 * 1024 * 1024  # read size for large files
 
 # pyfastcdc's real average is avg_size + min_size (cut-point skipping)
