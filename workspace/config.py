@@ -6,9 +6,7 @@ concerns own (``remote.<name>``, ``jobs``) are kept untouched by the others.
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -57,6 +55,9 @@ def author(config: dict[str, Any]) -> str:
         return f"{name} <{email}>"
     if name:
         return str(name)
+    import getpass
+    import socket
+
     try:
         login = getpass.getuser()
     except Exception:  # no passwd entry in some containers
