@@ -31,8 +31,11 @@ def check_not_conflicting(ws, record: dict) -> None:
                               "different files; releases are immutable")
 
 
-def plan_tree(ws, record: dict, force: bool) -> tuple[list[dict], int]:
-    """The record's files that must be written; refuses to overwrite local changes unless ``force``."""
+def plan_tree(ws, record: dict, force: bool) -> tuple[list[dict], int, list[str]]:
+    """The record's files that must be written, and files of an older version to remove.
+
+    Refuses to overwrite local changes unless ``force``.
+    """
     from workspace.checkout import _dirty_error
 
     head = ws.manifest("HEAD") if ws.head()[1] else {}
@@ -54,7 +57,28 @@ def plan_tree(ws, record: dict, force: bool) -> tuple[list[dict], int]:
     conflicts += [p for p in file_parents(record, set(ids) | set(head)) if not force]
     if conflicts:
         raise _dirty_error(sorted(conflicts), f"pull of {record['title']}@{record['version']}")
-    return writes, unchanged
+    return writes, unchanged, dropped_paths(ws, record, head, ids)
+
+
+def dropped_paths(ws, record: dict, head: dict, ids: dict) -> list[str]:
+    """Files an earlier version of this release put here that the pulled version no longer has.
+
+    Only a file that HEAD holds exactly as another version of this release
+    had it, and that is clean in the working tree, is removed: pulling
+    ds@1.2.0 over ds@1.1.0 makes the release's paths match 1.2.0 without
+    touching anything the user changed or added. The removal is part of the
+    pull's commit, so history keeps the files.
+    """
+    wanted = {f["path"] for f in record["files"]}
+    out: set[str] = set()
+    for rel in ws.releases.list(record["title"]):
+        if rel.version == record["version"]:
+            continue
+        for f in rel.files:
+            base = head.get(f.path)
+            if f.path not in wanted and base is not None and base.file_id == f.id and ids.get(f.path) == f.id:
+                out.add(f.path)
+    return sorted(out)
 
 
 def file_parents(record: dict, files: set[str]) -> list[str]:

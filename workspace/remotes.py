@@ -241,16 +241,20 @@ def pull(ws, remote: str | None, spec: str, *, force: bool = False, progress=Non
     check_not_conflicting(ws, record)
     result = PullResult(rem.name, f"{name}@{version}", root=str(ws.root))
     with ws.lock():
-        writes, unchanged = plan_tree(ws, record, force)
+        writes, unchanged, dropped = plan_tree(ws, record, force)
         fetched = fetch_chunks(ws.catalog, ws.store, rem, needed_chunks(ws.catalog, record), progress, workers)
         result.chunks_fetched, result.bytes_fetched = fetched.chunks_fetched, fetched.bytes_fetched
         cache_rows = write_tree(ws, writes, progress)
-        result.commit = _record(ws, rem, record, cache_rows, f"pull {name}@{version} from {rem.name}")
+        from workspace.checkout import _remove
+
+        for path in dropped:  # files the older version had and this one dropped
+            _remove(ws, path)
+        result.commit = _record(ws, rem, record, cache_rows, f"pull {name}@{version} from {rem.name}", dropped)
     result.files_written, result.files_unchanged = len(writes), unchanged
     return result
 
 
-def _record(ws, rem, record: dict, cache_rows: dict, message: str) -> str | None:
+def _record(ws, rem, record: dict, cache_rows: dict, message: str, dropped: list[str] = ()) -> str | None:
     """One transaction: file rows, the commit that holds the release's files, the release, remote state."""
     from workspace import commit as commit_mod
     from workspace.pull_tree import file_parents
@@ -263,6 +267,8 @@ def _record(ws, rem, record: dict, cache_rows: dict, message: str) -> str | None
         del new[parent]
     for f in record["files"]:
         new[f["path"]] = ManifestEntry(f["id"], f["size"], f.get("mode", 0o644))
+    for path in dropped:
+        new.pop(path, None)
     commit_id = None
     with ws.catalog.write():
         q.add_files(ws.catalog, files)

@@ -456,3 +456,20 @@ def test_pull_does_not_replace_a_file_with_a_folder_without_force(pushed, tmp_pa
         assert target.status().clean and "data" not in {e.path for e in target.ls()}
     finally:
         target.close()
+
+
+def test_pull_of_a_newer_version_removes_files_it_dropped_but_keeps_local_work(pushed, tmp_path):
+    ws, remote = pushed
+    consumer = Workspace.clone(str(remote), "ds@1.0.0", tmp_path / "consumer")
+    os.remove(ws.root / "README")
+    os.remove(ws.root / "data/a.csv")
+    release(ws, {"data/new.txt": "new"}, "1.1.0")
+    ws.push()
+    write(consumer.root, "data/a.csv", "my local edit")  # dropped upstream, changed here: kept
+    write(consumer.root, "notes.txt", "mine")  # never part of the release: kept
+    consumer.commit("local work")
+    consumer.pull(None, "ds@1.1.0")
+    assert sorted(tree(consumer.root)) == ["data/a.csv", "data/big.bin", "data/new.txt", "notes.txt"]
+    assert consumer.status().clean
+    assert "README" in [e.path for e in consumer.ls("HEAD~1")]  # history keeps the dropped file
+    consumer.close()
