@@ -38,6 +38,10 @@ class Layout:
         return self.ws_dir / "lock"
 
     @property
+    def pack_lock(self) -> Path:
+        return self.ws_dir / "packs.lock"
+
+    @property
     def jobs_dir(self) -> Path:
         return self.ws_dir / "jobs"
 

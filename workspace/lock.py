@@ -15,6 +15,34 @@ DEFAULT_TIMEOUT = float(os.environ.get("WS_LOCK_TIMEOUT", "30"))
 
 
 @contextmanager
+def pack_guard(path: Path, exclusive: bool, timeout: float | None = None) -> Iterator[None]:
+    """Readers of local packs (push) hold it shared; ``ws gc``, which deletes packs, holds it exclusive.
+
+    A push can take minutes, so it does not hold the workspace lock (commits go
+    on meanwhile); this separate lock only keeps gc from removing packs it reads.
+    """
+    timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    what = "a push is reading packs" if exclusive else "ws gc is rewriting packs"
+                    raise WorkspaceBusy(f"workspace busy: {what} (waited {timeout:g}s); try again") from None
+                time.sleep(delay)  # polling a kernel lock, not synchronizing tests
+                delay = min(delay * 2, 0.1)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
 def workspace_lock(path: Path, timeout: float | None = None) -> Iterator[None]:
     """Hold an exclusive flock on ``path``; raise WorkspaceBusy after ``timeout`` seconds.
 

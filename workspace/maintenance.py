@@ -8,6 +8,7 @@ import time
 from catalog import history
 from catalog import objects as q
 from workspace import hooks, trees
+from workspace.lock import pack_guard
 from workspace.objects import packs
 from workspace.scan import Progress
 from workspace.types import FsckReport, GcReport
@@ -121,7 +122,7 @@ def gc(ws, progress: Progress | None = None) -> GcReport:
     """
     report = GcReport()
     cat = ws.catalog
-    with ws.lock():
+    with ws.lock(), pack_guard(ws.layout.pack_lock, exclusive=True):
         for tmp in ws.store.list_temp_files():  # left by killed writers (we hold the lock)
             report.bytes_freed += os.path.getsize(tmp)
             os.unlink(tmp)

@@ -174,7 +174,10 @@ def push(ws, remote: str | None = None, spec: str | None = None, progress=None, 
     releases = _releases_to_push(ws, rem.name, spec)
     records = [r.to_record() for r in releases]
     tmp = str(ws.layout.ws_dir / "tmp")
-    return push_records(ws.catalog, ws.store, rem, records, tmp, progress=progress, workers=workers)
+    from workspace.lock import pack_guard
+
+    with pack_guard(ws.layout.pack_lock, exclusive=False):  # ws gc must not delete packs we read
+        return push_records(ws.catalog, ws.store, rem, records, tmp, progress=progress, workers=workers)
 
 
 def _releases_to_push(ws, remote_name: str, spec: str | None) -> list:

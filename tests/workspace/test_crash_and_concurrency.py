@@ -71,3 +71,17 @@ def test_status_while_another_process_commits(ws, run_ws):
     proc.communicate(timeout=120)
     assert proc.returncode == 0
     assert all(o.returncode == 0 for o in outs), [o.stderr for o in outs]
+
+
+def test_gc_waits_for_a_push_reading_packs(ws, run_ws):
+    """A push holds the pack guard shared; gc (which deletes packs) needs it exclusive."""
+    from workspace.lock import pack_guard
+
+    write(ws.root, "a.txt", "a")
+    ws.commit("one")
+    with pack_guard(ws.layout.pack_lock, exclusive=False):  # what a running push holds
+        proc = run_ws(ws.root, "gc", env={"WS_LOCK_TIMEOUT": "0.3"})
+        assert proc.returncode == 7 and "push is reading packs" in proc.stderr
+        with pack_guard(ws.layout.pack_lock, exclusive=False):  # two pushes at once are fine
+            pass
+    assert run_ws(ws.root, "gc").returncode == 0
