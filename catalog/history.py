@@ -53,9 +53,6 @@ def get_tree(cat: Catalog, tree_id: str) -> bytes | None:
     return row[0] if row else None
 
 
-def all_tree_ids(cat: Catalog) -> list[str]:
-    """Every stored tree id."""
-    return [r[0] for r in cat.query("SELECT id FROM trees")]
 
 
 def add_commit(cat: Catalog, c: CommitRecord) -> None:

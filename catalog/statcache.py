@@ -52,16 +52,8 @@ def load_snapshot(cat: Catalog) -> tuple[str | None, int, bytes | None]:
     return commit, gen, data
 
 
-def snapshot_size(cat: Catalog) -> int:
-    """Bytes in the stored snapshot (0 when none): a cheap hint of the tree's size."""
-    row = cat.query_one("SELECT length(data) FROM status_snapshot WHERE id=1")
-    return int(row[0]) if row and row[0] else 0
 
 
-def generation(cat: Catalog) -> int:
-    """The current cache generation."""
-    row = cat.query_one("SELECT value FROM meta WHERE key='statgen'")
-    return int(row[0]) if row else 0
 
 
 def update_with_snapshot(cat: Catalog, seen_generation: int, upserts: dict[str, StatEntry],
@@ -100,9 +92,6 @@ def stat_entries(cat: Catalog, paths: list[str]) -> dict[str, StatEntry]:
     return {r[0]: StatEntry(*r[1:]) for r in rows}
 
 
-def manifest_entries(cat: Catalog, paths: list[str]) -> dict[str, ManifestEntry]:
-    """HEAD manifest rows of some paths."""
-    return {r[0]: ManifestEntry(*r[1:]) for r in _rows_for_paths(cat, "head_manifest", "file_id, size, mode", paths)}
 
 
 def manifest_in_dirs(cat: Catalog, dirs: Iterable[str]) -> dict[str, ManifestEntry]:

@@ -102,13 +102,6 @@ class ObjectStore:
                 raise DamagedObject(f"chunk {cid[:12]} of file {info.id[:12]} is missing from the store")
             yield self.read_chunk(loc)
 
-    def read_file(self, info: q.FileInfo) -> bytes:
-        """A whole file in memory (small files only), verified."""
-        data = b"".join(self.iter_file(info))
-        if hashlib.sha256(data).hexdigest() != info.id:
-            raise DamagedObject(f"file {info.id[:12]} does not match its id")
-        return data
-
     def write_file_to(self, info: q.FileInfo, dest: str, mode: int | None = None) -> None:
         """Materialize a file at ``dest``: temporary name in the same folder, verify, rename."""
         folder = os.path.dirname(dest) or "."
