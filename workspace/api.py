@@ -242,10 +242,15 @@ class Workspace:
         st.remotes = self._remote_status()
         return st
 
-    def working_ids(self, under: list[str] | None = None, progress: Progress | None = None):
-        """Content ids of the working files (optionally below ``under`` prefixes) and their stats."""
+    def working_ids(self, under: list[str] | None = None, progress: Progress | None = None,
+                    head: dict | None = None):
+        """Content ids of the working files (optionally below ``under`` prefixes) and their stats.
+
+        ``head`` is HEAD's manifest when the caller already has it (it is read otherwise).
+        """
         files = walk(self.root, IgnoreRules(self.root), under or ())
-        add_tracked(self.root, files, [p for p in self._head_manifest()
+        tracked = head if head is not None else self._head_manifest()
+        add_tracked(self.root, files, [p for p in tracked
                                        if p not in files and (under is None or _under_any(p, under))])
         cache = statcache.load_stat_cache(self.catalog)
         ids, todo = classify(files, cache)

@@ -64,7 +64,7 @@ def switch(ws, branch: str, *, create: bool = False, force: bool = False) -> Com
 def _move_tree(ws, target_id: str, force: bool, progress, what: str) -> None:
     old = ws.manifest("HEAD")
     new = ws.manifest(target_id)
-    ids, files = ws.working_ids()
+    ids, files = ws.working_ids(head=old)
     dirty = {p for p in old if ids.get(p) != old[p].file_id or (p in files and files[p].mode != old[p].mode)}
     conflicts = [p for p in dirty if new.get(p) != old[p]]
     conflicts += [p for p in ids if p not in old and p in new and ids[p] != new[p].file_id]

@@ -14,6 +14,21 @@ from workspace.errors import WorkspaceBusy
 DEFAULT_TIMEOUT = float(os.environ.get("WS_LOCK_TIMEOUT", "30"))
 
 
+def _acquire(fd: int, mode: int, timeout: float, busy: str) -> None:
+    """flock with a deadline; raises WorkspaceBusy(busy) when it passes."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise WorkspaceBusy(f"workspace busy: {busy} (waited {timeout:g}s); try again") from None
+            time.sleep(delay)  # polling a kernel lock, not synchronizing tests
+            delay = min(delay * 2, 0.1)
+
+
 @contextmanager
 def pack_guard(path: Path, exclusive: bool, timeout: float | None = None) -> Iterator[None]:
     """Readers of local packs (push) hold it shared; ``ws gc``, which deletes packs, holds it exclusive.
@@ -21,22 +36,11 @@ def pack_guard(path: Path, exclusive: bool, timeout: float | None = None) -> Ite
     A push can take minutes, so it does not hold the workspace lock (commits go
     on meanwhile); this separate lock only keeps gc from removing packs it reads.
     """
-    timeout = DEFAULT_TIMEOUT if timeout is None else timeout
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-        deadline = time.monotonic() + timeout
-        delay = 0.005
-        while True:
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    what = "a push is reading packs" if exclusive else "ws gc is rewriting packs"
-                    raise WorkspaceBusy(f"workspace busy: {what} (waited {timeout:g}s); try again") from None
-                time.sleep(delay)  # polling a kernel lock, not synchronizing tests
-                delay = min(delay * 2, 0.1)
+        busy = "a push is reading packs" if exclusive else "ws gc is rewriting packs"
+        _acquire(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH,
+                 DEFAULT_TIMEOUT if timeout is None else timeout, busy)
         yield
     finally:
         os.close(fd)
@@ -49,22 +53,10 @@ def workspace_lock(path: Path, timeout: float | None = None) -> Iterator[None]:
     flock is released by the kernel when the process dies, so a killed commit
     never leaves a stale lock behind.
     """
-    timeout = DEFAULT_TIMEOUT if timeout is None else timeout
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        deadline = time.monotonic() + timeout
-        delay = 0.005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise WorkspaceBusy(
-                        f"workspace busy: another ws process is writing (waited {timeout:g}s); try again"
-                    ) from None
-                time.sleep(delay)  # polling a kernel lock, not synchronizing tests
-                delay = min(delay * 2, 0.1)
+        _acquire(fd, fcntl.LOCK_EX, DEFAULT_TIMEOUT if timeout is None else timeout,
+                 "another ws process is writing")
         try:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())

@@ -39,7 +39,7 @@ def plan_tree(ws, record: dict, force: bool) -> tuple[list[dict], int, list[str]
     from workspace.checkout import _dirty_error
 
     head = ws.manifest("HEAD") if ws.head()[1] else {}
-    ids, stats = ws.working_ids()
+    ids, stats = ws.working_ids(head=head)
     writes, conflicts, unchanged = [], [], 0
     for f in record["files"]:
         path, mode = f["path"], f.get("mode", 0o644)

@@ -16,6 +16,7 @@ import uuid
 from sync.errors import (MissingCredentials, ObjectExists, ObjectNotFound, RejectedCredentials, SyncError,
                          TransientError)
 from sync.storage.base import LocalFile, ObjectInfo, Payload, check_key, payload_bytes
+from workspace.objects.packs import fsync_dir
 
 # S3 parts of 8 MiB: 32 MiB packs go up as 4 parts, in parallel
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
@@ -157,7 +158,7 @@ class FsspecBackend:
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
-            _fsync_dir(folder)
+            fsync_dir(folder)
         except PermissionError as exc:
             raise RejectedCredentials(f"remote {self.label}: permission denied writing {key}: {exc}") from exc
         except OSError as exc:
@@ -239,13 +240,6 @@ def _write_local(tmp: str, data: Payload) -> None:
         f.flush()
         os.fsync(f.fileno())
 
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _list_local(root: str, prefix: str) -> list[ObjectInfo]:

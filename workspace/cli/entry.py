@@ -28,20 +28,13 @@ def main() -> None:
 
 
 def _status(as_json: bool) -> int:
-    from workspace.cli.errors import EXIT_INTERRUPTED, error_exit_code
-    from workspace.cli.status_view import show_status
+    from workspace.cli.errors import run_guarded
 
-    try:
+    def show() -> int:
         from workspace.api import Workspace
+        from workspace.cli.status_view import show_status
 
         show_status(Workspace.open(), as_json=as_json, quiet=True)
         return 0
-    except KeyboardInterrupt:
-        sys.stderr.write("ws: interrupted\n")
-        return EXIT_INTERRUPTED
-    except Exception as exc:
-        code = error_exit_code(exc)
-        if code is None:
-            raise
-        sys.stderr.write(f"ws: error: {exc}\n")
-        return code
+
+    return run_guarded(show)

@@ -16,3 +16,22 @@ def error_exit_code(exc: BaseException) -> int | None:
 
         code = 7 if isinstance(exc, CatalogBusy) else 10
     return int(code)
+
+
+def run_guarded(fn) -> int:
+    """Run a fast-path command: library errors become one line and their exit code."""
+    import sys
+
+    try:
+        return fn()
+    except KeyboardInterrupt:
+        sys.stderr.write("ws: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0  # `ws ... --json | head` is fine
+    except Exception as exc:
+        code = error_exit_code(exc)
+        if code is None:
+            raise
+        sys.stderr.write(f"ws: error: {exc}\n")
+        return code

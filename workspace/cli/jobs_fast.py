@@ -44,9 +44,9 @@ def run(argv: list[str]) -> int | None:
     filters = parse(argv)
     if filters is None:
         return None
-    from workspace.cli.errors import EXIT_INTERRUPTED, error_exit_code
+    from workspace.cli.errors import run_guarded
 
-    try:
+    def answer() -> int:
         from workspace.api import Workspace
         from workspace.jobs.query import list_jobs_json
 
@@ -54,14 +54,5 @@ def run(argv: list[str]) -> int | None:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
         return 0
-    except KeyboardInterrupt:
-        sys.stderr.write("ws: interrupted\n")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        return 0  # `ws jobs --json | head` is fine
-    except Exception as exc:
-        code = error_exit_code(exc)
-        if code is None:
-            raise
-        sys.stderr.write(f"ws: error: {exc}\n")
-        return code
+
+    return run_guarded(answer)

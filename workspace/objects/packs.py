@@ -165,7 +165,7 @@ class PackWriter:
         final = final_path_for(pack_id)
         os.makedirs(os.path.dirname(final), exist_ok=True)
         os.replace(self.tmp_path, final)
-        _fsync_dir(os.path.dirname(final))
+        fsync_dir(os.path.dirname(final))
         return pack_id, final, self.entries
 
     def abort(self) -> None:
@@ -179,7 +179,8 @@ class PackWriter:
                 pass
 
 
-def _fsync_dir(path: str) -> None:
+def fsync_dir(path: str) -> None:
+    """Make a rename in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -103,20 +103,9 @@ class ObjectStore:
             yield self.read_chunk(loc)
 
     def write_file_to(self, info: q.FileInfo, dest: str, mode: int | None = None) -> None:
-        """Materialize a file at ``dest``: temporary name in the same folder, verify, rename."""
-        folder = os.path.dirname(dest) or "."
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".ws-tmp-{os.getpid()}-{threading.get_ident()}-{os.path.basename(dest)}")
-        h = hashlib.sha256()
+        """Materialize a file at ``dest``: staged under a temporary name, verified, then renamed."""
+        tmp = self.stage_file(info, dest, mode)
         try:
-            with open(tmp, "wb") as f:
-                for raw in self.iter_file(info):
-                    h.update(raw)
-                    f.write(raw)
-            if h.hexdigest() != info.id:
-                raise DamagedObject(f"file {info.id[:12]} does not match its id")
-            if mode is not None:
-                os.chmod(tmp, mode)
             if os.path.isdir(dest) and not os.path.islink(dest):
                 raise IsADirectoryError(dest)
             os.replace(tmp, dest)
@@ -126,7 +115,6 @@ class ObjectStore:
             except FileNotFoundError:
                 pass
             raise
-
 
     # -- helpers for pull/clone (sync) ------------------------------------------
     def stage_file(self, info: q.FileInfo, dest: str, mode: int | None = None, locs: dict | None = None) -> str:
