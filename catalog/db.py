@@ -11,22 +11,25 @@ import os
 import sqlite3
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
-from catalog.errors import CatalogBusy, CatalogCorrupt, CatalogError, CatalogTooNew
-from catalog.versions import SCHEMA_VERSION
+from catalog.errors import CatalogBusy, CatalogCorrupt, CatalogError, CatalogMissing
+from catalog.versions import APPLICATION_ID, LEGACY_VERSIONS, SCHEMA_VERSION
 
 DEFAULT_BUSY_TIMEOUT = 30.0
+REBUILD_HINT = "run 'ws fsck --rebuild-catalog' to rebuild it from .ws/"
 
 
 class Catalog:
     """A connection to one workspace catalog (``.ws/catalog.db``)."""
 
     def __init__(self, path: str | os.PathLike, busy_timeout: float = DEFAULT_BUSY_TIMEOUT):
-        self.path = os.fspath(path)
+        self.path = os.path.abspath(os.fspath(path))
         self.busy_timeout = busy_timeout
         self._local = threading.local()
-        self._in_write = False
+        self._create = False  # only ensure_schema(create=True) may make a new file
+        self._checked = False  # the file was seen to be a ws catalog (once per Catalog)
 
     # -- connection -----------------------------------------------------
     @property
@@ -39,14 +42,59 @@ class Catalog:
         return conn
 
     def _connect(self) -> sqlite3.Connection:
+        # mode=rw never creates the file: a deleted catalog must not come back empty
+        mode = "rwc" if self._create else "rw"
+        if not self._create and not os.path.exists(self.path):
+            raise CatalogMissing(self.damaged_message("is missing"))
         try:
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            conn = sqlite3.connect(f"{Path(self.path).as_uri()}?mode={mode}", uri=True,
+                                   timeout=self.busy_timeout, isolation_level=None)
+        except sqlite3.DatabaseError as exc:
+            raise _translate(exc, self.path) from exc
+        try:
+            if not self._create and not self._checked:
+                self._check_identity(conn)  # before WAL mode is set: that would change a foreign file
+                self._checked = True
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=OFF")
-        except sqlite3.DatabaseError as exc:
-            raise CatalogCorrupt(f"cannot open catalog {self.path}: {exc}") from exc
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise CatalogCorrupt(self.damaged_message(f"cannot be read ({exc})")) from exc
+            raise
         return conn
+
+    def _check_identity(self, conn: sqlite3.Connection) -> None:
+        """Refuse a file that is empty, truncated or not a ws catalog, reading only.
+
+        Everything goes through SQLite: opening and closing the file with another
+        descriptor would drop the POSIX locks this process's connections hold.
+        """
+        if os.stat(self.path).st_size == 0:
+            raise CatalogCorrupt(self.damaged_message("is empty (0 bytes)"))
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            app = conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        except sqlite3.DatabaseError:
+            raise CatalogCorrupt(self.damaged_message("is not an SQLite database")) from None
+        if app != APPLICATION_ID and not (app == 0 and version in LEGACY_VERSIONS):
+            raise CatalogCorrupt(self.damaged_message("is not a ws catalog" if tables else "is empty"))
+        try:
+            wal = os.stat(self.path + "-wal").st_size
+        except FileNotFoundError:
+            wal = 0
+        size = os.stat(self.path).st_size
+        if not wal and size < pages * page_size:  # with a WAL, pages may live there, not in the file
+            raise CatalogCorrupt(self.damaged_message(
+                f"is truncated ({size} bytes, its header says {pages * page_size})"))
+
+    def damaged_message(self, what: str) -> str:
+        """The one line for a catalog that cannot be used: what is wrong and how to recover."""
+        return f"the catalog {self.path} {what}; {REBUILD_HINT}"
 
     def close(self) -> None:
         """Close this thread's connection."""
@@ -56,21 +104,27 @@ class Catalog:
             self._local.conn = None
 
     # -- schema -----------------------------------------------------------
-    def ensure_schema(self) -> None:
-        """Create or migrate the schema when ``user_version`` is behind the code."""
+    def ensure_schema(self, create: bool = False) -> None:
+        """Check the catalog is a sound ws catalog, migrating it when its schema is behind the code.
+
+        ``create`` makes a new catalog (``ws init``). Otherwise a missing, empty,
+        truncated or foreign file raises :class:`CatalogMissing` or
+        :class:`CatalogCorrupt` naming ``ws fsck --rebuild-catalog``: it is never
+        re-initialised in place, which would hide every commit it indexed.
+        """
+        self._create = create
         try:
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            app = self.conn.execute("PRAGMA application_id").fetchone()[0]
         except sqlite3.DatabaseError as exc:
-            raise CatalogCorrupt(f"catalog {self.path} is not a database: {exc}") from exc
-        if version == SCHEMA_VERSION:
+            raise CatalogCorrupt(self.damaged_message(f"is not a database ({exc})")) from exc
+        finally:
+            self._create = False
+        if version == SCHEMA_VERSION and app == APPLICATION_ID:
             return
-        if version > SCHEMA_VERSION:
-            raise CatalogTooNew(
-                f"catalog schema {version} is newer than this ws understands ({SCHEMA_VERSION}); upgrade ws"
-            )
-        from catalog.migrate import migrate  # imports SQLModel: only when needed
+        from catalog.migrate import migrate  # only when the schema differs: never on the status path
 
-        migrate(self)
+        migrate(self, create=create)
 
     # -- transactions -----------------------------------------------------
     @contextmanager
@@ -82,36 +136,48 @@ class Catalog:
             return
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             raise _translate(exc, self.path) from exc
         try:
             yield conn
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         try:
             conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            conn.execute("ROLLBACK")
+        except sqlite3.DatabaseError as exc:
+            _rollback(conn)  # never let a failed rollback hide why the commit failed
             raise _translate(exc, self.path) from exc
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[tuple]:
         """Run a read query and return all rows."""
         try:
             return self.conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             raise _translate(exc, self.path) from exc
 
     def query_one(self, sql: str, params: tuple | dict = ()) -> tuple | None:
         """Run a read query and return the first row or None."""
         try:
             return self.conn.execute(sql, params).fetchone()
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             raise _translate(exc, self.path) from exc
 
 
-def _translate(exc: sqlite3.OperationalError, path: str) -> CatalogError:
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open (SQLite may already have rolled it back)."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.DatabaseError:
+            pass  # the error that got us here is the one to report
+
+
+def _translate(exc: sqlite3.DatabaseError, path: str) -> CatalogError:
     msg = str(exc)
     if "locked" in msg or "busy" in msg:
         return CatalogBusy(f"catalog {path} is busy (another ws process holds it): {msg}")
+    # SQLITE_CORRUPT and SQLITE_NOTADB come as the plain DatabaseError class
+    if type(exc) is sqlite3.DatabaseError or "malformed" in msg or "not a database" in msg:
+        return CatalogCorrupt(f"the catalog {path} is damaged ({msg}); {REBUILD_HINT}")
     return CatalogError(f"catalog {path}: {msg}")

@@ -23,3 +23,9 @@ class CatalogTooNew(CatalogError):
     """The catalog was written by a newer ws with a schema this one does not know."""
 
     exit_code = 9
+
+
+class CatalogMissing(CatalogCorrupt):
+    """``.ws/`` exists but ``.ws/catalog.db`` does not (deleted, or lost to a crash)."""
+
+    exit_code = 6

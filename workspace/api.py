@@ -51,7 +51,7 @@ class Workspace:
         """Make ``path`` a workspace: ``.ws/`` with catalog.db, objects/ and config.toml."""
         root = Path(os.path.abspath(path))
         if (root / WS_DIR).exists():
-            raise AlreadyAWorkspace(f"{root} is already a ws workspace")
+            raise AlreadyAWorkspace(f"{root} is already a ws workspace" + _catalog_advice(root))
         try:
             outer = find_root(root.parent) if root.parent != root else None
         except WorkspaceError:
@@ -68,7 +68,7 @@ class Workspace:
         config_mod.save(tmp / "config.toml", dict(config_mod.DEFAULTS))
         cat = Catalog(tmp / "catalog.db")
         try:
-            cat.ensure_schema()
+            cat.ensure_schema(create=True)
             refs.set_head_branch(cat, refs.DEFAULT_BRANCH)
         finally:
             cat.close()
@@ -82,7 +82,11 @@ class Workspace:
 
     @classmethod
     def open(cls, path: str | os.PathLike | None = None) -> "Workspace":
-        """The workspace at or above ``path`` (default: the current folder)."""
+        """The workspace at or above ``path`` (default: the current folder).
+
+        A missing, empty, truncated or foreign catalog raises CatalogCorrupt
+        (exit 6) naming ``ws fsck --rebuild-catalog``; it is never re-created.
+        """
         ws = cls(find_root(path))
         ws.catalog.ensure_schema()
         return ws
@@ -425,6 +429,18 @@ class Workspace:
 
         return JobsAPI(self)
     # JOBS-API-END
+
+
+def _catalog_advice(root: Path) -> str:
+    """For ``ws init`` on an existing workspace whose catalog cannot be used: say how to recover."""
+    cat = Catalog(root / WS_DIR / "catalog.db")
+    try:
+        cat.ensure_schema()
+    except CatalogError as exc:
+        return f", but {str(exc).replace('the catalog ', 'its catalog ', 1)}"
+    finally:
+        cat.close()
+    return ""
 
 
 def _commit(rec) -> Commit:

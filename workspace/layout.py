@@ -75,12 +75,22 @@ class Layout:
 
 
 def find_root(start: str | os.PathLike | None = None) -> Path:
-    """The nearest folder at or above ``start`` that holds ``.ws/``."""
+    """The nearest folder at or above ``start`` that holds a ws ``.ws/`` folder.
+
+    A ``.ws/`` counts when it holds the catalog, the config or the object store,
+    so a workspace whose catalog was deleted is still found (and then refused
+    with advice by the catalog) instead of being mistaken for no workspace.
+    """
     here = Path(os.path.abspath(start if start is not None else os.getcwd()))
     for candidate in (here, *here.parents):
-        if (candidate / WS_DIR / "catalog.db").is_file():
+        if is_ws_dir(candidate / WS_DIR):
             return candidate
     raise NotAWorkspace(f"not a ws workspace (or any parent up to /): {here}; run 'ws init' first")
+
+
+def is_ws_dir(path: Path) -> bool:
+    """Whether ``path`` is a ws metadata folder (not just any folder named .ws)."""
+    return path.is_dir() and any((path / name).exists() for name in ("catalog.db", "config.toml", "objects"))
 
 
 def safe_join(root: Path, rel: str) -> Path:

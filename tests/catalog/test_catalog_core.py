@@ -14,7 +14,7 @@ from catalog.versions import SCHEMA_VERSION
 
 def test_schema_and_wal(tmp_path):
     cat = Catalog(tmp_path / "c.db")
-    cat.ensure_schema()
+    cat.ensure_schema(create=True)
     assert cat.query_one("PRAGMA user_version")[0] == SCHEMA_VERSION
     assert cat.query_one("PRAGMA journal_mode")[0] == "wal"
     tables = {r[0] for r in cat.query("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -23,7 +23,7 @@ def test_schema_and_wal(tmp_path):
 
 def test_rollback_on_error_and_nesting(tmp_path):
     cat = Catalog(tmp_path / "c.db")
-    cat.ensure_schema()
+    cat.ensure_schema(create=True)
     with pytest.raises(RuntimeError):
         with cat.write():
             history.set_meta(cat, "k", "v")  # nested write joins the outer transaction
@@ -33,7 +33,7 @@ def test_rollback_on_error_and_nesting(tmp_path):
 
 def test_newer_schema_refused(tmp_path):
     cat = Catalog(tmp_path / "c.db")
-    cat.ensure_schema()
+    cat.ensure_schema(create=True)
     cat.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     with pytest.raises(CatalogTooNew):
         Catalog(tmp_path / "c.db").ensure_schema()
@@ -54,7 +54,7 @@ def _writer(path, n, tag):
 
 def test_many_processes_write_without_lost_rows(tmp_path):
     path = tmp_path / "c.db"
-    Catalog(path).ensure_schema()
+    Catalog(path).ensure_schema(create=True)
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_writer, args=(str(path), 100, t)) for t in "abcd"]
     for p in procs:

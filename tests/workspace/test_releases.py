@@ -360,25 +360,6 @@ def test_concurrent_bumps_get_distinct_versions(proj):
     assert versions == ["0.0.1", "0.0.2", "0.0.3", "0.0.4"]
 
 
-def test_an_older_catalog_gains_the_release_tables(proj):
-    from catalog.versions import RELEASES, SCHEMA_VERSION
-    from workspace.api import Workspace
-
-    proj.releases.create("ds", version="1.0.0")
-    with proj.catalog.write() as conn:
-        conn.execute("DROP TABLE release_files")
-        conn.execute("DROP TABLE releases")
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION - RELEASES * 100}")
-    proj.close()
-    again = Workspace.open(proj.root)
-    try:
-        assert again.releases.list() == []
-        assert again.releases.create("ds", version="1.0.0").version == "1.0.0"
-        assert again.catalog.query_one("PRAGMA user_version")[0] == SCHEMA_VERSION
-    finally:
-        again.close()
-
-
 _segment = st.sampled_from(["a", "b.txt", ".", "..", "", ".ws", "x y", "\\", "\x00", "~", "..."])
 
 

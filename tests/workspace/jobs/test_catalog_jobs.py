@@ -16,7 +16,7 @@ from catalog.db import Catalog
 @pytest.fixture
 def cat(tmp_path):
     c = Catalog(tmp_path / "catalog.db")
-    c.ensure_schema()
+    c.ensure_schema(create=True)
     yield c
     c.close()
 
