@@ -76,7 +76,6 @@ def fetch_chunks(catalog, store, remote: Remote, chunk_ids: list[str], progress:
         result.bytes_fetched += size
         result.requests += 1
     fetch = lambda span: _fetch_span(remote, span, meter)  # noqa: E731
-    recorded = 0
     with store.writer() as writer:
         # a small window keeps memory bounded: at most workers + 1 spans of 8 MiB in flight
         for pieces, nbytes in bounded_map(fetch, spans, workers, window=workers + 1):
@@ -85,18 +84,17 @@ def fetch_chunks(catalog, store, remote: Remote, chunk_ids: list[str], progress:
             result.chunks_fetched += len(pieces)
             result.bytes_fetched += nbytes
             result.requests += 1
-            recorded = _record_sealed(catalog, writer, recorded)
+            _record_sealed(catalog, writer)
         writer.seal()
-        _record_sealed(catalog, writer, recorded)
+        _record_sealed(catalog, writer)
     return result
 
 
-def _record_sealed(catalog, writer, recorded: int) -> int:
+def _record_sealed(catalog, writer) -> None:
     """Record packs sealed since the last call, so an interrupted pull keeps what it verified."""
     now = time.time_ns()
-    for pack_id, size, rows in writer.sealed[recorded:]:
+    for pack_id, size, rows in writer.take_sealed():
         q.add_pack(catalog, pack_id, size, rows, now)
-    return len(writer.sealed)
 
 
 def _whole_packs(catalog, remote_name: str, locs: dict) -> tuple[list[str], list]:

@@ -172,6 +172,8 @@ class StoreWriter:
         self._pack: packs.PackWriter | None = None
         self._seen: set[str] = set()
         self.sealed: list[tuple[str, int, list[q.ChunkLocation]]] = []
+        self._taken = 0  # how many of ``sealed`` take_sealed() has handed out
+        self._sealed_lock = threading.Lock()  # the I/O thread appends while callers take
         self.bytes_in = 0
         self.bytes_stored = 0
         self._chunker: Chunker | None = None
@@ -284,7 +286,20 @@ class StoreWriter:
         """On the I/O thread: footer, fsync, rename; then the pack's rows are ready."""
         pack_id, final, entries = pack.finish(self.store.pack_path)
         rows = [q.ChunkLocation(e.id, pack_id, e.offset, e.length, e.raw_length, e.codec) for e in entries]
-        self.sealed.append((pack_id, os.path.getsize(final), rows))
+        with self._sealed_lock:
+            self.sealed.append((pack_id, os.path.getsize(final), rows))
+
+    def take_sealed(self) -> list[tuple[str, int, list[q.ChunkLocation]]]:
+        """Packs sealed since the last call (each handed out exactly once), durable on disk.
+
+        The I/O thread may seal a pack at any moment; taking the new ones and
+        moving the mark past them is one step under a lock, so a caller that
+        records what it takes (pull, as it goes) never skips a pack.
+        """
+        with self._sealed_lock:
+            new = self.sealed[self._taken:]
+            self._taken = len(self.sealed)
+        return new
 
     def seal(self) -> list[tuple[str, int, list[q.ChunkLocation]]]:
         """Finish the open pack and wait for every write; each returned pack is durable on disk."""
