@@ -68,3 +68,36 @@ def test_pack_roundtrip_and_rebuild_index(tmp_path):
     for e, c in zip(entries, chunks):
         stored = raw[e.offset : e.offset + e.length]
         assert packs.decode(e.codec, stored, e.raw_length) == c
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_pack_descriptor_cache_is_bounded_and_safe_across_threads(ws, monkeypatch):
+    """Eight threads read chunks of 40 packs through a cache of 3 descriptors: every read is right."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from catalog import objects as q
+
+    monkeypatch.setattr(packs, "TARGET_PACK_SIZE", 1)  # one pack per chunk
+    blobs = [os.urandom(3000) for _ in range(40)]
+    with ws.store.writer() as w:
+        ids = [w.add_bytes(b).chunk_ids[0] for b in blobs]
+        w.seal()
+        w.record(0)
+    locs = q.chunk_locations(ws.catalog, ids)
+    assert len({loc.pack_id for loc in locs.values()}) == 40
+    ws.store.close()
+    ws.store.max_open_packs = 3
+    before = _open_fds()
+    order = [random.Random(i).randrange(40) for i in range(4000)]
+
+    def read(i: int) -> bool:
+        return ws.store.read_chunk(locs[ids[i]]) == blobs[i]
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(read, order))
+    assert _open_fds() - before <= 3
+    ws.store.close()
+    assert _open_fds() == before

@@ -11,7 +11,7 @@ import glob
 import hashlib
 import os
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Iterator
 
 from catalog import objects as q
@@ -28,6 +28,29 @@ class DamagedObject(Exception):
         self.path = path
 
 
+class _PackFd:
+    """A cached pack descriptor and how many reads are using it right now."""
+
+    __slots__ = ("fd", "users", "evicted")
+
+    def __init__(self, fd: int):
+        self.fd, self.users, self.evicted = fd, 0, False
+
+
+def _open_pack_budget() -> int:
+    """How many pack descriptors to keep open: a quarter of the soft RLIMIT_NOFILE, 8 to 256.
+
+    The rest stays free for the files being written, SQLite, sockets, and
+    the descriptors in use by readers on other threads (at most one each).
+    """
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 256
+    return max(8, min(256, soft // 4))
+
+
 class ObjectStore:
     """Packs on disk plus their locations in the catalog."""
 
@@ -35,8 +58,10 @@ class ObjectStore:
         self.root = os.fspath(root)
         self.catalog = catalog
         self.packs_dir = os.path.join(self.root, "packs")
-        self._fds: dict[str, int] = {}
+        # an LRU of open pack descriptors, bounded: a restore may touch thousands of packs
+        self._fds: OrderedDict[str, _PackFd] = OrderedDict()
         self._lock = threading.Lock()
+        self.max_open_packs = _open_pack_budget()
 
     def pack_path(self, pack_id: str) -> str:
         """Final location of a pack."""
@@ -55,27 +80,50 @@ class ObjectStore:
         return StoreWriter(self)
 
     # -- reading ----------------------------------------------------------
-    def _fd(self, pack_id: str) -> int:
+    def _acquire(self, pack_id: str) -> "_PackFd":
+        """An open descriptor of a pack, held until :meth:`_release` (so no one closes it meanwhile)."""
         with self._lock:
-            fd = self._fds.get(pack_id)
-            if fd is None:
+            h = self._fds.get(pack_id)
+            if h is not None:
+                self._fds.move_to_end(pack_id)
+            else:
+                while len(self._fds) >= self.max_open_packs:
+                    self._evict(self._fds.popitem(last=False)[1])
                 try:
                     fd = os.open(self.pack_path(pack_id), os.O_RDONLY)
                 except FileNotFoundError as exc:
                     raise DamagedObject(f"pack {pack_id} is missing", self.pack_path(pack_id)) from exc
-                self._fds[pack_id] = fd
-            return fd
+                h = self._fds[pack_id] = _PackFd(fd)
+            h.users += 1
+            return h
+
+    def _release(self, h: "_PackFd") -> None:
+        with self._lock:
+            h.users -= 1
+            if h.evicted and not h.users:
+                os.close(h.fd)
+
+    @staticmethod
+    def _evict(h: "_PackFd") -> None:
+        """Close a descriptor that left the cache now, or when its last reader is done (lock held)."""
+        h.evicted = True
+        if not h.users:
+            os.close(h.fd)
 
     def close(self) -> None:
-        """Close cached pack descriptors."""
+        """Close cached pack descriptors (those being read are closed when their reads finish)."""
         with self._lock:
-            for fd in self._fds.values():
-                os.close(fd)
+            for h in self._fds.values():
+                self._evict(h)
             self._fds.clear()
 
     def read_stored(self, loc: q.ChunkLocation) -> bytes:
         """A chunk's stored (maybe compressed) bytes, unverified."""
-        data = os.pread(self._fd(loc.pack_id), loc.length, loc.offset)
+        h = self._acquire(loc.pack_id)
+        try:
+            data = os.pread(h.fd, loc.length, loc.offset)
+        finally:
+            self._release(h)
         if len(data) != loc.length:
             raise DamagedObject(f"pack {loc.pack_id} is truncated", self.pack_path(loc.pack_id))
         return data
