@@ -122,7 +122,9 @@ def gc(ws, progress: Progress | None = None) -> GcReport:
     """
     report = GcReport()
     cat = ws.catalog
-    with ws.lock(), pack_guard(ws.layout.pack_lock, exclusive=True):
+    # the one lock order: pack guard first, then the workspace lock (pull holds the guard
+    # while it downloads and takes the workspace lock after; the other order could deadlock)
+    with pack_guard(ws.layout.pack_lock, exclusive=True), ws.lock():
         for tmp in ws.store.list_temp_files():  # left by killed writers (we hold the lock)
             report.bytes_freed += os.path.getsize(tmp)
             os.unlink(tmp)

@@ -230,6 +230,8 @@ def pull(ws, remote: str | None, spec: str, *, force: bool = False, progress=Non
 
     from sync.errors import UnknownRemoteRelease
     from sync.pull import fetch_chunks, needed_chunks
+    from workspace.checkout import _remove
+    from workspace.lock import pack_guard
     from workspace.pull_tree import check_not_conflicting, plan_tree, write_tree
 
     name, expr = split_spec(spec)
@@ -243,16 +245,20 @@ def pull(ws, remote: str | None, spec: str, *, force: bool = False, progress=Non
     validate_record(record, ws.root)  # unsafe paths (exit 5) and malformed records, before any download
     check_not_conflicting(ws, record)
     result = PullResult(rem.name, f"{name}@{version}", root=str(ws.root))
-    with ws.lock():
-        writes, unchanged, dropped = plan_tree(ws, record, force)
+    # The download runs without the workspace lock (commits and jobs go on meanwhile), but
+    # under the pack guard: gc would delete packs recorded before their file rows are.
+    # Lock order everywhere: pack guard, then workspace lock.
+    with pack_guard(ws.layout.pack_lock, exclusive=False):
+        plan_tree(ws, record, force)  # refuse conflicts before downloading anything
         fetched = fetch_chunks(ws.catalog, ws.store, rem, needed_chunks(ws.catalog, record), progress, workers)
         result.chunks_fetched, result.bytes_fetched = fetched.chunks_fetched, fetched.bytes_fetched
-        cache_rows = write_tree(ws, writes, progress)
-        from workspace.checkout import _remove
-
-        for path in dropped:  # files the older version had and this one dropped
-            _remove(ws, path)
-        result.commit = _record(ws, rem, record, cache_rows, f"pull {name}@{version} from {rem.name}", dropped)
+        with ws.lock():  # the tree may have changed while we downloaded: plan again, authoritatively
+            check_not_conflicting(ws, record)
+            writes, unchanged, dropped = plan_tree(ws, record, force)
+            cache_rows = write_tree(ws, writes, progress)
+            for path in dropped:  # files the older version had and this one dropped
+                _remove(ws, path)
+            result.commit = _record(ws, rem, record, cache_rows, f"pull {name}@{version} from {rem.name}", dropped)
     result.files_written, result.files_unchanged = len(writes), unchanged
     return result
 
