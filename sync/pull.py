@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from catalog import objects as q
 from catalog import remotes as rq
 from sync.errors import DamagedRemote, ObjectNotFound
-from sync.remote import Remote, pack_key, verify_pack_file
+from sync.remote import Remote, pack_key
 from sync.transfer import DEFAULT_WORKERS, Meter, ProgressFn, bounded_map, coalesce
 from workspace.objects import packs
 from workspace.objects.chunking import Piece
@@ -113,7 +113,7 @@ def _whole_packs(catalog, remote_name: str, locs: dict) -> tuple[list[str], list
 
 
 def _adopt_pack(store, remote: Remote, pack_id: str, meter: Meter):
-    """Copy a remote pack into the local store after verifying its index and every chunk."""
+    """Copy a remote pack into the local store after checking every byte of it (packs.check_pack)."""
     key = pack_key(pack_id)
     os.makedirs(store.packs_dir, exist_ok=True)
     tmp = os.path.join(store.packs_dir, f"tmp-{uuid.uuid4().hex}.pack")  # 'ws gc' removes leftovers
@@ -123,8 +123,8 @@ def _adopt_pack(store, remote: Remote, pack_id: str, meter: Meter):
         except ObjectNotFound as exc:
             raise DamagedRemote(f"remote {remote.name}: {key} is missing but its index is there") from exc
         try:
-            entries = verify_pack_file(tmp, pack_id)
-        except ValueError as exc:
+            entries = packs.verify_pack(tmp, pack_id)
+        except packs.PackError as exc:
             raise DamagedRemote(f"remote {remote.name}: {key} is damaged ({exc})") from None
         rows = [q.ChunkLocation(e.id, pack_id, e.offset, e.length, e.raw_length, e.codec) for e in entries]
         with open(tmp, "rb+") as f:
@@ -132,6 +132,7 @@ def _adopt_pack(store, remote: Remote, pack_id: str, meter: Meter):
         final = store.pack_path(pack_id)
         os.makedirs(os.path.dirname(final), exist_ok=True)
         os.replace(tmp, final)
+        packs.fsync_dir(os.path.dirname(final))  # the rename is durable before the catalog records it
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -141,7 +142,7 @@ def _adopt_pack(store, remote: Remote, pack_id: str, meter: Meter):
 
 
 def _fetch_span(remote: Remote, span, meter: Meter) -> tuple[list[Piece], int]:
-    """GET one byte range of a pack and verify every chunk in it."""
+    """GET one byte range of a pack and verify every chunk in it (the one check a fetched chunk gets)."""
     key = pack_key(span.pack_id)
     try:
         data = remote.backend.get(key, span.start, span.end)
@@ -152,12 +153,9 @@ def _fetch_span(remote: Remote, span, meter: Meter) -> tuple[list[Piece], int]:
     for c in span.chunks:
         payload = view[c.offset - span.start: c.offset - span.start + c.length]
         try:
-            raw = packs.decode(c.codec, payload, c.raw_length) if c.codec else payload
+            packs.verified_chunk(c.chunk_id, c.codec, payload, c.raw_length)
         except packs.PackError as exc:
-            raise DamagedRemote(f"remote {remote.name}: {key} is damaged (chunk {c.chunk_id[:12]}: {exc})") from exc
-        if len(raw) != c.raw_length or not packs.verify_chunk(c.chunk_id, raw):
-            raise DamagedRemote(f"remote {remote.name}: {key} is damaged (chunk {c.chunk_id[:12]} "
-                                "fails its SHA-256 check)")
+            raise DamagedRemote(f"remote {remote.name}: {key} is damaged ({exc})") from None
         pieces.append(Piece(c.chunk_id, c.raw_length, c.codec, payload))
     meter.add(span.end - span.start)
     return pieces, span.end - span.start

@@ -327,4 +327,6 @@ def fsck_remote(ws, name: str | None = None, read_data: bool = False, progress=N
     """Check a remote's packs, indexes and release records (``read_data``: every chunk's SHA-256)."""
     from sync.remote_check import check_remote
 
-    return check_remote(open_remote(ws, name), read_data=read_data, progress=progress)
+    tmp = ws.layout.ws_dir / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return check_remote(open_remote(ws, name), read_data=read_data, progress=progress, tmp_dir=str(tmp))

@@ -130,16 +130,11 @@ class ObjectStore:
 
     def read_chunk(self, loc: q.ChunkLocation) -> bytes:
         """A chunk's raw bytes, verified against its id."""
-        stored = self.read_stored(loc)
         try:
-            raw = packs.decode(loc.codec, stored, loc.raw_length)
+            return bytes(packs.verified_chunk(loc.id, loc.codec, self.read_stored(loc), loc.raw_length))
         except packs.PackError as exc:
-            raise DamagedObject(f"chunk {loc.id[:12]} in pack {loc.pack_id[:12]}: {exc}",
-                                self.pack_path(loc.pack_id)) from exc
-        if hashlib.sha256(raw).hexdigest() != loc.id:
             raise DamagedObject(f"chunk {loc.id[:12]} in pack {loc.pack_id[:12]} is damaged",
-                                self.pack_path(loc.pack_id))
-        return raw
+                                self.pack_path(loc.pack_id)) from exc
 
     def iter_file(self, info: q.FileInfo) -> Iterator[bytes]:
         """A file's content chunk by chunk, each verified."""
@@ -165,34 +160,33 @@ class ObjectStore:
             raise
 
     # -- helpers for pull/clone (sync) ------------------------------------------
-    def stage_file(self, info: q.FileInfo, dest: str, mode: int | None = None, locs: dict | None = None) -> str:
-        """Write a file's content next to ``dest`` under a temporary name; returns that name.
+    def stage_file(self, info: q.FileInfo, dest: str, mode: int | None = None, locs: dict | None = None,
+                   chunks_verified: bool = False) -> str:
+        """Write a file's content next to ``dest`` under a temporary name, checked; returns that name.
 
-        The whole file's SHA-256 is checked against its id before returning, so
-        a caller that renames every staged file only after all succeeded never
-        puts a damaged byte under a real name. Chunks are decoded without their
-        own hash check: the whole-file check covers every byte (and callers
-        that just fetched them verified each chunk already). ``locs`` may give
-        chunk locations to save catalog queries.
+        A caller that renames every staged file only after all succeeded never
+        puts a damaged byte under a real name. What is checked (see
+        docs/local-format.md, "What is verified when"): the whole file's SHA-256
+        against its id, which covers every byte of every chunk and the pairing
+        of the file id with its chunk list. With ``chunks_verified`` (pull: each
+        chunk was verified as it entered the store) a file whose one chunk *is*
+        the file (chunk id == file id) is not hashed a second time; any other
+        file still is, since a remote record could pair a file id with sound
+        but wrong chunks. ``locs`` may give chunk locations to save queries.
         """
         folder = os.path.dirname(dest) or "."
         os.makedirs(folder, exist_ok=True)
         tmp = os.path.join(folder, f".ws-tmp-{os.getpid()}-{threading.get_ident()}-{os.path.basename(dest)}")
         locs = locs if locs is not None else q.chunk_locations(self.catalog, info.chunk_ids)
-        h = hashlib.sha256()
+        whole = None if chunks_verified and info.chunk_ids == [info.id] else hashlib.sha256()
         try:
             with open(tmp, "wb") as f:
                 for cid in info.chunk_ids:
-                    loc = locs.get(cid)
-                    if loc is None:
-                        raise DamagedObject(f"chunk {cid[:12]} of file {info.id[:12]} is missing from the store")
-                    try:
-                        raw = packs.decode(loc.codec, self.read_stored(loc), loc.raw_length)
-                    except packs.PackError as exc:
-                        raise DamagedObject(f"chunk {cid[:12]}: {exc}", self.pack_path(loc.pack_id)) from exc
-                    h.update(raw)
+                    raw = self._decoded(info, cid, locs.get(cid))
+                    if whole is not None:
+                        whole.update(raw)
                     f.write(raw)
-            if h.hexdigest() != info.id:
+            if whole is not None and whole.hexdigest() != info.id:
                 raise DamagedObject(f"file {info.id[:12]} does not match its SHA-256")
             if mode is not None:
                 os.chmod(tmp, mode)
@@ -203,6 +197,15 @@ class ObjectStore:
             except FileNotFoundError:
                 pass
             raise
+
+    def _decoded(self, info: q.FileInfo, cid: str, loc: q.ChunkLocation | None) -> bytes:
+        """A chunk of ``info`` decoded but not hashed (stage_file's whole-file check, or the pull, covers it)."""
+        if loc is None:
+            raise DamagedObject(f"chunk {cid[:12]} of file {info.id[:12]} is missing from the store")
+        try:
+            return packs.decode(loc.codec, self.read_stored(loc), loc.raw_length)
+        except packs.PackError as exc:
+            raise DamagedObject(f"chunk {cid[:12]}: {exc}", self.pack_path(loc.pack_id)) from exc
 
 
 class StoreWriter:
