@@ -78,9 +78,10 @@ def check_name(name: str) -> str:
 def add_remote(ws, name: str, url: str, options: dict | None = None, default: bool = False) -> RemoteInfo:
     """Configure a remote; the first one becomes the default. Secrets are refused (use ``ws login``)."""
     from sync.errors import RemoteExists
-    from sync.storage.registry import normalize_url
+    from sync.storage.registry import check_url, normalize_url
 
     check_name(name)
+    url = check_url(normalize_url(url))  # refuse now what no backend could open later (exit 2)
     options = {str(k): v for k, v in (options or {}).items()}
     secret = sorted(set(k.lower() for k in options) & _SECRET_OPTIONS)
     if secret:
@@ -91,7 +92,7 @@ def add_remote(ws, name: str, url: str, options: dict | None = None, default: bo
         remotes = config.setdefault("remote", {})
         if name in remotes:
             raise RemoteExists(f"remote '{name}' already exists ({remotes[name].get('url')}); remove it first")
-        remotes[name] = {"url": normalize_url(url), "options": options}
+        remotes[name] = {"url": url, "options": options}
         sync_table = config.setdefault("sync", {})
         if default or not sync_table.get("default_remote"):
             sync_table["default_remote"] = name
