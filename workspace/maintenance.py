@@ -10,8 +10,8 @@ from catalog import objects as q
 from workspace import hooks, trees
 from workspace.lock import pack_guard
 from workspace.objects import packs
-from workspace.scan import Progress
 from workspace.errors import DamagedObjectError
+from workspace.scan import Progress
 from workspace.types import FsckReport, GcReport
 
 REWRITE_WASTE = 0.25  # rewrite a pack when at least this share of it is garbage
@@ -61,16 +61,7 @@ def fsck(ws, progress: Progress | None = None) -> FsckReport:
                 damaged_chunks.add(r.id)
         if progress:
             progress("checking packs", i + 1, len(recorded))
-    known_packs = {pid for pid, _, _ in recorded}
-    for path in ws.store.list_pack_files():
-        if _pack_id_of(path) not in known_packs:
-            problems = len(report.problems)
-            _check_file(path, _pack_id_of(path), report, what="unknown pack")
-            if len(report.problems) == problems:
-                report.unknown_packs.append(f"unknown pack {path} (not in the catalog)")
-            else:
-                report.problems[problems:] = [p.replace(path, f"{path} (not in the catalog)", 1)
-                                              for p in report.problems[problems:]]
+    _check_unknown_packs(ws, {pid for pid, _, _ in recorded}, report)
     damaged_files: set[str] = set()
     files = q.all_files(cat)
     chunk_rows = {r[0] for r in cat.query("SELECT id FROM chunks")}
@@ -84,6 +75,20 @@ def fsck(ws, progress: Progress | None = None) -> FsckReport:
     known = {f.id for f in files}
     _check_history(ws, report, known, damaged_files)
     return report
+
+
+def _check_unknown_packs(ws, recorded: set[str], report: FsckReport) -> None:
+    """List pack files the catalog does not record; those the verifier rejects are problems too."""
+    for path in ws.store.list_pack_files():
+        if _pack_id_of(path) in recorded:
+            continue
+        before = len(report.problems)
+        _check_file(path, _pack_id_of(path), report, what="unknown pack")
+        if len(report.problems) == before:
+            report.unknown_packs.append(f"unknown pack {path} (not in the catalog)")
+        else:  # gc keeps it: say so where the problem is named
+            report.problems[before:] = [p.replace(path, f"{path} (not in the catalog)", 1)
+                                        for p in report.problems[before:]]
 
 
 def _pack_id_of(path: str) -> str:
