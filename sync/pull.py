@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from catalog import objects as q
 from catalog import remotes as rq
 from sync.errors import DamagedRemote, ObjectNotFound
-from sync.remote import Remote, pack_key, verify_pack_file
+from sync.remote import Remote, pack_key
 from sync.transfer import DEFAULT_WORKERS, Meter, ProgressFn, bounded_map, coalesce
 from workspace.objects import packs
 from workspace.objects.chunking import Piece
@@ -76,7 +76,6 @@ def fetch_chunks(catalog, store, remote: Remote, chunk_ids: list[str], progress:
         result.bytes_fetched += size
         result.requests += 1
     fetch = lambda span: _fetch_span(remote, span, meter)  # noqa: E731
-    recorded = 0
     with store.writer() as writer:
         # a small window keeps memory bounded: at most workers + 1 spans of 8 MiB in flight
         for pieces, nbytes in bounded_map(fetch, spans, workers, window=workers + 1):
@@ -85,18 +84,17 @@ def fetch_chunks(catalog, store, remote: Remote, chunk_ids: list[str], progress:
             result.chunks_fetched += len(pieces)
             result.bytes_fetched += nbytes
             result.requests += 1
-            recorded = _record_sealed(catalog, writer, recorded)
+            _record_sealed(catalog, writer)
         writer.seal()
-        _record_sealed(catalog, writer, recorded)
+        _record_sealed(catalog, writer)
     return result
 
 
-def _record_sealed(catalog, writer, recorded: int) -> int:
+def _record_sealed(catalog, writer) -> None:
     """Record packs sealed since the last call, so an interrupted pull keeps what it verified."""
     now = time.time_ns()
-    for pack_id, size, rows in writer.sealed[recorded:]:
+    for pack_id, size, rows in writer.take_sealed():
         q.add_pack(catalog, pack_id, size, rows, now)
-    return len(writer.sealed)
 
 
 def _whole_packs(catalog, remote_name: str, locs: dict) -> tuple[list[str], list]:
@@ -115,7 +113,7 @@ def _whole_packs(catalog, remote_name: str, locs: dict) -> tuple[list[str], list
 
 
 def _adopt_pack(store, remote: Remote, pack_id: str, meter: Meter):
-    """Copy a remote pack into the local store after verifying its index and every chunk."""
+    """Copy a remote pack into the local store after checking every byte of it (packs.check_pack)."""
     key = pack_key(pack_id)
     os.makedirs(store.packs_dir, exist_ok=True)
     tmp = os.path.join(store.packs_dir, f"tmp-{uuid.uuid4().hex}.pack")  # 'ws gc' removes leftovers
@@ -125,8 +123,8 @@ def _adopt_pack(store, remote: Remote, pack_id: str, meter: Meter):
         except ObjectNotFound as exc:
             raise DamagedRemote(f"remote {remote.name}: {key} is missing but its index is there") from exc
         try:
-            entries = verify_pack_file(tmp, pack_id)
-        except ValueError as exc:
+            entries = packs.verify_pack(tmp, pack_id)
+        except packs.PackError as exc:
             raise DamagedRemote(f"remote {remote.name}: {key} is damaged ({exc})") from None
         rows = [q.ChunkLocation(e.id, pack_id, e.offset, e.length, e.raw_length, e.codec) for e in entries]
         with open(tmp, "rb+") as f:
@@ -134,6 +132,7 @@ def _adopt_pack(store, remote: Remote, pack_id: str, meter: Meter):
         final = store.pack_path(pack_id)
         os.makedirs(os.path.dirname(final), exist_ok=True)
         os.replace(tmp, final)
+        packs.fsync_dir(os.path.dirname(final))  # the rename is durable before the catalog records it
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -143,7 +142,7 @@ def _adopt_pack(store, remote: Remote, pack_id: str, meter: Meter):
 
 
 def _fetch_span(remote: Remote, span, meter: Meter) -> tuple[list[Piece], int]:
-    """GET one byte range of a pack and verify every chunk in it."""
+    """GET one byte range of a pack and verify every chunk in it (the one check a fetched chunk gets)."""
     key = pack_key(span.pack_id)
     try:
         data = remote.backend.get(key, span.start, span.end)
@@ -154,12 +153,9 @@ def _fetch_span(remote: Remote, span, meter: Meter) -> tuple[list[Piece], int]:
     for c in span.chunks:
         payload = view[c.offset - span.start: c.offset - span.start + c.length]
         try:
-            raw = packs.decode(c.codec, payload, c.raw_length) if c.codec else payload
+            packs.verified_chunk(c.chunk_id, c.codec, payload, c.raw_length)
         except packs.PackError as exc:
-            raise DamagedRemote(f"remote {remote.name}: {key} is damaged (chunk {c.chunk_id[:12]}: {exc})") from exc
-        if len(raw) != c.raw_length or not packs.verify_chunk(c.chunk_id, raw):
-            raise DamagedRemote(f"remote {remote.name}: {key} is damaged (chunk {c.chunk_id[:12]} "
-                                "fails its SHA-256 check)")
+            raise DamagedRemote(f"remote {remote.name}: {key} is damaged ({exc})") from None
         pieces.append(Piece(c.chunk_id, c.raw_length, c.codec, payload))
     meter.add(span.end - span.start)
     return pieces, span.end - span.start

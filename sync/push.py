@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from catalog import objects as q
 from catalog import remotes as rq
 from sync.errors import ObjectExists, RemoteReleaseConflict, SyncError, UnknownRemoteRelease
-from sync.remote import Remote, index_bytes, index_key, pack_key, record_digest, verify_pack_file
+from sync.remote import Remote, index_bytes, index_key, pack_key, record_digest
 from sync.storage.base import LocalFile
 from sync.transfer import DEFAULT_WORKERS, Meter, ProgressFn, bounded_map
 from workspace.objects import packs
@@ -122,9 +122,10 @@ def _upload_chunks(catalog, store, remote: Remote, needed: list[str], tmp_dir: s
                   + sum(loc.length + packs.ENTRY.size for loc in rest))
     os.makedirs(tmp_dir, exist_ok=True)
     work = tempfile.mkdtemp(prefix="push-", dir=tmp_dir)
+    built = _build_packs(store, rest, work)
     try:
         items = itertools.chain(((pid, store.pack_path(pid), False) for pid, _ in whole),
-                                ((pid, path, True) for pid, path, _ in _build_packs(store, rest, work)))
+                                ((pid, path, True) for pid, path, _ in built))
         upload = lambda item: _upload_one(remote, item, meter)  # noqa: E731
         for pack_id, size, entries in bounded_map(upload, items, workers, window=workers):
             remote.remember_pack(catalog, pack_id, entries)
@@ -132,6 +133,7 @@ def _upload_chunks(catalog, store, remote: Remote, needed: list[str], tmp_dir: s
             result.chunks_uploaded += len(entries)
             result.bytes_uploaded += size + len(entries) * packs.INDEX.size
     finally:
+        built.close()  # its pack writer is aborted now, on every path, not whenever the generator is collected
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -151,7 +153,7 @@ def _build_packs(store, locs: list, work: str):
     """Yield sealed packs (id, path, entries) of ~32 MiB holding the given chunks' stored bytes.
 
     Payloads are copied as stored (no recompression); the uploading thread
-    verifies them.
+    verifies each pack whole (packs.verify_pack) before sending it.
     """
     writer = None
     try:
@@ -160,12 +162,12 @@ def _build_packs(store, locs: list, work: str):
                 writer = packs.PackWriter(work)
             writer.add(loc.id, loc.raw_length, loc.codec, store.read_stored(loc))
             if writer.size >= packs.TARGET_PACK_SIZE:
-                yield writer.finish(lambda pid: os.path.join(work, pid))
-                writer = None
+                sealed, writer = writer.finish(lambda pid: os.path.join(work, pid)), None
+                yield sealed
         if writer is not None:
-            yield writer.finish(lambda pid: os.path.join(work, pid))
-            writer = None
-    finally:
+            sealed, writer = writer.finish(lambda pid: os.path.join(work, pid)), None
+            yield sealed
+    finally:  # an unfinished pack (a read failed, or the caller closed us early) is dropped
         if writer is not None:
             writer.abort()
 
@@ -174,8 +176,8 @@ def _upload_one(remote: Remote, item, meter: Meter):
     """Verify one pack file, upload it, then its index; returns (pack id, size, entries)."""
     pack_id, path, temporary = item
     try:
-        entries = verify_pack_file(path, pack_id)
-    except ValueError as exc:
+        entries = packs.verify_pack(path, pack_id)  # damaged local bytes never reach a remote
+    except packs.PackError as exc:
         raise LocalChunkMissing(f"local pack {pack_id[:12]} is damaged ({exc}); run 'ws fsck'") from None
     size = os.path.getsize(path)
     remote.backend.put(pack_key(pack_id), LocalFile(path))

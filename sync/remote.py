@@ -20,6 +20,7 @@ from catalog import remotes as rq
 from sync.errors import (DamagedRemote, NotARemote, ObjectExists, ObjectNotFound, RemoteTooNew,
                          UnknownRemoteRelease)
 from workspace.objects import packs
+from workspace.objects.hashing import release_digest
 
 FORMAT = 1
 MARKER = "ws-remote.json"
@@ -41,11 +42,8 @@ def release_key(title: str, version: str) -> str:
 
 
 def record_digest(record: dict) -> str:
-    """SHA-256 of a record's canonical file listing: two records with equal digests hold the same files."""
-    h = hashlib.sha256()
-    for f in sorted(record.get("files", []), key=lambda f: f["path"]):
-        h.update(f"{f['path']}\0{f['id']}\0{f['size']}\0{f.get('mode', 0o644)}\n".encode())
-    return h.hexdigest()
+    """The release digest of a record's file listing: two records with equal digests hold the same files."""
+    return release_digest((f["path"], f["id"], f["size"], f.get("mode", 0o644)) for f in record.get("files", []))
 
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -79,32 +77,6 @@ def index_bytes(entries: list[packs.PackEntry]) -> bytes:
     """A pack's footer index (also the content of ``index/<pack id>``); its SHA-256 is the pack id."""
     return b"".join(packs.INDEX.pack(bytes.fromhex(e.id), e.offset, e.length, e.raw_length, e.codec)
                     for e in entries)
-
-
-def verify_pack_file(path: str, pack_id: str) -> list[packs.PackEntry]:
-    """Check a whole local pack file: footer hashes to ``pack_id``, every chunk to its id.
-
-    Returns the entries; raises ValueError saying what is wrong. Reads the
-    file once, sequentially; hashing releases the GIL, so several packs can be
-    checked at once on several threads.
-    """
-    try:
-        entries = packs.read_index(path)
-    except packs.PackError as exc:
-        raise ValueError(str(exc)) from None
-    if hashlib.sha256(index_bytes(entries)).hexdigest() != pack_id:
-        raise ValueError("its index does not match the pack id")
-    with open(path, "rb") as f:
-        for e in entries:
-            f.seek(e.offset)
-            payload = f.read(e.length)
-            try:
-                raw = packs.decode(e.codec, payload, e.raw_length) if e.codec else payload
-            except packs.PackError:
-                raw = b""
-            if len(raw) != e.raw_length or not packs.verify_chunk(e.id, raw):
-                raise ValueError(f"chunk {e.id[:12]} fails its SHA-256 check")
-    return entries
 
 
 def pack_size_from_index(entries: list[packs.PackEntry]) -> int:

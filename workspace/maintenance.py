@@ -10,37 +10,37 @@ from catalog import objects as q
 from workspace import hooks, trees
 from workspace.lock import pack_guard
 from workspace.objects import packs
+from workspace.errors import DamagedObjectError
 from workspace.scan import Progress
 from workspace.types import FsckReport, GcReport
 
 REWRITE_WASTE = 0.25  # rewrite a pack when at least this share of it is garbage
 
 
-def _verify_pack(path: str, report: FsckReport) -> tuple[dict[str, int], set[str]]:
-    """Read a pack entry by entry; returns ({chunk id: payload offset} of good chunks, bad chunk ids)."""
-    good: dict[str, int] = {}
-    bad: set[str] = set()
+class CatalogLooksEmpty(DamagedObjectError):
+    """gc found sealed packs but a catalog without any commit or file: damaged or re-created (exit 6)."""
+
+
+def _check_file(path: str, pack_id: str, report, what: str = "pack", on_chunk=None) -> packs.PackCheck | None:
+    """Run the one pack verifier on a pack file; its problems go into ``report.problems``."""
     try:
         with open(path, "rb") as f:
-            for entry, payload in packs.scan_entries(f):
-                try:
-                    raw = packs.decode(entry.codec, payload, entry.raw_length)
-                    ok = len(raw) == entry.raw_length and packs.verify_chunk(entry.id, raw)
-                except packs.PackError:
-                    ok = False
-                if ok:
-                    good[entry.id] = entry.offset
-                else:
-                    bad.add(entry.id)
-                    report.problems.append(f"damaged chunk {entry.id[:12]} at offset {entry.offset} of {path}")
-        packs.read_index(path)
-    except (packs.PackError, OSError) as exc:
-        report.problems.append(f"damaged pack {path}: {exc}")
-    return good, bad
+            check = packs.check_pack(f, pack_id, on_chunk)
+    except OSError as exc:
+        report.problems.append(f"cannot read {what} {path}: {exc}")
+        return None
+    report.problems.extend(f"damaged {what} {path}: {p}" for p in check.structure)
+    report.problems.extend(f"damaged chunk {e.id[:12]} at offset {e.offset} of {path}" for e in check.damaged)
+    return check
 
 
 def fsck(ws, progress: Progress | None = None) -> FsckReport:
-    """Re-read every pack and check every chunk hash and every catalog reference."""
+    """Re-read every pack and check every byte, every chunk hash and every catalog reference.
+
+    Pack files the catalog does not know are listed in ``unknown_packs`` (a
+    leftover of an interrupted commit is normal: ``ws gc`` reclaims it); they
+    are problems only when they are damaged, because then gc keeps them.
+    """
     report = FsckReport()
     cat = ws.catalog
     damaged_chunks: set[str] = set()
@@ -52,7 +52,8 @@ def fsck(ws, progress: Progress | None = None) -> FsckReport:
             report.problems.append(f"pack {pack_id[:12]} is missing ({path})")
             damaged_chunks.update(r.id for r in rows)
             continue
-        good, _bad = _verify_pack(path, report)
+        check = _check_file(path, pack_id, report)
+        good = {e.id: e.offset for e in check.entries} if check else {}
         report.packs += 1
         for r in rows:
             report.chunks += 1
@@ -60,6 +61,7 @@ def fsck(ws, progress: Progress | None = None) -> FsckReport:
                 damaged_chunks.add(r.id)
         if progress:
             progress("checking packs", i + 1, len(recorded))
+    _check_unknown_packs(ws, {pid for pid, _, _ in recorded}, report)
     damaged_files: set[str] = set()
     files = q.all_files(cat)
     chunk_rows = {r[0] for r in cat.query("SELECT id FROM chunks")}
@@ -73,6 +75,25 @@ def fsck(ws, progress: Progress | None = None) -> FsckReport:
     known = {f.id for f in files}
     _check_history(ws, report, known, damaged_files)
     return report
+
+
+def _check_unknown_packs(ws, recorded: set[str], report: FsckReport) -> None:
+    """List pack files the catalog does not record; those the verifier rejects are problems too."""
+    for path in ws.store.list_pack_files():
+        if _pack_id_of(path) in recorded:
+            continue
+        before = len(report.problems)
+        _check_file(path, _pack_id_of(path), report, what="unknown pack")
+        if len(report.problems) == before:
+            report.unknown_packs.append(f"unknown pack {path} (not in the catalog)")
+        else:  # gc keeps it: say so where the problem is named
+            report.problems[before:] = [p.replace(path, f"{path} (not in the catalog)", 1)
+                                        for p in report.problems[before:]]
+
+
+def _pack_id_of(path: str) -> str:
+    """The pack id a pack file's name claims (``<aa>/<id>.pack``)."""
+    return os.path.basename(path)[: -len(".pack")]
 
 
 def _check_history(ws, report: FsckReport, known_files: set[str], damaged_files: set[str]) -> None:
@@ -117,13 +138,20 @@ def live_files(ws) -> set[str]:
 def gc(ws, progress: Progress | None = None) -> GcReport:
     """Delete unreferenced packs and rewrite mostly-garbage ones.
 
-    New packs are sealed first, then the catalog switches to them in one
-    transaction, then old files are deleted: a crash at any point loses nothing.
+    New packs are sealed first (every chunk copied into them verified), then
+    the catalog switches to them in one transaction, then old files are
+    deleted: a crash at any point loses nothing. A pack file the catalog does
+    not locate any chunk in is deleted only when it is proved to hold nothing
+    a file needs (see :func:`_reclaim_unlocated`); anything doubtful is kept
+    and named in ``report.kept``.
     """
     report = GcReport()
     cat = ws.catalog
-    with ws.lock(), pack_guard(ws.layout.pack_lock, exclusive=True):
-        for tmp in ws.store.list_temp_files():  # left by killed writers (we hold the lock)
+    # the one lock order: pack guard first, then the workspace lock (pull holds the guard
+    # while it downloads and takes the workspace lock after; the other order could deadlock)
+    with pack_guard(ws.layout.pack_lock, exclusive=True), ws.lock():
+        _refuse_an_empty_catalog(ws)
+        for tmp in ws.store.list_temp_files():  # left by killed writers (we hold both locks)
             report.bytes_freed += os.path.getsize(tmp)
             os.unlink(tmp)
             report.temp_files_deleted += 1
@@ -131,51 +159,117 @@ def gc(ws, progress: Progress | None = None) -> GcReport:
         all_files = q.all_files(cat)
         dead_files = [f.id for f in all_files if f.id not in live]
         live_chunks = {c for f in all_files if f.id in live for c in f.chunk_ids}
-        recorded = {pid for pid, _, _ in q.all_packs(cat)}
-        doomed_paths: list[str] = []
-        with ws.store.writer() as writer:
-            moves: dict[str, str] = {}
-            for pid in sorted(recorded):
-                rows = q.chunks_in_pack(cat, pid)
-                dead = [r for r in rows if r.id not in live_chunks]
-                if not dead:
-                    continue
-                size = os.path.getsize(ws.store.pack_path(pid)) if os.path.exists(ws.store.pack_path(pid)) else 0
-                waste = sum(r.length for r in dead)
-                keep = [r for r in rows if r.id in live_chunks]
-                if keep and waste < REWRITE_WASTE * max(size, 1):
-                    continue
-                for r in keep:  # copy live chunks into a new pack (stored bytes as they are)
-                    stored = ws.store.read_stored(r)
-                    writer.force_add(r.id, r.raw_length, r.codec, stored)
-                    moves[r.id] = pid
-                report.chunks_dropped += len(dead)
-                report.packs_rewritten += 1 if keep else 0
-                report.packs_deleted += 0 if keep else 1
-                report.bytes_freed += size
-                doomed_paths.append(ws.store.pack_path(pid))
-            sealed = writer.seal()
-            doomed = {os.path.basename(p)[:-5] for p in doomed_paths}
-            with cat.write():
-                for pack_id, size, rows in sealed:
-                    q.add_pack(cat, pack_id, size, rows, time.time_ns())
-                    q.move_chunks(cat, rows)
-                    report.bytes_freed -= size
-                q.delete_chunks(cat, [r[0] for r in cat.query("SELECT id FROM chunks")
-                                      if r[0] not in live_chunks])
-                for pid in doomed:
-                    q.delete_pack(cat, pid)
-                q.delete_files(cat, dead_files)
+        doomed_paths = _repack(ws, live_chunks, dead_files, report)
         ws.store.close()
         for path in doomed_paths:
             try:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-        recorded = {pid for pid, _, _ in q.all_packs(cat)}
-        for path in ws.store.list_pack_files():  # sealed by a commit that never landed
-            if os.path.basename(path)[:-5] not in recorded:
-                report.bytes_freed += os.path.getsize(path)
-                os.unlink(path)
-                report.packs_deleted += 1
+        _reclaim_unlocated(ws, report)
     return report
+
+
+def _refuse_an_empty_catalog(ws) -> None:
+    """A catalog with no commit and no file next to sealed packs was lost or re-created: touch nothing."""
+    cat = ws.catalog
+    if cat.query_one("SELECT 1 FROM commits LIMIT 1") or cat.query_one("SELECT 1 FROM files LIMIT 1"):
+        return
+    found = ws.store.list_pack_files()
+    if found:
+        raise CatalogLooksEmpty(
+            f"the catalog has no commits and no files, but {len(found)} pack(s) hold data: it may be "
+            "damaged or re-created; gc deleted nothing; run 'ws fsck --rebuild-catalog'")
+
+
+def _repack(ws, live_chunks: set[str], dead_files: list[str], report: GcReport) -> list[str]:
+    """Copy the live chunks of mostly-dead packs into new ones and switch the catalog; returns packs to delete."""
+    cat = ws.catalog
+    doomed_paths: list[str] = []
+    with ws.store.writer() as writer:
+        for pid, _size, _count in q.all_packs(cat):
+            rows = q.chunks_in_pack(cat, pid)
+            dead = [r for r in rows if r.id not in live_chunks]
+            if not dead:
+                continue
+            path = ws.store.pack_path(pid)
+            size = os.path.getsize(path) if os.path.exists(path) else 0
+            keep = [r for r in rows if r.id in live_chunks]
+            if keep and sum(r.length for r in dead) < REWRITE_WASTE * max(size, 1):
+                continue
+            if keep and not _copy_verified(ws, pid, keep, writer, report):
+                continue
+            report.chunks_dropped += len(dead)
+            report.packs_rewritten += 1 if keep else 0
+            report.packs_deleted += 0 if keep else 1
+            report.bytes_freed += size
+            doomed_paths.append(path)
+        sealed = writer.seal()
+        doomed = {_pack_id_of(p) for p in doomed_paths}
+        with cat.write():
+            for pack_id, size, rows in sealed:
+                q.add_pack(cat, pack_id, size, rows, time.time_ns())
+                q.move_chunks(cat, rows)
+                report.bytes_freed -= size
+            q.delete_chunks(cat, [r[0] for r in cat.query("SELECT id FROM chunks") if r[0] not in live_chunks])
+            for pid in doomed:
+                q.delete_pack(cat, pid)
+            q.delete_files(cat, dead_files)
+    return doomed_paths
+
+
+def _copy_verified(ws, pack_id: str, keep: list, writer, report: GcReport) -> bool:
+    """Copy ``keep`` (live chunks of one pack) into ``writer``, each verified; False (pack kept) if any fails."""
+    wanted = {(r.id, r.offset) for r in keep}
+    found: dict[str, tuple] = {}
+
+    def take(entry, payload) -> None:  # called only for chunks that verified
+        if (entry.id, entry.offset) in wanted:
+            found[entry.id] = (entry.raw_length, entry.codec, bytes(payload))
+
+    path = ws.store.pack_path(pack_id)
+    check = _check_file(path, pack_id, FsckReport(), on_chunk=take)
+    lost = [r for r in keep if r.id not in found]
+    if check is None or lost:
+        report.kept.append(f"pack {pack_id[:12]}: {len(lost) if check else len(keep)} live chunk(s) fail "
+                           "verification, so it is not rewritten; run 'ws fsck'")
+        return False
+    for r in keep:  # stored bytes as they are (no recompression), in their old order
+        writer.force_add(r.id, *found[r.id])
+    return True
+
+
+def _reclaim_unlocated(ws, report: GcReport) -> None:
+    """Delete pack files no chunk row points into, when that is proved to lose nothing.
+
+    Such a pack is a leftover (a commit killed after sealing, a duplicate of
+    a concurrent pull) or a pack a damaged catalog forgot. It goes only if it
+    reads cleanly (the one pack verifier) and each of its chunks is either
+    needed by no file row or stored in another pack that exists.
+    """
+    cat = ws.catalog
+    home = dict(cat.query("SELECT id, pack_id FROM chunks"))
+    located = set(home.values())
+    needed = {c for f in q.all_files(cat) for c in f.chunk_ids}
+    recorded = {pid for pid, _, _ in q.all_packs(cat)}
+    for path in ws.store.list_pack_files():
+        pid = _pack_id_of(path)
+        if pid in located:
+            continue
+        probe = FsckReport()
+        check = _check_file(path, pid, probe)
+        if check is None or not check.ok:
+            report.kept.append(f"unknown pack {path} (not in the catalog) is unreadable, kept: "
+                               f"{probe.problems[0] if probe.problems else 'cannot be read'}")
+            continue
+        only_copy = [e.id for e in check.index if e.id in needed
+                     and not (e.id in home and os.path.exists(ws.store.pack_path(home[e.id])))]
+        if only_copy:
+            report.kept.append(f"unknown pack {path} (not in the catalog) holds the only copy of "
+                               f"{len(only_copy)} chunk(s) files need, kept; run 'ws fsck --rebuild-catalog'")
+            continue
+        if pid in recorded:
+            q.delete_pack(cat, pid)
+        report.bytes_freed += os.path.getsize(path)
+        os.unlink(path)
+        report.packs_deleted += 1

@@ -140,7 +140,8 @@ def _stage_one(ws, f: dict, dest: str, locs: dict) -> str:
 
     info = q.FileInfo(f["id"], f["size"], f["chunks"])
     try:
-        tmp = ws.store.stage_file(info, dest, f.get("mode", 0o644), locs)
+        # every chunk was verified as it entered the store (fetched, adopted, or committed earlier)
+        tmp = ws.store.stage_file(info, dest, f.get("mode", 0o644), locs, chunks_verified=True)
     except DamagedObject as exc:
         raise DamagedObjectError(f"cannot write '{f['path']}': {exc}") from exc
     if os.path.getsize(tmp) != f["size"]:

@@ -10,7 +10,6 @@ metadata. Which files go in is decided by the release mapping
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
@@ -23,6 +22,7 @@ from catalog import objects as q
 from catalog import releases as rq
 from workspace.errors import DamagedObjectError, InvalidArgument, UnknownRef, WorkspaceError
 from workspace.layout import safe_join
+from workspace.objects.hashing import release_digest
 from workspace.release_mapping import TITLE_RE, InvalidReleaseMapping, load_mapping
 from workspace.versions import (  # noqa: F401  (re-exported for callers)
     InvalidVersion,
@@ -146,10 +146,7 @@ class Release:
 
 def file_digest(files: list[ReleaseFile]) -> str:
     """SHA-256 of the canonical file listing: what 'same content' means for two records."""
-    h = hashlib.sha256()
-    for f in sorted(files, key=lambda f: f.path):
-        h.update(f"{f.path}\0{f.id}\0{f.size}\0{f.mode}\n".encode())
-    return h.hexdigest()
+    return release_digest((f.path, f.id, f.size, f.mode) for f in files)
 
 
 def check_title(name: str) -> str:

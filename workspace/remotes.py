@@ -78,9 +78,10 @@ def check_name(name: str) -> str:
 def add_remote(ws, name: str, url: str, options: dict | None = None, default: bool = False) -> RemoteInfo:
     """Configure a remote; the first one becomes the default. Secrets are refused (use ``ws login``)."""
     from sync.errors import RemoteExists
-    from sync.storage.registry import normalize_url
+    from sync.storage.registry import check_url, normalize_url
 
     check_name(name)
+    url = check_url(normalize_url(url))  # refuse now what no backend could open later (exit 2)
     options = {str(k): v for k, v in (options or {}).items()}
     secret = sorted(set(k.lower() for k in options) & _SECRET_OPTIONS)
     if secret:
@@ -91,7 +92,7 @@ def add_remote(ws, name: str, url: str, options: dict | None = None, default: bo
         remotes = config.setdefault("remote", {})
         if name in remotes:
             raise RemoteExists(f"remote '{name}' already exists ({remotes[name].get('url')}); remove it first")
-        remotes[name] = {"url": normalize_url(url), "options": options}
+        remotes[name] = {"url": url, "options": options}
         sync_table = config.setdefault("sync", {})
         if default or not sync_table.get("default_remote"):
             sync_table["default_remote"] = name
@@ -230,6 +231,8 @@ def pull(ws, remote: str | None, spec: str, *, force: bool = False, progress=Non
 
     from sync.errors import UnknownRemoteRelease
     from sync.pull import fetch_chunks, needed_chunks
+    from workspace.checkout import _remove
+    from workspace.lock import pack_guard
     from workspace.pull_tree import check_not_conflicting, plan_tree, write_tree
 
     name, expr = split_spec(spec)
@@ -243,16 +246,20 @@ def pull(ws, remote: str | None, spec: str, *, force: bool = False, progress=Non
     validate_record(record, ws.root)  # unsafe paths (exit 5) and malformed records, before any download
     check_not_conflicting(ws, record)
     result = PullResult(rem.name, f"{name}@{version}", root=str(ws.root))
-    with ws.lock():
-        writes, unchanged, dropped = plan_tree(ws, record, force)
+    # The download runs without the workspace lock (commits and jobs go on meanwhile), but
+    # under the pack guard: gc would delete packs recorded before their file rows are.
+    # Lock order everywhere: pack guard, then workspace lock.
+    with pack_guard(ws.layout.pack_lock, exclusive=False):
+        plan_tree(ws, record, force)  # refuse conflicts before downloading anything
         fetched = fetch_chunks(ws.catalog, ws.store, rem, needed_chunks(ws.catalog, record), progress, workers)
         result.chunks_fetched, result.bytes_fetched = fetched.chunks_fetched, fetched.bytes_fetched
-        cache_rows = write_tree(ws, writes, progress)
-        from workspace.checkout import _remove
-
-        for path in dropped:  # files the older version had and this one dropped
-            _remove(ws, path)
-        result.commit = _record(ws, rem, record, cache_rows, f"pull {name}@{version} from {rem.name}", dropped)
+        with ws.lock():  # the tree may have changed while we downloaded: plan again, authoritatively
+            check_not_conflicting(ws, record)
+            writes, unchanged, dropped = plan_tree(ws, record, force)
+            cache_rows = write_tree(ws, writes, progress)
+            for path in dropped:  # files the older version had and this one dropped
+                _remove(ws, path)
+            result.commit = _record(ws, rem, record, cache_rows, f"pull {name}@{version} from {rem.name}", dropped)
     result.files_written, result.files_unchanged = len(writes), unchanged
     return result
 
@@ -321,4 +328,6 @@ def fsck_remote(ws, name: str | None = None, read_data: bool = False, progress=N
     """Check a remote's packs, indexes and release records (``read_data``: every chunk's SHA-256)."""
     from sync.remote_check import check_remote
 
-    return check_remote(open_remote(ws, name), read_data=read_data, progress=progress)
+    tmp = ws.layout.ws_dir / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return check_remote(open_remote(ws, name), read_data=read_data, progress=progress, tmp_dir=str(tmp))

@@ -133,6 +133,7 @@ class FsckReport:
     commits: int = 0
     problems: list[str] = field(default_factory=list)
     damaged_paths: list[str] = field(default_factory=list)
+    unknown_packs: list[str] = field(default_factory=list)  # sound packs the catalog does not know: not damage
 
     @property
     def ok(self) -> bool:
@@ -153,6 +154,7 @@ class GcReport:
     temp_files_deleted: int = 0
     chunks_dropped: int = 0
     bytes_freed: int = 0
+    kept: list[str] = field(default_factory=list)  # packs gc could not prove safe to drop, and why
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -15,6 +15,12 @@ Factory = Callable[[str, dict, str], object]
 _FACTORIES: dict[str, Factory] = {}
 
 
+class UnsupportedURL(SyncError):
+    """A remote URL whose scheme neither this registry nor fsspec knows (exit 2: a bad argument value)."""
+
+    exit_code = 2
+
+
 def register(scheme: str, factory: Factory) -> None:
     """Serve ``scheme://`` URLs with ``factory(url, options, label)``."""
     _FACTORIES[scheme] = factory
@@ -25,6 +31,28 @@ def scheme_of(url: str) -> str:
     if "://" not in url:
         return "file"
     return url.split("://", 1)[0].lower()
+
+
+def protocols_of(url: str) -> list[str]:
+    """Every protocol a URL uses: ``s3`` for ``s3://b/p``, both of ``simplecache::s3://b/p``; ``file`` for paths."""
+    if "://" not in url:
+        return ["file"]
+    *chain, last = url.split("::")
+    return [p.lower() for p in chain] + [scheme_of(last)]
+
+
+def check_url(url: str) -> str:
+    """``url`` when something can open it (our registry, or fsspec); UnsupportedURL naming the known schemes."""
+    unknown = [p for p in protocols_of(url) if p not in _FACTORIES and p != "file"]
+    if unknown:
+        from fsspec.registry import known_implementations, registry
+
+        known = set(_FACTORIES) | set(known_implementations) | set(registry)
+        bad = [p for p in unknown if p not in known]
+        if bad:
+            raise UnsupportedURL(f"cannot use remote URL {url!r}: no storage backend for '{bad[0]}://'; "
+                                 f"known: {', '.join(sorted(known))}")
+    return url
 
 
 def normalize_url(url: str) -> str:
@@ -43,6 +71,7 @@ def open_backend(url: str, options: dict | None = None, label: str | None = None
     from sync.storage.retry import RetryBackend
 
     options = dict(options or {})
+    check_url(url)
     scheme = scheme_of(url)
     factory = _FACTORIES.get(scheme, _fsspec)
     backend = factory(url, options, label or url)

@@ -390,3 +390,15 @@ def test_cli_show_prints_description_metadata_and_checksums(proj, cli):
     assert f"{rel.files[0].sha256}" in res.output and "data/a.csv" in res.output
     res = cli(proj.root, "release", "list", "nope")
     assert res.exit_code == 0 and "no releases named 'nope'" in res.output
+
+
+def test_local_and_remote_records_share_one_digest(proj):
+    """One definition of 'same files': a release's digest equals the digest of its record."""
+    from sync.remote import record_digest
+    from workspace.objects.hashing import release_digest
+
+    rel = proj.releases.list()[0] if proj.releases.list() else proj.releases.create("one", version="1.0.0")
+    record = rel.to_record()
+    assert rel.digest == record_digest(record)
+    shuffled = [(f["path"], f["id"], f["size"], f["mode"]) for f in reversed(record["files"])]
+    assert release_digest(shuffled) == rel.digest

@@ -296,6 +296,8 @@ def fsck(
             err(f"problem: {p}")
         for p in report.damaged_paths:
             err(f"damaged: {p}")
+        for p in report.unknown_packs:  # not damage: 'ws gc' reclaims them when nothing needs them
+            out(p)
         out("ok" if report.ok else f"{len(report.problems)} problem(s) found")
     if not report.ok:
         raise typer.Exit(6)
@@ -311,3 +313,5 @@ def gc(json_: bool = JSON) -> None:
         return
     out(f"deleted {report.packs_deleted} pack(s), rewrote {report.packs_rewritten}, "
         f"removed {report.temp_files_deleted} temporary file(s); freed {human_size(report.bytes_freed)}")
+    for k in report.kept:
+        err(f"kept: {k}")

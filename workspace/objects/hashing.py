@@ -20,3 +20,16 @@ def hash_file(path: str | os.PathLike, block: int = 1 << 20) -> tuple[str, int]:
             h.update(view[:n])
             size += n
     return h.hexdigest(), size
+
+
+def release_digest(files) -> str:
+    """SHA-256 of a release's canonical file listing: what 'same content' means for two releases.
+
+    ``files`` are ``(path, file id, size, mode)``; the order does not matter
+    (they are sorted by path). The one definition, used for local releases
+    and for records read from remotes.
+    """
+    h = hashlib.sha256()
+    for path, file_id, size, mode in sorted(files, key=lambda f: f[0]):
+        h.update(f"{path}\0{file_id}\0{size}\0{mode}\n".encode())
+    return h.hexdigest()

@@ -18,7 +18,7 @@ import hashlib
 import os
 import struct
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
 import zstandard
@@ -101,9 +101,19 @@ def decode(codec: int, payload: bytes, raw_length: int) -> bytes:
     raise PackError(f"unknown codec {codec}")
 
 
-def verify_chunk(chunk_id: str, raw: bytes) -> bool:
-    """Whether ``raw`` hashes to ``chunk_id``."""
-    return hashlib.sha256(raw).hexdigest() == chunk_id
+def verified_chunk(chunk_id: str, codec: int, payload, raw_length: int):
+    """The raw chunk from its stored bytes, checked: the one place a chunk is verified.
+
+    Decodes the payload, checks that it is exactly ``raw_length`` bytes and
+    that its SHA-256 is ``chunk_id``; raises PackError saying what is wrong.
+    A raw payload is returned as given (no copy).
+    """
+    raw = payload if codec == CODEC_RAW else decode(codec, payload, raw_length)
+    if len(raw) != raw_length:
+        raise PackError(f"chunk {chunk_id[:12]} has {len(raw)} bytes, its header says {raw_length}")
+    if hashlib.sha256(raw).hexdigest() != chunk_id:
+        raise PackError(f"chunk {chunk_id[:12]} fails its SHA-256 check")
+    return raw
 
 
 class PackWriter:
@@ -118,7 +128,11 @@ class PackWriter:
         os.makedirs(self.directory, exist_ok=True)
         self.tmp_path = os.path.join(self.directory, f"tmp-{uuid.uuid4().hex}.pack")
         self._f: BinaryIO = open(self.tmp_path, "wb")
-        self._f.write(MAGIC)
+        try:
+            self._f.write(MAGIC)
+        except BaseException:
+            self.abort()
+            raise
         self.size = len(MAGIC)
         self.entries: list[PackEntry] = []
 
@@ -189,29 +203,42 @@ def fsync_dir(path: str) -> None:
 
 
 def read_index(data_or_file) -> list[PackEntry]:
-    """Read a pack's footer index from a path or a bytes object."""
+    """Read a pack's footer index from a path or a bytes object (not verified: see :func:`check_pack`)."""
     if isinstance(data_or_file, (bytes, bytearray, memoryview)):
-        buf = bytes(data_or_file)
-        if len(buf) < len(MAGIC) + TRAILER.size or buf[:8] != MAGIC:
-            raise PackError("not a ws pack (bad header)")
-        idx_off, count, magic = TRAILER.unpack(buf[-TRAILER.size :])
-        if magic != TRAILER_MAGIC or idx_off + count * INDEX.size + TRAILER.size != len(buf):
-            raise PackError("pack footer is damaged")
-        return _parse_index(buf[idx_off : idx_off + count * INDEX.size], count)
+        import io
+
+        return _read_footer(io.BytesIO(bytes(data_or_file)))[0]
     with open(data_or_file, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        total = f.tell()
-        if total < len(MAGIC) + TRAILER.size:
-            raise PackError("pack is truncated")
-        f.seek(0)
-        if f.read(8) != MAGIC:
-            raise PackError("not a ws pack (bad header)")
-        f.seek(total - TRAILER.size)
-        idx_off, count, magic = TRAILER.unpack(f.read(TRAILER.size))
-        if magic != TRAILER_MAGIC or idx_off + count * INDEX.size + TRAILER.size != total:
-            raise PackError("pack footer is damaged")
-        f.seek(idx_off)
-        return _parse_index(f.read(count * INDEX.size), count)
+        return _read_footer(f)[0]
+
+
+def _read_footer(f: BinaryIO) -> tuple[list[PackEntry], bytes]:
+    """(index entries, index bytes) of a pack; PackError when the header or footer is damaged."""
+    f.seek(0, os.SEEK_END)
+    total = f.tell()
+    if total < len(MAGIC) + TRAILER.size:
+        raise PackError("pack is truncated")
+    f.seek(0)
+    if f.read(len(MAGIC)) != MAGIC:
+        raise PackError("not a ws pack (bad header)")
+    idx_off = _index_offset(f, total)
+    if idx_off is None:
+        raise PackError("pack footer is damaged")
+    count = (total - TRAILER.size - idx_off) // INDEX.size
+    f.seek(idx_off)
+    raw = f.read(count * INDEX.size)
+    return _parse_index(raw, count), raw
+
+
+def _index_offset(f: BinaryIO, total: int) -> int | None:
+    """Where the footer index starts when the trailer is sound, else None."""
+    if total < len(MAGIC) + TRAILER.size:
+        return None
+    f.seek(total - TRAILER.size)
+    idx_off, count, magic = TRAILER.unpack(f.read(TRAILER.size))
+    if magic != TRAILER_MAGIC or idx_off < len(MAGIC) or idx_off + count * INDEX.size + TRAILER.size != total:
+        return None
+    return idx_off
 
 
 def _parse_index(raw: bytes, count: int) -> list[PackEntry]:
@@ -222,37 +249,120 @@ def _parse_index(raw: bytes, count: int) -> list[PackEntry]:
     return out
 
 
+def _entry_at(head: bytes, pos: int, limit: int) -> PackEntry:
+    """The entry whose header ``head`` starts at ``pos``; PackError unless it is well formed and ends by ``limit``."""
+    if len(head) < ENTRY.size:
+        raise PackError(f"entry header at offset {pos} is truncated")
+    magic, codec, reserved, raw_len, stored, cid = ENTRY.unpack(head)
+    if magic != ENTRY_MAGIC or reserved != 0 or codec not in (CODEC_RAW, CODEC_ZSTD):
+        raise PackError(f"entry header at offset {pos} is damaged")
+    if pos + ENTRY.size + stored > limit:
+        raise PackError(f"entry at offset {pos} runs past the end of the entries")
+    return PackEntry(cid.hex(), pos + ENTRY.size, stored, raw_len, codec)
+
+
 def scan_entries(f: BinaryIO) -> Iterator[tuple[PackEntry, bytes]]:
-    """Walk a pack's entries from the start, yielding (entry, payload).
+    """Walk a pack's entries from the start, yielding (entry, payload), unverified.
 
-    Used by fsck and to rebuild an index from the pack alone. Stops at the
-    footer; raises PackError on a damaged entry header.
+    Rebuilds an index from the pack alone. Stops at the footer (or, when the
+    footer is damaged, at the first bytes that are not an entry header).
     """
-    limit = _entries_end(f)
-    f.seek(0)
-    if f.read(8) != MAGIC:
-        raise PackError("not a ws pack (bad header)")
-    pos = 8
-    while pos < limit:
-        head = f.read(ENTRY.size)
-        if len(head) < ENTRY.size or head[:2] != ENTRY_MAGIC:
-            return  # footer (or truncated tail) reached
-        magic, codec, _, raw_len, stored, cid = ENTRY.unpack(head)
-        payload = f.read(stored)
-        if len(payload) != stored:
-            raise PackError(f"entry at offset {pos} is truncated")
-        entry = PackEntry(cid.hex(), pos + ENTRY.size, stored, raw_len, codec)
-        yield entry, payload
-        pos += ENTRY.size + stored
-
-
-def _entries_end(f: BinaryIO) -> int:
-    """Where the entries stop: the footer's index offset when the footer is sound, else EOF."""
     f.seek(0, os.SEEK_END)
     total = f.tell()
-    if total >= len(MAGIC) + TRAILER.size:
-        f.seek(total - TRAILER.size)
-        idx_off, count, magic = TRAILER.unpack(f.read(TRAILER.size))
-        if magic == TRAILER_MAGIC and idx_off + count * INDEX.size + TRAILER.size == total:
-            return idx_off
-    return total
+    idx_off = _index_offset(f, total)
+    limit = total if idx_off is None else idx_off
+    f.seek(0)
+    if f.read(len(MAGIC)) != MAGIC:
+        raise PackError("not a ws pack (bad header)")
+    pos = len(MAGIC)
+    while pos < limit:
+        head = f.read(ENTRY.size)
+        if idx_off is None and (len(head) < ENTRY.size or head[:2] != ENTRY_MAGIC):
+            return  # the (damaged) footer, or a truncated tail, is reached
+        entry = _entry_at(head, pos, limit)
+        payload = f.read(entry.length)
+        yield entry, payload
+        pos = entry.offset + entry.length
+
+
+@dataclass
+class PackCheck:
+    """What :func:`check_pack` found in one pack."""
+
+    entries: list[PackEntry] = field(default_factory=list)  # entries whose header and chunk verified
+    damaged: list[PackEntry] = field(default_factory=list)  # sound headers, chunks failing their check
+    index: list[PackEntry] | None = None  # the footer index, when header and trailer are sound
+    structure: list[str] = field(default_factory=list)  # what is wrong outside the chunks
+
+    @property
+    def problems(self) -> list[str]:
+        """Everything wrong, in words: the structure first, then each damaged chunk."""
+        return self.structure + [f"damaged chunk {e.id[:12]} at offset {e.offset}" for e in self.damaged]
+
+    @property
+    def ok(self) -> bool:
+        """Every byte of the pack checked out."""
+        return not self.structure and not self.damaged
+
+
+def check_pack(f: BinaryIO, pack_id: str | None = None, on_chunk=None) -> PackCheck:
+    """The one pack verifier: reads a pack once, front to back, and reports every problem.
+
+    Checks the header, every entry header, every chunk (decoded, its length,
+    its SHA-256), that the footer index lists exactly the entries walked, and,
+    given ``pack_id``, that the SHA-256 of the index bytes is the pack id. So
+    every byte of a pack is covered. ``on_chunk(entry, payload)`` is called
+    for each chunk that verified. Never raises for damage (only OSError).
+    """
+    check = PackCheck()
+    try:
+        check.index, index_raw = _read_footer(f)
+    except PackError as exc:
+        check.structure.append(str(exc))
+        index_raw = None
+    f.seek(0)
+    if f.read(len(MAGIC)) != MAGIC:
+        return check  # not a pack at all: the header problem is recorded
+    f.seek(0, os.SEEK_END)
+    limit = f.tell() if check.index is None else _index_offset(f, f.tell())
+    f.seek(len(MAGIC))
+    walked = _check_entries(f, limit, check, on_chunk)
+    if check.index is not None and check.index != walked:
+        check.structure.append("its index does not match its entries")
+    if index_raw is not None and pack_id is not None and hashlib.sha256(index_raw).hexdigest() != pack_id:
+        check.structure.append("its index does not match the pack id")
+    return check
+
+
+def _check_entries(f: BinaryIO, limit: int, check: PackCheck, on_chunk) -> list[PackEntry]:
+    """Walk and verify the entries up to ``limit``; returns every entry with a sound header."""
+    walked: list[PackEntry] = []
+    pos = len(MAGIC)
+    while pos < limit:
+        try:
+            entry = _entry_at(f.read(ENTRY.size), pos, limit)
+        except PackError as exc:
+            check.structure.append(str(exc))  # nothing after a damaged header can be trusted to line up
+            break
+        payload = f.read(entry.length)
+        try:
+            verified_chunk(entry.id, entry.codec, payload, entry.raw_length)
+        except PackError:
+            check.damaged.append(entry)
+        else:
+            check.entries.append(entry)
+            if on_chunk is not None:
+                on_chunk(entry, payload)
+        walked.append(entry)
+        pos = entry.offset + entry.length
+    return walked
+
+
+def verify_pack(path: str, pack_id: str | None = None) -> list[PackEntry]:
+    """A whole pack file, checked by :func:`check_pack`; returns its entries, PackError naming the first problem."""
+    with open(path, "rb") as f:
+        check = check_pack(f, pack_id)
+    if not check.ok:
+        raise PackError(check.problems[0] + (f" (and {len(check.problems) - 1} more)" if len(check.problems) > 1
+                                             else ""))
+    return check.entries

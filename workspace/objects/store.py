@@ -11,7 +11,7 @@ import glob
 import hashlib
 import os
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Iterator
 
 from catalog import objects as q
@@ -28,6 +28,29 @@ class DamagedObject(Exception):
         self.path = path
 
 
+class _PackFd:
+    """A cached pack descriptor and how many reads are using it right now."""
+
+    __slots__ = ("fd", "users", "evicted")
+
+    def __init__(self, fd: int):
+        self.fd, self.users, self.evicted = fd, 0, False
+
+
+def _open_pack_budget() -> int:
+    """How many pack descriptors to keep open: a quarter of the soft RLIMIT_NOFILE, 8 to 256.
+
+    The rest stays free for the files being written, SQLite, sockets, and
+    the descriptors in use by readers on other threads (at most one each).
+    """
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 256
+    return max(8, min(256, soft // 4))
+
+
 class ObjectStore:
     """Packs on disk plus their locations in the catalog."""
 
@@ -35,8 +58,10 @@ class ObjectStore:
         self.root = os.fspath(root)
         self.catalog = catalog
         self.packs_dir = os.path.join(self.root, "packs")
-        self._fds: dict[str, int] = {}
+        # an LRU of open pack descriptors, bounded: a restore may touch thousands of packs
+        self._fds: OrderedDict[str, _PackFd] = OrderedDict()
         self._lock = threading.Lock()
+        self.max_open_packs = _open_pack_budget()
 
     def pack_path(self, pack_id: str) -> str:
         """Final location of a pack."""
@@ -55,43 +80,61 @@ class ObjectStore:
         return StoreWriter(self)
 
     # -- reading ----------------------------------------------------------
-    def _fd(self, pack_id: str) -> int:
+    def _acquire(self, pack_id: str) -> "_PackFd":
+        """An open descriptor of a pack, held until :meth:`_release` (so no one closes it meanwhile)."""
         with self._lock:
-            fd = self._fds.get(pack_id)
-            if fd is None:
+            h = self._fds.get(pack_id)
+            if h is not None:
+                self._fds.move_to_end(pack_id)
+            else:
+                while len(self._fds) >= self.max_open_packs:
+                    self._evict(self._fds.popitem(last=False)[1])
                 try:
                     fd = os.open(self.pack_path(pack_id), os.O_RDONLY)
                 except FileNotFoundError as exc:
                     raise DamagedObject(f"pack {pack_id} is missing", self.pack_path(pack_id)) from exc
-                self._fds[pack_id] = fd
-            return fd
+                h = self._fds[pack_id] = _PackFd(fd)
+            h.users += 1
+            return h
+
+    def _release(self, h: "_PackFd") -> None:
+        with self._lock:
+            h.users -= 1
+            if h.evicted and not h.users:
+                os.close(h.fd)
+
+    @staticmethod
+    def _evict(h: "_PackFd") -> None:
+        """Close a descriptor that left the cache now, or when its last reader is done (lock held)."""
+        h.evicted = True
+        if not h.users:
+            os.close(h.fd)
 
     def close(self) -> None:
-        """Close cached pack descriptors."""
+        """Close cached pack descriptors (those being read are closed when their reads finish)."""
         with self._lock:
-            for fd in self._fds.values():
-                os.close(fd)
+            for h in self._fds.values():
+                self._evict(h)
             self._fds.clear()
 
     def read_stored(self, loc: q.ChunkLocation) -> bytes:
         """A chunk's stored (maybe compressed) bytes, unverified."""
-        data = os.pread(self._fd(loc.pack_id), loc.length, loc.offset)
+        h = self._acquire(loc.pack_id)
+        try:
+            data = os.pread(h.fd, loc.length, loc.offset)
+        finally:
+            self._release(h)
         if len(data) != loc.length:
             raise DamagedObject(f"pack {loc.pack_id} is truncated", self.pack_path(loc.pack_id))
         return data
 
     def read_chunk(self, loc: q.ChunkLocation) -> bytes:
         """A chunk's raw bytes, verified against its id."""
-        stored = self.read_stored(loc)
         try:
-            raw = packs.decode(loc.codec, stored, loc.raw_length)
+            return bytes(packs.verified_chunk(loc.id, loc.codec, self.read_stored(loc), loc.raw_length))
         except packs.PackError as exc:
-            raise DamagedObject(f"chunk {loc.id[:12]} in pack {loc.pack_id[:12]}: {exc}",
-                                self.pack_path(loc.pack_id)) from exc
-        if hashlib.sha256(raw).hexdigest() != loc.id:
             raise DamagedObject(f"chunk {loc.id[:12]} in pack {loc.pack_id[:12]} is damaged",
-                                self.pack_path(loc.pack_id))
-        return raw
+                                self.pack_path(loc.pack_id)) from exc
 
     def iter_file(self, info: q.FileInfo) -> Iterator[bytes]:
         """A file's content chunk by chunk, each verified."""
@@ -117,34 +160,33 @@ class ObjectStore:
             raise
 
     # -- helpers for pull/clone (sync) ------------------------------------------
-    def stage_file(self, info: q.FileInfo, dest: str, mode: int | None = None, locs: dict | None = None) -> str:
-        """Write a file's content next to ``dest`` under a temporary name; returns that name.
+    def stage_file(self, info: q.FileInfo, dest: str, mode: int | None = None, locs: dict | None = None,
+                   chunks_verified: bool = False) -> str:
+        """Write a file's content next to ``dest`` under a temporary name, checked; returns that name.
 
-        The whole file's SHA-256 is checked against its id before returning, so
-        a caller that renames every staged file only after all succeeded never
-        puts a damaged byte under a real name. Chunks are decoded without their
-        own hash check: the whole-file check covers every byte (and callers
-        that just fetched them verified each chunk already). ``locs`` may give
-        chunk locations to save catalog queries.
+        A caller that renames every staged file only after all succeeded never
+        puts a damaged byte under a real name. What is checked (see
+        docs/local-format.md, "What is verified when"): the whole file's SHA-256
+        against its id, which covers every byte of every chunk and the pairing
+        of the file id with its chunk list. With ``chunks_verified`` (pull: each
+        chunk was verified as it entered the store) a file whose one chunk *is*
+        the file (chunk id == file id) is not hashed a second time; any other
+        file still is, since a remote record could pair a file id with sound
+        but wrong chunks. ``locs`` may give chunk locations to save queries.
         """
         folder = os.path.dirname(dest) or "."
         os.makedirs(folder, exist_ok=True)
         tmp = os.path.join(folder, f".ws-tmp-{os.getpid()}-{threading.get_ident()}-{os.path.basename(dest)}")
         locs = locs if locs is not None else q.chunk_locations(self.catalog, info.chunk_ids)
-        h = hashlib.sha256()
+        whole = None if chunks_verified and info.chunk_ids == [info.id] else hashlib.sha256()
         try:
             with open(tmp, "wb") as f:
                 for cid in info.chunk_ids:
-                    loc = locs.get(cid)
-                    if loc is None:
-                        raise DamagedObject(f"chunk {cid[:12]} of file {info.id[:12]} is missing from the store")
-                    try:
-                        raw = packs.decode(loc.codec, self.read_stored(loc), loc.raw_length)
-                    except packs.PackError as exc:
-                        raise DamagedObject(f"chunk {cid[:12]}: {exc}", self.pack_path(loc.pack_id)) from exc
-                    h.update(raw)
+                    raw = self._decoded(info, cid, locs.get(cid))
+                    if whole is not None:
+                        whole.update(raw)
                     f.write(raw)
-            if h.hexdigest() != info.id:
+            if whole is not None and whole.hexdigest() != info.id:
                 raise DamagedObject(f"file {info.id[:12]} does not match its SHA-256")
             if mode is not None:
                 os.chmod(tmp, mode)
@@ -155,6 +197,15 @@ class ObjectStore:
             except FileNotFoundError:
                 pass
             raise
+
+    def _decoded(self, info: q.FileInfo, cid: str, loc: q.ChunkLocation | None) -> bytes:
+        """A chunk of ``info`` decoded but not hashed (stage_file's whole-file check, or the pull, covers it)."""
+        if loc is None:
+            raise DamagedObject(f"chunk {cid[:12]} of file {info.id[:12]} is missing from the store")
+        try:
+            return packs.decode(loc.codec, self.read_stored(loc), loc.raw_length)
+        except packs.PackError as exc:
+            raise DamagedObject(f"chunk {cid[:12]}: {exc}", self.pack_path(loc.pack_id)) from exc
 
 
 class StoreWriter:
@@ -172,6 +223,8 @@ class StoreWriter:
         self._pack: packs.PackWriter | None = None
         self._seen: set[str] = set()
         self.sealed: list[tuple[str, int, list[q.ChunkLocation]]] = []
+        self._taken = 0  # how many of ``sealed`` take_sealed() has handed out
+        self._sealed_lock = threading.Lock()  # the I/O thread appends while callers take
         self.bytes_in = 0
         self.bytes_stored = 0
         self._chunker: Chunker | None = None
@@ -284,7 +337,20 @@ class StoreWriter:
         """On the I/O thread: footer, fsync, rename; then the pack's rows are ready."""
         pack_id, final, entries = pack.finish(self.store.pack_path)
         rows = [q.ChunkLocation(e.id, pack_id, e.offset, e.length, e.raw_length, e.codec) for e in entries]
-        self.sealed.append((pack_id, os.path.getsize(final), rows))
+        with self._sealed_lock:
+            self.sealed.append((pack_id, os.path.getsize(final), rows))
+
+    def take_sealed(self) -> list[tuple[str, int, list[q.ChunkLocation]]]:
+        """Packs sealed since the last call (each handed out exactly once), durable on disk.
+
+        The I/O thread may seal a pack at any moment; taking the new ones and
+        moving the mark past them is one step under a lock, so a caller that
+        records what it takes (pull, as it goes) never skips a pack.
+        """
+        with self._sealed_lock:
+            new = self.sealed[self._taken:]
+            self._taken = len(self.sealed)
+        return new
 
     def seal(self) -> list[tuple[str, int, list[q.ChunkLocation]]]:
         """Finish the open pack and wait for every write; each returned pack is durable on disk."""
