@@ -58,6 +58,25 @@ def own_memory_cgroup() -> str | None:
     return None
 
 
+def cgroup_available() -> bool:
+    """Whether jobs started by this process can get a memory cgroup (creates and removes a probe folder)."""
+    parent = own_memory_cgroup()
+    if parent is None:
+        return False
+    probe = os.path.join(parent, f"ws-probe-{os.getpid()}")
+    try:
+        os.mkdir(probe)
+    except OSError:
+        return False
+    try:
+        _write(os.path.join(probe, "memory.limit_in_bytes"), str(64 * 1024 * 1024))
+        return True
+    except OSError:
+        return False
+    finally:
+        os.rmdir(probe)
+
+
 class MemoryLimiter:
     """Prepares the memory limit of one job attempt according to the backend's ``memory`` mode."""
 

@@ -35,7 +35,7 @@ class WaitTimedOut(WorkspaceError):
 
 
 class NothingToRerun(WorkspaceError):
-    """``rerun --failed`` found no failed, cancelled or lost job."""
+    """``rerun --failed`` found no failed, cancelled, lost or out-of-memory job."""
 
     exit_code = 1
 
