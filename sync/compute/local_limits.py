@@ -22,6 +22,7 @@ enable the memory controller for children of the cgroup it lives in.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import shutil
@@ -87,7 +88,11 @@ class MemoryLimiter:
         self._cgroup_failed: str | None = None  # why cgroups did not work here (auto falls back once)
 
     def prepare(self, job_id: str, attempt: int, memory_mb: int | None, log_dir: str) -> tuple[str, str]:
-        """(cgroup folder, address-space limit in KiB) for the wrapper; empty strings mean "none"."""
+        """(cgroup folder, address-space limit in KiB) for the wrapper; empty strings mean "none".
+
+        A fallback to RLIMIT_AS is said in the job's stderr, with why no
+        cgroup could be used, since it changes how running out ends.
+        """
         if not memory_mb or self.mode == "none":
             return "", ""
         if self.mode in ("auto", "cgroup") and self._cgroup_failed is None:
@@ -97,6 +102,10 @@ class MemoryLimiter:
                 self._cgroup_failed = str(exc)
         if self.mode == "cgroup":
             raise BackendError(f"local backend: cannot limit memory with a cgroup: {self._cgroup_failed}")
+        why = f" (no memory cgroup: {self._cgroup_failed})" if self._cgroup_failed else ""
+        with open(os.path.join(log_dir, "stderr"), "a") as err:
+            err.write(f"ws: memory limited to {memory_mb} MiB of address space (RLIMIT_AS){why}; "
+                      "going over it fails the job as an ordinary error\n")
         return "", str(memory_mb * 1024)
 
 
@@ -155,9 +164,9 @@ def _oom_kills(folder: str) -> int:
                 key, _, value = line.partition(" ")
                 if key == "oom_kill":
                     return int(value)
-    except (OSError, ValueError):
-        pass  # gone (the wrapper removed it after writing its marker) or an old kernel without the count
-    return 0
+    except FileNotFoundError:
+        pass  # gone: the wrapper removed it after writing its marker
+    return 0  # (kernels before 4.13 do not count kills: no OUT_OF_MEMORY there)
 
 
 def remove_cgroup(log_dir: str) -> None:
@@ -169,8 +178,10 @@ def remove_cgroup(log_dir: str) -> None:
         _write(os.path.join(log_dir, OOM_MARKER), "")
     try:
         os.rmdir(rec[0])
-    except OSError:
-        pass  # a stray process of the job still lives in it (EBUSY); the next status call tries again
+    except OSError as exc:
+        if exc.errno not in (errno.EBUSY, errno.ENOENT):
+            raise
+        # EBUSY: a stray process of the job still lives in it; the next status call tries again
 
 
 def memory_reason(log_dir: str) -> str:

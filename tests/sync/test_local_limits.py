@@ -42,7 +42,8 @@ def test_rlimit_fallback_fails_the_job_as_an_ordinary_error(tmp_path):
     finally:
         backend.close()
     assert over.state == FAILED and over.exit_code == 1  # Python's MemoryError: nothing says "memory"
-    assert "MemoryError" in (tmp_path / "over" / "stderr").read_text()
+    err = (tmp_path / "over" / "stderr").read_text()
+    assert "MemoryError" in err and "ws: memory limited to 200 MiB of address space (RLIMIT_AS)" in err
     assert within.state == SUCCEEDED
 
 

@@ -116,14 +116,22 @@ def save_settings(path: str, settings: dict) -> None:
 
 
 def load_settings(path: str) -> dict:
-    """Spec name -> Notify, as :func:`save_settings` wrote them (empty when there is no file)."""
+    """Spec name -> Notify, as :func:`save_settings` wrote them (empty when there is no file).
+
+    A file that is not valid JSON raises DamagedObjectError: silently notifying
+    nobody would hide the problem until someone misses a message.
+    """
+    from workspace.errors import DamagedObjectError
     from workspace.jobs.spec import Notify
 
     try:
         with open(path) as f:
             data = json.load(f)
-    except (FileNotFoundError, ValueError):
+    except FileNotFoundError:
         return {}
+    except ValueError as exc:
+        raise DamagedObjectError(f"{path}: notification settings are damaged ({exc}); "
+                                 "rerun the workflow to write them again") from None
     return {name: Notify(**cfg) for name, cfg in data.items()}
 
 
