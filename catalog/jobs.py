@@ -18,8 +18,8 @@ from typing import Iterable
 
 from catalog.db import Catalog
 
-STATES = ("PENDING", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED", "LOST")
-FINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED", "LOST")
+STATES = ("PENDING", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED", "LOST", "OUT_OF_MEMORY")
+FINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED", "LOST", "OUT_OF_MEMORY")
 ACTIVE_STATES = ("PENDING", "QUEUED", "RUNNING")
 
 JOB_COLUMNS = (
@@ -242,6 +242,28 @@ def update_job(cat: Catalog, job_id: str, **fields) -> None:
         _refresh_listing(conn, job_id)
 
 
+def record_backend_id(cat: Catalog, job_id: str, attempts: int, backend_id: str) -> bool:
+    """Store the backend id found for attempt ``attempts`` of a job whose submitter never recorded it.
+
+    Only while the row still has no backend id and is at that attempt (so a
+    late finder cannot overwrite a newer attempt); returns whether it did.
+    """
+    with cat.write() as conn:
+        changed = conn.execute("UPDATE jobs SET backend_id=? WHERE id=? AND attempts=? AND backend_id IS NULL",
+                               (backend_id, job_id, attempts)).rowcount
+        if changed:
+            _refresh_listing(conn, job_id)
+    return bool(changed)
+
+
+def add_event(cat: Catalog, job_ids: Iterable[str], detail: str, time_ns: int | None = None) -> None:
+    """Record something that happened to jobs without changing their state (a failed notification)."""
+    now = time_ns or time.time_ns()
+    with cat.write() as conn:
+        conn.executemany("INSERT INTO job_events(job_id, state, time_ns, detail) SELECT id, state, ?, ? FROM jobs "
+                         "WHERE id=?", [(now, detail, jid) for jid in job_ids])
+
+
 def _refresh_listing(conn, job_id: str) -> None:
     """Re-store a job's listing entry after its row changed (same transaction)."""
     conn.execute(f"UPDATE jobs SET listing={_LISTING} WHERE id=?", (job_id,))
@@ -325,6 +347,13 @@ def job_events(cat: Catalog, job_id: str) -> list[dict]:
     """A job's state transitions, oldest first: state, time_ns, time (ISO), detail."""
     rows = cat.query("SELECT state, time_ns, detail FROM job_events WHERE job_id=? ORDER BY time_ns, id", (job_id,))
     return [{"state": s, "time_ns": t, "time": iso_time(t), "detail": d} for s, t, d in rows]
+
+
+def previous_state(cat: Catalog, job_id: str) -> str | None:
+    """The state a job was in before its current one (from its events), or None."""
+    row = cat.query_one("SELECT e.state FROM job_events e JOIN jobs j ON j.id = e.job_id WHERE e.job_id=? "
+                        "AND e.state != j.state ORDER BY e.time_ns DESC, e.id DESC LIMIT 1", (job_id,))
+    return row[0] if row else None
 
 
 def succeeded_with_key(cat: Catalog, key: str) -> str | None:

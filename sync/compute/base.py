@@ -1,15 +1,24 @@
-"""The compute backend protocol: submit, status of many jobs in one call, cancel, logs.
+"""The compute backend protocol: submit, find, status of many jobs in one call, cancel, logs.
 
 A backend knows nothing about workspaces, specs or the catalog. The engine
 (``workspace.jobs.engine``) turns an expanded job into a :class:`SubmitRequest`,
 keeps the backend id the backend returns, and asks for the status of all its
 running jobs with one :meth:`ComputeBackend.status` call per poll.
+
+Submission is idempotent: the supervisor records its intent (job id and
+attempt) before :meth:`ComputeBackend.submit` and the backend id after it. A
+supervisor killed in between leaves a started job the catalog has no id for;
+:meth:`ComputeBackend.find` recovers the id from the job id and attempt alone,
+because every backend names what it starts after them (local: a pid file the
+job's own wrapper writes; Slurm and Batch: the job name).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+
+from sync.errors import BackendError
 
 # States a backend may report. The engine maps them onto catalog job states.
 QUEUED = "QUEUED"
@@ -18,7 +27,22 @@ SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
 CANCELLED = "CANCELLED"
 LOST = "LOST"  # the backend no longer knows the job and has no exit code for it
-FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED, LOST})
+OUT_OF_MEMORY = "OUT_OF_MEMORY"  # killed for exceeding its memory limit (Slurm's name for it)
+FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED, LOST, OUT_OF_MEMORY})
+
+
+class UnsatisfiableRequest(BackendError):
+    """A job this backend can never run, e.g. more gpus than the machine has (exit 9, like an invalid spec).
+
+    ``resource`` names the resource at fault (``gpus``, ``memory``, ...) so
+    that spec validation can point at the field.
+    """
+
+    exit_code = 9
+
+    def __init__(self, message: str, resource: str | None = None):
+        super().__init__(message)
+        self.resource = resource
 
 
 @dataclass
@@ -68,8 +92,30 @@ class ComputeBackend:
     starts_at_once = False  # True when submit() starts the job (no queue): it is RUNNING right away
 
     def submit(self, request: SubmitRequest) -> str:
-        """Start (or queue) one job attempt; returns the backend's id for it."""
+        """Start (or queue) one job attempt; returns the backend's id for it.
+
+        The backend must name what it starts after ``request.job_id`` and
+        ``request.attempt`` so that :meth:`find` can locate it from them alone.
+        """
         raise NotImplementedError
+
+    def find(self, request: SubmitRequest) -> str | None:
+        """The backend id of the attempt ``request`` describes, if it was ever submitted, else None.
+
+        Called by a new process (``ws jobs refresh``, ``ws jobs cancel``, a
+        restarted supervisor) for an attempt whose submitter died before it
+        recorded the id. It must answer from a fresh instance, for running and
+        finished attempts alike, and never mistake another attempt of the same
+        job for this one. None means "never started": the caller may submit it.
+        """
+        raise NotImplementedError
+
+    def check_resources(self, cpus: int = 1, memory_mb: int | None = None, gpus: int = 0) -> None:
+        """Refuse, before anything is recorded, resources this backend can never provide.
+
+        Raises :class:`UnsatisfiableRequest`. Must be cheap and must not start
+        anything; the default accepts everything (a cluster's scheduler decides).
+        """
 
     def status(self, backend_ids: list[str]) -> dict[str, BackendStatus]:
         """The status of many jobs in one call; ids the backend does not know are LOST."""

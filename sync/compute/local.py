@@ -1,12 +1,20 @@
 """The local backend: each job a detached process group on this machine.
 
-A job attempt runs under a tiny ``/bin/sh`` wrapper that starts the command,
-waits for it and writes its exit code to ``<log_dir>/exit``. The code lives in
-a file, not only in the supervisor's memory, so that a restarted supervisor
-(or ``ws jobs refresh``) still learns how a job ended. The wrapper traps TERM,
-INT and HUP (a trap, not an ignore, so the command itself still gets the
-default handlers) and therefore outlives a polite cancel long enough to
-record 128+signal.
+A job attempt runs under a tiny ``/bin/sh`` wrapper that joins the job's
+memory cgroup (when it has one), writes ``<log_dir>/pid`` (pid, kernel start
+time, attempt), starts the command, waits for it and writes its exit code to
+``<log_dir>/exit``. Everything lives in files, not only in the supervisor's
+memory, so that a restarted supervisor (or ``ws jobs refresh``) still learns
+what was started and how it ended. The wrapper traps TERM, INT and HUP (a
+trap, not an ignore, so the command itself still gets the default handlers)
+and therefore outlives a polite cancel long enough to record 128+signal.
+
+The pid file is the job's own record of its attempt, written before the
+command starts, so it exists even when the supervisor died right after the
+fork. For the instant before it is written, ``submit`` hands the wrapper a
+*start lock* (``<log_dir>/start``, flocked, as the wrapper's stdin) that the
+wrapper drops once the pid file is complete: a held lock means "started, pid
+file on its way". :meth:`LocalBackend.find` relies on both.
 
 Backend ids are ``<pid>@<log dir>`` with the log dir relative to the
 backend's ``root`` when it lies below it, so a new process can find the files.
@@ -20,31 +28,59 @@ import signal
 import subprocess
 import time
 
-from sync.compute.base import (CANCELLED, FAILED, LOST, RUNNING, SUCCEEDED, BackendStatus, ComputeBackend,
-                               SubmitRequest)
+from sync.compute import local_limits as limits
+from sync.compute.local_files import (PidRecord, group_alive, is_zombie, kill_group, mtime_ns, read_exit,
+                                      read_pid_file, read_start, start_lock, start_locked, start_ticks, unlink,
+                                      write_text)
+from sync.compute.base import (CANCELLED, FAILED, LOST, OUT_OF_MEMORY, RUNNING, SUCCEEDED, BackendStatus,
+                               ComputeBackend, SubmitRequest)
 from sync.errors import BackendError
 
-# $1 = the command, $2 = the log dir. The exit file is written with one printf
-# (one write of "<code>\n"); readers only trust it once the newline is there.
-_WRAPPER = (
-    "trap 'ws_sig=1' TERM INT HUP\n"
-    '/bin/sh -c "$1"\n'
-    "ws_rc=$?\n"
-    "printf '%s\\n' \"$ws_rc\" > \"$2/exit\"\n"
-    "exit $ws_rc\n"
-)
+# $1 = the command, $2 = the log dir, $3 = the attempt, $4 = the memory cgroup folder (or ""),
+# $5 = the address-space limit in KiB (or ""). Only shell builtins run before the command, so
+# starting a job costs one exec. The exit file is written with one printf (one write of
+# "<code>\n"); readers only trust it (and the pid file) once the newline is there.
+_WRAPPER = r"""trap 'ws_sig=1' TERM INT HUP
+ws_cmd=$1 ws_dir=$2 ws_try=$3 ws_cg=$4 ws_vm=$5
+ws_fail() { echo "ws: $1" >&2; printf '125\n' > "$ws_dir/exit"; exit 125; }
+if [ -n "$ws_cg" ]; then echo $$ > "$ws_cg/cgroup.procs" || ws_fail "cannot enter memory cgroup $ws_cg"; fi
+ws_ticks=-
+if read -r ws_stat 2>/dev/null < /proc/$$/stat; then set -f; set -- $ws_stat; ws_ticks=${22}; fi
+printf 'pid=%s ticks=%s attempt=%s\n' $$ "$ws_ticks" "$ws_try" > "$ws_dir/pid"
+exec 0</dev/null
+if [ -n "$ws_vm" ]; then ulimit -v "$ws_vm" || ws_fail "cannot limit memory to $ws_vm KiB"; fi
+/bin/sh -c "$ws_cmd"
+ws_rc=$?
+if [ -n "$ws_cg" ]; then
+  while read -r ws_k ws_v; do
+    if [ "$ws_k" = oom_kill ] && [ "$ws_v" != 0 ]; then : > "$ws_dir/oom"; fi
+  done < "$ws_cg/memory.oom_control"
+  echo $$ > "$ws_cg/../cgroup.procs" && rmdir "$ws_cg" 2>/dev/null
+fi
+printf '%s\n' "$ws_rc" > "$ws_dir/exit"
+exit $ws_rc
+"""
 DEFAULT_GRACE_S = 5.0
+START_WAIT_S = 10.0  # how long find() waits for a wrapper that holds its start lock to write its pid file
+_STALE = ("exit", "cancelled", "pid", limits.OOM_MARKER, limits.CGROUP_RECORD)  # from an earlier attempt
 
 
 class LocalBackend(ComputeBackend):
-    """Runs jobs as local process groups; ``root`` anchors relative log dirs (``.ws/jobs``)."""
+    """Runs jobs as local process groups; ``root`` anchors relative log dirs (``.ws/jobs``).
+
+    ``memory`` says how ``resources.memory`` is enforced: ``auto`` (a cgroup
+    when possible, else RLIMIT_AS), ``cgroup``, ``rlimit`` or ``none`` (see
+    :mod:`sync.compute.local_limits`).
+    """
 
     name = "local"
     starts_at_once = True
 
-    def __init__(self, root: str | os.PathLike | None = None, grace_s: float = DEFAULT_GRACE_S):
+    def __init__(self, root: str | os.PathLike | None = None, grace_s: float = DEFAULT_GRACE_S,
+                 memory: str = "auto"):
         self.root = os.path.abspath(root) if root is not None else None
         self.grace_s = grace_s
+        self.memory = limits.MemoryLimiter(memory)
         self._children: dict[int, subprocess.Popen] = {}  # reaped by us, so they never linger as zombies
         self._pidfds: dict[int, int] = {}
 
@@ -66,30 +102,54 @@ class LocalBackend(ComputeBackend):
         return int(pid_text), log_dir
 
     # -- the protocol ------------------------------------------------------
+    def check_resources(self, cpus: int = 1, memory_mb: int | None = None, gpus: int = 0) -> None:
+        """Refuse more gpus than this machine has (cpus over the limit run alone; memory is enforced)."""
+        limits.check_gpus(gpus)
+
     def submit(self, request: SubmitRequest) -> str:
         """Start the command in a new session (its own process group), logs appended under log_dir."""
-        os.makedirs(request.log_dir, exist_ok=True)
-        for stale in ("exit", "cancelled"):  # from an earlier attempt of the same job
-            try:
-                os.unlink(os.path.join(request.log_dir, stale))
-            except FileNotFoundError:
-                pass
+        self.check_resources(request.cpus, request.memory_mb, request.gpus)
+        log_dir = request.log_dir
+        os.makedirs(log_dir, exist_ok=True)
+        for stale in _STALE:
+            unlink(os.path.join(log_dir, stale))
+        cgroup, vm_kib = self.memory.prepare(request.job_id, request.attempt, request.memory_mb, log_dir)
         env = dict(os.environ)
         env.update(request.env)
         env["WS_JOB_ID"] = request.job_id
         env["WS_JOB_ATTEMPT"] = str(request.attempt)
-        with open(os.path.join(request.log_dir, "stdout"), "ab") as out, \
-                open(os.path.join(request.log_dir, "stderr"), "ab") as err:
-            try:
-                proc = subprocess.Popen(["/bin/sh", "-c", _WRAPPER, "ws-job", request.command, request.log_dir],
-                                        cwd=request.workdir, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                        stderr=err, start_new_session=True, close_fds=True)
-            except OSError as exc:
-                raise BackendError(f"cannot start job {request.name}: {exc}") from exc
-        started = time.time_ns()
-        _write_text(os.path.join(request.log_dir, "pid"), f"{proc.pid} {_start_ticks(proc.pid)} {started}\n")
+        argv = ["/bin/sh", "-c", _WRAPPER, "ws-job", request.command, log_dir, str(request.attempt), cgroup, vm_kib]
+        lock = start_lock(log_dir, request.attempt)
+        try:
+            with open(os.path.join(log_dir, "stdout"), "ab") as out, \
+                    open(os.path.join(log_dir, "stderr"), "ab") as err:
+                proc = subprocess.Popen(argv, cwd=request.workdir, env=env, stdin=lock, stdout=out, stderr=err,
+                                        start_new_session=True, close_fds=True)
+        except OSError as exc:
+            if cgroup:
+                limits.remove_cgroup(log_dir)
+            raise BackendError(f"cannot start job {request.name}: {exc}") from exc
+        finally:
+            os.close(lock)  # the wrapper's stdin keeps the lock until its pid file is written
         self._children[proc.pid] = proc
-        return self._make_id(proc.pid, request.log_dir)
+        return self._make_id(proc.pid, log_dir)
+
+    def find(self, request: SubmitRequest) -> str | None:
+        """The id of attempt ``request.attempt`` from the files in its log dir, or None if it never started."""
+        log_dir = request.log_dir
+        rec = read_pid_file(log_dir)
+        if rec.attempt == request.attempt:
+            return self._make_id(rec.pid, log_dir)
+        if read_start(log_dir) != request.attempt:
+            return None  # this attempt never got as far as the fork
+        deadline = time.monotonic() + START_WAIT_S
+        while start_locked(log_dir):  # forked: its wrapper is about to write the pid file
+            if time.monotonic() > deadline:
+                raise BackendError(f"job {request.job_id} attempt {request.attempt} is still starting after "
+                                   f"{START_WAIT_S:g}s; try again")
+            time.sleep(0.01)  # a rare recovery path: poll the lock with a deadline
+        rec = read_pid_file(log_dir)
+        return self._make_id(rec.pid, log_dir) if rec.attempt == request.attempt else None
 
     def status(self, backend_ids: list[str]) -> dict[str, BackendStatus]:
         """Read each job's exit file; without one, the job runs while its process lives."""
@@ -97,17 +157,20 @@ class LocalBackend(ComputeBackend):
 
     def _one_status(self, backend_id: str) -> BackendStatus:
         pid, log_dir = self._parse_id(backend_id)
-        started = _read_pid_file(log_dir)[2]
-        code = _read_exit(log_dir)
-        if code is None and self._alive(pid, log_dir):
+        rec = read_pid_file(log_dir)
+        started = rec.started_ns
+        code = read_exit(log_dir)
+        if code is None and self._alive(pid, log_dir, rec):
             return BackendStatus(RUNNING, started_ns=started)
         if code is None:
-            code = _read_exit(log_dir)  # it may have finished between the two reads
+            code = read_exit(log_dir)  # it may have finished between the two reads
         # the exit file's mtime comes from the kernel's coarse clock: never before the recorded start
-        finished = max(_mtime_ns(os.path.join(log_dir, "exit")) or time.time_ns(), started or 0)
-        cancelled = os.path.exists(os.path.join(log_dir, "cancelled"))
-        if cancelled:
+        finished = max(mtime_ns(os.path.join(log_dir, "exit")) or time.time_ns(), started or 0)
+        limits.remove_cgroup(log_dir)  # when a killed wrapper could not
+        if os.path.exists(os.path.join(log_dir, "cancelled")):
             return BackendStatus(CANCELLED, code, started, finished, "cancelled")
+        if code != 0 and limits.oom_killed(log_dir):
+            return BackendStatus(OUT_OF_MEMORY, code, started, finished, limits.memory_reason(log_dir))
         if code is None:
             return BackendStatus(LOST, None, started, finished, "process ended without recording an exit code")
         if code == 0:
@@ -117,34 +180,36 @@ class LocalBackend(ComputeBackend):
             reason += f" (killed by {signal.Signals(code - 128).name})"
         return BackendStatus(FAILED, code, started, finished, reason)
 
-    def _alive(self, pid: int, log_dir: str) -> bool:
+    def _alive(self, pid: int, log_dir: str, rec: PidRecord | None = None) -> bool:
         proc = self._children.get(pid)
         if proc is not None:
             if proc.poll() is None:
                 return True
             self._forget(pid)
             return False
-        ticks = _start_ticks(pid)
+        rec = rec or read_pid_file(log_dir)
+        if rec.pid is None:
+            return start_locked(log_dir)  # forked; its wrapper has not written the pid file yet
         # a pid is only ours if its start time matches: pids get reused
-        return ticks is not None and ticks == _read_pid_file(log_dir)[1] and not _is_zombie(pid)
+        return rec.pid == pid and rec.ticks is not None and start_ticks(pid) == rec.ticks and not is_zombie(pid)
 
     def cancel(self, backend_ids: list[str]) -> None:
         """SIGTERM each job's process group, then SIGKILL whatever is left after the grace period."""
         groups = []
         for bid in backend_ids:
             pid, log_dir = self._parse_id(bid)
-            if _read_exit(log_dir) is not None or not self._alive(pid, log_dir):
+            if read_exit(log_dir) is not None or not self._alive(pid, log_dir):
                 continue
-            _write_text(os.path.join(log_dir, "cancelled"), "")
-            _kill_group(pid, signal.SIGTERM)
+            write_text(os.path.join(log_dir, "cancelled"), "")
+            kill_group(pid, signal.SIGTERM)
             groups.append((pid, log_dir))
         deadline = time.monotonic() + self.grace_s
         while groups and time.monotonic() < deadline:
-            groups = [(p, d) for p, d in groups if _group_alive(p) and not self._reap(p)]
+            groups = [(p, d) for p, d in groups if group_alive(p) and not self._reap(p)]
             if groups:
                 self.wait([self._make_id(p, d) for p, d in groups], 0.05)
         for pid, _ in groups:
-            _kill_group(pid, signal.SIGKILL)
+            kill_group(pid, signal.SIGKILL)
         for pid, _ in groups:
             self._reap(pid, block=True)
 
@@ -190,7 +255,7 @@ class LocalBackend(ComputeBackend):
     def _reap(self, pid: int, block: bool = False) -> bool:
         proc = self._children.get(pid)
         if proc is None:
-            return not _group_alive(pid)
+            return not group_alive(pid)
         done = (proc.wait() if block else proc.poll()) is not None
         if done:
             self._forget(pid)
@@ -201,77 +266,3 @@ class LocalBackend(ComputeBackend):
         fd = self._pidfds.pop(pid, None)
         if fd is not None:
             os.close(fd)
-
-
-def _kill_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)  # start_new_session made the wrapper its group's leader
-    except ProcessLookupError:
-        pass
-
-
-def _group_alive(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _write_text(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def _read_exit(log_dir: str) -> int | None:
-    try:
-        with open(os.path.join(log_dir, "exit")) as f:
-            text = f.read()
-    except FileNotFoundError:
-        return None
-    if not text.endswith("\n"):
-        return None  # the wrapper is still writing it
-    try:
-        return int(text.strip())
-    except ValueError:
-        return None
-
-
-def _read_pid_file(log_dir: str) -> tuple[int | None, int | None, int | None]:
-    try:
-        with open(os.path.join(log_dir, "pid")) as f:
-            parts = f.read().split()
-        return int(parts[0]), (int(parts[1]) if parts[1] != "None" else None), int(parts[2])
-    except (FileNotFoundError, IndexError, ValueError):
-        return None, None, None
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            text = f.read()
-    except OSError:
-        return None
-    # the command name (field 2) may contain spaces; everything after its ')' splits cleanly
-    return text[text.rfind(")") + 2:].split()
-
-
-def _start_ticks(pid: int) -> int | None:
-    fields = _proc_stat(pid)
-    return int(fields[19]) if fields and len(fields) > 19 else None
-
-
-def _is_zombie(pid: int) -> bool:
-    fields = _proc_stat(pid)
-    return fields is None or fields[0] in ("Z", "X")
-
-
-def _mtime_ns(path: str) -> int | None:
-    try:
-        return os.stat(path).st_mtime_ns
-    except FileNotFoundError:
-        return None

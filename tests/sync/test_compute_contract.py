@@ -166,3 +166,49 @@ def _pid_running(pid: int) -> bool:
     except OSError:
         return False
     return state not in ("Z", "X")
+
+
+# -- find: idempotent submission ---------------------------------------------------------
+# The supervisor records its intent, submits, then records the backend id. If it dies
+# in between, a new process must find what was started from the job id and attempt alone.
+def test_find_locates_a_submitted_attempt_from_a_new_instance(backend, harness, tmp_path):
+    marker = tmp_path / "found-started"
+    req = _request(harness, "findme", f"touch {marker}; sleep 60", attempt=2)
+    bid = backend.submit(req)
+    other = harness.make()
+    try:
+        assert other.find(req) == bid
+        assert other.find(_request(harness, "findme", "sleep 60", attempt=3)) is None  # a later attempt
+        assert other.find(_request(harness, "never-submitted", "true")) is None
+        deadline = time.monotonic() + 10
+        while not marker.exists() and time.monotonic() < deadline:
+            backend.wait([bid], 0.05)
+        assert other.status([bid])[bid].state == RUNNING
+        other.cancel([bid])  # the instance that found it can stop it
+        assert _wait_final(other, [bid], timeout=15)[bid].state == CANCELLED
+    finally:
+        other.close()
+
+
+def test_find_still_locates_a_finished_attempt(backend, harness):
+    req = _request(harness, "finished", "exit 6")
+    bid = backend.submit(req)
+    _wait_final(backend, [bid])
+    other = harness.make()
+    try:
+        found = other.find(req)
+        assert found == bid
+        st = other.status([found])[found]
+    finally:
+        other.close()
+    assert st.state == FAILED and st.exit_code == 6
+
+
+def test_find_does_not_mistake_an_earlier_attempt(backend, harness):
+    first = _request(harness, "again", "exit 1", attempt=1)
+    bid = backend.submit(first)
+    _wait_final(backend, [bid])
+    assert backend.find(_request(harness, "again", "exit 1", attempt=2)) is None
+    second = backend.submit(_request(harness, "again", "true", attempt=2))
+    assert backend.find(_request(harness, "again", "true", attempt=2)) == second
+    assert _wait_final(backend, [second])[second].state == SUCCEEDED

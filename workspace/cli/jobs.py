@@ -16,7 +16,7 @@ from workspace.cli.output import emit_json, err, out
 
 JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
 STATE = typer.Option(None, "--state", "-s", help="Only jobs in this state (PENDING, QUEUED, RUNNING, SUCCEEDED, "
-                     "FAILED, CANCELLED, SKIPPED, LOST).", metavar="STATE")
+                     "FAILED, CANCELLED, SKIPPED, LOST, OUT_OF_MEMORY).", metavar="STATE")
 NAME = typer.Option(None, "--name", "-n", help="Only jobs of this spec.", metavar="NAME")
 WORKFLOW = typer.Option(None, "--workflow", "-w", help="Only jobs of this workflow (id, prefix or 'latest').",
                         metavar="ID")

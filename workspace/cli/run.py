@@ -132,11 +132,11 @@ def wait_(
 @jobs_app.command()
 def rerun(
     workflow: Optional[str] = typer.Argument(None, help="Workflow id (default: the latest)."),
-    failed: bool = typer.Option(False, "--failed", help="Rerun the failed, cancelled and lost jobs."),
+    failed: bool = typer.Option(False, "--failed", help="Rerun the failed, cancelled, lost and out-of-memory jobs."),
     wait: bool = typer.Option(False, "--wait/--detach", help="Stay until the rerun ended."),
     json_: bool = JSON,
 ) -> None:
-    """Run a workflow's failed, cancelled and lost jobs again, as a new workflow.
+    """Run a workflow's failed, cancelled, lost and out-of-memory jobs again, as a new workflow.
 
     Example: ws jobs rerun --failed
     """

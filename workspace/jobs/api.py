@@ -32,13 +32,14 @@ _ACTIVE_ORDER = ("RUNNING", "QUEUED", "PENDING")
 
 
 def combined_state(states: Iterable[str]) -> str | None:
-    """One state for many tasks: active if any is active, else FAILED/LOST/CANCELLED if any, else SUCCEEDED."""
+    """One state for many tasks: active if any is active, else the worst end (FAILED, OUT_OF_MEMORY, LOST,
+    CANCELLED), else SUCCEEDED."""
     states = set(states)
     if not states:
         return None
     if len(states) == 1:
         return next(iter(states))
-    for s in (*_ACTIVE_ORDER, "FAILED", "LOST", "CANCELLED"):
+    for s in (*_ACTIVE_ORDER, "FAILED", "OUT_OF_MEMORY", "LOST", "CANCELLED"):
         if s in states:
             return s
     return "SUCCEEDED"  # a mix of SUCCEEDED and SKIPPED: every result is there
@@ -71,7 +72,7 @@ class Task:
 
     @property
     def status(self) -> str:
-        """The current state (PENDING ... LOST), from the catalog."""
+        """The current state (PENDING ... LOST, OUT_OF_MEMORY), from the catalog."""
         query.refresh_liveness(self.ws)
         return self.record["state"]
 
@@ -282,7 +283,7 @@ class Workflow(_TaskGroup):
         return [Task(self.ws, r["id"]) for r in cj.list_jobs(self.ws.catalog, workflow=self.id)]
 
     def rerun(self, wait: bool = False) -> "Workflow":
-        """Run the failed, cancelled and lost tasks again (and what they block); returns the new workflow."""
+        """Run the failed, out-of-memory, cancelled and lost tasks again; returns the new workflow."""
         if self.id is None:
             raise InvalidSpec("workflow was never submitted")
         new_id = _engine().rerun_failed(self.ws, self.id, wait=wait)

@@ -22,7 +22,8 @@ from workspace.jobs import environment
 from workspace.jobs.liveness import record_supervisor
 from workspace.jobs.query import resolve_job, resolve_workflow
 from workspace.jobs.spec import UnknownJob
-from workspace.jobs.supervisor import get_backend, supervise, workflow_dir
+from workspace.jobs.launch import find_started, get_backend
+from workspace.jobs.supervisor import supervise, workflow_dir
 
 FINAL = set(q.FINAL_STATES)
 
@@ -34,7 +35,7 @@ class WaitTimedOut(WorkspaceError):
 
 
 class NothingToRerun(WorkspaceError):
-    """``rerun --failed`` found no failed, cancelled or lost job."""
+    """``rerun --failed`` found no failed, cancelled, lost or out-of-memory job."""
 
     exit_code = 1
 
@@ -193,7 +194,9 @@ def cancel(ws, job_ids: list[str] | None = None, all_jobs: bool = False) -> list
     """Cancel jobs (or every active job): pending ones at once, running ones on their backend.
 
     A LOST job named by id is stopped too when its backend says it still runs.
-    Returns the ids that were cancelled; finished jobs are left alone.
+    A job whose supervisor died before recording its backend id is found on
+    its backend first (see :mod:`workspace.jobs.launch`). Returns the ids that
+    were cancelled; finished jobs are left alone.
     """
     if all_jobs:
         rows = q.jobs_in_states(ws.catalog, q.ACTIVE_STATES)
@@ -202,6 +205,7 @@ def cancel(ws, job_ids: list[str] | None = None, all_jobs: bool = False) -> list
     backends: dict = {}
     done, to_kill = [], {}
     for row in rows:
+        find_started(ws, backends, row)
         allowed = q.ACTIVE_STATES
         if row["state"] == "LOST" and row["backend_id"] and _still_runs(ws, backends, row):
             allowed = ("LOST",)
@@ -223,7 +227,7 @@ def _still_runs(ws, backends: dict, row: dict) -> bool:
 
 
 # -- rerunning and refreshing ---------------------------------------------------------------
-RERUN_STATES = ("FAILED", "CANCELLED", "LOST")
+RERUN_STATES = ("FAILED", "CANCELLED", "LOST", "OUT_OF_MEMORY")
 
 
 def rerun_failed(ws, workflow_id: str | None = None, wait: bool = False) -> str:
@@ -231,7 +235,7 @@ def rerun_failed(ws, workflow_id: str | None = None, wait: bool = False) -> str:
     wf = resolve_workflow(ws, workflow_id or "latest")
     old = [r for r in q.list_jobs(ws.catalog, workflow=wf) if r["state"] in RERUN_STATES]
     if not old:
-        raise NothingToRerun(f"workflow {wf} has no failed, cancelled or lost job to rerun")
+        raise NothingToRerun(f"workflow {wf} has no failed, cancelled, lost or out-of-memory job to rerun")
     new_ids = {r["id"]: q.new_id() for r in old}
     _, head = ws.head()
     keep = ("name", "key", "params", "backend", "priority", "command", "spec_path", "resources", "policies",
@@ -265,15 +269,25 @@ def _copy_notify(ws, old: str, new: str) -> None:
 def refresh(ws) -> list[dict]:
     """Ask the backends about every unfinished (or lost) job that has a backend id; update the catalog.
 
-    Returns ``{id, old, new}`` for each job whose state changed. A job that
+    Returns ``{id, old, new}`` for each job whose state changed. Jobs of dead
+    supervisors are marked LOST first, and a LOST job whose supervisor died
+    before recording its backend id is looked up on its backend. A job that
     succeeded gets its outputs committed here if no supervisor did it; LOST
     jobs that still run are handed to a new supervisor for their workflow.
     """
-    rows = [r for r in q.jobs_in_states(ws.catalog, ("QUEUED", "RUNNING", "LOST")) if r["backend_id"]]
+    from workspace.jobs.liveness import mark_lost
+
+    mark_lost(ws)
+    backends: dict = {}
+    rows = q.jobs_in_states(ws.catalog, ("QUEUED", "RUNNING", "LOST"))
+    for r in rows:
+        if r["state"] == "LOST":
+            find_started(ws, backends, r)
     by_backend: dict[str, list[dict]] = {}
     for r in rows:
-        by_backend.setdefault(r["backend"], []).append(r)
-    changes, backends, adopt = [], {}, {}
+        if r["backend_id"]:
+            by_backend.setdefault(r["backend"], []).append(r)
+    changes, adopt = [], {}
     for name, jobs in by_backend.items():
         statuses = get_backend(ws, backends, name).status([j["backend_id"] for j in jobs])
         for job in jobs:

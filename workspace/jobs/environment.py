@@ -22,11 +22,11 @@ def ws_version() -> str:
     """The installed ws package version (looked up once per process)."""
     global _WS_VERSION
     if _WS_VERSION is None:
-        try:
-            from importlib.metadata import version
+        from importlib.metadata import PackageNotFoundError, version
 
+        try:
             _WS_VERSION = version("ws")
-        except Exception:  # running from a source tree without metadata
+        except PackageNotFoundError:  # running from a source tree without metadata
             _WS_VERSION = "unknown"
     return _WS_VERSION
 
@@ -35,7 +35,7 @@ def base_environment(extra_vars: list[str] | tuple[str, ...] = ()) -> dict:
     """The part of the environment shared by every job of one ``ws run``."""
     try:
         user = getpass.getuser()
-    except Exception:  # no passwd entry in some containers
+    except (KeyError, OSError):  # no passwd entry in some containers (KeyError before Python 3.13)
         user = os.environ.get("USER", "unknown")
     names = list(dict.fromkeys([*DEFAULT_VARS, *extra_vars]))
     return {

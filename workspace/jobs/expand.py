@@ -298,6 +298,8 @@ def expand(ws, specs: list[JobSpec], overrides: dict | None = None, backend: str
         raise InvalidArgument(f"--param {unknown[0]}: no spec declares a parameter '{unknown[0]}'")
     if backend:  # copies: the caller's specs (a Python Job's) keep their own backend
         ordered = [validate(replace(s, backend=backend)) for s in ordered]
+    for spec in ordered:
+        check_resources(spec)
     keys: dict[str, list[str]] = {}
     outputs: dict[str, list[str]] = {}
     cache: dict = {}
@@ -311,6 +313,23 @@ def expand(ws, specs: list[JobSpec], overrides: dict | None = None, backend: str
         outputs[spec.name] = [o for j in jobs for o in j.outputs]
         result.extend(jobs)
     return result
+
+
+def check_resources(spec: JobSpec) -> None:
+    """Refuse resources the spec's backend can never provide (the local one: more gpus than the machine has).
+
+    Checked when jobs are expanded (``ws run``, ``ws jobs validate``, the Python
+    API), not when a spec file is parsed: the answer depends on the machine.
+    """
+    from sync.compute import registry
+    from sync.compute.base import UnsatisfiableRequest
+
+    r = spec.resources
+    try:
+        registry.get(spec.backend).check_resources(cpus=r.cpus, memory_mb=r.memory_mb, gpus=r.gpus)
+    except UnsatisfiableRequest as exc:
+        fld = f"resources.{exc.resource}" if exc.resource else "resources"
+        raise InvalidSpec(f"{spec.where}: field '{fld}': {exc}") from None
 
 
 def _upstream(spec: JobSpec, by_name: dict[str, JobSpec]) -> list[str]:

@@ -1,7 +1,9 @@
 """Notifications when a job or a workflow ends: a shell command and/or a POSTed JSON body.
 
-A notification never fails the job: problems come back as strings that the
-supervisor records in its log. The command gets the JSON payload on stdin and
+A notification never fails the job, and never holds up the supervisor: a
+:class:`Notifier` sends them on a small thread pool, each bounded by a timeout,
+and records every problem as an event on the job (``ws jobs show``) as well as
+in the supervisor's log. The command gets the JSON payload on stdin and
 ``WS_JOB_*`` variables; the URL gets the same JSON via ``requests.post``.
 """
 
@@ -9,8 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from catalog import jobs as q
 
 COMMAND_TIMEOUT_S = 60.0
 URL_TIMEOUT_S = 10.0
@@ -21,6 +27,7 @@ _EVENTS = {
     "FAILED": {"failed", "finished"},
     "CANCELLED": {"cancelled", "finished"},
     "LOST": {"lost", "finished"},
+    "OUT_OF_MEMORY": {"failed", "finished"},
     "RUNNING": {"started"},
 }
 
@@ -67,14 +74,23 @@ def _env_for(payload: dict) -> dict[str, str]:
 
 def _run_command(command: str, payload: dict, cwd: str) -> list[str]:
     try:
-        proc = subprocess.run(command, shell=True, cwd=cwd, input=json.dumps(payload, default=str), text=True,
-                              env=_env_for(payload), capture_output=True, timeout=COMMAND_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return [f"notify command timed out after {COMMAND_TIMEOUT_S:g}s: {command}"]
+        # its own session, so that a timeout kills whatever it started too (else their pipes keep us waiting)
+        proc = subprocess.Popen(command, shell=True, cwd=cwd, text=True, env=_env_for(payload),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
     except OSError as exc:
         return [f"notify command could not start: {exc}"]
+    try:
+        _, stderr = proc.communicate(json.dumps(payload, default=str), timeout=COMMAND_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        return [f"notify command timed out after {COMMAND_TIMEOUT_S:g}s: {command}"]
     if proc.returncode != 0:
-        return [f"notify command exited {proc.returncode}: {proc.stderr.strip()[:200]}"]
+        return [f"notify command exited {proc.returncode}: {stderr.strip()[:200]}"]
     return []
 
 
@@ -100,15 +116,75 @@ def save_settings(path: str, settings: dict) -> None:
 
 
 def load_settings(path: str) -> dict:
-    """Spec name -> Notify, as :func:`save_settings` wrote them (empty when there is no file)."""
+    """Spec name -> Notify, as :func:`save_settings` wrote them (empty when there is no file).
+
+    A file that is not valid JSON raises DamagedObjectError: silently notifying
+    nobody would hide the problem until someone misses a message.
+    """
+    from workspace.errors import DamagedObjectError
     from workspace.jobs.spec import Notify
 
     try:
         with open(path) as f:
             data = json.load(f)
-    except (FileNotFoundError, ValueError):
+    except FileNotFoundError:
         return {}
+    except ValueError as exc:
+        raise DamagedObjectError(f"{path}: notification settings are damaged ({exc}); "
+                                 "rerun the workflow to write them again") from None
     return {name: Notify(**cfg) for name, cfg in data.items()}
+
+
+class Notifier:
+    """Sends notifications off the supervisor's loop and records what went wrong on the jobs.
+
+    Each destination (a command or URL) gets its own sender thread: its
+    notifications arrive in order (a job's "started" before its "finished",
+    the workflow's last), and a slow one delays only itself, never the loop
+    or another destination. ``job``/``workflow`` return at once;
+    :meth:`close` waits for what is in flight (each send is bounded by its timeout).
+    """
+
+    def __init__(self, cat, cwd: str, log_path: str):
+        self.cat = cat
+        self.cwd = cwd
+        self.log_path = log_path
+        self._lanes: dict[tuple, ThreadPoolExecutor] = {}
+        self._futures: list[Future] = []
+
+    def job(self, notify, row: dict) -> None:
+        """Tell ``notify`` about a job (its catalog row as it is now)."""
+        self._submit(notify, job_payload(row), [row["id"]], "notification")
+
+    def workflow(self, notify, payload: dict, job_ids: list[str]) -> None:
+        """Tell ``notify`` how a workflow ended; a failure is recorded on each of its jobs."""
+        self._submit(notify, payload, job_ids, "workflow notification")
+
+    def _submit(self, notify, payload: dict, job_ids: list[str], what: str) -> None:
+        key = (notify.command, notify.url)
+        lane = self._lanes.get(key)
+        if lane is None:  # most workflows notify nobody: no threads for them
+            lane = self._lanes[key] = ThreadPoolExecutor(1, thread_name_prefix="ws-notify")
+        # finished sends are forgotten, unless they raised: close() re-raises that
+        self._futures = [f for f in self._futures if not f.done() or f.exception() is not None]
+        self._futures.append(lane.submit(self._send, notify, payload, job_ids, what))
+
+    def _send(self, notify, payload: dict, job_ids: list[str], what: str) -> None:
+        problems = send(notify, payload, self.cwd)
+        if not problems:
+            return
+        log_problems(self.log_path, problems)  # a detached supervisor has no terminal
+        for p in problems:
+            q.add_event(self.cat, job_ids, f"{what} failed: {p}")
+
+    def close(self) -> None:
+        """Wait for the notifications in flight; raise what a sender raised (a bug, not a failed send)."""
+        for lane in self._lanes.values():
+            lane.shutdown(wait=True)
+        self._lanes.clear()
+        futures, self._futures = self._futures, []
+        for f in futures:
+            f.result()
 
 
 def log_problems(path: str, problems: list[str]) -> None:

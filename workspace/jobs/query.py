@@ -17,7 +17,7 @@ from typing import Iterator
 
 from catalog import jobs as cj
 from catalog.errors import CatalogBusy
-from workspace.errors import InvalidArgument, WorkspaceError
+from workspace.errors import InvalidArgument, UnknownRef, WorkspaceError
 from workspace.jobs.spec import LOG_FILES, STATES, SpecNotFound, UnknownJob, spec_files
 
 FOLLOW_POLL_S = 0.2
@@ -25,17 +25,11 @@ _LIVENESS_EVERY_S = 2.0
 
 
 def refresh_liveness(ws) -> int:
-    """Mark jobs of dead supervisors LOST (when the execution side is installed); returns how many."""
-    import importlib
+    """Mark jobs of dead supervisors LOST; returns how many."""
+    from workspace.jobs.liveness import mark_lost
 
     try:
-        liveness = importlib.import_module("workspace.jobs.liveness")
-    except ModuleNotFoundError as exc:
-        if exc.name != "workspace.jobs.liveness":
-            raise
-        return 0
-    try:
-        return int(liveness.mark_lost(ws) or 0)
+        return mark_lost(ws)
     except CatalogBusy:
         return 0  # a busy catalog must not fail a read; the next read tries again
 
@@ -121,7 +115,7 @@ def _commit_info(ws, commit_id: str | None) -> dict | None:
         return None
     try:
         c = ws.get_commit(commit_id)
-    except WorkspaceError:
+    except UnknownRef:  # pruned or never pulled here; a damaged catalog is an error, not "missing"
         return {"id": commit_id, "missing": True}
     return {"id": c.id, "message": c.message, "branch": c.branch, "provenance": c.provenance}
 

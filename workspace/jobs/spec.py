@@ -16,11 +16,9 @@ from pathlib import Path
 from workspace.errors import UnknownRef, WorkspaceError
 
 SPEC_DIR = "jobs"
-STATES = ("PENDING", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED", "LOST")
-FINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED", "LOST")
+STATES = ("PENDING", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED", "LOST", "OUT_OF_MEMORY")
+FINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED", "LOST", "OUT_OF_MEMORY")
 NOTIFY_EVENTS = ("started", "succeeded", "failed", "finished", "cancelled", "lost")
-# used until the compute registry (sync.compute.registry) exists
-_FALLBACK_BACKENDS = ("local", "slurm", "batch", "prominence")
 
 TOP_FIELDS = ("name", "description", "command", "resources", "env", "workdir", "inputs", "outputs",
               "params", "policies", "depends_on", "backend", "notify")
@@ -170,16 +168,10 @@ def load_spec(path: str | os.PathLike, display: str | None = None) -> JobSpec:
 
 # -- validation -------------------------------------------------------------------
 def backend_names() -> list[str]:
-    """Backends a spec may name: the compute registry's, or the built-in list before it exists."""
-    try:
-        from sync.compute import registry
-    except ImportError:
-        return list(_FALLBACK_BACKENDS)
-    try:
-        names = list(registry.names())
-    except Exception:  # a half-built registry must not make every spec invalid
-        return list(_FALLBACK_BACKENDS)
-    return names or list(_FALLBACK_BACKENDS)
+    """Backends a spec may name: the compute registry's."""
+    from sync.compute import registry
+
+    return registry.names()
 
 
 def validate(spec: JobSpec, backends: list[str] | None = None) -> JobSpec:

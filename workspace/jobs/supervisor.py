@@ -7,6 +7,12 @@ fails or cancels what cannot run any more, and starts ready jobs in priority
 order while the sum of their cpus stays within ``[jobs] max_cpus``. Between
 turns it waits on the backend (the local backend wakes up as soon as a child
 exits), so scheduling costs milliseconds, not a polling interval.
+
+No backend call and no notification happens inside a catalog write
+transaction: a slow cluster or webhook must neither keep other ``ws``
+processes off the catalog nor hold up this loop. Starting a job is three
+steps (see :mod:`workspace.jobs.launch`): record the intent, submit, record
+the backend id; notifications go to a thread pool (:class:`Notifier`).
 """
 
 from __future__ import annotations
@@ -16,15 +22,16 @@ import socket
 import time
 
 from catalog import jobs as q
-from sync.compute import registry
-from sync.compute.base import CANCELLED, FAILED, RUNNING, SUCCEEDED, BackendStatus, SubmitRequest
+from sync.compute.base import CANCELLED, FAILED, OUT_OF_MEMORY, RUNNING, SUCCEEDED, BackendStatus
+from sync.errors import BackendError
+from workspace.faults import checkpoint
 from workspace.jobs import notify as notify_mod
+from workspace.jobs.launch import find_started, get_backend, submit_request
 from workspace.jobs.liveness import record_supervisor
 from workspace.jobs.outputs import commit_outputs
+from workspace.jobs.scheduling import ACTIVE, OK_STATES, Scheduling
 
 MAX_WAIT_S = 1.0  # longest the loop sleeps without looking at the catalog (external cancels)
-ACTIVE = ("QUEUED", "RUNNING")
-OK_STATES = ("SUCCEEDED", "SKIPPED")
 
 
 def max_cpus(ws) -> int:
@@ -39,15 +46,7 @@ def workflow_dir(ws, workflow_id: str) -> str:
     return os.path.join(ws.layout.jobs_dir, f"wf-{workflow_id}")
 
 
-def get_backend(ws, cache: dict, name: str):
-    """One backend instance per name per process (the local one anchored at ``.ws/jobs``)."""
-    if name not in cache:
-        opts = {"root": str(ws.layout.jobs_dir)} if name == "local" else {}
-        cache[name] = registry.get(name, **opts)
-    return cache[name]
-
-
-class Supervisor:
+class Supervisor(Scheduling):
     """The scheduling loop of one workflow (see the module docstring)."""
 
     def __init__(self, ws, workflow_id: str, cpus: int | None = None, adopt: bool = False):
@@ -59,15 +58,18 @@ class Supervisor:
         self.backends: dict = {}
         self.pending: dict[str, dict] = {}
         self.running: dict[str, dict] = {}
+        self.claimed: dict[str, dict] = {}  # intent recorded, backend id not yet (only inside _launch)
         self.states: dict[str, str] = {}
+        self.job_ids: list[str] = []  # this workflow's jobs (states also holds dependencies of earlier ones)
         self.policies: dict[str, dict] = {}
         self.not_before: dict[str, int] = {}
         self.notify = notify_mod.load_settings(os.path.join(workflow_dir(ws, workflow_id), "notify.json"))
-        self._log_path = os.path.join(workflow_dir(ws, workflow_id), "supervisor.log")
+        self.notifier = notify_mod.Notifier(self.cat, str(ws.root),
+                                            os.path.join(workflow_dir(ws, workflow_id), "supervisor.log"))
         self._last_sync = time.monotonic()
         self._order: list[str] | None = None  # pending ids by priority; rebuilt when jobs come back
         self._check_blocked = True  # a dependency ended badly since the last full scan
-        self._outbox: list[dict] = []  # notifications, sent after the turn's transaction
+        self._outbox: list[dict] = []  # jobs to notify about, handed to the notifier after the turn's transaction
         self._has_max_queue = False
 
     # -- the loop ------------------------------------------------------------
@@ -77,8 +79,8 @@ class Supervisor:
         q.update_workflow(self.cat, self.wf, supervisor_pid=os.getpid(), supervisor_host=socket.gethostname(),
                           **fields)
         record_supervisor(self.ws, self.wf, os.getpid())
-        self._load()
         try:
+            self._load()
             while self.pending or self.running:
                 self._turn()
                 if not (self.pending or self.running):
@@ -90,13 +92,16 @@ class Supervisor:
         finally:
             for backend in self.backends.values():
                 backend.close()
-        return self._finish_workflow()
+        state = self._finish_workflow()
+        self.notifier.close()
+        return state
 
     def _turn(self) -> None:
-        """One poll: backend calls and output commits first, then all state changes in one transaction.
+        """One poll: backend calls and output commits, then the state changes in one transaction, then starts.
 
-        Output commits take the workspace lock and notifications run commands,
-        so neither happens while this process holds the catalog's write lock.
+        Output commits take the workspace lock, submits talk to the backend and
+        notifications run commands: none of them happens while this process
+        holds the catalog's write lock.
         """
         ended = self._poll()
         commits = {job["id"]: commit_outputs(self.ws, job, st.exit_code)
@@ -104,16 +109,20 @@ class Supervisor:
         with self.cat.write():
             for job, st in ended:
                 self._ended(job, st, commits.get(job["id"]))
-            self._schedule()
+            ready = self._schedule()
+        self._launch(ready)
         outbox, self._outbox = self._outbox, []
         for job in outbox:
-            self._send_job_notice(job)
+            self.notifier.job(self.notify[job["name"]], q.get_job(self.cat, job["id"]) or job)
 
     def _interrupted(self) -> None:
         reason = "interrupted: the supervising 'ws run --wait' was stopped"
+        for job in self.claimed.values():  # Ctrl-C came while they were being submitted
+            find_started(self.ws, self.backends, job)
+        self.running.update({jid: j for jid, j in self.claimed.items() if j.get("backend_id")})
         for name, jobs in self._running_by_backend().items():
             get_backend(self.ws, self.backends, name).cancel([j["backend_id"] for j in jobs])
-        q.set_states(self.cat, [*self.running, *self.pending], "CANCELLED", reason,
+        q.set_states(self.cat, [*self.running, *self.pending, *self.claimed], "CANCELLED", reason,
                      only_from=q.ACTIVE_STATES, reason=reason)
         q.update_workflow(self.cat, self.wf, state="CANCELLED")
 
@@ -122,18 +131,37 @@ class Supervisor:
             jid = job["id"]
             self.states[jid] = job["state"]
             self.policies[jid] = job["policies"] or {}
+            self.job_ids.append(jid)
             if job["state"] == "PENDING":
                 self.pending[jid] = job
                 self._has_max_queue |= bool(self.policies[jid].get("max_queue_s"))
-            elif job["state"] in ACTIVE and job["backend_id"]:
-                self.running[jid] = job  # adopted after a supervisor restart
-            elif self.adopt and job["state"] == "LOST" and job["backend_id"]:
-                if self._set(job, "RUNNING", "adopted by a new supervisor", only_from=("LOST",), reason=None,
-                             started_ns=job["started_ns"] or time.time_ns()):
-                    self.running[jid] = job
-            elif job["state"] in ACTIVE:  # claimed but never started
-                self._set(job, "PENDING", "supervisor restarted before the job started")
-                self.pending[jid] = job
+            elif job["state"] in ACTIVE or (self.adopt and job["state"] == "LOST"):
+                self._resume(job)
+
+    def _resume(self, job: dict) -> None:
+        """Take over a job an earlier supervisor claimed or started (after a restart, or for 'ws jobs refresh').
+
+        A job claimed for an attempt whose backend id was never recorded is
+        looked up on its backend: found, it is followed like any running job;
+        not found, it never started and runs (as the same attempt) again.
+        """
+        had_id = bool(job["backend_id"])
+        bid = find_started(self.ws, self.backends, job)
+        if not bid:
+            if job["state"] in ACTIVE:
+                self._set(job, "PENDING", "supervisor restarted before the job started", only_from=ACTIVE,
+                          attempts=max(0, (job["attempts"] or 0) - 1))
+                self.pending[job["id"]] = job
+            return  # a LOST job that never started stays LOST ('ws jobs rerun --failed' runs it)
+        if job["state"] == "LOST" or not had_id:
+            at_once = get_backend(self.ws, self.backends, job["backend"]).starts_at_once
+            state = "RUNNING" if at_once or job["state"] == "RUNNING" else "QUEUED"
+            when = {"started_ns": job["started_ns"] or time.time_ns()} if state == "RUNNING" else {}
+            detail = "adopted by a new supervisor" if had_id else \
+                f"adopted by a new supervisor: attempt {job['attempts']} found on {job['backend']} as {bid}"
+            if not self._set(job, state, detail, only_from=(job["state"],), reason=None, backend_id=bid, **when):
+                return
+        self.running[job["id"]] = job
 
     def _wait(self) -> None:
         now = time.time_ns()
@@ -211,10 +239,11 @@ class Supervisor:
                 self.states[job["id"]] = (q.get_job(self.cat, job["id"]) or {}).get("state", "CANCELLED")
             self._check_blocked = True
         else:
-            self._failed(job, st.reason or st.state.lower(), st.exit_code)
+            final = "OUT_OF_MEMORY" if st.state == OUT_OF_MEMORY else "FAILED"
+            self._failed(job, st.reason or st.state.lower(), st.exit_code, final)
 
-    def _failed(self, job: dict, reason: str, exit_code: int | None) -> None:
-        """Retry with exponential backoff while attempts remain, else FAILED."""
+    def _failed(self, job: dict, reason: str, exit_code: int | None, final: str = "FAILED") -> None:
+        """Retry with exponential backoff while attempts remain, else ``final`` (FAILED or OUT_OF_MEMORY)."""
         pol = self.policies.get(job["id"], {})
         attempts = job.get("attempts") or 1
         if attempts <= int(pol.get("retries") or 0):
@@ -227,101 +256,68 @@ class Supervisor:
                 self.not_before[job["id"]] = time.time_ns() + int(delay * 1e9)
             return
         self._check_blocked = True
-        if self._set(job, "FAILED", reason, only_from=ACTIVE, exit_code=exit_code, reason=reason):
+        if self._set(job, final, reason, only_from=ACTIVE, exit_code=exit_code, reason=reason):
             self._notify_job(job)
 
-    # -- starting jobs ---------------------------------------------------------
-    def _schedule(self) -> None:
-        """Cancel what cannot run any more, then start ready jobs in priority order while cpus last."""
-        now = time.time_ns()
-        if self._check_blocked or self._has_max_queue:
-            self._drop_unrunnable(now)
-        if self._order is None:  # stable sort: submission (DAG) order within one priority
-            self._order = sorted(self.pending, key=lambda j: -(self.pending[j].get("priority") or 0))
-        free = self.max_cpus - sum(self._cpus(j) for j in self.running.values())
-        for jid in self._order:
-            job = self.pending.get(jid)
-            if job is None or self.not_before.get(jid, 0) > now or self._deps_verdict(job) is not None:
+    # -- starting jobs ----------------------------------------------------------
+    def _launch(self, ready: list[dict]) -> None:
+        """Start jobs in three steps: record the intent, submit (no transaction), record the backend ids.
+
+        A supervisor killed between a submit and its record leaves a started
+        job whose row has an attempt but no backend id; a restarted supervisor,
+        ``ws jobs refresh`` and ``ws jobs cancel`` find it on the backend
+        (:func:`workspace.jobs.launch.find_started`).
+        """
+        if not ready:
+            return
+        self._claim(ready)
+        checkpoint("jobs:intent")
+        started, refused = [], []
+        for job in list(self.claimed.values()):
+            backend = get_backend(self.ws, self.backends, job["backend"])
+            t0 = time.time_ns()  # before the process exists: a fast job may end before we record it
+            try:
+                bid = backend.submit(submit_request(self.ws, job, job["attempts"]))
+            except BackendError as exc:  # a backend refusing one job must not stop the others
+                refused.append((job, exc))
                 continue
-            need = self._cpus(job)
-            if need > free:
-                break  # strict priority: a big high-priority job is not starved by small ones
-            if self._launch(job):
-                free -= need
-        self._order = [j for j in self._order if j in self.pending]
+            checkpoint("jobs:submitted")
+            started.append((job, bid, t0))
+        for job, bid in self._record_started(started, refused):
+            get_backend(self.ws, self.backends, job["backend"]).cancel([bid])
+        self._order = [j for j in self._order if j in self.pending] if self._order is not None else None
 
-    def _drop_unrunnable(self, now: int) -> None:
-        """One pass in DAG order: dependents of failed jobs are cancelled, jobs queued too long fail."""
-        self._check_blocked = False
-        for jid, job in list(self.pending.items()):
-            verdict = self._deps_verdict(job)
-            if verdict is not None and verdict != "wait":
-                self.pending.pop(jid)
-                self._check_blocked = True  # its own dependents must go too (next turn at the latest)
-                if self._set(job, "CANCELLED", verdict, only_from=("PENDING",), reason=verdict):
-                    self._notify_job(job)
-            else:
-                self._queued_too_long(job, now)
+    def _claim(self, ready: list[dict]) -> None:
+        """Record the intent to start each job (QUEUED, next attempt, no backend id) in one short transaction."""
+        with self.cat.write():
+            for job in ready:
+                self.pending.pop(job["id"], None)
+                attempts = (job.get("attempts") or 0) + 1
+                if self._set(job, "QUEUED", f"submitting attempt {attempts} to {job['backend']}",
+                             only_from=("PENDING",), attempts=attempts, backend_id=None, reason=None):
+                    self.claimed[job["id"]] = job
+                else:  # cancelled from outside meanwhile
+                    self.states[job["id"]] = (q.get_job(self.cat, job["id"]) or {}).get("state", "LOST")
 
-    def _cpus(self, job: dict) -> int:
-        # a job asking for more than the limit runs alone rather than never
-        return min(self.max_cpus, int((job.get("resources") or {}).get("cpus") or 1))
-
-    def _deps_verdict(self, job: dict) -> str | None:
-        """None when every dependency is done, "wait" while some run, else why the job cannot run."""
-        waiting = False
-        for dep in job.get("depends_on") or []:
-            state = self.states.get(dep)
-            if state is None:  # a job of an earlier workflow (rerun): ask the catalog once
-                row = q.get_job(self.cat, dep) or {"state": "LOST", "policies": {}}
-                state = self.states[dep] = row["state"]
-                self.policies[dep] = row["policies"] or {}
-            if state in OK_STATES:
-                continue
-            if state in ("PENDING",) + ACTIVE:
-                waiting = True
-            elif not self.policies.get(dep, {}).get("ignore_failures"):
-                return f"dependency {dep} ended {state}"
-        return "wait" if waiting else None
-
-    def _queued_too_long(self, job: dict, now: int) -> bool:
-        limit = self.policies.get(job["id"], {}).get("max_queue_s")
-        if not limit or job.get("attempts") or now - job["submitted_ns"] < limit * 1e9:
-            return False
-        self.pending.pop(job["id"], None)
-        reason = f"waited in the queue longer than max_queue ({limit:g}s)"
-        self._check_blocked = True
-        if self._set(job, "FAILED", reason, only_from=("PENDING",), reason=reason):
-            self._notify_job(job)
-        return True
-
-    def _launch(self, job: dict) -> bool:
-        current = q.get_job(self.cat, job["id"])
-        if current is None or current["state"] != "PENDING":  # cancelled from outside meanwhile
-            self.pending.pop(job["id"], None)
-            self.states[job["id"]] = current["state"] if current else "LOST"
-            return False
-        backend = get_backend(self.ws, self.backends, job["backend"])
-        attempts = (current["attempts"] or 0) + 1
-        req = _request(self.ws, job, attempts)
-        started = time.time_ns()  # before the process exists: a fast job may end before we write RUNNING
-        try:
-            bid = backend.submit(req)
-        except Exception as exc:  # a backend refusing one job must not stop the others
-            job["attempts"] = attempts
-            self.pending.pop(job["id"], None)
-            self._set(job, "QUEUED", f"submit failed: {exc}", only_from=("PENDING",), attempts=attempts)
-            self._failed(job, f"backend {job['backend']} refused the job: {exc}", None)
-            return False
-        state, when = ("RUNNING", {"started_ns": started}) if backend.starts_at_once else ("QUEUED", {})
-        # we hold the catalog's write lock since the read above, so nobody cancelled it meanwhile
-        self._set(job, state, f"attempt {attempts} on {job['backend']} as {bid}", backend_id=bid,
-                  attempts=attempts, reason=None, **when)
-        self.pending.pop(job["id"], None)
-        job.update(backend_id=bid, attempts=attempts, started_ns=started)
-        self.running[job["id"]] = job
-        self._notify_job(job)  # only if the spec asked for "started"
-        return True
+    def _record_started(self, started: list, refused: list) -> list[tuple[dict, str]]:
+        """Record backend ids (and refusals); returns the (job, id) pairs cancelled while being submitted."""
+        stray = []
+        with self.cat.write():
+            for job, bid, t0 in started:
+                at_once = get_backend(self.ws, self.backends, job["backend"]).starts_at_once
+                state, when = ("RUNNING", {"started_ns": t0}) if at_once else ("QUEUED", {})
+                if self._set(job, state, f"attempt {job['attempts']} on {job['backend']} as {bid}",
+                             only_from=("QUEUED",), backend_id=bid, **when):
+                    self.running[job["id"]] = job
+                    self._notify_job(job)  # only if the spec asked for "started"
+                else:  # 'ws jobs cancel' came while it was being submitted: stop it, keep its id
+                    q.record_backend_id(self.cat, job["id"], job["attempts"], bid)
+                    self.states[job["id"]] = (q.get_job(self.cat, job["id"]) or {}).get("state", "CANCELLED")
+                    stray.append((job, bid))
+            for job, exc in refused:
+                self._failed(job, f"backend {job['backend']} refused the job: {exc}", None)
+        self.claimed.clear()
+        return stray
 
     # -- bookkeeping -------------------------------------------------------------
     def _set(self, job: dict, state: str, detail: str | None = None, only_from=None, **fields) -> bool:
@@ -346,10 +342,6 @@ class Supervisor:
         if cfg is not None and notify_mod.wanted(cfg, job["state"]):
             self._outbox.append(job)
 
-    def _send_job_notice(self, job: dict) -> None:
-        row = q.get_job(self.cat, job["id"]) or job
-        self._report(notify_mod.send(self.notify[job["name"]], notify_mod.job_payload(row), str(self.ws.root)))
-
     def _finish_workflow(self) -> str:
         counts = q.count_by_state(self.cat, workflow=self.wf)
         bad = {s: n for s, n in counts.items() if s not in OK_STATES}
@@ -361,11 +353,8 @@ class Supervisor:
             sig = (cfg.command, cfg.url)
             if sig not in sent and notify_mod.wanted(cfg, state):
                 sent.add(sig)
-                self._report(notify_mod.send(cfg, payload, str(self.ws.root)))
+                self.notifier.workflow(cfg, payload, self.job_ids)
         return state
-
-    def _report(self, problems: list[str]) -> None:
-        notify_mod.log_problems(self._log_path, problems)  # a detached supervisor has no terminal
 
 
 def _deadline_ns(job: dict) -> int | None:
@@ -375,16 +364,6 @@ def _deadline_ns(job: dict) -> int | None:
     if not limit or not start or job.get("state") != "RUNNING":
         return None
     return start + int(float(limit) * 1e9)
-
-
-def _request(ws, job: dict, attempt: int) -> SubmitRequest:
-    res = job.get("resources") or {}
-    workdir = os.path.normpath(os.path.join(ws.root, job.get("workdir") or "."))
-    env = {**(job.get("env") or {}), "WS_WORKSPACE": str(ws.root), "WS_JOB_NAME": job["name"]}
-    return SubmitRequest(job_id=job["id"], name=job["name"], command=job["command"], workdir=workdir,
-                         log_dir=job.get("log_dir") or os.path.join(ws.layout.jobs_dir, job["id"]), env=env,
-                         cpus=int(res.get("cpus") or 1), memory_mb=res.get("memory_mb"),
-                         walltime_s=res.get("walltime_s"), gpus=int(res.get("gpus") or 0), attempt=attempt)
 
 
 def supervise(ws, workflow_id: str, cpus: int | None = None, adopt: bool = False) -> str:

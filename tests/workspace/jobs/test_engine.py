@@ -67,7 +67,7 @@ def test_sweep_runs_and_commits_outputs_with_provenance(ws):
         assert "python" in prov["environment"]
         assert ws.read(commit.id, f"out/{who}.txt") == f"hi {who}\n".encode()
     events = [e["state"] for e in cj.job_events(ws.catalog, jobs["a"]["id"])]
-    assert events == ["PENDING", "RUNNING", "SUCCEEDED"]
+    assert events == ["PENDING", "QUEUED", "RUNNING", "SUCCEEDED"]  # QUEUED: the recorded intent to submit
 
 
 def test_succeeded_key_is_skipped_unless_forced(ws):

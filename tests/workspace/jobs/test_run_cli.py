@@ -109,6 +109,7 @@ def test_dead_supervisor_shows_lost_in_ws_jobs(ws, run_ws):
     import signal
 
     from catalog import jobs as cj
+    from sync.compute.local_files import read_pid_file
 
     _spec(ws.root, "hang", "command: touch started; sleep 30\n")
     wf = json.loads(run_ws(ws.root, "run", "hang", "--json", check=True).stdout)["workflow"]
@@ -126,10 +127,12 @@ def test_dead_supervisor_shows_lost_in_ws_jobs(ws, run_ws):
     run_ws(ws.root, "jobs", "cancel", "--all", check=True)  # LOST is final: --all leaves it
     job = cj.get_job(ws.catalog, rows[0]["id"])
     assert job["state"] == "LOST"
-    pid = int(job["backend_id"].split("@")[0])
+    # the job's own record of itself: there even when the supervisor died before recording the backend id
+    pid = read_pid_file(job["log_dir"]).pid
     assert _group_alive(pid)  # the job itself still runs in its own session
     named = run_ws(ws.root, "jobs", "cancel", job["id"], "--json", check=True)
     assert json.loads(named.stdout)["cancelled"] == [job["id"]]
+    assert cj.get_job(ws.catalog, job["id"])["backend_id"].startswith(f"{pid}@")
     deadline = time.monotonic() + 10
     while _group_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)  # polling the process table with a deadline

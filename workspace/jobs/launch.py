@@ -1,0 +1,66 @@
+"""Between a catalog row and a backend: building submit requests, and finding what a dead supervisor started.
+
+Submission is idempotent (see ``sync.compute.base``): the supervisor records
+its intent (state QUEUED, ``attempts`` raised, no backend id) in one short
+transaction, submits outside any transaction, then records the backend id. A
+row left with an attempt but no backend id is therefore either never started
+or started by a supervisor that died before recording it, and only the backend
+can tell which: :func:`find_started` asks it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from catalog import jobs as q
+from sync.compute import registry
+from sync.compute.base import ComputeBackend, SubmitRequest
+
+
+def get_backend(ws, cache: dict, name: str) -> ComputeBackend:
+    """One backend instance per name per process (the local one anchored at ``.ws/jobs``)."""
+    if name not in cache:
+        opts = {"root": str(ws.layout.jobs_dir)} if name == "local" else {}
+        cache[name] = registry.get(name, **opts)
+    return cache[name]
+
+
+def submit_request(ws, job: dict, attempt: int) -> SubmitRequest:
+    """The request that starts (or, for :meth:`ComputeBackend.find`, names) attempt ``attempt`` of ``job``."""
+    res = job.get("resources") or {}
+    workdir = os.path.normpath(os.path.join(ws.root, job.get("workdir") or "."))
+    env = {**(job.get("env") or {}), "WS_WORKSPACE": str(ws.root), "WS_JOB_NAME": job["name"]}
+    return SubmitRequest(job_id=job["id"], name=job["name"], command=job["command"], workdir=workdir,
+                         log_dir=job.get("log_dir") or os.path.join(ws.layout.jobs_dir, job["id"]), env=env,
+                         cpus=int(res.get("cpus") or 1), memory_mb=res.get("memory_mb"),
+                         walltime_s=res.get("walltime_s"), gpus=int(res.get("gpus") or 0), attempt=attempt)
+
+
+def unrecorded(cat, job: dict) -> bool:
+    """Whether a job was claimed for an attempt whose backend id was never recorded.
+
+    QUEUED or RUNNING without a backend id can only be a claim. A LOST row is
+    one if it was claimed when its supervisor died (not, say, PENDING before
+    a retry, with the previous attempt's id already cleared).
+    """
+    if job.get("backend_id") or not job.get("attempts"):
+        return False
+    if job["state"] in ("QUEUED", "RUNNING"):
+        return True
+    return job["state"] == "LOST" and q.previous_state(cat, job["id"]) in ("QUEUED", "RUNNING")
+
+
+def find_started(ws, backends: dict, job: dict) -> str | None:
+    """The job's backend id: the recorded one, else the one its backend finds for a claimed attempt, else None.
+
+    A found id is recorded on the row at once (no event: the state is the
+    caller's business), so every later reader sees it.
+    """
+    if job.get("backend_id") or not unrecorded(ws.catalog, job):
+        return job.get("backend_id")
+    attempt = int(job["attempts"])
+    bid = get_backend(ws, backends, job["backend"]).find(submit_request(ws, job, attempt))
+    if bid:
+        q.record_backend_id(ws.catalog, job["id"], attempt, bid)
+        job["backend_id"] = bid
+    return bid
