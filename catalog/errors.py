@@ -23,3 +23,13 @@ class CatalogTooNew(CatalogError):
     """The catalog was written by a newer ws with a schema this one does not know."""
 
     exit_code = 9
+
+
+class CatalogReadOnly(CatalogError):
+    """SQLite cannot write the catalog file (read-only file, folder or mount).
+
+    Commands that only read (status, diff, log) skip their cache writes and
+    still answer; commands that must record something fail with exit 12.
+    """
+
+    exit_code = 12

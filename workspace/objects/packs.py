@@ -23,6 +23,8 @@ from typing import BinaryIO, Iterator
 
 import zstandard
 
+from workspace.errors import DamagedObjectError
+
 MAGIC = b"WSPACK01"
 ENTRY = struct.Struct("<2sBBQQ32s")  # b"WC", codec, reserved, raw_len, stored_len, id
 INDEX = struct.Struct("<32sQQQB")
@@ -39,8 +41,8 @@ _SAMPLE = 32 * 1024
 _WORTH = 0.92  # keep compressed bytes only when they save at least 8%
 
 
-class PackError(Exception):
-    """A pack is damaged or not a pack."""
+class PackError(DamagedObjectError):
+    """A pack is damaged or not a pack (exit 6)."""
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,12 @@ from typing import Iterator
 from catalog import objects as q
 from catalog.db import Catalog
 from workspace.objects import packs
+from workspace.errors import DamagedObjectError
 from workspace.objects.chunking import Chunker, Digest, Piece
 
 
-class DamagedObject(Exception):
-    """A chunk or pack failed verification; ``path`` names what was damaged."""
+class DamagedObject(DamagedObjectError):
+    """A chunk or pack failed verification (exit 6); ``path`` names what was damaged."""
 
     def __init__(self, message: str, path: str | None = None):
         super().__init__(message)
