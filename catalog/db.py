@@ -13,7 +13,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from catalog.errors import CatalogBusy, CatalogCorrupt, CatalogError, CatalogTooNew
+from catalog.errors import CatalogBusy, CatalogCorrupt, CatalogError, CatalogReadOnly, CatalogTooNew
 from catalog.versions import SCHEMA_VERSION
 
 DEFAULT_BUSY_TIMEOUT = 30.0
@@ -82,16 +82,20 @@ class Catalog:
             return
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             raise _translate(exc, self.path) from exc
         try:
             yield conn
+        except sqlite3.DatabaseError as exc:  # a statement in the block: read-only, damaged, full disk
+            if conn.in_transaction:  # SQLite may have rolled back already
+                conn.execute("ROLLBACK")
+            raise _translate(exc, self.path) from exc
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         try:
             conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             conn.execute("ROLLBACK")
             raise _translate(exc, self.path) from exc
 
@@ -99,19 +103,31 @@ class Catalog:
         """Run a read query and return all rows."""
         try:
             return self.conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             raise _translate(exc, self.path) from exc
 
     def query_one(self, sql: str, params: tuple | dict = ()) -> tuple | None:
         """Run a read query and return the first row or None."""
         try:
             return self.conn.execute(sql, params).fetchone()
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             raise _translate(exc, self.path) from exc
 
 
-def _translate(exc: sqlite3.OperationalError, path: str) -> CatalogError:
+def _translate(exc: sqlite3.DatabaseError, path: str) -> CatalogError:
+    """The narrow CatalogError for what SQLite reported, so callers can tell what they may skip.
+
+    SQLite's primary result code decides (the message is the fallback for
+    errors raised without one); the text is kept in the message.
+    """
     msg = str(exc)
-    if "locked" in msg or "busy" in msg:
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in msg or "busy" in msg:
         return CatalogBusy(f"catalog {path} is busy (another ws process holds it): {msg}")
+    if primary == sqlite3.SQLITE_READONLY or "readonly database" in msg:
+        return CatalogReadOnly(f"catalog {path} is read-only ({msg}); check the permissions of the file "
+                               "and its folder, and whether the disk is mounted read-only")
+    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in msg:
+        return CatalogCorrupt(f"catalog {path} is damaged: {msg}")
     return CatalogError(f"catalog {path}: {msg}")
