@@ -263,10 +263,10 @@ class Workspace:
         return ids, files
 
     def _remote_status(self) -> list[dict]:
-        """Per remote, what is not there yet (filled in by the sync layer when configured)."""
-        from workspace import hooks
+        """Per configured remote, the releases not on it yet: answered from the catalog, offline."""
+        from sync.remote_status import remote_rows  # stdlib and catalog only: cheap on the status path
 
-        return hooks.remote_status(self)
+        return remote_rows(self)
 
     # -- reading committed content ----------------------------------------------
     def ls(self, ref: str = "HEAD", pattern: str | None = None) -> list[LsEntry]:

@@ -7,7 +7,8 @@ import time
 
 from catalog import history
 from catalog import objects as q
-from workspace import hooks, trees
+from catalog.releases import live_file_ids
+from workspace import trees
 from workspace.lock import pack_guard
 from workspace.objects import packs
 from workspace.scan import Progress
@@ -101,7 +102,7 @@ def _check_history(ws, report: FsckReport, known_files: set[str], damaged_files:
 
 
 def live_files(ws) -> set[str]:
-    """File ids any commit (or a registered provider such as releases) still needs."""
+    """File ids that any commit (reachable or not) or any local release still needs."""
     cat = ws.catalog
     seen_trees: set[str] = set()
     for rec in history.all_commits(cat):
@@ -111,7 +112,7 @@ def live_files(ws) -> set[str]:
         data = history.get_tree(cat, tid)
         if data:
             live.update(e.id for e in trees.decode_tree(data) if e.kind == "f")
-    return live | hooks.extra_live_files(ws)
+    return live | live_file_ids(cat)
 
 
 def gc(ws, progress: Progress | None = None) -> GcReport:
