@@ -227,8 +227,12 @@ def _parse_index(raw: bytes, count: int) -> list[PackEntry]:
 def scan_entries(f: BinaryIO) -> Iterator[tuple[PackEntry, bytes]]:
     """Walk a pack's entries from the start, yielding (entry, payload).
 
-    Used by fsck and to rebuild an index from the pack alone. Stops at the
-    footer; raises PackError on a damaged entry header.
+    Used by fsck and to rebuild an index from the pack alone. Raises PackError
+    when the file does not start like a pack or an entry's payload is cut
+    short. Stops silently at the footer, at the end of the file, and at the
+    first bytes that do not look like an entry header: a damaged header ends
+    the walk early, so callers compare what they got with what they expected
+    (fsck reports the chunks it did not reach as damaged).
     """
     limit = _entries_end(f)
     f.seek(0)
