@@ -231,8 +231,8 @@ def scan_entries(f: BinaryIO) -> Iterator[tuple[PackEntry, bytes]]:
     when the file does not start like a pack or an entry's payload is cut
     short. Stops silently at the footer, at the end of the file, and at the
     first bytes that do not look like an entry header: a damaged header ends
-    the walk early, so callers compare what they got with what they expected
-    (fsck reports the chunks it did not reach as damaged).
+    the walk early, so callers must compare what they got with what the
+    index lists.
     """
     limit = _entries_end(f)
     f.seek(0)
