@@ -53,12 +53,14 @@ def fsck(ws, progress: Progress | None = None) -> FsckReport:
             report.problems.append(f"pack {pack_id[:12]} is missing ({path})")
             damaged_chunks.update(r.id for r in rows)
             continue
-        good, _bad = _verify_pack(path, report)
+        good, bad = _verify_pack(path, report)
         report.packs += 1
         for r in rows:
             report.chunks += 1
             if good.get(r.id) != r.offset:
                 damaged_chunks.add(r.id)
+                if r.id not in bad:  # not reached (a damaged entry header) or not where recorded
+                    report.problems.append(f"chunk {r.id[:12]} is not intact at offset {r.offset} of {path}")
         if progress:
             progress("checking packs", i + 1, len(recorded))
     damaged_files: set[str] = set()

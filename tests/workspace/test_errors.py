@@ -106,3 +106,21 @@ def test_every_exit_code_in_use_has_a_row_in_the_code_table():
     codes = {c.exit_code for c in all_error_classes()}
     missing = [code for code in sorted(codes) if not re.search(rf"^\| {code} \|", table, re.MULTILINE)]
     assert not missing, f"exit codes missing from the table of docs/errors.md: {missing}"
+
+
+def test_fsck_fails_on_a_damaged_entry_header(ws, run_ws):
+    """A pack whose entry header is damaged (footer intact) is damage: exit 6, not 'ok'."""
+    from workspace.objects import packs
+
+    write(ws.root, "a.bin", bytes(range(256)) * 1200)
+    write(ws.root, "b.bin", bytes(reversed(range(256))) * 1200)
+    ws.commit("two chunks in one pack")
+    ws.close()
+    [pack] = ws.store.list_pack_files()
+    second = packs.read_index(pack)[1]
+    with open(pack, "r+b") as f:
+        f.seek(second.offset - packs.ENTRY.size)
+        f.write(b"XX")  # the entry's magic: the walk stops here
+    proc = run_ws(ws.root, "fsck")
+    assert proc.returncode == 6, proc.stdout + proc.stderr
+    assert "problem:" in proc.stderr
