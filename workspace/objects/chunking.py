@@ -89,9 +89,7 @@ class _Hold:
 
     def release(self) -> None:
         """Give the claim back (a second call does nothing)."""
-        buffer, self._buffer = self._buffer, None
-        if buffer is not None:
-            self._pool._release(buffer)
+        self._pool._release(self)
 
 
 class _BufferPool:
@@ -129,8 +127,11 @@ class _BufferPool:
             buffer.holds += 1
         return _Hold(self, buffer)
 
-    def _release(self, buffer: _Buffer) -> None:
-        with self._lock:
+    def _release(self, hold: _Hold) -> None:
+        with self._lock:  # one lock for every count: holds are released from worker threads
+            buffer, hold._buffer = hold._buffer, None
+            if buffer is None:
+                return
             buffer.holds -= 1
             if buffer.holds == 0:
                 self._free.append(buffer)
