@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from catalog.errors import CatalogBusy, CatalogCorrupt, CatalogError, CatalogMissing
+from catalog.errors import CatalogBusy, CatalogCorrupt, CatalogError, CatalogMissing, CatalogReadOnly
 from catalog.versions import APPLICATION_ID, LEGACY_VERSIONS, SCHEMA_VERSION
 
 DEFAULT_BUSY_TIMEOUT = 30.0
@@ -140,6 +140,9 @@ class Catalog:
             raise _translate(exc, self.path) from exc
         try:
             yield conn
+        except sqlite3.DatabaseError as exc:  # a statement in the block: read-only, damaged, full disk
+            _rollback(conn)
+            raise _translate(exc, self.path) from exc
         except BaseException:
             _rollback(conn)
             raise
@@ -174,10 +177,19 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 
 def _translate(exc: sqlite3.DatabaseError, path: str) -> CatalogError:
+    """The narrow CatalogError for what SQLite reported, so callers can tell what they may skip.
+
+    SQLite's primary result code decides (the message is the fallback for
+    errors raised without one); the text is kept in the message.
+    """
     msg = str(exc)
-    if "locked" in msg or "busy" in msg:
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in msg or "busy" in msg:
         return CatalogBusy(f"catalog {path} is busy (another ws process holds it): {msg}")
-    # SQLITE_CORRUPT and SQLITE_NOTADB come as the plain DatabaseError class
-    if type(exc) is sqlite3.DatabaseError or "malformed" in msg or "not a database" in msg:
+    if primary == sqlite3.SQLITE_READONLY or "readonly database" in msg:
+        return CatalogReadOnly(f"catalog {path} is read-only ({msg}); check the permissions of the file "
+                               "and its folder, and whether the disk is mounted read-only")
+    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in msg or "not a database" in msg:
         return CatalogCorrupt(f"the catalog {path} is damaged ({msg}); {REBUILD_HINT}")
     return CatalogError(f"catalog {path}: {msg}")

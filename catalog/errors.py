@@ -29,3 +29,13 @@ class CatalogMissing(CatalogCorrupt):
     """``.ws/`` exists but ``.ws/catalog.db`` does not (deleted, or lost to a crash)."""
 
     exit_code = 6
+
+
+class CatalogReadOnly(CatalogError):
+    """SQLite cannot write the catalog file (read-only file, folder or mount).
+
+    Commands that only read (status, diff, log) skip their cache writes and
+    still answer; commands that must record something fail with exit 12.
+    """
+
+    exit_code = 12

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs ws with its test extras into a virtualenv and runs pytest
-# on 2 workers. Fixtures start what tests need (moto S3/Batch server on 127.0.0.1, the ws
-# gRPC server); pytest exit 5 (no tests collected) counts as a failure.
+# on 2 workers, slow tests included. Fixtures start what tests need (today: a moto S3 server
+# on 127.0.0.1; tests that need a missing component skip and say why). pytest exit 5 (no
+# tests collected) counts as a failure.
 #   usage: scripts/test.sh [pytest args...]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -1,14 +1,14 @@
 """Offline status of remotes for ``ws status``: which releases are not on each remote yet.
 
 Answered from the catalog alone (what push wrote and what pulls and listings
-saw), never from the network. Imported on the ``ws status`` path, so it
-imports only the standard library, :mod:`catalog` and the hooks registry.
+saw), never from the network. ``Workspace.status`` calls :func:`remote_rows`
+on every ``ws status``, so this module imports only the standard library and
+:mod:`catalog` (no fsspec, boto3 or SQLModel).
 """
 
 from __future__ import annotations
 
 from catalog import remotes as rq
-from workspace import hooks
 
 _SHOWN = 3  # releases named in the one-line summary
 
@@ -34,6 +34,3 @@ def _summary(name: str, missing: list[str]) -> str:
     shown = ", ".join(missing[:_SHOWN]) + (f" and {len(missing) - _SHOWN} more" if len(missing) > _SHOWN else "")
     plural = "s" if len(missing) != 1 else ""
     return f"Remote {name}: {len(missing)} release{plural} not pushed ({shown}); run 'ws push {name}'"
-
-
-hooks.register_remote_status(remote_rows)

@@ -16,7 +16,7 @@ from typing import Iterator
 
 from catalog import history, statcache
 from catalog.db import Catalog
-from catalog.errors import CatalogBusy, CatalogError
+from catalog.errors import CatalogBusy, CatalogError, CatalogReadOnly
 from catalog import objects as q
 from workspace import config as config_mod
 from workspace import refs, trees
@@ -173,8 +173,8 @@ class Workspace:
             manifest = self._flatten(rec.tree_id)
             try:
                 statcache.replace_head_manifest(self.catalog, head, manifest)
-            except CatalogBusy:
-                pass  # only a cache
+            except (CatalogBusy, CatalogReadOnly):
+                pass  # only a cache: reading must work on a busy or read-only catalog
         return manifest
 
     def log(self, n: int | None = None, path: str | None = None, ref: str = "HEAD") -> list[Commit]:
@@ -262,15 +262,15 @@ class Workspace:
         deletes = [p for p in cache if p not in files and (under is None or _under_any(p, under))]
         try:
             statcache.update_stat_cache(self.catalog, updates, deletes)
-        except CatalogError:
-            pass  # the cache is an optimization; a busy catalog must not fail a read
+        except (CatalogBusy, CatalogReadOnly):
+            pass  # the cache is an optimization; a busy or read-only catalog must not fail a read
         return ids, files
 
     def _remote_status(self) -> list[dict]:
-        """Per remote, what is not there yet (filled in by the sync layer when configured)."""
-        from workspace import hooks
+        """Per configured remote, the releases not on it yet: answered from the catalog, offline."""
+        from sync.remote_status import remote_rows  # stdlib and catalog only: cheap on the status path
 
-        return hooks.remote_status(self)
+        return remote_rows(self)
 
     # -- reading committed content ----------------------------------------------
     def ls(self, ref: str = "HEAD", pattern: str | None = None) -> list[LsEntry]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import stat as statmod
 import threading
 from array import array
@@ -184,20 +185,47 @@ class DirWalk:
         os._exit(code)
 
     def finish(self) -> tuple[dict[str, bytes], dict[str, Listing]]:
-        """(digest of every folder with files, listings of folders not matching ``known``)."""
-        _walk(list(self.mine), self.rules, self.known, self.digests, self.detail)
-        if self.pid is not None:
+        """(digest of every folder with files, listings of folders not matching ``known``).
+
+        Call it once for every DirWalk: it reaps the forked helper, also when
+        the walk raises (an unreadable folder), so no zombie or pipe is left.
+        """
+        try:
+            _walk(list(self.mine), self.rules, self.known, self.digests, self.detail)
+            data = self._read_helper()
+        except BaseException:
+            self._reap(kill=True)  # its result is no longer wanted; do not wait for its walk
+            raise
+        status = self._reap(kill=False)
+        if status == 0 and data:
             import marshal
 
-            try:
-                with os.fdopen(self.rfd, "rb") as f:
-                    data = f.read()
-            finally:
-                _, status = os.waitpid(self.pid, 0)
-            if status == 0 and data:
-                digests, detail = marshal.loads(data)
-                self.digests.update(digests)
-                self.detail.update(detail)
-            else:  # the helper failed: do its share here
-                _walk(list(self.theirs), self.rules, self.known, self.digests, self.detail)
+            digests, detail = marshal.loads(data)
+            self.digests.update(digests)
+            self.detail.update(detail)
+        elif self.theirs:  # no helper, or it failed: do its share here
+            _walk(list(self.theirs), self.rules, self.known, self.digests, self.detail)
         return self.digests, self.detail
+
+    def _read_helper(self) -> bytes:
+        """Everything the helper sent, up to its end of the pipe (b"" without a helper)."""
+        if self.pid is None:
+            return b""
+        parts = []
+        while part := os.read(self.rfd, 1 << 20):
+            parts.append(part)
+        return b"".join(parts)
+
+    def _reap(self, kill: bool) -> int | None:
+        """Close the pipe and wait for the helper (killed first when ``kill``); its wait status."""
+        if self.pid is None:
+            return None
+        pid, self.pid = self.pid, None
+        os.close(self.rfd)  # a helper still writing gets EPIPE and exits
+        if kill:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _, status = os.waitpid(pid, 0)
+        return status

@@ -3,15 +3,36 @@
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from workspace.errors import WorkspaceBusy
+from workspace.errors import InvalidConfig, WorkspaceBusy
 
-DEFAULT_TIMEOUT = float(os.environ.get("WS_LOCK_TIMEOUT", "30"))
+DEFAULT_TIMEOUT = 30.0
+
+
+def lock_timeout(timeout: float | None = None) -> float:
+    """Seconds to wait for a lock: ``timeout`` if given, else ``WS_LOCK_TIMEOUT`` as it is now (default 30).
+
+    Read at every lock, not at import, so a process (or a test) that sets the
+    variable later is obeyed. Anything but a finite number >= 0 is refused.
+    """
+    if timeout is not None:
+        return timeout
+    raw = os.environ.get("WS_LOCK_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise InvalidConfig(f"WS_LOCK_TIMEOUT={raw!r} is not a number of seconds >= 0 (e.g. 30 or 0.5)")
+    return value
 
 
 def _acquire(fd: int, mode: int, timeout: float, busy: str) -> None:
@@ -39,8 +60,7 @@ def pack_guard(path: Path, exclusive: bool, timeout: float | None = None) -> Ite
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         busy = "a push is reading packs" if exclusive else "ws gc is rewriting packs"
-        _acquire(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH,
-                 DEFAULT_TIMEOUT if timeout is None else timeout, busy)
+        _acquire(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, lock_timeout(timeout), busy)
         yield
     finally:
         os.close(fd)
@@ -55,8 +75,7 @@ def workspace_lock(path: Path, timeout: float | None = None) -> Iterator[None]:
     """
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        _acquire(fd, fcntl.LOCK_EX, DEFAULT_TIMEOUT if timeout is None else timeout,
-                 "another ws process is writing")
+        _acquire(fd, fcntl.LOCK_EX, lock_timeout(timeout), "another ws process is writing")
         try:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())

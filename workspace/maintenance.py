@@ -7,7 +7,8 @@ import time
 
 from catalog import history
 from catalog import objects as q
-from workspace import hooks, trees
+from catalog.releases import live_file_ids
+from workspace import trees
 from workspace.lock import pack_guard
 from workspace.objects import packs
 from workspace.errors import DamagedObjectError
@@ -54,11 +55,14 @@ def fsck(ws, progress: Progress | None = None) -> FsckReport:
             continue
         check = _check_file(path, pack_id, report)
         good = {e.id: e.offset for e in check.entries} if check else {}
+        bad = {e.id for e in check.damaged} if check else set()
         report.packs += 1
         for r in rows:
             report.chunks += 1
             if good.get(r.id) != r.offset:
                 damaged_chunks.add(r.id)
+                if r.id not in bad:  # not reached (a damaged entry header) or not where recorded
+                    report.problems.append(f"chunk {r.id[:12]} is not intact at offset {r.offset} of {path}")
         if progress:
             progress("checking packs", i + 1, len(recorded))
     _check_unknown_packs(ws, {pid for pid, _, _ in recorded}, report)
@@ -122,7 +126,7 @@ def _check_history(ws, report: FsckReport, known_files: set[str], damaged_files:
 
 
 def live_files(ws) -> set[str]:
-    """File ids any commit (or a registered provider such as releases) still needs."""
+    """File ids that any commit (reachable or not) or any local release still needs."""
     cat = ws.catalog
     seen_trees: set[str] = set()
     for rec in history.all_commits(cat):
@@ -132,7 +136,7 @@ def live_files(ws) -> set[str]:
         data = history.get_tree(cat, tid)
         if data:
             live.update(e.id for e in trees.decode_tree(data) if e.kind == "f")
-    return live | hooks.extra_live_files(ws)
+    return live | live_file_ids(cat)
 
 
 def gc(ws, progress: Progress | None = None) -> GcReport:

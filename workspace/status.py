@@ -18,7 +18,7 @@ from __future__ import annotations
 import marshal
 
 from catalog import statcache
-from catalog.errors import CatalogError
+from catalog.errors import CatalogBusy, CatalogReadOnly
 from workspace.dirwalk import DirWalk, flatten as _paths
 from workspace.ignore import IgnoreRules
 from workspace.scan import FileStat, Progress, add_tracked, classify, hash_pending, is_racy
@@ -110,5 +110,6 @@ def _save(ws, gen, updates, deletes, clean, tracked_dirs) -> None:
     blob = marshal.dumps((_SNAPSHOT_FORMAT, clean, tracked_dirs))
     try:
         statcache.update_with_snapshot(ws.catalog, gen, updates, deletes, blob)
-    except CatalogError:
-        pass  # caches only: a busy catalog must not fail a read-only command
+    except (CatalogBusy, CatalogReadOnly):
+        pass  # caches only: a busy or read-only catalog must not fail a read-only command;
+        # anything else (a damaged catalog, a full disk) is the command's error

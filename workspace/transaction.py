@@ -1,10 +1,13 @@
 """Atomic multi-operation commits: ``with ws.transaction("msg") as t: ...``.
 
-Operations are staged in memory (content goes into new packs as it comes);
-leaving the block without an exception records one commit, then updates the
-touched paths in the working tree. An exception discards everything: no
-commit, no change to the working tree (unreferenced pack bytes are reclaimed
-by ``ws gc``).
+Operations are staged in memory (content goes into new packs as it comes).
+Leaving the block without an exception lands them in git's order: the new
+files are written under temporary names next to their destinations (and
+files to delete are put aside), then one commit is recorded, then the files
+are renamed into place (workspace.staging). If anything fails before the
+commit is recorded, the working tree is put back as it was and no commit
+exists; after it, only renames remain. An exception in the block discards
+everything (unreferenced pack bytes are reclaimed by ``ws gc``).
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import os
 from catalog import objects as q
 from catalog.statcache import ManifestEntry
 from workspace import commit as commit_mod
-from workspace.checkout import _dirty_error, _ensure_available, _remove, _write_files
-from workspace.errors import InvalidArgument, UnknownRef
+from workspace.checkout import _dirty_error
+from workspace.errors import DamagedObjectError, InvalidArgument, UnknownRef
 from workspace.layout import safe_join
 from workspace.scan import under_any
+from workspace.staging import StagedTree
 from workspace.types import Commit
 from catalog import statcache
 
@@ -122,13 +126,33 @@ class Transaction:
         dirty = [p for p in touched if ids.get(p) != (self.base[p].file_id if p in self.base else None)]
         if dirty:
             raise _dirty_error(dirty, "this transaction")
-        self._writer.seal()
-        self.commit = commit_mod.record_commit(ws, self._writer, self.branch, self.head, self.base,
-                                               self.manifest, self._files, self.message, self.provenance)
         writes = {p: self.manifest[p] for p in touched if p in self.manifest}
-        _ensure_available(ws, writes)
-        for p in touched:
-            if p not in self.manifest and p in ids:
-                _remove(ws, p)
-        rows = _write_files(ws, writes, None)
+        removals = [p for p in touched if p not in self.manifest and p in ids]
+        self._writer.seal()
+        infos, locs = self._content(writes)
+        with StagedTree(ws, writes, removals, infos, locs) as staged:  # a failure up to the record undoes the tree
+            self.commit = commit_mod.record_commit(ws, self._writer, self.branch, self.head, self.base,
+                                                   self.manifest, self._files, self.message, self.provenance)
+            rows = staged.apply()
         statcache.update_stat_cache(ws.catalog, rows, [p for p in touched if p not in self.manifest])
+
+    def _content(self, writes: dict[str, ManifestEntry]):
+        """File records and chunk locations of every file to write.
+
+        This transaction's own content is in sealed packs that the catalog does
+        not list yet (it is recorded with the commit), so it comes from the
+        writer; copies of committed files come from the catalog.
+        """
+        cat = self.ws.catalog
+        infos = {f.id: f for f in self._files}
+        infos.update(q.get_files(cat, {e.file_id for e in writes.values()} - set(infos)))
+        missing = sorted(p for p, e in writes.items() if e.file_id not in infos)
+        chunk_ids = {c for e in writes.values() if e.file_id in infos for c in infos[e.file_id].chunk_ids}
+        locs = q.chunk_locations(cat, chunk_ids)
+        for _pack_id, _size, rows in self._writer.sealed:
+            locs.update((r.id, r) for r in rows if r.id in chunk_ids)
+        missing += sorted(p for p, e in writes.items()
+                          if e.file_id in infos and not set(infos[e.file_id].chunk_ids) <= locs.keys())
+        if missing:
+            raise DamagedObjectError(f"content of {missing[0]} is missing from the store; run 'ws fsck'")
+        return infos, locs

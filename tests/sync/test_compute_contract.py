@@ -108,11 +108,9 @@ def test_running_then_cancel(backend, harness, tmp_path):
     while not marker.exists() and time.monotonic() < deadline:
         backend.wait([bid], 0.05)
     assert backend.status([bid])[bid].state == RUNNING
-    t0 = time.monotonic()
     backend.cancel([bid])
     st = _wait_final(backend, [bid], timeout=10)[bid]
-    assert st.state == CANCELLED
-    assert time.monotonic() - t0 < 5
+    assert st.state == CANCELLED  # (how fast: tests/bench/bench_timings.py)
 
 
 def test_cancel_kills_the_whole_group_even_if_term_is_ignored(backend, harness, tmp_path):

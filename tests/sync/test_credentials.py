@@ -192,6 +192,7 @@ def test_ws_login_forget(remote_ws, cli, keyring_dir):
     assert cli(remote_ws.root, "login", "nope", "--forget").exit_code == 4
 
 
+@pytest.mark.slow  # 3-5 s on 2 busy cores: several ws subprocesses against moto
 def test_s3_remote_uses_keyring_credentials_over_http(ws, keyring_dir, s3_bucket, run_ws):
     """End to end on a moto S3 server: no credentials -> exit 11 naming the remote; after ws login it works."""
     bucket, options, _ = s3_bucket

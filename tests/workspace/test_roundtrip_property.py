@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +34,7 @@ def _read_tree(root: Path) -> dict:
             if p.is_file() and ".ws" not in p.relative_to(root).parts}
 
 
+@pytest.mark.slow  # 2-6 s on 2 busy cores: 25 examples, each two commits and checkouts
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(first=trees, second=trees)
 def test_commit_checkout_roundtrip(first, second):

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from collections import deque
 from typing import Callable, Iterable, Iterator
 
@@ -26,6 +26,7 @@ MIN_SIZE = 128 * 1024
 AVG_SIZE = 512 * 1024
 MAX_SIZE = 2 * 1024 * 1024
 BLOCK = 8 * 1024 * 1024  # read size for large files
+_HASH_LAG = 2  # windows the whole-file hash may fall behind the reading (each keeps a buffer)
 
 # pyfastcdc's real average is avg_size + min_size (cut-point skipping)
 _CDC = FastCDC(avg_size=AVG_SIZE - MIN_SIZE, min_size=MIN_SIZE, max_size=MAX_SIZE)
@@ -33,12 +34,23 @@ _CDC = FastCDC(avg_size=AVG_SIZE - MIN_SIZE, min_size=MIN_SIZE, max_size=MAX_SIZ
 
 @dataclass(frozen=True)
 class Piece:
-    """One chunk of a file: id, raw length, how it is stored (codec, payload)."""
+    """One chunk of a file: id, raw length, how it is stored (codec, payload).
+
+    ``payload`` may be a view of one of the chunker's read buffers. Whoever
+    receives the piece calls :meth:`done` once it no longer needs the payload
+    (written, copied or skipped); only then may that buffer be read into again.
+    """
 
     id: str
     raw_length: int
     codec: int
     payload: memoryview | bytes
+    hold: "_Hold | None" = field(default=None, compare=False, repr=False)
+
+    def done(self) -> None:
+        """The payload is no longer needed: its read buffer may be reused. Safe to call twice."""
+        if self.hold is not None:
+            self.hold.release()
 
 
 Encoder = Callable[[memoryview | bytes], tuple[int, memoryview | bytes]]
@@ -57,23 +69,72 @@ class Digest:
     chunk_ids: list[str]
 
 
+class _Buffer:
+    """One pooled read buffer and the number of holds on it; free again at zero holds."""
+
+    __slots__ = ("data", "holds")
+
+    def __init__(self, size: int):
+        self.data = bytearray(size)
+        self.holds = 0
+
+
+class _Hold:
+    """One holder's claim on a buffer: released once, by the code that is done with its view."""
+
+    __slots__ = ("_pool", "_buffer")
+
+    def __init__(self, pool: "_BufferPool", buffer: _Buffer):
+        self._pool, self._buffer = pool, buffer
+
+    def release(self) -> None:
+        """Give the claim back (a second call does nothing)."""
+        self._pool._release(self)
+
+
 class _BufferPool:
-    """Reusable read buffers: reading into fresh 8 MiB objects costs more in page faults
-    than the reading itself. A buffer is free again once no memoryview of it is alive
-    (hash, compression and pack-write work all hold views until they are done).
+    """Reusable read buffers with explicit ownership.
+
+    Reading into fresh 8 MiB objects costs more in page faults than the
+    reading itself, so buffers are reused. :meth:`get` hands out a buffer with
+    one hold (the reader's); every piece of work given a view of it (the
+    whole-file hash, each chunk's hashing, the pack write of a raw chunk)
+    takes its own hold and releases it when done with the view, from any
+    thread. A buffer is free once every hold is released. A holder that never
+    releases only costs a fresh buffer later; a buffer is never reused while
+    a hold is out.
     """
 
     def __init__(self, size: int):
         self.size = size
-        self.buffers: list[bytearray] = []
+        self._free: list[_Buffer] = []
+        self._lock = threading.Lock()
+        self.allocated = 0  # buffers ever made: a measure of reuse for tests and benchmarks
 
-    def get(self) -> bytearray:
-        for b in self.buffers:
-            if sys.getrefcount(b) <= 3:  # the list, the loop variable, getrefcount's argument
-                return b
-        b = bytearray(self.size)
-        self.buffers.append(b)
-        return b
+    def get(self) -> tuple[_Buffer, _Hold]:
+        """A free buffer (or a new one) and the caller's hold on it."""
+        with self._lock:
+            buffer = self._free.pop() if self._free else None
+            if buffer is None:
+                self.allocated += 1
+        if buffer is None:
+            buffer = _Buffer(self.size)
+        return buffer, self.hold(buffer)
+
+    def hold(self, buffer: _Buffer) -> _Hold:
+        """One more claim on a buffer the caller holds already."""
+        with self._lock:
+            buffer.holds += 1
+        return _Hold(self, buffer)
+
+    def _release(self, hold: _Hold) -> None:
+        with self._lock:  # one lock for every count: holds are released from worker threads
+            buffer, hold._buffer = hold._buffer, None
+            if buffer is None:
+                return
+            buffer.holds -= 1
+            if buffer.holds == 0:
+                self._free.append(buffer)
 
 
 def _read_into(f, view: memoryview) -> int:
@@ -98,7 +159,9 @@ class Chunker:
     """Streams files through chunking and hashing; ``sink`` receives each new piece.
 
     ``sink(piece)`` is called in file order on the caller's thread, so it may
-    append to a pack file without locking.
+    append to a pack file without locking. The sink calls ``piece.done()``
+    when it no longer needs ``piece.payload`` (possibly later, on another
+    thread); until then the read buffer behind the payload is not reused.
     """
 
     def __init__(self, encode: Encoder = _identity) -> None:
@@ -120,6 +183,11 @@ class Chunker:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    @property
+    def buffers_allocated(self) -> int:
+        """How many large-file read buffers were made so far (few means they were reused)."""
+        return self._pool.allocated
 
     def digest_many(self, paths: Iterable[str], sink: Callable[[Piece], None]
                     ) -> Iterator[tuple[str, int, Digest | None]]:
@@ -176,34 +244,46 @@ class Chunker:
 
     def _digest_large(self, f, first: bytes, sink: Callable[[Piece], None]) -> Digest:
         whole = hashlib.sha256()
-        hashing: list[Future] = []
+        hashing: deque[Future] = deque()
         chunk_ids: list[str] = []
         previous: list[Future] = []
         size = 0
         carry: memoryview | bytes = first  # bytes not cut yet; they open the next window
         unhashed = len(first)  # how many of the carry's bytes the whole-file hash has not seen
-        while True:
-            view = memoryview(self._pool.get())  # a buffer no pending work still uses
-            view[: len(carry)] = carry
-            got = _read_into(f, view[len(carry) : len(carry) + BLOCK])
-            filled = len(carry) + got
-            start = len(carry) - unhashed
-            if filled > start:
-                hashing.append(self._whole.submit(whole.update, view[start:filled]))
-                size += filled - start
-            eof = got < BLOCK
-            cuts = [(c.offset, c.length) for c in _CDC.cut_buf(view[:filled])] if filled else []
-            if not eof:
-                last_off, _ = cuts.pop()  # the last cut may be an artefact of the window end
-                carry, unhashed = view[last_off:filled], 0
-            # hand over the previous window's chunks, hashed while we cut this one
+        mine: _Hold | None = None  # our hold on the buffer the carry is in
+        try:
+            while True:
+                while len(hashing) > _HASH_LAG:  # bounds the buffers the whole-file hash still reads
+                    hashing.popleft().result()
+                buffer, hold = self._pool.get()  # a buffer no pending work holds
+                view = memoryview(buffer.data)
+                view[: len(carry)] = carry
+                if mine is not None:
+                    mine.release()  # the carry was our last use of the previous buffer
+                mine = hold
+                got = _read_into(f, view[len(carry) : len(carry) + BLOCK])
+                filled = len(carry) + got
+                start = len(carry) - unhashed
+                if filled > start:
+                    hashing.append(self._whole.submit(_update, whole, view[start:filled], self._pool.hold(buffer)))
+                    size += filled - start
+                eof = got < BLOCK
+                cuts = [(c.offset, c.length) for c in _CDC.cut_buf(view[:filled])] if filled else []
+                if not eof:
+                    last_off, _ = cuts.pop()  # the last cut may be an artefact of the window end
+                    carry, unhashed = view[last_off:filled], 0
+                # hand over the previous window's chunks, hashed while we cut this one
+                self._deliver(previous, chunk_ids, sink)
+                previous = [self._parts.submit(self._piece, view[off : off + ln], self._pool.hold(buffer))
+                            for off, ln in cuts]
+                if eof:
+                    break
             self._deliver(previous, chunk_ids, sink)
-            previous = [self._parts.submit(self._piece, view[off : off + ln]) for off, ln in cuts]
-            if eof:
-                break
-        self._deliver(previous, chunk_ids, sink)
-        for fut in hashing:
-            fut.result()
+            for fut in hashing:
+                fut.result()
+        finally:
+            if mine is not None:
+                mine.release()
         return Digest(whole.hexdigest(), size, chunk_ids)
 
     @staticmethod
@@ -213,9 +293,26 @@ class Chunker:
             chunk_ids.append(piece.id)
             sink(piece)
 
-    def _piece(self, part: memoryview) -> Piece:
-        codec, payload = self._encode(part)
-        return Piece(hashlib.sha256(part).hexdigest(), len(part), codec, payload)
+    def _piece(self, part: memoryview, hold: _Hold) -> Piece:
+        """Hash and encode one chunk; the hold goes with the piece while its payload is a view of ``part``."""
+        try:
+            codec, payload = self._encode(part)
+            chunk_id = hashlib.sha256(part).hexdigest()
+        except BaseException:
+            hold.release()
+            raise
+        if isinstance(payload, memoryview):  # stored as read: a view of our buffer
+            return Piece(chunk_id, len(part), codec, payload, hold)
+        hold.release()  # compressed into new bytes: the buffer is not needed any more
+        return Piece(chunk_id, len(part), codec, payload)
+
+
+def _update(whole, view: memoryview, hold: _Hold) -> None:
+    """Feed one window to the whole-file hash, then release the window's buffer (before the future completes)."""
+    try:
+        whole.update(view)
+    finally:
+        hold.release()
 
 
 def iter_cuts(data: bytes) -> Iterator[memoryview]:

@@ -23,6 +23,8 @@ from typing import BinaryIO, Iterator
 
 import zstandard
 
+from workspace.errors import DamagedObjectError
+
 MAGIC = b"WSPACK01"
 ENTRY = struct.Struct("<2sBBQQ32s")  # b"WC", codec, reserved, raw_len, stored_len, id
 INDEX = struct.Struct("<32sQQQB")
@@ -39,8 +41,8 @@ _SAMPLE = 32 * 1024
 _WORTH = 0.92  # keep compressed bytes only when they save at least 8%
 
 
-class PackError(Exception):
-    """A pack is damaged or not a pack."""
+class PackError(DamagedObjectError):
+    """A pack is damaged or not a pack (exit 6)."""
 
 
 @dataclass(frozen=True)
@@ -264,8 +266,11 @@ def _entry_at(head: bytes, pos: int, limit: int) -> PackEntry:
 def scan_entries(f: BinaryIO) -> Iterator[tuple[PackEntry, bytes]]:
     """Walk a pack's entries from the start, yielding (entry, payload), unverified.
 
-    Rebuilds an index from the pack alone. Stops at the footer (or, when the
-    footer is damaged, at the first bytes that are not an entry header).
+    Rebuilds an index from the pack alone. Raises PackError when the file does
+    not start like a pack, when an entry's payload is cut short, or (the footer
+    being sound) when an entry header is damaged. When the footer is damaged it
+    stops at the first bytes that are not an entry header, so callers must
+    compare what they got with what they expected.
     """
     f.seek(0, os.SEEK_END)
     total = f.tell()

@@ -17,11 +17,12 @@ from typing import Iterator
 from catalog import objects as q
 from catalog.db import Catalog
 from workspace.objects import packs
+from workspace.errors import DamagedObjectError
 from workspace.objects.chunking import Chunker, Digest, Piece
 
 
-class DamagedObject(Exception):
-    """A chunk or pack failed verification; ``path`` names what was damaged."""
+class DamagedObject(DamagedObjectError):
+    """A chunk or pack failed verification (exit 6); ``path`` names what was damaged."""
 
     def __init__(self, message: str, path: str | None = None):
         super().__init__(message)
@@ -277,14 +278,15 @@ class StoreWriter:
         """Store one chunk unless it is already stored."""
         self.bytes_in += piece.raw_length
         if self._known(piece.id):
+            piece.done()  # not written: the chunker may reuse its buffer
             return
-        self._append(piece.id, piece.raw_length, piece.codec, piece.payload)
+        self._append(piece.id, piece.raw_length, piece.codec, piece.payload, piece.done)
 
-    def _append(self, chunk_id: str, raw_length: int, codec: int, payload) -> None:
+    def _append(self, chunk_id: str, raw_length: int, codec: int, payload, done=None) -> None:
         if self._pack is None:
             self._pack = packs.PackWriter(self.store.packs_dir)
         self._pack.reserve(chunk_id, raw_length, codec, len(payload))
-        self._batch.append((chunk_id, raw_length, codec, payload))
+        self._batch.append((chunk_id, raw_length, codec, payload, done))
         self._batch_bytes += len(payload)
         self.bytes_stored += len(payload)
         if self._batch_bytes >= self.BATCH_BYTES:
@@ -369,6 +371,8 @@ class StoreWriter:
 
 
 def _write_batch(pack: packs.PackWriter, batch: list[tuple]) -> None:
-    """On the I/O thread: write reserved entries in order."""
-    for entry in batch:
-        pack.write_entry(*entry)
+    """On the I/O thread: write reserved entries in order, then let go of each payload."""
+    for chunk_id, raw_length, codec, payload, done in batch:
+        pack.write_entry(chunk_id, raw_length, codec, payload)
+        if done is not None:
+            done()  # written: the chunker may reuse the buffer behind the payload

@@ -118,9 +118,7 @@ def test_retries_exhausted_fail(ws):
 
 def test_timeout_kills_and_fails(ws):
     spec(ws, "slow", "command: sleep 30\npolicies: {timeout: 0.3}\n")
-    t0 = time.monotonic()
-    job = run(ws, "slow")["jobs"][0]
-    assert time.monotonic() - t0 < 10
+    job = run(ws, "slow")["jobs"][0]  # not killed, it would end SUCCEEDED after 30 s
     assert job["state"] == "FAILED" and "timed out" in job["reason"]
 
 
@@ -144,11 +142,9 @@ def test_cpu_limit_bounds_parallelism(ws):
     set_max_cpus(ws, 2)
     spec(ws, "par", "command: mkdir -p run; ls run | wc -l >> seen; touch run/{i}; sleep 0.3; rm run/{i}\n"
                     "params: {i: [1, 2, 3, 4, 5, 6]}\n")
-    t0 = time.monotonic()
     run(ws, "par")
     seen = [int(x) for x in (ws.root / "seen").read_text().split()]
-    assert max(seen) <= 1  # at most one other job running when each started
-    assert time.monotonic() - t0 >= 0.9  # six 0.3 s jobs two at a time
+    assert len(seen) == 6 and max(seen) <= 1  # at most one other job running when each started
 
 
 def test_big_job_runs_alone(ws):
@@ -243,10 +239,11 @@ def test_rerun_failed_runs_only_failed_jobs(ws):
 
 
 def test_detached_run_returns_at_once_and_finishes(ws):
-    spec(ws, "bg", "command: sleep 0.5 && echo done > bg.txt\noutputs: [bg.txt]\n")
-    t0 = time.monotonic()
+    # the job cannot end before the test creates 'go': run_spec must return while it runs
+    spec(ws, "bg", "command: while [ ! -e go ]; do sleep 0.05; done; echo done > bg.txt\noutputs: [bg.txt]\n")
     res = run(ws, "bg", wait=False)
-    assert time.monotonic() - t0 < 3
+    assert all(j["state"] in ("PENDING", "QUEUED", "RUNNING") for j in res["jobs"])
+    write(ws.root, "go", "")
     wf = cj.get_workflow(ws.catalog, res["workflow"])
     assert wf["supervisor_pid"] and wf["supervisor_pid"] != os.getpid()
     rows = engine.wait(ws, [res["workflow"]], timeout=30)

@@ -19,13 +19,13 @@ def _one_error_line(proc) -> str:
 
 
 def test_detached_run_outlives_the_command(ws, run_ws):
-    _spec(ws.root, "bg", "command: sleep 1 && echo {who} > {who}.txt\noutputs: ['{who}.txt']\n"
-                         "params: {who: [a, b]}\n")
-    t0 = time.monotonic()
+    # the jobs cannot end before the test creates 'go', so `ws run` must have returned while they run
+    _spec(ws.root, "bg", "command: while [ ! -e go ]; do sleep 0.05; done; echo {who} > {who}.txt\n"
+                         "outputs: ['{who}.txt']\nparams: {who: [a, b]}\n")
     proc = run_ws(ws.root, "run", "bg", "--json", check=True)
-    assert time.monotonic() - t0 < 5  # returned while the jobs still sleep
     res = json.loads(proc.stdout)
     assert len(res["jobs"]) == 2 and all(j["state"] in ("PENDING", "RUNNING") for j in res["jobs"])
+    write(ws.root, "go", "")
     waited = run_ws(ws.root, "jobs", "wait", res["workflow"], "--timeout", "60", "--json")
     assert waited.returncode == 0, waited.stderr
     assert {j["state"] for j in json.loads(waited.stdout)} == {"SUCCEEDED"}
