@@ -1,0 +1,108 @@
+"""Starting and stopping a ws server: :func:`serve` returns a handle with the bound port."""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from catalog.errors import CatalogError
+from sync.errors import SyncError
+from sync.server import ws_pb2_grpc
+from sync.server.service import RemoteService
+from sync.server.store import PIECE, ServerRoot
+from sync.server.tokens import TokenStore
+
+SERVICE_NAME = "ws.remote.v1.Remote"
+MAX_MESSAGE = 64 << 20  # release records of big releases travel in one message; data streams in 1 MiB pieces
+DEFAULT_WORKERS = 16
+
+
+class ServerStartError(SyncError):
+    """The server could not start: the port is taken, the TLS files cannot be read, the root is not usable."""
+
+
+@dataclass
+class ServerHandle:
+    """A running server: where it listens, and how to stop it."""
+
+    server: grpc.Server
+    root: ServerRoot
+    health: health.HealthServicer
+    host: str
+    port: int
+    tls: bool
+
+    @property
+    def url(self) -> str:
+        """The remote URL clients use: ``grpc://HOST:PORT`` (``grpcs://`` with TLS)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'grpcs' if self.tls else 'grpc'}://{host}:{self.port}"
+
+    def stop(self, grace: float | None = 5.0) -> None:
+        """Stop taking requests, let running ones finish for up to ``grace`` seconds, then close."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        self.root.close()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the server stops (or ``timeout`` passes); True when it stopped."""
+        return self.server.wait_for_termination(timeout)
+
+    def __enter__(self) -> "ServerHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def serve(root: str | os.PathLike, host: str = "127.0.0.1", port: int = 0, tls_cert: str | None = None,
+          tls_key: str | None = None, workers: int = DEFAULT_WORKERS,
+          log: logging.Logger | None = None) -> ServerHandle:
+    """Serve the remote in ``root`` (created if missing) over gRPC; returns once it listens.
+
+    ``port`` 0 picks a free port (``handle.port``). With ``tls_cert`` and
+    ``tls_key`` (PEM files) it serves TLS: clients use ``grpcs://``. Requests
+    run on ``workers`` threads; each upload or download holds one for its
+    duration, and at most one 1 MiB piece per stream is in memory at a time.
+    """
+    if bool(tls_cert) != bool(tls_key):
+        raise ServerStartError("TLS needs both a certificate and its key (--tls-cert and --tls-key)")
+    try:
+        os.makedirs(root, exist_ok=True)
+        store = ServerRoot(root)
+    except (OSError, CatalogError) as exc:
+        raise ServerStartError(f"cannot serve {root}: {exc}") from exc
+    server = grpc.server(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ws-serve"),
+                         options=[("grpc.max_receive_message_length", MAX_MESSAGE),
+                                  ("grpc.max_send_message_length", MAX_MESSAGE),
+                                  ("grpc.so_reuseport", 0)])
+    ws_pb2_grpc.add_RemoteServicer_to_server(
+        RemoteService(store, TokenStore(root), log or logging.getLogger("ws.server")), server)
+    checker = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        if tls_cert:
+            with open(tls_key, "rb") as k, open(tls_cert, "rb") as c:
+                creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+            bound = server.add_secure_port(address, creds)
+        else:
+            bound = server.add_insecure_port(address)
+    except (OSError, RuntimeError) as exc:
+        store.close()
+        raise ServerStartError(f"cannot listen on {address}: {exc}") from exc
+    if not bound:
+        store.close()
+        raise ServerStartError(f"cannot listen on {address} (port in use?)")
+    server.start()
+    for name in ("", SERVICE_NAME):
+        checker.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return ServerHandle(server, store, checker, host, bound, bool(tls_cert))
+
+
+__all__ = ["PIECE", "ServerHandle", "ServerStartError", "serve"]
