@@ -8,7 +8,8 @@ of the secrets (for S3: ``key``, ``secret``, ``token``; for a ws server:
 1. the remote's non-secret ``options`` from ``.ws/config.toml``,
 2. the keyring entry (``ws login NAME``),
 3. for ``s3://`` remotes, ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/
-   ``AWS_SESSION_TOKEN`` (as ``key``/``secret``/``token``, the names s3fs takes),
+   ``AWS_SESSION_TOKEN`` (as ``key``/``secret``/``token``, the names s3fs takes);
+   for ws servers (``grpc://``, ``grpcs://``), ``WS_TOKEN`` (as ``token``),
 4. ``WS_REMOTE_<NAME>_<KEY>`` (NAME upper-cased with every non-alphanumeric
    character turned into ``_``; KEY is lower-cased into the option name).
 
@@ -32,7 +33,9 @@ _NEEDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ws": (("token",), ()),
     "wss": (("token",), ()),
     "grpc": (("token",), ()),
+    "grpcs": (("token",), ()),
 }
+_TOKEN_SCHEMES = ("ws", "wss", "grpc", "grpcs")  # ws servers: WS_TOKEN is their token
 _AWS_ENV = {"key": "AWS_ACCESS_KEY_ID", "secret": "AWS_SECRET_ACCESS_KEY", "token": "AWS_SESSION_TOKEN"}
 _LABELS = {"key": "access key id", "secret": "secret access key", "token": "session token (empty for none)"}
 
@@ -128,11 +131,13 @@ def forget_secrets(remote_name: str) -> bool:
 
 
 def env_secrets(remote_name: str, url: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Secrets from the environment (AWS_* for S3, then WS_REMOTE_<NAME>_<KEY>)."""
+    """Secrets from the environment (AWS_* for S3, WS_TOKEN for ws servers, then WS_REMOTE_<NAME>_<KEY>)."""
     environ = os.environ if environ is None else environ
     out: dict[str, str] = {}
     if scheme_of(url) in ("s3", "s3a"):
         out.update({k: environ[v] for k, v in _AWS_ENV.items() if environ.get(v)})
+    if scheme_of(url) in _TOKEN_SCHEMES and environ.get("WS_TOKEN"):
+        out["token"] = environ["WS_TOKEN"]
     prefix = env_prefix(remote_name)
     for name, value in environ.items():
         if name.startswith(prefix) and len(name) > len(prefix):
@@ -158,8 +163,9 @@ def resolve(remote_name: str, url: str, options: Mapping[str, Any] | None = None
     merged.update(env)
     missing = [k for k in required if not merged.get(k)]
     if missing:
+        also = " (or WS_TOKEN)" if scheme_of(url) in _TOKEN_SCHEMES else ""
         raise MissingCredentials(
-            f"remote '{remote_name}' needs credentials ({', '.join(missing)} missing); {login_hint(remote_name)}"
+            f"remote '{remote_name}' needs credentials ({', '.join(missing)} missing); {login_hint(remote_name)}{also}"
         )
     return merged
 

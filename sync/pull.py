@@ -1,6 +1,7 @@
 """Pull: fetch the chunks of a remote release that the local store lacks.
 
 Chunks are located through the remote's pack indexes (cached in the catalog),
+or asked of a backend that knows them (the ws server, ``ChunkQueries``),
 fetched with coalesced range GETs in parallel, and each one is verified
 (decompressed and SHA-256 checked) before it is stored. A damaged pack on the
 remote is named in the error and nothing of it is stored. Writing files into
@@ -19,6 +20,7 @@ from catalog import objects as q
 from catalog import remotes as rq
 from sync.errors import DamagedRemote, ObjectNotFound
 from sync.remote import Remote, pack_key
+from sync.storage.base import ChunkQueries
 from sync.transfer import DEFAULT_WORKERS, Meter, ProgressFn, bounded_map, coalesce
 from workspace.objects import packs
 from workspace.objects.chunking import Piece
@@ -55,19 +57,14 @@ def fetch_chunks(catalog, store, remote: Remote, chunk_ids: list[str], progress:
     result = FetchResult()
     if not chunk_ids:
         return result
-    if not rq.known_packs(catalog, remote.name):  # nothing cached yet (a clone): read the indexes first
-        remote.sync_index(catalog, workers=2 * workers)
-    locs = rq.chunk_locations(catalog, remote.name, chunk_ids)
-    if len(locs) < len(set(chunk_ids)):
-        remote.sync_index(catalog, workers=2 * workers)  # the cache may be behind the remote
-        locs = rq.chunk_locations(catalog, remote.name, chunk_ids)
+    locs, known = _locate(catalog, remote, chunk_ids, workers)
     lost = [c for c in chunk_ids if c not in locs]
     if lost:
         raise DamagedRemote(f"remote {remote.name} lacks {len(lost)} chunk(s) of this release "
                             f"(first {lost[0][:12]}); its packs or indexes are missing")
-    whole, rest = _whole_packs(catalog, remote.name, locs)
+    whole, rest = _whole_packs(known, locs)
     spans = coalesce(rest, max_span=8 << 20)
-    total = sum(s.end - s.start for s in spans) + sum(rq.known_packs(catalog, remote.name)[p].size for p in whole)
+    total = sum(s.end - s.start for s in spans) + sum(known[p].size for p in whole)
     meter = Meter(progress, "downloading", total)
     adopt = lambda pack_id: _adopt_pack(store, remote, pack_id, meter)  # noqa: E731
     for pack_id, size, rows in bounded_map(adopt, whole, workers, window=workers + 1):
@@ -97,7 +94,21 @@ def _record_sealed(catalog, writer) -> None:
         q.add_pack(catalog, pack_id, size, rows, now)
 
 
-def _whole_packs(catalog, remote_name: str, locs: dict) -> tuple[list[str], list]:
+def _locate(catalog, remote: Remote, chunk_ids: list[str], workers: int) -> tuple[dict, dict]:
+    """({chunk: RemoteChunk}, {pack: RemotePack}): asked of a backend that knows its chunks (the ws
+    server), else from the catalog's cache of the remote's indexes, brought up to date when behind."""
+    if isinstance(remote.backend, ChunkQueries):
+        return remote.backend.locate_chunks(chunk_ids)
+    if not rq.known_packs(catalog, remote.name):  # nothing cached yet (a clone): read the indexes first
+        remote.sync_index(catalog, workers=2 * workers)
+    locs = rq.chunk_locations(catalog, remote.name, chunk_ids)
+    if len(locs) < len(set(chunk_ids)):
+        remote.sync_index(catalog, workers=2 * workers)  # the cache may be behind the remote
+        locs = rq.chunk_locations(catalog, remote.name, chunk_ids)
+    return locs, rq.known_packs(catalog, remote.name)
+
+
+def _whole_packs(known: dict, locs: dict) -> tuple[list[str], list]:
     """Split needed chunks into packs needed whole (copied as they are) and the rest (range GETs).
 
     A clone needs every chunk of most packs: copying those packs whole into the
@@ -106,7 +117,6 @@ def _whole_packs(catalog, remote_name: str, locs: dict) -> tuple[list[str], list
     by_pack: dict[str, list] = {}
     for loc in locs.values():
         by_pack.setdefault(loc.pack_id, []).append(loc)
-    known = rq.known_packs(catalog, remote_name)
     whole = [p for p, chunks in by_pack.items() if p in known and known[p].chunk_count == len(chunks)]
     rest = [c for p, chunks in by_pack.items() if p not in set(whole) for c in chunks]
     return sorted(whole), rest

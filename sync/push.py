@@ -4,7 +4,8 @@ Order of writes (DESIGN.md): packs first (several in parallel), each pack's
 index after its pack, and the release record last, create-only. A release a
 remote lists is therefore always complete, and an interrupted push resumes:
 packs whose index made it are known (from ``index/``) and their chunks are not
-sent again.
+sent again. A backend that knows its chunks (the ws server, ``ChunkQueries``)
+is asked which ones it lacks instead of having its indexes read.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from catalog import objects as q
 from catalog import remotes as rq
 from sync.errors import ObjectExists, RemoteReleaseConflict, SyncError, UnknownRemoteRelease
 from sync.remote import Remote, index_bytes, index_key, pack_key, record_digest
-from sync.storage.base import LocalFile
+from sync.storage.base import ChunkQueries, LocalFile
 from sync.transfer import DEFAULT_WORKERS, Meter, ProgressFn, bounded_map
 from workspace.objects import packs
 
@@ -59,8 +60,11 @@ def push_records(catalog, store, remote: Remote, records: list[dict], tmp_dir: s
             todo.append(record)
     if not todo:
         return result
-    remote.sync_index(catalog, workers=2 * workers)
-    needed = _missing_chunks(catalog, remote.name, todo)
+    if isinstance(remote.backend, ChunkQueries):  # the server answers from its own chunk index
+        needed = remote.backend.missing_chunks(_chunk_order(todo))
+    else:
+        remote.sync_index(catalog, workers=2 * workers)
+        needed = _missing_chunks(catalog, remote.name, todo)
     _upload_chunks(catalog, store, remote, needed, tmp_dir, progress, workers, result)
     for record in todo:  # last: the one small object that makes a release visible
         try:
@@ -89,13 +93,19 @@ def _already_there(catalog, remote: Remote, record: dict) -> bool:
     return True
 
 
-def _missing_chunks(catalog, remote_name: str, records: list[dict]) -> list[str]:
-    """Chunk ids the records need that the remote lacks, in first-use order (keeps files together)."""
+def _chunk_order(records: list[dict]) -> list[str]:
+    """Every chunk id the records name, once, in first-use order (keeps files together)."""
     order: dict[str, None] = {}
     for record in records:
         for f in record["files"]:
             for c in f["chunks"]:
                 order.setdefault(c, None)
+    return list(order)
+
+
+def _missing_chunks(catalog, remote_name: str, records: list[dict]) -> list[str]:
+    """Chunk ids the records need that the remote lacks (by the catalog's cache of its indexes), in first-use order."""
+    order = _chunk_order(records)
     there = rq.chunk_locations(catalog, remote_name, order)
     return [c for c in order if c not in there]
 

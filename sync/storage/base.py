@@ -65,6 +65,26 @@ class Backend(Protocol):
         """Remove an object (a missing key is not an error)."""
 
 
+@runtime_checkable
+class ChunkQueries(Protocol):
+    """An optional capability next to :class:`Backend`: a backend that knows its remote's chunks.
+
+    The ws server (``grpc://``) answers these from its own chunk index, so push
+    and pull need not read every ``index/<id>`` of a large remote. Engines use
+    it when ``isinstance(backend, ChunkQueries)`` (RetryBackend passes it
+    through, retried); other backends go the index path.
+    """
+
+    def missing_chunks(self, chunk_ids: list[str]) -> list[str]:
+        """The given chunk ids (in order) that no indexed pack of the remote holds."""
+
+    def locate_chunks(self, chunk_ids: list[str]) -> tuple[dict, dict]:
+        """({chunk id: catalog.remotes.RemoteChunk}, {pack id: catalog.remotes.RemotePack}) of the held ones."""
+
+
+CAPABILITIES = ("missing_chunks", "locate_chunks")
+
+
 def check_key(key: str) -> str:
     """Refuse keys that could leave the remote root ('..', absolute, empty parts)."""
     parts = key.split("/")

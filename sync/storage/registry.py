@@ -1,8 +1,9 @@
 """Finding a backend by URL scheme: one registry for every storage service.
 
 A plain path or ``file://`` is a local folder, ``memory://NAME`` the in-process
-store; any other scheme goes to fsspec (``s3://``, ``gcs://``, ``sftp://`` ...)
-unless a more specific factory is registered for it.
+store, ``grpc://HOST:PORT`` (``grpcs://``) a ws server; any other scheme goes
+to fsspec (``s3://``, ``gcs://``, ``sftp://`` ...) unless a more specific
+factory is registered for it.
 """
 
 from __future__ import annotations
@@ -84,6 +85,12 @@ def _memory(url: str, options: dict, label: str):
     return MemoryBackend(url)
 
 
+def _grpc(url: str, options: dict, label: str):
+    from sync.storage.grpc_backend import GrpcBackend  # grpc is loaded only for ws server remotes
+
+    return GrpcBackend(url, options, label)
+
+
 def _fsspec(url: str, options: dict, label: str):
     from sync.storage.fsspec_backend import FsspecBackend
 
@@ -91,3 +98,5 @@ def _fsspec(url: str, options: dict, label: str):
 
 
 register("memory", _memory)
+register("grpc", _grpc)
+register("grpcs", _grpc)

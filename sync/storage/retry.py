@@ -11,7 +11,7 @@ import random
 import time
 
 from sync.errors import TransientError
-from sync.storage.base import ObjectInfo, Payload
+from sync.storage.base import CAPABILITIES, ObjectInfo, Payload
 
 
 class RetryBackend:
@@ -23,6 +23,13 @@ class RetryBackend:
         self.attempts = max(1, attempts)
         self.base_delay = base_delay
         self.max_delay = max_delay
+
+    def __getattr__(self, name: str):
+        """The wrapped backend's optional capabilities (base.CAPABILITIES), retried like the rest."""
+        if name not in CAPABILITIES:
+            raise AttributeError(name)
+        fn = getattr(self.inner, name)  # AttributeError when it lacks it: isinstance/hasattr stay honest
+        return lambda *args, **kwargs: self._retry(fn, *args, **kwargs)
 
     def _retry(self, fn, *args, **kwargs):
         for attempt in range(1, self.attempts + 1):
