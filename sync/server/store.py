@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import threading
+import time
 import uuid
 from typing import Iterable, Iterator
 
@@ -39,6 +40,7 @@ from workspace.objects.packs import fsync_dir
 
 PIECE = 1 << 20  # bytes per streamed message
 MAX_PACK = 2 << 30  # ws packs are ~32 MiB; refuse anything absurd before writing it
+_RACY_NS = 1_000_000_000
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _TITLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
@@ -163,15 +165,20 @@ class ServerRoot:
         return sorted(out)
 
     # -- chunks ----------------------------------------------------------------
-    def refresh(self) -> None:
-        """Bring the chunk index up to ``index/`` when the folder changed (new or removed indexes)."""
+    def refresh(self, force: bool = False) -> None:
+        """Bring the chunk index up to ``index/`` when the folder changed (new or removed indexes).
+
+        A change is seen by the folder's mtime; like git's "racy" rule, a stamp
+        younger than a second is not trusted (two changes within one clock
+        tick leave the same mtime), so the next call lists the folder again.
+        """
         folder = os.path.join(self.root, "index")
         try:
             stamp = os.stat(folder).st_mtime_ns
         except FileNotFoundError:
             stamp = 0
         with self._refresh_lock:
-            if stamp == self._index_stamp:
+            if stamp == self._index_stamp and not force:
                 return
             names = {n for n in (os.listdir(folder) if stamp else []) if _HEX64.match(n)}
             listed = {bytes.fromhex(n) for n in names}
@@ -185,26 +192,28 @@ class ServerRoot:
                     continue
                 if hashlib.sha256(raw).digest() == pack_id and len(raw) % packs.INDEX.size == 0:
                     self._remember(pack_id, packs._parse_index(raw, len(raw) // packs.INDEX.size))
-            self._index_stamp = stamp
+            self._index_stamp = stamp if time.time_ns() - stamp > _RACY_NS else None
 
     def _remember(self, pack_id: bytes, entries: list[packs.PackEntry]) -> None:
         rows = [ChunkRow(bytes.fromhex(e.id), pack_id, e.offset, e.length, e.raw_length, e.codec) for e in entries]
         self.chunks.add_pack(pack_id, pack_size_from_index(entries), rows)
 
-    def missing(self, chunk_ids: list[bytes]) -> list[bytes]:
-        """The ids (in the order given) of chunks no indexed pack of this root holds."""
+    def _found(self, chunk_ids: list[bytes]) -> dict[bytes, ChunkRow]:
+        self.refresh()  # one stat when index/ did not change
         found = self.chunks.locate(chunk_ids)
         if len(found) < len(set(chunk_ids)):
-            self.refresh()  # someone may have pushed to the root as a folder remote
+            self.refresh(force=True)  # an index may have come within the last clock tick
             found = self.chunks.locate(chunk_ids)
+        return found
+
+    def missing(self, chunk_ids: list[bytes]) -> list[bytes]:
+        """The ids (in the order given) of chunks no indexed pack of this root holds."""
+        found = self._found(chunk_ids)
         return [c for c in chunk_ids if c not in found]
 
     def locate(self, chunk_ids: list[bytes]) -> tuple[dict[bytes, ChunkRow], dict[bytes, PackRow]]:
         """Where the known chunks are, and the size and chunk count of their packs."""
-        found = self.chunks.locate(chunk_ids)
-        if len(found) < len(set(chunk_ids)):
-            self.refresh()
-            found = self.chunks.locate(chunk_ids)
+        found = self._found(chunk_ids)
         return found, self.chunks.packs(r.pack_id for r in found.values())
 
     # -- writing ---------------------------------------------------------------
