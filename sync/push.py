@@ -183,16 +183,33 @@ def _build_packs(store, locs: list, work: str):
 
 
 def _upload_one(remote: Remote, item, meter: Meter):
-    """Verify one pack file, upload it, then its index; returns (pack id, size, entries)."""
+    """Verify one pack file, upload it, then its index; returns (pack id, size, entries).
+
+    A backend that verifies every pack itself before storing it (the ws
+    server: ``verifies_packs``) is sent the pack unchecked, saving a second
+    SHA-256 pass here; when it refuses one, the pack is checked here to name
+    local damage as such.
+    """
     pack_id, path, temporary = item
-    try:
-        entries = packs.verify_pack(path, pack_id)  # damaged local bytes never reach a remote
-    except packs.PackError as exc:
-        raise LocalChunkMissing(f"local pack {pack_id[:12]} is damaged ({exc}); run 'ws fsck'") from None
+    checked_there = getattr(remote.backend, "verifies_packs", False) is True
+    entries = _local_pack_entries(path, pack_id, verify=not checked_there)
     size = os.path.getsize(path)
-    remote.backend.put(pack_key(pack_id), LocalFile(path))
+    try:
+        remote.backend.put(pack_key(pack_id), LocalFile(path))
+    except SyncError:
+        if checked_there:
+            _local_pack_entries(path, pack_id, verify=True)
+        raise
     remote.backend.put(index_key(pack_id), index_bytes(entries))
     if temporary:
         os.unlink(path)  # frees disk as we go; the remote has it now
     meter.add(size)
     return pack_id, size, entries
+
+
+def _local_pack_entries(path: str, pack_id: str, verify: bool) -> list[packs.PackEntry]:
+    """A local pack's entries: every byte checked (damaged local bytes never reach a remote), or its footer."""
+    try:
+        return packs.verify_pack(path, pack_id) if verify else packs.read_index(path)
+    except packs.PackError as exc:
+        raise LocalChunkMissing(f"local pack {pack_id[:12]} is damaged ({exc}); run 'ws fsck'") from None

@@ -82,7 +82,9 @@ class ChunkQueries(Protocol):
         """({chunk id: catalog.remotes.RemoteChunk}, {pack id: catalog.remotes.RemotePack}) of the held ones."""
 
 
-CAPABILITIES = ("missing_chunks", "locate_chunks")
+# ``verifies_packs = True``: the backend checks every pack put to it with the one pack verifier
+# before storing it (the ws server), so push need not hash the pack a second time first.
+CAPABILITIES = ("missing_chunks", "locate_chunks", "verifies_packs")
 
 
 def check_key(key: str) -> str:

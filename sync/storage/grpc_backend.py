@@ -50,6 +50,8 @@ def parse_url(url: str) -> tuple[str, str]:
 class GrpcBackend:
     """A remote served by ``ws serve``."""
 
+    verifies_packs = True  # the server checks every uploaded pack before it becomes visible
+
     def __init__(self, url: str, options: dict | None = None, label: str | None = None):
         from sync.server import ws_pb2, ws_pb2_grpc
 

@@ -25,11 +25,13 @@ class RetryBackend:
         self.max_delay = max_delay
 
     def __getattr__(self, name: str):
-        """The wrapped backend's optional capabilities (base.CAPABILITIES), retried like the rest."""
+        """The wrapped backend's optional capabilities (base.CAPABILITIES); methods are retried like the rest."""
         if name not in CAPABILITIES:
             raise AttributeError(name)
-        fn = getattr(self.inner, name)  # AttributeError when it lacks it: isinstance/hasattr stay honest
-        return lambda *args, **kwargs: self._retry(fn, *args, **kwargs)
+        value = getattr(self.inner, name)  # AttributeError when it lacks it: isinstance/hasattr stay honest
+        if not callable(value):
+            return value
+        return lambda *args, **kwargs: self._retry(value, *args, **kwargs)
 
     def _retry(self, fn, *args, **kwargs):
         for attempt in range(1, self.attempts + 1):
