@@ -43,3 +43,32 @@ def s3_bucket(moto_server):
     client.create_bucket(Bucket=name)
     options = {"endpoint_url": moto_server, "region": S3_REGION, "key": S3_KEY, "secret": S3_SECRET}
     return name, options, client
+
+
+@pytest.fixture
+def ws_server(tmp_path):
+    """A real ws server (``grpc://127.0.0.1:<free port>``) on a fresh root, with a token per role."""
+    from tests.sync.server_helpers import start_server
+
+    server = start_server(tmp_path / "server-root")
+    yield server
+    server.handle.stop(grace=None)
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory):
+    """A self-signed certificate for localhost / 127.0.0.1 and its key (cert path, key path)."""
+    pytest.importorskip("cryptography", reason="the grpcs:// tests make their certificate with cryptography")
+    from tests.sync.server_helpers import self_signed_cert
+
+    return self_signed_cert(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def ws_server_tls(tmp_path, tls_files):
+    """A real ws server over TLS (``grpcs://``), trusted by clients through the ``ca_cert`` option."""
+    from tests.sync.server_helpers import start_server
+
+    server = start_server(tmp_path / "server-root-tls", tls=tls_files)
+    yield server
+    server.handle.stop(grace=None)

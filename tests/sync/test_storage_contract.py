@@ -1,7 +1,14 @@
-"""One contract every storage backend passes: memory, a local folder, and S3 through moto over HTTP."""
+"""One contract every storage backend passes: memory, a local folder, S3 through moto over HTTP, and the ws server.
+
+Objects under the remote format's own keys (packs/, index/, releases/,
+ws-remote.json) are real ones (a sealed pack, its index, a release record):
+the ws server checks them before storing, as a remote should. The byte-level
+checks use keys outside the layout, which every backend stores as they come.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import uuid
@@ -10,9 +17,11 @@ import pytest
 
 from sync.errors import ObjectExists, ObjectNotFound, SyncError
 from sync.storage import LocalFile, open_backend
+from sync.remote import encode_record, index_bytes, index_key, pack_key
 from sync.storage.retry import RetryBackend
+from workspace.objects import packs
 
-BACKENDS = ["memory", "folder", "folder-copying", "file-url", "s3", "fsspec-generic"]
+BACKENDS = ["memory", "folder", "folder-copying", "file-url", "s3", "fsspec-generic", "grpc", "grpcs"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -33,15 +42,33 @@ def backend(request, tmp_path):
         from sync.storage.retry import RetryBackend as Retry
 
         return Retry(FsspecBackend(f"memory://generic-{uuid.uuid4().hex}/root"))
+    if kind in ("grpc", "grpcs"):  # a real server on a free loopback port; the admin may write any key
+        server = request.getfixturevalue("ws_server" if kind == "grpc" else "ws_server_tls")
+        return open_backend(server.url, server.options("admin"))
     name, options, _ = request.getfixturevalue("s3_bucket")
     return open_backend(f"s3://{name}/some/prefix", options)
 
 
+def record(title: str, version: str, description: str, chunks: list[str] = ()) -> bytes:
+    """A release record as stored (``chunks``: one file made of them)."""
+    files = [{"path": "f.bin", "id": "0" * 64, "size": 0, "sha256": "0" * 64, "mode": 420, "chunks": list(chunks)}]
+    return encode_record({"format": 1, "title": title, "version": version, "description": description,
+                          "files": files if chunks else []})
+
+
+def sealed_pack(folder, chunks: list[bytes]):
+    """(pack id, path, entries) of a real pack holding ``chunks`` (raw)."""
+    writer = packs.PackWriter(folder / "packs-tmp")
+    for data in chunks:
+        writer.add(hashlib.sha256(data).hexdigest(), len(data), packs.CODEC_RAW, data)
+    return writer.finish(lambda pid: str(folder / "sealed" / pid))
+
+
 def test_put_get_stat_roundtrip(backend):
-    backend.put("packs/ab/one", b"hello world")
-    assert backend.get("packs/ab/one") == b"hello world"
-    info = backend.stat("packs/ab/one")
-    assert info is not None and info.size == 11 and info.key == "packs/ab/one"
+    backend.put("data/ab/one", b"hello world")
+    assert backend.get("data/ab/one") == b"hello world"
+    info = backend.stat("data/ab/one")
+    assert info is not None and info.size == 11 and info.key == "data/ab/one"
 
 
 def test_missing_key(backend):
@@ -67,11 +94,11 @@ def test_overwrite_replaces(backend):
 
 
 def test_exclusive_put_is_create_only(backend):
-    backend.put("releases/ds/1.0.0.json", b"first", exclusive=True)
+    backend.put("releases/ds/1.0.0.json", record("ds", "1.0.0", "first"), exclusive=True)
     with pytest.raises(ObjectExists) as exc:
-        backend.put("releases/ds/1.0.0.json", b"second", exclusive=True)
+        backend.put("releases/ds/1.0.0.json", record("ds", "1.0.0", "second"), exclusive=True)
     assert exc.value.exit_code == 8
-    assert backend.get("releases/ds/1.0.0.json") == b"first"
+    assert backend.get("releases/ds/1.0.0.json") == record("ds", "1.0.0", "first")
 
 
 def test_exclusive_put_race_has_one_winner(backend):
@@ -81,7 +108,7 @@ def test_exclusive_put_race_has_one_winner(backend):
 
     def attempt(i):
         try:
-            backend.put("releases/r/1.0.0.json", f"writer {i}".encode(), exclusive=True)
+            backend.put("releases/r/1.0.0.json", record("r", "1.0.0", f"writer {i}"), exclusive=True)
             wins.append(i)
         except ObjectExists:
             losses.append(i)
@@ -92,15 +119,15 @@ def test_exclusive_put_race_has_one_winner(backend):
     for t in threads:
         t.join()
     assert len(wins) == 1 and len(losses) == 5
-    assert backend.get("releases/r/1.0.0.json") == f"writer {wins[0]}".encode()
+    assert backend.get("releases/r/1.0.0.json") == record("r", "1.0.0", f"writer {wins[0]}")
 
 
 def test_list_by_prefix_sorted(backend):
-    for key in ("packs/aa/2", "packs/aa/1", "packs/bb/3", "index/1", "ws-remote.json"):
+    for key in ("data/aa/2", "data/aa/1", "data/bb/3", "notes/1", "top.json"):
         backend.put(key, key.encode())
-    assert [o.key for o in backend.list("packs/")] == ["packs/aa/1", "packs/aa/2", "packs/bb/3"]
-    assert [o.key for o in backend.list("index/")] == ["index/1"]
-    assert [(o.key, o.size) for o in backend.list("packs/aa/1")] == [("packs/aa/1", 10)]
+    assert [o.key for o in backend.list("data/")] == ["data/aa/1", "data/aa/2", "data/bb/3"]
+    assert [o.key for o in backend.list("notes/")] == ["notes/1"]
+    assert [(o.key, o.size) for o in backend.list("data/aa/1")] == [("data/aa/1", 9)]
     assert len(backend.list("")) == 5
     assert backend.list("nothing/") == []
 
@@ -117,19 +144,19 @@ def test_local_file_payload_streams(backend, tmp_path):
     src = tmp_path / "big.bin"
     data = os.urandom(3 * 1024 * 1024 + 17)
     src.write_bytes(data)
-    backend.put("packs/cd/big", LocalFile(str(src)))
-    assert backend.stat("packs/cd/big").size == len(data)
-    assert backend.get("packs/cd/big", 1024, 2048) == data[1024:2048]
+    backend.put("data/cd/big", LocalFile(str(src)))
+    assert backend.stat("data/cd/big").size == len(data)
+    assert backend.get("data/cd/big", 1024, 2048) == data[1024:2048]
 
 
 def test_get_file_copies_a_whole_object(backend, tmp_path):
     data = os.urandom(2 * 1024 * 1024 + 5)
-    backend.put("packs/ab/whole", data)
+    backend.put("data/ab/whole", data)
     dest = tmp_path / "copy.bin"
-    assert backend.get_file("packs/ab/whole", str(dest)) == len(data)
+    assert backend.get_file("data/ab/whole", str(dest)) == len(data)
     assert dest.read_bytes() == data
     with pytest.raises(ObjectNotFound):
-        backend.get_file("packs/ab/missing", str(tmp_path / "nothing"))
+        backend.get_file("data/ab/missing", str(tmp_path / "nothing"))
 
 
 def test_folder_links_unless_told_to_copy(tmp_path):
@@ -141,6 +168,22 @@ def test_folder_links_unless_told_to_copy(tmp_path):
     assert (tmp_path / "a/packs/aa/x").stat().st_ino == src.stat().st_ino
     assert (tmp_path / "b/packs/aa/x").stat().st_ino != src.stat().st_ino
     assert (tmp_path / "b/packs/aa/x").read_bytes() == b"sealed pack bytes"
+
+
+def test_remote_format_objects_roundtrip(backend, tmp_path):
+    """A sealed pack (streamed from a file), its index and a release naming its chunks: stored and read back."""
+    pack_id, path, entries = sealed_pack(tmp_path, [os.urandom(300_000), b"small chunk" * 50])
+    backend.put(pack_key(pack_id), LocalFile(path))
+    backend.put(index_key(pack_id), index_bytes(entries))
+    rec = record("ds", "2.0.0", "two chunks", [e.id for e in entries])
+    backend.put("releases/ds/2.0.0.json", rec, exclusive=True)
+    assert backend.get(pack_key(pack_id)) == open(path, "rb").read()
+    first = entries[0]
+    assert backend.get(pack_key(pack_id), first.offset, first.offset + first.length) == \
+        open(path, "rb").read()[first.offset:first.offset + first.length]
+    assert hashlib.sha256(backend.get(index_key(pack_id))).hexdigest() == pack_id
+    assert backend.get("releases/ds/2.0.0.json") == rec
+    assert [o.key for o in backend.list("index/")] == [index_key(pack_id)]
 
 
 def test_unsafe_keys_refused(backend):
