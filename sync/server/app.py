@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -15,10 +16,11 @@ from sync.errors import SyncError
 from sync.server import ws_pb2_grpc
 from sync.server.service import RemoteService
 from sync.server.store import PIECE, ServerRoot
-from sync.server.tokens import TokenStore
+from sync.server.tokens import TokenStore, state_dir
 
 SERVICE_NAME = "ws.remote.v1.Remote"
-MAX_MESSAGE = 64 << 20  # release records of big releases travel in one message; data streams in 1 MiB pieces
+MAX_RECEIVE = 4 << 20  # object bytes come in streams of 1 MiB pieces: no request message is larger
+MAX_SEND = 64 << 20  # a LocateChunks reply for 100,000 ids is ~12 MB
 DEFAULT_WORKERS = 16
 
 
@@ -36,6 +38,7 @@ class ServerHandle:
     host: str
     port: int
     tls: bool
+    lock: int = -1  # the descriptor holding .ws-server/server.lock
 
     @property
     def url(self) -> str:
@@ -48,6 +51,9 @@ class ServerHandle:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
         self.root.close()
+        if self.lock >= 0:
+            os.close(self.lock)  # the next server may take the root
+            self.lock = -1
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server stops (or ``timeout`` passes); True when it stopped."""
@@ -72,14 +78,15 @@ def serve(root: str | os.PathLike, host: str = "127.0.0.1", port: int = 0, tls_c
     """
     if bool(tls_cert) != bool(tls_key):
         raise ServerStartError("TLS needs both a certificate and its key (--tls-cert and --tls-key)")
+    lock = _lock_root(root)
     try:
-        os.makedirs(root, exist_ok=True)
         store = ServerRoot(root)
     except (OSError, CatalogError) as exc:
+        os.close(lock)
         raise ServerStartError(f"cannot serve {root}: {exc}") from exc
     server = grpc.server(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ws-serve"),
-                         options=[("grpc.max_receive_message_length", MAX_MESSAGE),
-                                  ("grpc.max_send_message_length", MAX_MESSAGE),
+                         options=[("grpc.max_receive_message_length", MAX_RECEIVE),
+                                  ("grpc.max_send_message_length", MAX_SEND),
                                   ("grpc.so_reuseport", 0)])
     ws_pb2_grpc.add_RemoteServicer_to_server(
         RemoteService(store, TokenStore(root), log or logging.getLogger("ws.server")), server)
@@ -95,14 +102,33 @@ def serve(root: str | os.PathLike, host: str = "127.0.0.1", port: int = 0, tls_c
             bound = server.add_insecure_port(address)
     except (OSError, RuntimeError) as exc:
         store.close()
+        os.close(lock)
         raise ServerStartError(f"cannot listen on {address}: {exc}") from exc
     if not bound:
         store.close()
+        os.close(lock)
         raise ServerStartError(f"cannot listen on {address} (port in use?)")
     server.start()
     for name in ("", SERVICE_NAME):
         checker.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return ServerHandle(server, store, checker, host, bound, bool(tls_cert))
+    return ServerHandle(server, store, checker, host, bound, bool(tls_cert), lock)
+
+
+def _lock_root(root: str | os.PathLike) -> int:
+    """Hold ``.ws-server/server.lock`` for the server's life: one server per root (a second one would
+    empty the first one's uploads in progress); returns the descriptor holding the lock."""
+    folder = state_dir(root)
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(folder / "server.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise ServerStartError(f"cannot serve {root}: {exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ServerStartError(f"another ws server is serving {root}") from None
+    return fd
 
 
 __all__ = ["PIECE", "ServerHandle", "ServerStartError", "serve"]

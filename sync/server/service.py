@@ -24,6 +24,8 @@ from sync.server.store import Key, ServerRefusal, ServerRoot, refuse
 from sync.server.tokens import Principal, TokenStore
 
 MAX_IDS = 100_000  # chunk ids per MissingChunks / LocateChunks call
+MAX_INDEX = 64 << 20  # a 2 GiB pack of 40-byte chunks; a 32 MiB ws pack's index is at most ~30 MiB
+MAX_RECORD = 256 << 20  # a release record as stored (zstd-compressed when large)
 _VERBS = {"reader": "read", "writer": "push", "admin": "administer this server"}
 
 
@@ -158,26 +160,28 @@ class RemoteService(ws_pb2_grpc.RemoteServicer):
             self.root.upload_pack(Key(header.key), _pieces(request_iterator, call), header.size)
             return ws_pb2.Empty()
 
-    def PutIndex(self, request, context):
+    def PutIndex(self, request_iterator, context):
         """A pack's index, checked against the pack (writer)."""
-        with self._call(context, "PutIndex", request.key) as call:
+        with self._call(context, "PutIndex") as call:
+            header = _header(request_iterator, call)
             call.require("writer")
-            call.nbytes = len(request.data)
-            self.root.put_index(Key(request.key), request.data, request.exclusive)
+            data = _small(request_iterator, call, header, MAX_INDEX)
+            self.root.put_index(Key(header.key), data, header.exclusive)
             return ws_pb2.Empty()
 
-    def PutRelease(self, request, context):
+    def PutRelease(self, request_iterator, context):
         """A release record: create-only for writers, admin may overwrite (writer, title patterns)."""
-        with self._call(context, "PutRelease", request.key) as call:
+        with self._call(context, "PutRelease") as call:
+            header = _header(request_iterator, call)
             call.require("writer")
-            key = Key(request.key)
+            key = Key(header.key)
             call.require_title(key)
-            call.nbytes = len(request.data)
-            overwrite = not request.exclusive and call.principal.at_least("admin")
+            data = _small(request_iterator, call, header, MAX_RECORD)
+            overwrite = not header.exclusive and call.principal.at_least("admin")
             try:
-                self.root.put_release(key, request.data, exclusive=not overwrite)
+                self.root.put_release(key, data, exclusive=not overwrite)
             except ServerRefusal as exc:
-                if exc.code == "ALREADY_EXISTS" and not request.exclusive:
+                if exc.code == "ALREADY_EXISTS" and not header.exclusive:
                     call.require("admin", f"overwrite a published release ({key.title}@{key.version})")
                 raise
             return ws_pb2.Empty()
@@ -231,6 +235,20 @@ def _pieces(request_iterator, call: Call) -> Iterable[bytes]:
             raise refuse("INVALID_ARGUMENT", "only data may follow the header")
         call.nbytes += len(msg.data)
         yield msg.data
+
+
+def _small(request_iterator, call: Call, header, limit: int) -> bytes:
+    """The whole (bounded) body of a put stream, for objects checked in memory (indexes, records)."""
+    if header.size > limit:
+        raise refuse("INVALID_ARGUMENT", f"{header.key}: {header.size} bytes is more than this server takes ({limit})")
+    data = bytearray()
+    for piece in _pieces(request_iterator, call):
+        data += piece
+        if len(data) > header.size:
+            raise refuse("INVALID_ARGUMENT", f"more bytes than the {header.size} announced")
+    if len(data) != header.size:
+        raise refuse("INVALID_ARGUMENT", f"upload cut off after {len(data)} of {header.size} bytes")
+    return bytes(data)
 
 
 def _ids(raw) -> list[bytes]:

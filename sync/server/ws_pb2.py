@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14sync/server/ws.proto\x12\x0cws.remote.v1\"\x07\n\x05\x45mpty\"\x19\n\nKeyRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\")\n\tStatReply\x12\x0e\n\x06\x65xists\x18\x01 \x01(\x08\x12\x0c\n\x04size\x18\x02 \x01(\x04\"R\n\x0bReadRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\x05start\x18\x02 \x01(\x04H\x00\x88\x01\x01\x12\x10\n\x03\x65nd\x18\x03 \x01(\x04H\x01\x88\x01\x01\x42\x08\n\x06_startB\x06\n\x04_end\"\x14\n\x04\x44\x61ta\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x1d\n\x0bListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"\'\n\nObjectInfo\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\"6\n\tListReply\x12)\n\x07objects\x18\x01 \x03(\x0b\x32\x18.ws.remote.v1.ObjectInfo\"9\n\tPutHeader\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x11\n\texclusive\x18\x02 \x01(\x08\x12\x0c\n\x04size\x18\x03 \x01(\x04\"O\n\nPutRequest\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x17.ws.remote.v1.PutHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"4\n\x04\x42lob\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x11\n\texclusive\x18\x02 \x01(\x08\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\x17\n\x08\x43hunkIds\x12\x0b\n\x03ids\x18\x01 \x03(\x0c\"u\n\rChunkLocation\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\x0c\x12\x0f\n\x07pack_id\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0e\n\x06length\x18\x04 \x01(\x04\x12\x12\n\nraw_length\x18\x05 \x01(\x04\x12\r\n\x05\x63odec\x18\x06 \x01(\r\">\n\x08PackInfo\x12\x0f\n\x07pack_id\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x13\n\x0b\x63hunk_count\x18\x03 \x01(\x04\"_\n\tLocations\x12+\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x1b.ws.remote.v1.ChunkLocation\x12%\n\x05packs\x18\x02 \x03(\x0b\x32\x16.ws.remote.v1.PackInfo\"6\n\x08Identity\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0e\n\x06titles\x18\x03 \x03(\t2\x95\x05\n\x06Remote\x12\x39\n\x04Stat\x12\x18.ws.remote.v1.KeyRequest\x1a\x17.ws.remote.v1.StatReply\x12\x37\n\x04Read\x12\x19.ws.remote.v1.ReadRequest\x1a\x12.ws.remote.v1.Data0\x01\x12<\n\x04List\x12\x19.ws.remote.v1.ListRequest\x1a\x17.ws.remote.v1.ListReply0\x01\x12\x37\n\x06\x44\x65lete\x12\x18.ws.remote.v1.KeyRequest\x1a\x13.ws.remote.v1.Empty\x12<\n\tPutObject\x12\x18.ws.remote.v1.PutRequest\x1a\x13.ws.remote.v1.Empty(\x01\x12=\n\nUploadPack\x12\x18.ws.remote.v1.PutRequest\x1a\x13.ws.remote.v1.Empty(\x01\x12\x33\n\x08PutIndex\x12\x12.ws.remote.v1.Blob\x1a\x13.ws.remote.v1.Empty\x12\x35\n\nPutRelease\x12\x12.ws.remote.v1.Blob\x1a\x13.ws.remote.v1.Empty\x12?\n\rMissingChunks\x12\x16.ws.remote.v1.ChunkIds\x1a\x16.ws.remote.v1.ChunkIds\x12?\n\x0cLocateChunks\x12\x16.ws.remote.v1.ChunkIds\x1a\x17.ws.remote.v1.Locations\x12\x35\n\x06WhoAmI\x12\x13.ws.remote.v1.Empty\x1a\x16.ws.remote.v1.Identityb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14sync/server/ws.proto\x12\x0cws.remote.v1\"\x07\n\x05\x45mpty\"\x19\n\nKeyRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\")\n\tStatReply\x12\x0e\n\x06\x65xists\x18\x01 \x01(\x08\x12\x0c\n\x04size\x18\x02 \x01(\x04\"R\n\x0bReadRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\x05start\x18\x02 \x01(\x04H\x00\x88\x01\x01\x12\x10\n\x03\x65nd\x18\x03 \x01(\x04H\x01\x88\x01\x01\x42\x08\n\x06_startB\x06\n\x04_end\"\x14\n\x04\x44\x61ta\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x1d\n\x0bListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"\'\n\nObjectInfo\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\"6\n\tListReply\x12)\n\x07objects\x18\x01 \x03(\x0b\x32\x18.ws.remote.v1.ObjectInfo\"9\n\tPutHeader\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x11\n\texclusive\x18\x02 \x01(\x08\x12\x0c\n\x04size\x18\x03 \x01(\x04\"O\n\nPutRequest\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x17.ws.remote.v1.PutHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x17\n\x08\x43hunkIds\x12\x0b\n\x03ids\x18\x01 \x03(\x0c\"u\n\rChunkLocation\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\x0c\x12\x0f\n\x07pack_id\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0e\n\x06length\x18\x04 \x01(\x04\x12\x12\n\nraw_length\x18\x05 \x01(\x04\x12\r\n\x05\x63odec\x18\x06 \x01(\r\">\n\x08PackInfo\x12\x0f\n\x07pack_id\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x13\n\x0b\x63hunk_count\x18\x03 \x01(\x04\"_\n\tLocations\x12+\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x1b.ws.remote.v1.ChunkLocation\x12%\n\x05packs\x18\x02 \x03(\x0b\x32\x16.ws.remote.v1.PackInfo\"6\n\x08Identity\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0e\n\x06titles\x18\x03 \x03(\t2\xa5\x05\n\x06Remote\x12\x39\n\x04Stat\x12\x18.ws.remote.v1.KeyRequest\x1a\x17.ws.remote.v1.StatReply\x12\x37\n\x04Read\x12\x19.ws.remote.v1.ReadRequest\x1a\x12.ws.remote.v1.Data0\x01\x12<\n\x04List\x12\x19.ws.remote.v1.ListRequest\x1a\x17.ws.remote.v1.ListReply0\x01\x12\x37\n\x06\x44\x65lete\x12\x18.ws.remote.v1.KeyRequest\x1a\x13.ws.remote.v1.Empty\x12<\n\tPutObject\x12\x18.ws.remote.v1.PutRequest\x1a\x13.ws.remote.v1.Empty(\x01\x12=\n\nUploadPack\x12\x18.ws.remote.v1.PutRequest\x1a\x13.ws.remote.v1.Empty(\x01\x12;\n\x08PutIndex\x12\x18.ws.remote.v1.PutRequest\x1a\x13.ws.remote.v1.Empty(\x01\x12=\n\nPutRelease\x12\x18.ws.remote.v1.PutRequest\x1a\x13.ws.remote.v1.Empty(\x01\x12?\n\rMissingChunks\x12\x16.ws.remote.v1.ChunkIds\x1a\x16.ws.remote.v1.ChunkIds\x12?\n\x0cLocateChunks\x12\x16.ws.remote.v1.ChunkIds\x1a\x17.ws.remote.v1.Locations\x12\x35\n\x06WhoAmI\x12\x13.ws.remote.v1.Empty\x1a\x16.ws.remote.v1.Identityb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,18 +51,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUTHEADER']._serialized_end=408
   _globals['_PUTREQUEST']._serialized_start=410
   _globals['_PUTREQUEST']._serialized_end=489
-  _globals['_BLOB']._serialized_start=491
-  _globals['_BLOB']._serialized_end=543
-  _globals['_CHUNKIDS']._serialized_start=545
-  _globals['_CHUNKIDS']._serialized_end=568
-  _globals['_CHUNKLOCATION']._serialized_start=570
-  _globals['_CHUNKLOCATION']._serialized_end=687
-  _globals['_PACKINFO']._serialized_start=689
-  _globals['_PACKINFO']._serialized_end=751
-  _globals['_LOCATIONS']._serialized_start=753
-  _globals['_LOCATIONS']._serialized_end=848
-  _globals['_IDENTITY']._serialized_start=850
-  _globals['_IDENTITY']._serialized_end=904
-  _globals['_REMOTE']._serialized_start=907
-  _globals['_REMOTE']._serialized_end=1568
+  _globals['_CHUNKIDS']._serialized_start=491
+  _globals['_CHUNKIDS']._serialized_end=514
+  _globals['_CHUNKLOCATION']._serialized_start=516
+  _globals['_CHUNKLOCATION']._serialized_end=633
+  _globals['_PACKINFO']._serialized_start=635
+  _globals['_PACKINFO']._serialized_end=697
+  _globals['_LOCATIONS']._serialized_start=699
+  _globals['_LOCATIONS']._serialized_end=794
+  _globals['_IDENTITY']._serialized_start=796
+  _globals['_IDENTITY']._serialized_end=850
+  _globals['_REMOTE']._serialized_start=853
+  _globals['_REMOTE']._serialized_end=1530
 # @@protoc_insertion_point(module_scope)

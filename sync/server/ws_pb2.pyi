@@ -78,16 +78,6 @@ class PutRequest(_message.Message):
     data: bytes
     def __init__(self, header: _Optional[_Union[PutHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
-class Blob(_message.Message):
-    __slots__ = ("key", "exclusive", "data")
-    KEY_FIELD_NUMBER: _ClassVar[int]
-    EXCLUSIVE_FIELD_NUMBER: _ClassVar[int]
-    DATA_FIELD_NUMBER: _ClassVar[int]
-    key: str
-    exclusive: bool
-    data: bytes
-    def __init__(self, key: _Optional[str] = ..., exclusive: _Optional[bool] = ..., data: _Optional[bytes] = ...) -> None: ...
-
 class ChunkIds(_message.Message):
     __slots__ = ("ids",)
     IDS_FIELD_NUMBER: _ClassVar[int]

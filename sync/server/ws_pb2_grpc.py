@@ -64,14 +64,14 @@ class RemoteStub:
                 request_serializer=sync_dot_server_dot_ws__pb2.PutRequest.SerializeToString,
                 response_deserializer=sync_dot_server_dot_ws__pb2.Empty.FromString,
                 _registered_method=True)
-        self.PutIndex = channel.unary_unary(
+        self.PutIndex = channel.stream_unary(
                 '/ws.remote.v1.Remote/PutIndex',
-                request_serializer=sync_dot_server_dot_ws__pb2.Blob.SerializeToString,
+                request_serializer=sync_dot_server_dot_ws__pb2.PutRequest.SerializeToString,
                 response_deserializer=sync_dot_server_dot_ws__pb2.Empty.FromString,
                 _registered_method=True)
-        self.PutRelease = channel.unary_unary(
+        self.PutRelease = channel.stream_unary(
                 '/ws.remote.v1.Remote/PutRelease',
-                request_serializer=sync_dot_server_dot_ws__pb2.Blob.SerializeToString,
+                request_serializer=sync_dot_server_dot_ws__pb2.PutRequest.SerializeToString,
                 response_deserializer=sync_dot_server_dot_ws__pb2.Empty.FromString,
                 _registered_method=True)
         self.MissingChunks = channel.unary_unary(
@@ -141,16 +141,16 @@ class RemoteServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def PutIndex(self, request, context):
-        """A pack's index: must be the footer index of the pack already there (writer).
+    def PutIndex(self, request_iterator, context):
+        """A pack's index, streamed: must be the footer index of the pack already there (writer).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def PutRelease(self, request, context):
-        """A release record: create-only for writers, all its chunks already on the
-        server; admin may overwrite (writer, title pattern).
+    def PutRelease(self, request_iterator, context):
+        """A release record, streamed: create-only for writers, all its chunks already on
+        the server; admin may overwrite (writer, title pattern).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -210,14 +210,14 @@ def add_RemoteServicer_to_server(servicer, server):
                     request_deserializer=sync_dot_server_dot_ws__pb2.PutRequest.FromString,
                     response_serializer=sync_dot_server_dot_ws__pb2.Empty.SerializeToString,
             ),
-            'PutIndex': grpc.unary_unary_rpc_method_handler(
+            'PutIndex': grpc.stream_unary_rpc_method_handler(
                     servicer.PutIndex,
-                    request_deserializer=sync_dot_server_dot_ws__pb2.Blob.FromString,
+                    request_deserializer=sync_dot_server_dot_ws__pb2.PutRequest.FromString,
                     response_serializer=sync_dot_server_dot_ws__pb2.Empty.SerializeToString,
             ),
-            'PutRelease': grpc.unary_unary_rpc_method_handler(
+            'PutRelease': grpc.stream_unary_rpc_method_handler(
                     servicer.PutRelease,
-                    request_deserializer=sync_dot_server_dot_ws__pb2.Blob.FromString,
+                    request_deserializer=sync_dot_server_dot_ws__pb2.PutRequest.FromString,
                     response_serializer=sync_dot_server_dot_ws__pb2.Empty.SerializeToString,
             ),
             'MissingChunks': grpc.unary_unary_rpc_method_handler(
@@ -409,7 +409,7 @@ class Remote:
             _registered_method=True)
 
     @staticmethod
-    def PutIndex(request,
+    def PutIndex(request_iterator,
             target,
             options=(),
             channel_credentials=None,
@@ -419,11 +419,11 @@ class Remote:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
+        return grpc.experimental.stream_unary(
+            request_iterator,
             target,
             '/ws.remote.v1.Remote/PutIndex',
-            sync_dot_server_dot_ws__pb2.Blob.SerializeToString,
+            sync_dot_server_dot_ws__pb2.PutRequest.SerializeToString,
             sync_dot_server_dot_ws__pb2.Empty.FromString,
             options,
             channel_credentials,
@@ -436,7 +436,7 @@ class Remote:
             _registered_method=True)
 
     @staticmethod
-    def PutRelease(request,
+    def PutRelease(request_iterator,
             target,
             options=(),
             channel_credentials=None,
@@ -446,11 +446,11 @@ class Remote:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
+        return grpc.experimental.stream_unary(
+            request_iterator,
             target,
             '/ws.remote.v1.Remote/PutRelease',
-            sync_dot_server_dot_ws__pb2.Blob.SerializeToString,
+            sync_dot_server_dot_ws__pb2.PutRequest.SerializeToString,
             sync_dot_server_dot_ws__pb2.Empty.FromString,
             options,
             channel_credentials,

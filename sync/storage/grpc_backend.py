@@ -1,10 +1,10 @@
 """Storage on a ws server: ``grpc://HOST:PORT`` (and ``grpcs://HOST:PORT`` over TLS).
 
 The storage protocol maps onto the server's RPCs (sync/server/ws.proto): a put
-of ``packs/...`` is a streamed UploadPack (the server verifies the whole pack
-before anyone sees it), ``index/...`` a PutIndex, ``releases/...`` a
-PutRelease, anything else a PutObject; gets are streamed Reads of a whole
-object or a byte range. On top of the protocol it offers the optional
+of ``packs/...`` is an UploadPack (the server verifies the whole pack before
+anyone sees it), ``index/...`` a PutIndex, ``releases/...`` a PutRelease,
+anything else a PutObject, each a stream of 1 MiB pieces after a header; gets
+are streamed Reads of a whole object or a byte range. On top of the protocol it offers the optional
 capabilities of :mod:`sync.storage.base` (``missing_chunks``,
 ``locate_chunks``), so push and pull ask the server about chunks instead of
 reading every index of the remote.
@@ -30,7 +30,7 @@ from sync.errors import ObjectExists, ObjectNotFound, RejectedCredentials, SyncE
 from sync.storage.base import LocalFile, ObjectInfo, Payload, check_key
 
 PIECE = 1 << 20  # bytes per streamed message
-MAX_MESSAGE = 64 << 20
+MAX_MESSAGE = 64 << 20  # replies: a LocateChunks answer for 20,000 ids is ~2.5 MB; requests stay under 4 MiB
 UNARY_TIMEOUT = 120.0  # seconds; streams have none (a 32 MiB pack on a slow link takes what it takes)
 ID_BATCH = 20_000  # chunk ids per MissingChunks / LocateChunks call (the server takes up to 100,000)
 _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -109,12 +109,8 @@ class GrpcBackend:
     def put(self, key: str, data: Payload, exclusive: bool = False) -> None:
         """Store an object through the RPC its key calls for (packs streamed and verified by the server)."""
         check_key(key)
-        top = key.split("/", 1)[0]
-        if top in ("index", "releases"):
-            blob = self._pb.Blob(key=key, exclusive=exclusive, data=_small(data))
-            self._unary(self._stub.PutIndex if top == "index" else self._stub.PutRelease, blob, key)
-            return
-        rpc = self._stub.UploadPack if top == "packs" else self._stub.PutObject
+        rpc = {"packs": self._stub.UploadPack, "index": self._stub.PutIndex,
+               "releases": self._stub.PutRelease}.get(key.split("/", 1)[0], self._stub.PutObject)
         try:
             rpc(self._put_stream(key, data, exclusive), metadata=self._metadata)
         except grpc.RpcError as exc:
@@ -203,13 +199,6 @@ class GrpcBackend:
         if code == grpc.StatusCode.PERMISSION_DENIED:
             return RejectedCredentials(f"remote {self.label}: permission denied ({details})")
         return SyncError(f"remote {self.label}: {details or code.name.lower()}")
-
-
-def _small(data: Payload) -> bytes:
-    if isinstance(data, LocalFile):
-        with data.open() as f:
-            return f.read()
-    return bytes(data)
 
 
 def _pieces(data: Payload) -> Iterable[bytes]:

@@ -235,3 +235,16 @@ def test_a_restarted_server_rebuilds_a_lost_chunk_index(tmp_path):
         assert writer(server).missing_chunks([e.id for e in entries]) == []
     finally:
         handle.stop(grace=None)
+
+
+def test_one_server_per_root(ws_server, tmp_path):
+    """A second server would empty the first one's uploads in progress: it is refused while the first runs."""
+    from sync.server import ServerStartError
+
+    with pytest.raises(ServerStartError, match="another ws server is serving"):
+        serve(ws_server.root)
+    other = serve(tmp_path / "another-root")  # other roots are fine
+    other.stop(grace=None)
+    ws_server.handle.stop(grace=None)
+    again = serve(ws_server.root)  # and the root is free once its server stopped
+    again.stop(grace=None)
