@@ -55,7 +55,7 @@ class LogWatch(logging.Handler):
 @pytest.fixture
 def watch():
     logger = logging.getLogger("ws.server")
-    handlers = []
+    handlers, level = [], logger.level
 
     def make(needle: str) -> LogWatch:
         handler = LogWatch(needle)
@@ -67,6 +67,7 @@ def watch():
     yield make
     for h in handlers:
         logger.removeHandler(h)
+    logger.setLevel(level)
 
 
 def test_a_verified_pack_and_its_index_become_visible_together(ws_server, tmp_path):
