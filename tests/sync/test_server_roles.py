@@ -13,12 +13,12 @@ import grpc
 import pytest
 
 from sync.errors import ObjectExists, RejectedCredentials, SyncError
-from sync.remote import encode_record, index_bytes, index_key, pack_key
+from sync.remote import index_bytes, index_key, pack_key
 from sync.server import create_token, list_tokens, revoke_token, ws_pb2
 from sync.server.tokens import InvalidTokenRequest, TokenExists, UnknownToken
 from sync.storage import LocalFile
 from sync.storage.grpc_backend import GrpcBackend
-from workspace.objects import packs
+from tests.sync.remote_objects import record, sealed_pack
 
 ROLES = ("reader", "writer", "admin")
 LEVEL = {"reader": 0, "writer": 1, "admin": 2}
@@ -27,19 +27,6 @@ LEVEL = {"reader": 0, "writer": 1, "admin": 2}
 def client(server, token: str | None) -> GrpcBackend:
     """A client without retries (refusals are final): a token, None (no token) or a wrong one."""
     return GrpcBackend(server.url, {"token": token} if token else {}, label="origin")
-
-
-def sealed_pack(folder, *chunks: bytes):
-    writer = packs.PackWriter(folder / "tmp-packs")
-    for data in chunks:
-        writer.add(hashlib.sha256(data).hexdigest(), len(data), packs.CODEC_RAW, data)
-    return writer.finish(lambda pid: str(folder / "sealed" / pid))
-
-
-def record(title: str, version: str, chunk_ids: list[str] = (), description: str = "") -> bytes:
-    files = [{"path": "f", "id": "0" * 64, "size": 0, "sha256": "0" * 64, "mode": 420, "chunks": list(chunk_ids)}]
-    return encode_record({"format": 1, "title": title, "version": version, "description": description,
-                          "files": files if chunk_ids else []})
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from sync.remote import index_bytes, index_key, pack_key
 from sync.server import serve, ws_pb2, ws_pb2_grpc
 from sync.storage import LocalFile, open_backend
 from sync.storage.grpc_backend import GrpcBackend
-from tests.sync.test_server_roles import record, sealed_pack
+from tests.sync.remote_objects import record, sealed_pack
 from workspace.objects import packs
 
 

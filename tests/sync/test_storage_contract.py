@@ -17,9 +17,9 @@ import pytest
 
 from sync.errors import ObjectExists, ObjectNotFound, SyncError
 from sync.storage import LocalFile, open_backend
-from sync.remote import encode_record, index_bytes, index_key, pack_key
+from sync.remote import index_bytes, index_key, pack_key
 from sync.storage.retry import RetryBackend
-from workspace.objects import packs
+from tests.sync.remote_objects import record, sealed_pack
 
 BACKENDS = ["memory", "folder", "folder-copying", "file-url", "s3", "fsspec-generic", "grpc", "grpcs"]
 
@@ -47,21 +47,6 @@ def backend(request, tmp_path):
         return open_backend(server.url, server.options("admin"))
     name, options, _ = request.getfixturevalue("s3_bucket")
     return open_backend(f"s3://{name}/some/prefix", options)
-
-
-def record(title: str, version: str, description: str, chunks: list[str] = ()) -> bytes:
-    """A release record as stored (``chunks``: one file made of them)."""
-    files = [{"path": "f.bin", "id": "0" * 64, "size": 0, "sha256": "0" * 64, "mode": 420, "chunks": list(chunks)}]
-    return encode_record({"format": 1, "title": title, "version": version, "description": description,
-                          "files": files if chunks else []})
-
-
-def sealed_pack(folder, chunks: list[bytes]):
-    """(pack id, path, entries) of a real pack holding ``chunks`` (raw)."""
-    writer = packs.PackWriter(folder / "packs-tmp")
-    for data in chunks:
-        writer.add(hashlib.sha256(data).hexdigest(), len(data), packs.CODEC_RAW, data)
-    return writer.finish(lambda pid: str(folder / "sealed" / pid))
 
 
 def test_put_get_stat_roundtrip(backend):
@@ -94,11 +79,11 @@ def test_overwrite_replaces(backend):
 
 
 def test_exclusive_put_is_create_only(backend):
-    backend.put("releases/ds/1.0.0.json", record("ds", "1.0.0", "first"), exclusive=True)
+    backend.put("releases/ds/1.0.0.json", record("ds", "1.0.0", description="first"), exclusive=True)
     with pytest.raises(ObjectExists) as exc:
-        backend.put("releases/ds/1.0.0.json", record("ds", "1.0.0", "second"), exclusive=True)
+        backend.put("releases/ds/1.0.0.json", record("ds", "1.0.0", description="second"), exclusive=True)
     assert exc.value.exit_code == 8
-    assert backend.get("releases/ds/1.0.0.json") == record("ds", "1.0.0", "first")
+    assert backend.get("releases/ds/1.0.0.json") == record("ds", "1.0.0", description="first")
 
 
 def test_exclusive_put_race_has_one_winner(backend):
@@ -108,7 +93,7 @@ def test_exclusive_put_race_has_one_winner(backend):
 
     def attempt(i):
         try:
-            backend.put("releases/r/1.0.0.json", record("r", "1.0.0", f"writer {i}"), exclusive=True)
+            backend.put("releases/r/1.0.0.json", record("r", "1.0.0", description=f"writer {i}"), exclusive=True)
             wins.append(i)
         except ObjectExists:
             losses.append(i)
@@ -119,7 +104,7 @@ def test_exclusive_put_race_has_one_winner(backend):
     for t in threads:
         t.join()
     assert len(wins) == 1 and len(losses) == 5
-    assert backend.get("releases/r/1.0.0.json") == record("r", "1.0.0", f"writer {wins[0]}")
+    assert backend.get("releases/r/1.0.0.json") == record("r", "1.0.0", description=f"writer {wins[0]}")
 
 
 def test_list_by_prefix_sorted(backend):
@@ -172,10 +157,10 @@ def test_folder_links_unless_told_to_copy(tmp_path):
 
 def test_remote_format_objects_roundtrip(backend, tmp_path):
     """A sealed pack (streamed from a file), its index and a release naming its chunks: stored and read back."""
-    pack_id, path, entries = sealed_pack(tmp_path, [os.urandom(300_000), b"small chunk" * 50])
+    pack_id, path, entries = sealed_pack(tmp_path, os.urandom(300_000), b"small chunk" * 50)
     backend.put(pack_key(pack_id), LocalFile(path))
     backend.put(index_key(pack_id), index_bytes(entries))
-    rec = record("ds", "2.0.0", "two chunks", [e.id for e in entries])
+    rec = record("ds", "2.0.0", [e.id for e in entries], description="two chunks")
     backend.put("releases/ds/2.0.0.json", rec, exclusive=True)
     assert backend.get(pack_key(pack_id)) == open(path, "rb").read()
     first = entries[0]
