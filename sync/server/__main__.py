@@ -1,6 +1,7 @@
 """``python -m sync.server``: run a ws server, or manage its tokens, without the ws CLI.
 
-    python -m sync.server --root DIR [--host 127.0.0.1] [--port 0] [--tls-cert F --tls-key F] [--workers N]
+    python -m sync.server --root DIR [--host 127.0.0.1] [--port 50051] [--tls-cert F --tls-key F]
+                          [--workers N] [--transfers N]
     python -m sync.server token create --root DIR --role reader|writer|admin [--titles 'raw-*'] NAME
     python -m sync.server token list --root DIR [--json]
     python -m sync.server token revoke --root DIR NAME
@@ -22,7 +23,7 @@ import threading
 
 
 def _serve(argv: list[str]) -> int:
-    from sync.server.app import DEFAULT_WORKERS, serve
+    from sync.server.app import DEFAULT_TRANSFERS, DEFAULT_WORKERS, serve
 
     ap = argparse.ArgumentParser(prog="python -m sync.server", description="Serve a ws remote over gRPC.")
     ap.add_argument("--root", required=True, help="folder holding the remote (created if missing)")
@@ -31,9 +32,12 @@ def _serve(argv: list[str]) -> int:
     ap.add_argument("--tls-cert", help="PEM certificate (chain): serve TLS, clients use grpcs://")
     ap.add_argument("--tls-key", help="PEM private key of the certificate")
     ap.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="request threads")
+    ap.add_argument("--transfers", type=int, default=DEFAULT_TRANSFERS,
+                    help="uploads and pack downloads moving bytes at once (the others wait)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
-    handle = serve(args.root, args.host, args.port, args.tls_cert, args.tls_key, workers=args.workers)
+    handle = serve(args.root, args.host, args.port, args.tls_cert, args.tls_key, workers=args.workers,
+                   transfers=args.transfers)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -11,8 +11,9 @@ token), the RPC, the key, the status, the bytes moved and the time taken.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Iterable, Iterator
 
 import grpc
@@ -54,10 +55,18 @@ class Call:
 class RemoteService(ws_pb2_grpc.RemoteServicer):
     """The Remote service over one server root."""
 
-    def __init__(self, root: ServerRoot, tokens: TokenStore, log: logging.Logger):
+    def __init__(self, root: ServerRoot, tokens: TokenStore, log: logging.Logger, transfers: int = 8):
         self.root = root
         self.tokens = tokens
         self.log = log
+        # at most this many object bodies move at once; the others wait their turn (memory stays bounded
+        # however many clients push or pull, while small requests keep being answered on other threads)
+        self._transfers = threading.BoundedSemaphore(transfers)
+
+    @contextmanager
+    def _transfer(self) -> Iterator[None]:
+        with self._transfers:
+            yield
 
     @contextmanager
     def _call(self, context, rpc: str, key: str = "") -> Iterator[Call]:
@@ -109,9 +118,10 @@ class RemoteService(ws_pb2_grpc.RemoteServicer):
             call.require_title(key)
             start = request.start if request.HasField("start") else None
             end = request.end if request.HasField("end") else None
-            for piece in self.root.read(key, start, end):
-                call.nbytes += len(piece)
-                yield ws_pb2.Data(data=piece)
+            with self._transfer() if key.kind == "pack" else nullcontext():
+                for piece in self.root.read(key, start, end):
+                    call.nbytes += len(piece)
+                    yield ws_pb2.Data(data=piece)
 
     def List(self, request, context):
         """Visible objects under a prefix, sorted, in batches (reader; other titles left out)."""
@@ -148,7 +158,8 @@ class RemoteService(ws_pb2_grpc.RemoteServicer):
                     call.require("admin", "overwrite ws-remote.json")
             else:
                 call.require("admin", "write keys outside the remote format")
-            self.root.put_object(key, _pieces(request_iterator, call), header.size, header.exclusive)
+            with self._transfer():
+                self.root.put_object(key, _pieces(request_iterator, call), header.size, header.exclusive)
             return ws_pb2.Empty()
 
     # -- the remote format ------------------------------------------------------
@@ -157,7 +168,9 @@ class RemoteService(ws_pb2_grpc.RemoteServicer):
         with self._call(context, "UploadPack") as call:
             header = _header(request_iterator, call)
             call.require("writer")
-            self.root.upload_pack(Key(header.key), _pieces(request_iterator, call), header.size)
+            key = Key(header.key)
+            with self._transfer():
+                self.root.upload_pack(key, _pieces(request_iterator, call), header.size)
             return ws_pb2.Empty()
 
     def PutIndex(self, request_iterator, context):
@@ -165,8 +178,9 @@ class RemoteService(ws_pb2_grpc.RemoteServicer):
         with self._call(context, "PutIndex") as call:
             header = _header(request_iterator, call)
             call.require("writer")
-            data = _small(request_iterator, call, header, MAX_INDEX)
-            self.root.put_index(Key(header.key), data, header.exclusive)
+            key = Key(header.key)
+            with self._transfer():
+                self.root.put_index(key, _small(request_iterator, call, header, MAX_INDEX), header.exclusive)
             return ws_pb2.Empty()
 
     def PutRelease(self, request_iterator, context):
@@ -176,10 +190,11 @@ class RemoteService(ws_pb2_grpc.RemoteServicer):
             call.require("writer")
             key = Key(header.key)
             call.require_title(key)
-            data = _small(request_iterator, call, header, MAX_RECORD)
             overwrite = not header.exclusive and call.principal.at_least("admin")
             try:
-                self.root.put_release(key, data, exclusive=not overwrite)
+                with self._transfer():
+                    self.root.put_release(key, _small(request_iterator, call, header, MAX_RECORD),
+                                          exclusive=not overwrite)
             except ServerRefusal as exc:
                 if exc.code == "ALREADY_EXISTS" and not header.exclusive:
                     call.require("admin", f"overwrite a published release ({key.title}@{key.version})")

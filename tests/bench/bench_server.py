@@ -12,6 +12,9 @@ One release, pushed and cloned once each way, every ws command its own process:
 - the ws server (``python -m sync.server`` on 127.0.0.1:<free port>, plain gRPC), a writer token
   to push, a reader token to clone.
 
+Then a load phase on the same server: 8 clients (one connection each) upload and then download 32
+packs of 16 MiB, 32 streams at once, to show that the server's memory stays bounded.
+
 Prints one table; targets: through the server at least 70% of the folder remote's throughput,
 peak server memory (VmHWM of the server process) under 200 MB. Loopback only.
 """
@@ -57,6 +60,40 @@ def start_server(root: Path) -> tuple[subprocess.Popen, str, str, str]:
     if not line.startswith("listening on "):
         raise SystemExit(f"server did not start: {line!r}; see {root.parent / 'server.log'}")
     return proc, line.split()[-1], tokens[0], tokens[1]
+
+
+def load_phase(work: Path, url: str, token: str, clients: int = 8, count: int = 32) -> tuple[float, float, int]:
+    """``count`` packs of 16 MiB up, then down, through ``clients`` connections, all at once:
+    (upload s, download s, bytes each way)."""
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sync.remote import pack_key
+    from sync.storage import LocalFile
+    from sync.storage.grpc_backend import GrpcBackend
+    from workspace.objects import packs
+
+    folder = work / "load"
+    made = []
+    for i in range(count):
+        writer = packs.PackWriter(folder / "tmp")
+        for k in range(4):
+            data = hashlib.sha256(f"{i}/{k}".encode()).digest() * (1 << 17)  # 4 MiB, distinct per pack
+            writer.add(hashlib.sha256(data).hexdigest(), len(data), packs.CODEC_RAW, data)
+        made.append(writer.finish(lambda pid: str(folder / pid)))
+    backends = [GrpcBackend(url, {"token": token}) for _ in range(clients)]
+    jobs = [(backends[i % clients], pack_id, path) for i, (pack_id, path, _) in enumerate(made)]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(count) as pool:
+        list(pool.map(lambda j: j[0].put(pack_key(j[1]), LocalFile(j[2])), jobs))
+    up = time.perf_counter() - start
+    start = time.perf_counter()
+    with ThreadPoolExecutor(count) as pool:
+        list(pool.map(lambda j: j[0].get_file(pack_key(j[1]), j[2] + ".back"), jobs))
+    down = time.perf_counter() - start
+    total = sum(os.path.getsize(path) for _, path, _ in made)
+    shutil.rmtree(folder)
+    return up, down, total
 
 
 def prepare(src: Path, runs: int) -> None:
@@ -110,6 +147,8 @@ def main() -> None:
         proc, url, writer, reader = start_server(work / "server-root")
         results["server"] = timed_pair(src, work, "server", url, [], {"WS_TOKEN": writer}, {"WS_TOKEN": reader})
         server_peak = peak_rss(proc.pid)
+        load_up, load_down, load_bytes = load_phase(work, url, writer)
+        load_peak = peak_rss(proc.pid)
         base_push, base_clone = results["folder"][0], results["folder"][2]
         for key, title in (("folder", "folder remote"), ("folder-copy", "folder, link=false"),
                            ("server", "ws server (grpc)")):
@@ -124,6 +163,13 @@ def main() -> None:
                          + (f", {100 * results['folder-copy'][2] / clone_t:.0f}% of link=false"
                             if key == "server" else "") + f"; identical={same}"))
         rows.append(("ws server peak memory", "VmHWM", "-", "-", f"{server_peak / 1e6:.0f} MB", "target < 200 MB"))
+        lmb = load_bytes / 1e6
+        rows.append(("load: 8 clients, 32 uploads at once", f"{lmb:.0f} MB", f"{load_up:.2f} s",
+                     f"{lmb / load_up:.0f} MB/s", "-", "32 packs of 16 MiB"))
+        rows.append(("load: 32 downloads at once", f"{lmb:.0f} MB", f"{load_down:.2f} s",
+                     f"{lmb / load_down:.0f} MB/s", "-", ""))
+        rows.append(("ws server peak memory after load", "VmHWM", "-", "-", f"{load_peak / 1e6:.0f} MB",
+                     "target < 200 MB"))
         rows.append(("target", "", "", "", "", "server >= 70% of the folder remote's throughput"))
     finally:
         if proc is not None:
