@@ -153,7 +153,7 @@ class ComputeBackend:
         unsupported = [("container.image", request.image), ("container.runtime", request.runtime),
                        ("resources.nodes", request.nodes > 1),
                        ("artifacts", request.artifacts), ("retries", request.retries),
-                       ("notifications", request.notifications)]
+                       ("notify.on", request.notifications)]
         for name, value in unsupported:
             if value:
                 raise UnsatisfiableRequest(f"the {self.name} backend cannot honour '{name}'", field=name)

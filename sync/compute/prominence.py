@@ -227,12 +227,12 @@ class ProminenceBackend(ComputeBackend):
         for bid in backend_ids:
             self._cache.pop(bid, None)
             head, member = _split(bid)
-            if member and (head, member) not in self._resolved:
+            if member:
                 by_wf.setdefault(head, []).append(member)
             else:
-                self._delete_job(self._resolved.get((head, member)) if member else head)
+                self._delete_job(head)
         for wf_id, members in by_wf.items():
-            self._cancel_unresolved(wf_id, members)
+            self._cancel_members(wf_id, members)
 
     def _delete_job(self, job_id: str) -> None:
         try:
@@ -245,22 +245,24 @@ class ProminenceBackend(ComputeBackend):
         job = self._jobs_by_id([job_id]).get(job_id)
         return job is None or to_status(job).final
 
-    def _cancel_unresolved(self, wf_id: str, members: list[str]) -> None:
-        created = self._workflow_jobs(wf_id)
-        for member in [m for m in members if m in created]:
-            self._delete_job(self._resolved[(wf_id, member)])
-        left = [m for m in members if m not in created]
-        if not left:
-            return
-        wf = _first(self.api.call("GET", f"/workflows/{wf_id}", missing_ok=True))
-        if not wf or str(wf.get("status")) in FINAL_WORKFLOW:
-            return  # ended: those never start
-        every = all_members(wf) if wf.get("jobs") else []
-        if every and set(every) <= set(members):
-            self.api.call("DELETE", f"/workflows/{wf_id}", missing_ok=True)
-            return
-        raise BackendError(f"cannot cancel {', '.join(f'{wf_id}/{m}' for m in left)} yet: PROMINENCE has not "
-                           "created those jobs of the workflow; cancel all of its jobs, or try again later")
+    def _cancel_members(self, wf_id: str, members: list[str]) -> None:
+        """Delete the jobs of these instances; instances PROMINENCE has not created yet need the whole workflow."""
+        if any((wf_id, m) not in self._resolved for m in members):
+            self._workflow_jobs(wf_id)  # created meanwhile?
+        left = [m for m in members if (wf_id, m) not in self._resolved]
+        if left:
+            wf = _first(self.api.call("GET", f"/workflows/{wf_id}", missing_ok=True))
+            if wf and str(wf.get("status")) not in FINAL_WORKFLOW:  # (ended: those never start)
+                every = all_members(wf) if wf.get("jobs") else []
+                if every and set(every) <= set(members):
+                    self.api.call("DELETE", f"/workflows/{wf_id}", missing_ok=True)
+                    return
+        for member in members:
+            if (wf_id, member) in self._resolved:
+                self._delete_job(self._resolved[(wf_id, member)])
+        if left and wf and str(wf.get("status")) not in FINAL_WORKFLOW:
+            raise BackendError(f"cannot cancel {', '.join(f'{wf_id}/{m}' for m in left)} yet: PROMINENCE has "
+                               "not created those jobs of the workflow; cancel all of its jobs, or try again later")
 
     def logs(self, backend_id: str) -> tuple[str, str]:
         """(stdout, stderr) as text from ``/v1/jobs/<id>/stdout`` and ``/stderr`` ("" while there is none)."""

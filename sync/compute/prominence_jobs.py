@@ -109,7 +109,7 @@ def _check_labels(labels: dict[str, str]) -> None:
 def _check_policies(request: SubmitRequest) -> None:
     if not 0 <= request.retries <= MAX_RETRIES:
         raise UnsatisfiableRequest(f"PROMINENCE retries a job at most {MAX_RETRIES} times "
-                                   f"(asked: {request.retries})", field="policies.retries")
+                                   f"(backend retries asked: {request.retries})", field="retries")
     if request.priority is not None and request.priority < 0:
         raise UnsatisfiableRequest(f"PROMINENCE priorities are integers >= 0 (asked: {request.priority})",
                                    field="policies.priority")
