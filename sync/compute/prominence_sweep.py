@@ -26,6 +26,7 @@ import copy
 import difflib
 import hashlib
 import re
+import shlex
 from dataclasses import dataclass
 from string import Template
 from typing import Callable
@@ -147,6 +148,8 @@ def _factory(members: list[SubmitRequest], single) -> tuple[dict, dict, list[str
             job.get("labels", {}).pop(key, None)
         if not job.get("labels", True):
             del job["labels"]
+    if not _env_into_cmd(jobs, members):
+        return None
     varying = [k for k in params[0] if k in (ID_PARAM, ATTEMPT_PARAM) or len({p[k] for p in params}) > 1]
     if any(not SAFE_VALUE.match(p[k]) for p in params for k in varying):
         return None
@@ -157,6 +160,27 @@ def _factory(members: list[SubmitRequest], single) -> tuple[dict, dict, list[str
     factory = {"type": "zip", "name": f"{name}-sweep", "jobs": [name],
                "parameters": [{"name": k, "values": zipped[k]} for k in varying]}
     return template, factory, [r.job_id for r in members]
+
+
+def _env_into_cmd(jobs: list[dict], members: list[SubmitRequest]) -> bool:
+    """Move the variables whose values differ between members from the task's env into its command.
+
+    PROMINENCE substitutes factory parameters in ``cmd`` (its factories page
+    says in ``env`` too, but the service's job wrapper only does ``cmd`` and
+    output names), so ``WS_JOB_ID`` and the like are set by the command:
+    ``/bin/sh -c 'export WS_JOB_ID=${wsjob}; <command>'``. False when a name
+    cannot be a shell variable.
+    """
+    envs = [job["tasks"][0].get("env") or {} for job in jobs]
+    keys = sorted({k for env in envs for k in env if any(e.get(k) != env[k] for e in envs)})
+    if not keys:
+        return True
+    if not all(IDENT.match(k) for k in keys):
+        return False
+    for job, env, r in zip(jobs, envs, members):
+        exports = "".join(f"export {k}={shlex.quote(env.pop(k))}; " for k in keys if k in env)
+        job["tasks"][0]["cmd"] = "/bin/sh -c " + shlex.quote(exports + r.command)
+    return True
 
 
 def _params(r: SubmitRequest) -> dict[str, str] | None:

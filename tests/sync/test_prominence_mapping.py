@@ -173,7 +173,10 @@ def test_a_sweep_is_one_template_and_a_zip_factory_reproducing_each_member():
     plan = plan_workflow(members, single, "ws-align")
     validate_workflow(plan.workflow)
     (template,) = plan.workflow["jobs"]
-    assert template["tasks"][0]["cmd"] == "/bin/sh -c 'python align.py --sample ${sample} --k ${k}'"
+    assert shlex.split(template["tasks"][0]["cmd"]) == [
+        "/bin/sh", "-c", "export SAMPLE=${sample}; export WS_JOB_ID=${wsjob}; python align.py --sample ${sample} "
+                         "--k ${k}"]
+    assert template["tasks"][0]["env"] == {"WS_JOB_ATTEMPT": "1"}  # what all members share stays in env
     assert template["outputFiles"] == ["out/${sample}/${k}.txt"] and "labels" not in template
     (factory,) = plan.workflow["factories"]
     params = {p["name"]: p["values"] for p in factory["parameters"]}
