@@ -2,13 +2,15 @@
 
 Members of a sweep (requests with the same ``name``) become one template job
 and a ``zip`` factory when their job descriptions differ only where
-PROMINENCE substitutes factory parameters (the task's ``cmd`` and ``env``,
-artifact URLs, output file and folder names), and only by the values of the
-sweep's parameters. The template is derived from the first member and then
-*verified*: substituting each member's parameters (``$name``/``${name}``, as
-PROMINENCE does) must give exactly the description that member would have
-had as a single job. Anything else falls back to one workflow job per request
-(or, with no dependencies to express, to single jobs, which the caller sends).
+PROMINENCE substitutes factory parameters (the task's ``cmd``, output file
+and folder names; variables that differ between members are moved from
+``env`` into ``cmd``), and only by the values of the sweep's parameters. The
+template is derived from the first member and then *verified*: substituting
+each member's parameters (``$name``/``${name}``, as PROMINENCE does) must give
+exactly the description that member would have (env moved) as a single job.
+Anything else, artifacts that differ included, falls back to one workflow job
+per request (or, with no dependencies to express, to single jobs, which the
+caller sends).
 
 Every factory carries two hidden parameters, ``wsjob`` and ``wsattempt``, so
 the instance for a ws job attempt can be found in the workflow description
@@ -37,7 +39,6 @@ from sync.compute.prominence_jobs import ATTEMPT_LABEL, JOB_LABEL, safe_name
 ID_PARAM, ATTEMPT_PARAM = "wsjob", "wsattempt"
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # what $name / ${name} substitution can name
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.\-/+:@%,=]+$")  # values PROMINENCE passes through its job files unquoted
-SUBSTITUTED = ("tasks", "artifacts", "outputFiles", "outputDirs")  # where PROMINENCE substitutes parameters
 
 
 @dataclass
@@ -192,6 +193,33 @@ def _params(r: SubmitRequest) -> dict[str, str] | None:
     return out
 
 
+def _sites(job: dict) -> list[tuple]:
+    """Where PROMINENCE substitutes factory parameters in a job: each task's ``cmd``, output file and folder names.
+
+    (Its factories page also names env and artifacts; its service does not
+    substitute env, and substitutes artifact URLs only for its own storage.)
+    """
+    sites = [("tasks", i, "cmd") for i, t in enumerate(job.get("tasks") or []) if "cmd" in t]
+    return sites + [(key, i) for key in ("outputFiles", "outputDirs") for i in range(len(job.get(key) or []))]
+
+
+def _get(job: dict, site: tuple):
+    node = job
+    for step in site:
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _set(job: dict, site: tuple, value) -> None:
+    node = job
+    for step in site[:-1]:
+        node = node[step]
+    node[site[-1]] = value
+
+
 def _template(jobs: list[dict], zipped: dict[str, list[str]], varying: list[str]) -> dict | None:
     """The first job with its varying strings templated, if substituting gives back every member exactly.
 
@@ -202,51 +230,33 @@ def _template(jobs: list[dict], zipped: dict[str, list[str]], varying: list[str]
     probes = sorted({next(i for i, v in enumerate(zipped[k]) if v != zipped[k][0]) for k in varying})
     first = {k: v[0] for k, v in zipped.items()}
     template = copy.deepcopy(jobs[0])
-    for key in SUBSTITUTED:
-        if key in template:
-            template[key] = _derive(template[key], [jobs[i][key] for i in probes], first, varying)
-    if any(leaf is None for leaf in _leaves(template)):
-        return None
+    for site in _sites(template):
+        derived = _derive(_get(template, site), [_get(jobs[i], site) for i in probes], first, varying)
+        if derived is None:
+            return None
+        _set(template, site, derived)
     for i, job in enumerate(jobs):
         if _substitute(template, {k: v[i] for k, v in zipped.items()}) != job:
             return None
     return template
 
 
-def _leaves(node):
-    if isinstance(node, dict):
-        for v in node.values():
-            yield from _leaves(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _leaves(v)
-    else:
-        yield node
+def _derive(text: str, others: list, values: dict[str, str], varying: list[str]) -> str | None:
+    """``text`` (the first member's) with each stretch that differs in ``others`` turned into ``${name}``.
 
-
-def _derive(node, others: list, values: dict[str, str], varying: list[str]):
-    """``node`` (the first member's) with each stretch that differs in ``others`` turned into ``${name}``.
-
-    None marks a string whose differences no parameter value explains (the
-    structures differing is caught by the verification that follows).
+    None when a difference is not explained by a parameter's value.
     """
-    if isinstance(node, dict):
-        return {k: _derive(v, [o.get(k) if isinstance(o, dict) else None for o in others], values, varying)
-                for k, v in node.items()}
-    if isinstance(node, list):
-        return [_derive(v, [o[i] if isinstance(o, list) and i < len(o) else None for o in others], values, varying)
-                for i, v in enumerate(node)]
-    if not isinstance(node, str) or all(o == node for o in others):
-        return node
+    if all(o == text for o in others):
+        return text
     stretches = []
     for other in others:
         if not isinstance(other, str):
             return None
-        ops = difflib.SequenceMatcher(None, node, other, autojunk=False).get_opcodes()
+        ops = difflib.SequenceMatcher(None, text, other, autojunk=False).get_opcodes()
         stretches += [(i1, i2) for tag, i1, i2, _, _ in ops if tag != "equal"]
     spans: set[tuple[int, int, str]] = set()
     for lo, hi in stretches:
-        span = _covering(node, lo, hi, values, varying)
+        span = _covering(text, lo, hi, values, varying)
         if span is None:
             return None
         spans.add(span)
@@ -254,9 +264,9 @@ def _derive(node, others: list, values: dict[str, str], varying: list[str]):
     for start, end, name in sorted(spans):
         if start < pos:
             return None  # two parameters claim overlapping text
-        out += [node[pos:start], "${" + name + "}"]
+        out += [text[pos:start], "${" + name + "}"]
         pos = end
-    return "".join(out) + node[pos:]
+    return "".join(out) + text[pos:]
 
 
 def _covering(text: str, lo: int, hi: int, values: dict[str, str], varying: list[str]):
@@ -271,20 +281,11 @@ def _covering(text: str, lo: int, hi: int, values: dict[str, str], varying: list
 
 
 def _substitute(job: dict, values: dict[str, str]) -> dict:
-    """What PROMINENCE makes of a template job for one instance: ``$name`` substituted where it substitutes."""
+    """What PROMINENCE makes of a template job for one instance: ``$name`` substituted at its sites."""
     out = copy.deepcopy(job)
-    for key in SUBSTITUTED:
-        if key in out:
-            out[key] = _apply(out[key], values)
+    for site in _sites(out):
+        _set(out, site, Template(_get(out, site)).safe_substitute(values))
     return out
-
-
-def _apply(node, values):
-    if isinstance(node, dict):
-        return {k: _apply(v, values) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_apply(v, values) for v in node]
-    return Template(node).safe_substitute(values) if isinstance(node, str) else node
 
 
 def member_of_workflow(workflow: dict, job_id: str, attempt: int) -> str | None:

@@ -197,6 +197,10 @@ def test_a_sweep_is_one_template_and_a_zip_factory_reproducing_each_member():
                                             req(job_id="000000000001", command="run y", params={"p": 2})]),
     ("a parameter named like ws's own", [req(job_id="000000000000", params={"wsjob": 1}),
                                           req(job_id="000000000001", params={"wsjob": 2})]),
+    ("artifacts that differ", [req(job_id="000000000000", artifacts=["https://x.org/a.csv"], params={"s": "a"}),
+                               req(job_id="000000000001", artifacts=["https://x.org/b.csv"], params={"s": "b"})]),
+    ("images that differ", [req(job_id="000000000000", image="img:a", params={"s": "a"}),
+                            req(job_id="000000000001", image="img:b", params={"s": "b"})]),
     ("a literal $name PROMINENCE would substitute", [
         req(job_id="000000000000", command="echo $k 1", params={"k": 1}),
         req(job_id="000000000001", command="echo $k 2", params={"k": 2})]),
