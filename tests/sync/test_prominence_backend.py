@@ -241,3 +241,21 @@ def test_token_from_the_keyring_entry_of_the_backend_name(server, root, keyring_
     with pytest.raises(ProminenceAuthError, match="rejected the token") as info:
         backend_for(server, root, token=None, backend_name="hpc-eu").status(["1"])
     assert info.value.exit_code == 11 and "expired" not in str(info.value)
+
+
+def test_many_ids_are_asked_in_chunks_of_one_request_each(server, backend, root, monkeypatch):
+    from sync.compute import prominence
+
+    monkeypatch.setattr(prominence, "IDS_PER_REQUEST", 2)
+    ids = [backend.submit(req(root, f"00000000000{i}")) for i in range(5)]
+    before = len(server.calls("GET", "/v1/jobs"))
+    assert len(backend.status(ids)) == 5
+    assert len(server.calls("GET", "/v1/jobs")) == before + 3
+
+
+def test_a_batch_with_one_refused_member_submits_nothing(server, backend, root):
+    members = sweep(root, ["a", "b"])
+    members[1].gpus = 1
+    with pytest.raises(BackendError) as info:
+        backend.submit_many(members)
+    assert info.value.exit_code == 9 and not server.calls("POST")
