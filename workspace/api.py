@@ -30,109 +30,13 @@ from workspace.errors import (
 )
 from workspace.ignore import IgnoreRules
 from workspace.layout import WS_DIR, Layout, find_root
-from workspace.lock import workspace_lock
+from workspace.repo import Repo
 from workspace.scan import Progress, add_tracked, classify, hash_pending, walk
 from workspace.types import Commit, CommitResult, Diff, FsckReport, GcReport, LsEntry, Status
 
 
-class Workspace:
-    """A project folder under ws control."""
-
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(os.path.abspath(root))
-        self.layout = Layout(self.root)
-        self.catalog = Catalog(self.layout.catalog)
-        self._store = None
-        self._config: dict | None = None
-
-    # -- opening ------------------------------------------------------------
-    @classmethod
-    def init(cls, path: str | os.PathLike = ".") -> "Workspace":
-        """Make ``path`` a workspace: ``.ws/`` with catalog.db, objects/ and config.toml."""
-        root = Path(os.path.abspath(path))
-        if (root / WS_DIR).exists():
-            raise AlreadyAWorkspace(f"{root} is already a ws workspace" + _catalog_advice(root))
-        try:
-            outer = find_root(root.parent) if root.parent != root else None
-        except WorkspaceError:
-            outer = None
-        if outer is not None:
-            raise AlreadyAWorkspace(f"{root} is inside the workspace {outer}; nested workspaces are not supported")
-        if root.exists() and not root.is_dir():
-            raise InvalidArgument(f"{root} is not a directory")
-        root.mkdir(parents=True, exist_ok=True)
-        ws_dir = root / WS_DIR
-        tmp = root / (WS_DIR + f".init-{os.getpid()}")
-        # build .ws under a temporary name so a crash never leaves a half-made workspace
-        (tmp / "objects" / "packs").mkdir(parents=True)
-        config_mod.save(tmp / "config.toml", dict(config_mod.DEFAULTS))
-        cat = Catalog(tmp / "catalog.db")
-        try:
-            cat.ensure_schema(create=True)
-            refs.set_head_branch(cat, refs.DEFAULT_BRANCH)
-        finally:
-            cat.close()
-        for leftover in ("catalog.db-wal", "catalog.db-shm"):
-            try:
-                (tmp / leftover).unlink()
-            except FileNotFoundError:
-                pass
-        os.rename(tmp, ws_dir)
-        return cls(root)
-
-    @classmethod
-    def open(cls, path: str | os.PathLike | None = None) -> "Workspace":
-        """The workspace at or above ``path`` (default: the current folder).
-
-        A missing, empty, truncated or foreign catalog raises CatalogCorrupt
-        (exit 6) naming ``ws fsck --rebuild-catalog``; it is never re-created.
-        """
-        ws = cls(find_root(path))
-        ws.catalog.ensure_schema()
-        return ws
-
-    @property
-    def store(self):
-        """The local chunk store (imported on first use: status does not need it)."""
-        if self._store is None:
-            from workspace.objects.store import ObjectStore
-
-            self._store = ObjectStore(self.layout.objects, self.catalog)
-        return self._store
-
-    def close(self) -> None:
-        """Release open files and connections."""
-        if self._store is not None:
-            self._store.close()
-        self.catalog.close()
-
-    def __enter__(self) -> "Workspace":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    @property
-    def config(self) -> dict:
-        """The parsed ``.ws/config.toml``."""
-        if self._config is None:
-            self._config = config_mod.load(self.layout.config)
-        return self._config
-
-    def save_config(self, data: dict) -> None:
-        """Replace ``.ws/config.toml``."""
-        config_mod.save(self.layout.config, data)
-        self._config = data
-
-    @contextmanager
-    def lock(self, timeout: float | None = None) -> Iterator[None]:
-        """Hold the workspace write lock."""
-        with workspace_lock(self.layout.lock, timeout):
-            yield
-
-    def rel(self, path: str | os.PathLike, cwd: str | os.PathLike | None = None) -> str:
-        """A user path as a workspace-relative POSIX path (refusing paths outside)."""
-        return self.layout.rel(path, cwd)
+class Workspace(Repo):
+    """A project folder under ws control: the repository handle plus one method per verb."""
 
     # -- HEAD and history -------------------------------------------------
     def head(self) -> tuple[str | None, str | None]:
@@ -429,18 +333,6 @@ class Workspace:
 
         return JobsAPI(self)
     # JOBS-API-END
-
-
-def _catalog_advice(root: Path) -> str:
-    """For ``ws init`` on an existing workspace whose catalog cannot be used: say how to recover."""
-    cat = Catalog(root / WS_DIR / "catalog.db")
-    try:
-        cat.ensure_schema()
-    except CatalogError as exc:
-        return f", but {str(exc).replace('the catalog ', 'its catalog ', 1)}"
-    finally:
-        cat.close()
-    return ""
 
 
 def _commit(rec) -> Commit:

@@ -136,8 +136,7 @@ def default_remote_name(config: dict) -> str | None:
 
 
 def _fresh_config(ws) -> dict:
-    ws._config = None  # another process may have changed it since we read it
-    return dict(ws.config)
+    return ws.reload_config()
 
 
 def open_remote(ws, name: str | None = None):
