@@ -19,7 +19,7 @@ from catalog.db import Catalog
 from catalog.errors import CatalogBusy, CatalogError, CatalogReadOnly
 from catalog import objects as q
 from workspace import config as config_mod
-from workspace import refs, trees
+from workspace.history import refs, trees
 from workspace.errors import (
     AlreadyAWorkspace,
     DamagedObjectError,

@@ -14,7 +14,7 @@ import time
 from catalog import history, statcache
 from catalog import objects as q
 from catalog.statcache import ManifestEntry, StatEntry
-from workspace import refs
+from workspace.history import refs
 from workspace.errors import DamagedObjectError, UncommittedChanges, UnknownRef
 from workspace.layout import safe_join
 from workspace.objects.store import DamagedObject

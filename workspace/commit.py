@@ -16,7 +16,7 @@ from catalog import history, statcache
 from catalog import objects as q
 from catalog.history import CommitRecord
 from catalog.statcache import ManifestEntry, StatEntry
-from workspace import refs, trees
+from workspace.history import refs, trees
 from workspace.config import author
 from workspace.faults import checkpoint
 from workspace.errors import InvalidArgument, NothingToCommit, UnknownRef

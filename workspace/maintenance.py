@@ -8,7 +8,7 @@ import time
 from catalog import history
 from catalog import objects as q
 from catalog.releases import live_file_ids
-from workspace import trees
+from workspace.history import trees
 from workspace.lock import pack_guard
 from workspace.objects import packs
 from workspace.errors import DamagedObjectError

@@ -11,9 +11,7 @@ import re
 from catalog import history
 from catalog.db import Catalog
 from workspace.errors import AmbiguousRef, InvalidArgument, UnknownRef
-
-HEAD_KEY = "HEAD"
-DEFAULT_BRANCH = "main"
+from workspace.repo import DEFAULT_BRANCH, HEAD_KEY  # noqa: F401  (a new repository's HEAD is written there)
 _BRANCH_RE = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<!/)(?<!\.lock)$")
 _SUFFIX_RE = re.compile(r"(~\d*|\^)+$")
 
