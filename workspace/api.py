@@ -14,12 +14,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from catalog import history, statcache
+from catalog import statcache
+from catalog.statcache import ManifestEntry
 from catalog.db import Catalog
 from catalog.errors import CatalogBusy, CatalogError, CatalogReadOnly
 from catalog import objects as q
 from workspace import config as config_mod
-from workspace.history import refs, trees
+from workspace.history import log as log_mod, manifest as manifest_mod, read as read_mod, refs
 from workspace.errors import (
     AlreadyAWorkspace,
     DamagedObjectError,
@@ -49,97 +50,28 @@ class Workspace(Repo):
 
     def get_commit(self, ref: str) -> Commit:
         """The commit a ref names."""
-        rec = history.get_commit(self.catalog, self.resolve(ref))
-        if rec is None:
-            raise UnknownRef(f"unknown ref '{ref}'")
-        return _commit(rec)
+        return manifest_mod.get_commit(self.catalog, ref)
 
-    def manifest(self, ref: str | None = "HEAD") -> dict[str, statcache.ManifestEntry]:
+    def manifest(self, ref: str | None = "HEAD") -> dict[str, ManifestEntry]:
         """The flat manifest (path -> file id, size, mode) of a commit."""
-        if ref in (None, "HEAD"):
-            return self._head_manifest()
-        commit = self.get_commit(ref)
-        return self._flatten(commit.tree)
-
-    def _flatten(self, tree_id: str) -> dict[str, statcache.ManifestEntry]:
-        try:
-            return trees.flatten(self.catalog, tree_id)
-        except KeyError as exc:
-            raise DamagedObjectError(f"catalog is missing a tree: {exc}; run 'ws fsck'") from exc
-
-    def _head_manifest(self) -> dict[str, statcache.ManifestEntry]:
-        _, head = self.head()
-        built_for, manifest = statcache.load_head_manifest(self.catalog)
-        if head is None:
-            return {}
-        if built_for != head:  # HEAD moved without the cache (or first use): rebuild
-            rec = history.get_commit(self.catalog, head)
-            manifest = self._flatten(rec.tree_id)
-            try:
-                statcache.replace_head_manifest(self.catalog, head, manifest)
-            except (CatalogBusy, CatalogReadOnly):
-                pass  # only a cache: reading must work on a busy or read-only catalog
-        return manifest
+        return manifest_mod.manifest(self.catalog, ref)
 
     def log(self, n: int | None = None, path: str | None = None, ref: str = "HEAD") -> list[Commit]:
         """Commits reachable from ``ref``, newest first; with ``path``, only those that changed it."""
-        try:
-            start = self.resolve(ref)
-        except UnknownRef:
-            if ref == "HEAD" and self.head()[1] is None:
-                return []
-            raise
-        out: list[Commit] = []
-        seen: set[str] = set()
-        frontier = [start]
-        recs = {}
-        while frontier and (n is None or len(out) < n):
-            # newest first across branches of a merge
-            for cid in frontier:
-                if cid not in recs:
-                    recs[cid] = history.get_commit(self.catalog, cid)
-            frontier.sort(key=lambda c: recs[c].time_ns if recs[c] else 0, reverse=True)
-            cid = frontier.pop(0)
-            if cid in seen or recs[cid] is None:
-                continue
-            seen.add(cid)
-            rec = recs[cid]
-            frontier.extend(p for p in rec.parents if p not in seen)
-            if path is None or self._touches(rec, path):
-                out.append(_commit(rec))
-        return out
-
-    def _touches(self, rec, path: str) -> bool:
-        mine = trees.lookup(self.catalog, rec.tree_id, path)
-        if not rec.parents:
-            return mine is not None
-        parent = history.get_commit(self.catalog, rec.parents[0])
-        theirs = trees.lookup(self.catalog, parent.tree_id, path) if parent else None
-        return (mine.id if mine else None) != (theirs.id if theirs else None)
+        return log_mod.log(self.catalog, n, path, ref)
 
     # -- branches ---------------------------------------------------------
     def branches(self) -> list[tuple[str, str, bool]]:
         """Every branch as (name, commit id, is current)."""
-        current, _ = self.head()
-        return [(name, cid, name == current) for name, cid in history.list_refs(self.catalog)]
+        return refs.branches(self.catalog)
 
     def create_branch(self, name: str, ref: str = "HEAD") -> str:
         """Make a branch at ``ref``; returns its commit id."""
-        refs.check_branch_name(name)
-        if history.get_ref(self.catalog, name) is not None:
-            raise InvalidArgument(f"branch '{name}' already exists")
-        commit_id = self.resolve(ref)
-        history.set_ref(self.catalog, name, commit_id, time.time_ns())
-        return commit_id
+        return refs.create_branch(self.catalog, name, ref)
 
     def delete_branch(self, name: str) -> None:
         """Remove a branch (not the current one)."""
-        current, _ = self.head()
-        if name == current:
-            raise InvalidArgument(f"cannot delete the current branch '{name}'")
-        if history.get_ref(self.catalog, name) is None:
-            raise UnknownRef(f"unknown branch '{name}'")
-        history.delete_ref(self.catalog, name)
+        refs.delete_branch(self.catalog, name)
 
     # -- status -----------------------------------------------------------
     def status(self, progress: Progress | None = None) -> Status:
@@ -157,7 +89,7 @@ class Workspace(Repo):
         ``head`` is HEAD's manifest when the caller already has it (it is read otherwise).
         """
         files = walk(self.root, IgnoreRules(self.root), under or ())
-        tracked = head if head is not None else self._head_manifest()
+        tracked = head if head is not None else manifest_mod.head_manifest(self.catalog)
         add_tracked(self.root, files, [p for p in tracked
                                        if p not in files and (under is None or _under_any(p, under))])
         cache = statcache.load_stat_cache(self.catalog)
@@ -179,34 +111,11 @@ class Workspace(Repo):
     # -- reading committed content ----------------------------------------------
     def ls(self, ref: str = "HEAD", pattern: str | None = None) -> list[LsEntry]:
         """Files of a commit, optionally filtered by a glob or a folder prefix."""
-        manifest = self.manifest(ref)
-        out = []
-        for path in sorted(manifest):
-            if pattern and not _matches(path, pattern):
-                continue
-            m = manifest[path]
-            out.append(LsEntry(path, m.size, m.file_id, m.mode))
-        return out
-
-    def _entry(self, ref: str, path: str) -> statcache.ManifestEntry:
-        commit = self.get_commit(ref)
-        entry = trees.lookup(self.catalog, commit.tree, path.strip("/"))
-        if entry is None or entry.kind != "f":
-            raise UnknownRef(f"path '{path}' does not exist in {ref}")
-        return statcache.ManifestEntry(entry.id, entry.size, entry.mode)
+        return read_mod.ls(self.catalog, ref, pattern)
 
     def iter_read(self, ref: str, path: str) -> Iterator[bytes]:
         """A committed file's bytes, chunk by chunk, each verified."""
-        entry = self._entry(ref, path)
-        info = q.get_file(self.catalog, entry.file_id)
-        if info is None:
-            raise DamagedObjectError(f"content of '{path}' is missing from the store; run 'ws fsck'")
-        from workspace.objects.store import DamagedObject
-
-        try:
-            yield from self.store.iter_file(info)
-        except DamagedObject as exc:
-            raise DamagedObjectError(f"'{path}': {exc}") from exc
+        return read_mod.iter_read(self, ref, path)
 
     def read(self, ref: str, path: str) -> bytes:
         """A committed file's bytes."""
@@ -333,19 +242,6 @@ class Workspace(Repo):
 
         return JobsAPI(self)
     # JOBS-API-END
-
-
-def _commit(rec) -> Commit:
-    return Commit(rec.id, rec.parents, rec.branch, rec.message, rec.author, rec.time_ns, rec.tree_id, rec.provenance)
-
-
-def _matches(path: str, pattern: str) -> bool:
-    pattern = pattern.strip("/")
-    return (
-        fnmatch.fnmatchcase(path, pattern)
-        or path.startswith(pattern + "/")
-        or fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], pattern)
-    )
 
 
 def _under_any(path: str, prefixes: list[str]) -> bool:

@@ -8,22 +8,16 @@ that transaction leaves only unreferenced pack bytes, which ``ws gc`` reclaims.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import time
-
-from catalog import history, statcache
+from catalog import statcache
 from catalog import objects as q
-from catalog.history import CommitRecord
 from catalog.statcache import ManifestEntry, StatEntry
-from workspace.history import refs, trees
-from workspace.config import author
+from workspace.history.record import record_commit
 from workspace.faults import checkpoint
 from workspace.errors import InvalidArgument, NothingToCommit, UnknownRef
 from workspace.ignore import IgnoreRules
 from workspace.objects.store import StoreWriter
 from workspace.scan import Progress, add_tracked, classify, under_any, walk
-from workspace.types import CommitResult, Commit
+from workspace.types import CommitResult
 
 
 def commit(ws, message: str, paths: list[str] | None = None, *, progress: Progress | None = None,
@@ -105,47 +99,6 @@ def _apply(old: dict, files, ids, prefixes) -> dict[str, ManifestEntry]:
     for path, st in files.items():
         new[path] = ManifestEntry(ids[path], st.size, st.mode)
     return new
-
-
-def make_commit_id(tree_id: str, parents: list[str], branch, message: str, who: str, now: int,
-                   provenance: dict | None) -> str:
-    """A commit's id: SHA-256 of its canonical JSON."""
-    body = json.dumps({"tree": tree_id, "parents": parents, "branch": branch, "message": message,
-                       "author": who, "time_ns": now, "provenance": provenance},
-                      sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(body.encode()).hexdigest()
-
-
-def record_commit(ws, writer: StoreWriter | None, branch: str | None, head: str | None, old: dict, new: dict,
-                  new_files: list[q.FileInfo], message: str, provenance: dict | None,
-                  cache_rows: dict[str, StatEntry] | None = None) -> Commit:
-    """The one transaction that makes a commit visible. Packs must already be sealed."""
-    now = time.time_ns()
-    root_id, tree_rows = trees.build(new)
-    parents = [head] if head else []
-    who = author(ws.config)
-    cid = make_commit_id(root_id, parents, branch, message, who, now, provenance)
-    rec = CommitRecord(cid, root_id, parents, branch, message, who, now, provenance)
-    deleted = [p for p in old if p not in new]
-    changed = {p: e for p, e in new.items() if old.get(p) != e}
-    cat = ws.catalog
-    with cat.write():
-        if writer is not None:
-            writer.record(now)
-        q.add_files(cat, new_files)
-        history.add_trees(cat, tree_rows)
-        history.add_commit(cat, rec)
-        if branch is not None:
-            history.set_ref(cat, branch, cid, now)
-        else:
-            refs.set_head_detached(cat, cid)
-        if cache_rows:
-            statcache.update_stat_cache(cat, cache_rows)
-        if head and history.get_meta(cat, "manifest_commit") == head:
-            statcache.patch_head_manifest(cat, cid, changed, deleted)
-        else:
-            statcache.replace_head_manifest(cat, cid, new)
-    return Commit(cid, parents, branch, message, who, now, root_id, provenance)
 
 
 def _record(ws, writer, branch, head, old, new, new_files, cache_rows, message, provenance) -> CommitResult:

@@ -265,7 +265,7 @@ def pull(ws, remote: str | None, spec: str, *, force: bool = False, progress=Non
 
 def _record(ws, rem, record: dict, cache_rows: dict, message: str, dropped: list[str] = ()) -> str | None:
     """One transaction: file rows, the commit that holds the release's files, the release, remote state."""
-    from workspace import commit as commit_mod
+    from workspace.history.record import record_commit
     from workspace.pull_tree import file_parents
 
     files = [q.FileInfo(f["id"], f["size"], f["chunks"]) for f in record["files"]]
@@ -282,7 +282,7 @@ def _record(ws, rem, record: dict, cache_rows: dict, message: str, dropped: list
     with ws.catalog.write():
         q.add_files(ws.catalog, files)
         if new != old:
-            c = commit_mod.record_commit(ws, None, branch, head, old, new, [], message, None, cache_rows)
+            c = record_commit(ws, None, branch, head, old, new, [], message, None, cache_rows)
             commit_id = c.id
         elif cache_rows:
             from catalog import statcache

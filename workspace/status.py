@@ -20,6 +20,7 @@ import marshal
 from catalog import statcache
 from catalog.errors import CatalogBusy, CatalogReadOnly
 from workspace.dirwalk import DirWalk, flatten as _paths
+from workspace.history.manifest import head_manifest
 from workspace.ignore import IgnoreRules
 from workspace.scan import FileStat, Progress, add_tracked, classify, hash_pending, is_racy
 from workspace.types import Status
@@ -40,7 +41,7 @@ def compute_status(ws, progress: Progress | None = None) -> Status:
         return Status(branch, None, added=sorted(_paths(detail)))
     full = None
     if tracked_dirs is None:  # no usable snapshot: everything is in scope
-        full = ws._head_manifest()
+        full = head_manifest(ws.catalog)
         tracked_dirs = {p.rpartition("/")[0] for p in full}
     vanished = [d for d in tracked_dirs if d not in digests]
     if not detail and not vanished:

@@ -16,7 +16,7 @@ import os
 
 from catalog import objects as q
 from catalog.statcache import ManifestEntry
-from workspace import commit as commit_mod
+from workspace.history.record import record_commit
 from workspace.checkout import _dirty_error
 from workspace.errors import DamagedObjectError, InvalidArgument, UnknownRef
 from workspace.layout import safe_join
@@ -131,7 +131,7 @@ class Transaction:
         self._writer.seal()
         infos, locs = self._content(writes)
         with StagedTree(ws, writes, removals, infos, locs) as staged:  # a failure up to the record undoes the tree
-            self.commit = commit_mod.record_commit(ws, self._writer, self.branch, self.head, self.base,
+            self.commit = record_commit(ws, self._writer, self.branch, self.head, self.base,
                                                    self.manifest, self._files, self.message, self.provenance)
             rows = staged.apply()
         statcache.update_stat_cache(ws.catalog, rows, [p for p in touched if p not in self.manifest])
