@@ -29,10 +29,10 @@ from workspace.errors import (
     WorkspaceBusy,
     WorkspaceError,
 )
-from workspace.ignore import IgnoreRules
+from workspace.tree.ignore import IgnoreRules
 from workspace.layout import WS_DIR, Layout, find_root
 from workspace.repo import Repo
-from workspace.scan import Progress, add_tracked, classify, hash_pending, walk
+from workspace.tree.scan import Progress, add_tracked, classify, hash_pending, walk
 from workspace.types import Commit, CommitResult, Diff, FsckReport, GcReport, LsEntry, Status
 
 
@@ -76,7 +76,7 @@ class Workspace(Repo):
     # -- status -----------------------------------------------------------
     def status(self, progress: Progress | None = None) -> Status:
         """Added, modified and deleted paths of the working tree against HEAD."""
-        from workspace.status import compute_status
+        from workspace.tree.status import compute_status
 
         st = compute_status(self, progress)
         st.remotes = self._remote_status()
@@ -125,37 +125,37 @@ class Workspace(Repo):
     def commit(self, message: str, paths: list[str] | None = None, *, progress: Progress | None = None,
                provenance: dict | None = None, cwd: str | None = None) -> CommitResult:
         """Record the working tree (or only ``paths``) as a new commit on the current branch."""
-        from workspace.commit import commit
+        from workspace.tree.commit import commit
 
         return commit(self, message, paths, progress=progress, provenance=provenance, cwd=cwd)
 
     def transaction(self, message: str, *, provenance: dict | None = None):
         """An atomic multi-operation commit: ``with ws.transaction("msg") as t: ...``."""
-        from workspace.transaction import Transaction
+        from workspace.tree.transaction import Transaction
 
         return Transaction(self, message, provenance=provenance)
 
     def diff(self, a: str | None = None, b: str | None = None, paths: list[str] | None = None) -> Diff:
         """Changes from ``a`` (default HEAD) to ``b`` (default: the working tree)."""
-        from workspace.diff import diff
+        from workspace.tree.diff import diff
 
         return diff(self, a, b, paths)
 
     def checkout(self, ref: str, *, force: bool = False, progress: Progress | None = None) -> Commit:
         """Make the working tree match ``ref``; a branch name attaches HEAD to it."""
-        from workspace.checkout import checkout
+        from workspace.tree.checkout import checkout
 
         return checkout(self, ref, force=force, progress=progress)
 
     def switch(self, branch: str, *, create: bool = False, force: bool = False) -> Commit | None:
         """Switch to a branch (``create`` makes it at HEAD first)."""
-        from workspace.checkout import switch
+        from workspace.tree.checkout import switch
 
         return switch(self, branch, create=create, force=force)
 
     def restore(self, paths: list[str], source: str = "HEAD", *, cwd: str | None = None) -> list[str]:
         """Overwrite working files with their version in ``source``; returns the paths written."""
-        from workspace.checkout import restore
+        from workspace.tree.checkout import restore
 
         return restore(self, paths, source, cwd=cwd)
 

@@ -230,9 +230,9 @@ def pull(ws, remote: str | None, spec: str, *, force: bool = False, progress=Non
 
     from sync.errors import UnknownRemoteRelease
     from sync.pull import fetch_chunks, needed_chunks
-    from workspace.checkout import _remove
+    from workspace.tree.checkout import _remove
     from workspace.lock import pack_guard
-    from workspace.pull_tree import check_not_conflicting, plan_tree, write_tree
+    from workspace.tree.apply_release import check_not_conflicting, plan_tree, write_tree
 
     name, expr = split_spec(spec)
     rem = open_remote(ws, remote)
@@ -266,7 +266,7 @@ def pull(ws, remote: str | None, spec: str, *, force: bool = False, progress=Non
 def _record(ws, rem, record: dict, cache_rows: dict, message: str, dropped: list[str] = ()) -> str | None:
     """One transaction: file rows, the commit that holds the release's files, the release, remote state."""
     from workspace.history.record import record_commit
-    from workspace.pull_tree import file_parents
+    from workspace.tree.apply_release import file_parents
 
     files = [q.FileInfo(f["id"], f["size"], f["chunks"]) for f in record["files"]]
     branch, head = ws.head()

@@ -140,7 +140,7 @@ def diff(
     json_: bool = JSON,
 ) -> None:
     """Compare two commits, or a commit and the working tree; unified diff for text files."""
-    from workspace.diff import unified
+    from workspace.tree.diff import unified
 
     ws = _ws()
     d = ws.diff(a, b, path or None)

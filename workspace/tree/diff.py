@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 
-from workspace.scan import under_any
+from workspace.tree.scan import under_any
 from workspace.types import Diff, DiffEntry
 
 TEXT_LIMIT = 1 << 20  # larger files get no line diff

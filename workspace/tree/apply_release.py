@@ -36,7 +36,7 @@ def plan_tree(ws, record: dict, force: bool) -> tuple[list[dict], int, list[str]
 
     Refuses to overwrite local changes unless ``force``.
     """
-    from workspace.checkout import _dirty_error
+    from workspace.tree.checkout import _dirty_error
 
     head = ws.manifest("HEAD") if ws.head()[1] else {}
     ids, stats = ws.working_ids(head=head)
@@ -90,7 +90,7 @@ def file_parents(record: dict, files: set[str]) -> list[str]:
 def write_tree(ws, writes: list[dict], progress) -> dict[str, StatEntry]:
     """Stage every file under a temporary name (verified), then rename them all into place."""
     from sync.transfer import Meter, bounded_map
-    from workspace.checkout import _clear_file_parents
+    from workspace.tree.checkout import _clear_file_parents
     from workspace.layout import safe_join
 
     meter = Meter(progress, "writing", sum(f["size"] for f in writes))

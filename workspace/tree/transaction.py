@@ -4,7 +4,7 @@ Operations are staged in memory (content goes into new packs as it comes).
 Leaving the block without an exception lands them in git's order: the new
 files are written under temporary names next to their destinations (and
 files to delete are put aside), then one commit is recorded, then the files
-are renamed into place (workspace.staging). If anything fails before the
+are renamed into place (workspace.tree.staging). If anything fails before the
 commit is recorded, the working tree is put back as it was and no commit
 exists; after it, only renames remain. An exception in the block discards
 everything (unreferenced pack bytes are reclaimed by ``ws gc``).
@@ -17,11 +17,11 @@ import os
 from catalog import objects as q
 from catalog.statcache import ManifestEntry
 from workspace.history.record import record_commit
-from workspace.checkout import _dirty_error
+from workspace.tree.checkout import _dirty_error
 from workspace.errors import DamagedObjectError, InvalidArgument, UnknownRef
 from workspace.layout import safe_join
-from workspace.scan import under_any
-from workspace.staging import StagedTree
+from workspace.tree.scan import under_any
+from workspace.tree.staging import StagedTree
 from workspace.types import Commit
 from catalog import statcache
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
 from catalog.statcache import StatEntry
-from workspace.ignore import IgnoreRules
+from workspace.tree.ignore import IgnoreRules
 from workspace.objects.hashing import hash_file
 
 RACY_NS = 50_000_000  # a stat this close to its recording time is re-checked (kernel ticks are ~4 ms)
@@ -53,7 +53,7 @@ def walk(root: Path, rules: IgnoreRules, under: Iterable[str] = ()) -> dict[str,
 
     Symlinks are not followed and not tracked.
     """
-    from workspace.dirwalk import flatten, listings
+    from workspace.tree.dirwalk import flatten, listings
 
     out: dict[str, FileStat] = {}
     for start in sorted(set(under)) or [""]:

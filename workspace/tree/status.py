@@ -1,6 +1,6 @@
 """``ws status``: the working tree against HEAD, as cheaply as the tree allows.
 
-The walk (workspace.dirwalk) summarizes each folder as a digest of its files'
+The walk (workspace.tree.dirwalk) summarizes each folder as a digest of its files'
 stats. The catalog keeps a *snapshot*: the digests of the folders last proved
 clean (every file tracked, identical to HEAD, stat not racy) and the folders
 HEAD has files in. Folders whose digest matches need nothing more; only the
@@ -19,10 +19,10 @@ import marshal
 
 from catalog import statcache
 from catalog.errors import CatalogBusy, CatalogReadOnly
-from workspace.dirwalk import DirWalk, flatten as _paths
+from workspace.tree.dirwalk import DirWalk, flatten as _paths
 from workspace.history.manifest import head_manifest
-from workspace.ignore import IgnoreRules
-from workspace.scan import FileStat, Progress, add_tracked, classify, hash_pending, is_racy
+from workspace.tree.ignore import IgnoreRules
+from workspace.tree.scan import FileStat, Progress, add_tracked, classify, hash_pending, is_racy
 from workspace.types import Status
 
 _SNAPSHOT_FORMAT = 2

@@ -14,9 +14,9 @@ from catalog.statcache import ManifestEntry, StatEntry
 from workspace.history.record import record_commit
 from workspace.faults import checkpoint
 from workspace.errors import InvalidArgument, NothingToCommit, UnknownRef
-from workspace.ignore import IgnoreRules
+from workspace.tree.ignore import IgnoreRules
 from workspace.objects.store import StoreWriter
-from workspace.scan import Progress, add_tracked, classify, under_any, walk
+from workspace.tree.scan import Progress, add_tracked, classify, under_any, walk
 from workspace.types import CommitResult
 
 

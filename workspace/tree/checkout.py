@@ -18,7 +18,7 @@ from workspace.history import refs
 from workspace.errors import DamagedObjectError, UncommittedChanges, UnknownRef
 from workspace.layout import safe_join
 from workspace.objects.store import DamagedObject
-from workspace.scan import Progress, under_any
+from workspace.tree.scan import Progress, under_any
 from workspace.types import Commit
 
 
