@@ -7,33 +7,12 @@ subclasses and long operations report through an optional ``progress`` callback
 
 from __future__ import annotations
 
-import fnmatch
-import os
-import time
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
-from catalog import statcache
 from catalog.statcache import ManifestEntry
-from catalog.db import Catalog
-from catalog.errors import CatalogBusy, CatalogError, CatalogReadOnly
-from catalog import objects as q
-from workspace import config as config_mod
 from workspace.history import log as log_mod, manifest as manifest_mod, read as read_mod, refs
-from workspace.errors import (
-    AlreadyAWorkspace,
-    DamagedObjectError,
-    InvalidArgument,
-    UnknownRef,
-    WorkspaceBusy,
-    WorkspaceError,
-)
-from workspace.tree.ignore import IgnoreRules
-from workspace.layout import WS_DIR, Layout, find_root
 from workspace.repo import Repo
-from workspace.tree.scan import Progress, add_tracked, classify, hash_pending, walk
-from workspace.types import Commit, CommitResult, Diff, FsckReport, GcReport, LsEntry, Status
+from workspace.types import Commit, CommitResult, Diff, FsckReport, GcReport, LsEntry, Progress, Status
 
 
 class Workspace(Repo):
@@ -83,24 +62,14 @@ class Workspace(Repo):
         return st
 
     def working_ids(self, under: list[str] | None = None, progress: Progress | None = None,
-                    head: dict | None = None):
+                    head: dict | None = None) -> tuple[dict[str, str], dict]:
         """Content ids of the working files (optionally below ``under`` prefixes) and their stats.
 
         ``head`` is HEAD's manifest when the caller already has it (it is read otherwise).
         """
-        files = walk(self.root, IgnoreRules(self.root), under or ())
-        tracked = head if head is not None else manifest_mod.head_manifest(self.catalog)
-        add_tracked(self.root, files, [p for p in tracked
-                                       if p not in files and (under is None or _under_any(p, under))])
-        cache = statcache.load_stat_cache(self.catalog)
-        ids, todo = classify(files, cache)
-        updates = hash_pending(self.root, files, todo, ids, progress)
-        deletes = [p for p in cache if p not in files and (under is None or _under_any(p, under))]
-        try:
-            statcache.update_stat_cache(self.catalog, updates, deletes)
-        except (CatalogBusy, CatalogReadOnly):
-            pass  # the cache is an optimization; a busy or read-only catalog must not fail a read
-        return ids, files
+        from workspace.tree.scan import working_ids
+
+        return working_ids(self, under, progress, head)
 
     def _remote_status(self) -> list[dict]:
         """Per configured remote, the releases not on it yet: answered from the catalog, offline."""
@@ -242,7 +211,3 @@ class Workspace(Repo):
 
         return JobsAPI(self)
     # JOBS-API-END
-
-
-def _under_any(path: str, prefixes: list[str]) -> bool:
-    return any(not p or path == p or path.startswith(p + "/") for p in prefixes)

@@ -12,7 +12,7 @@ from workspace.history import trees
 from workspace.lock import pack_guard
 from workspace.objects import packs
 from workspace.errors import DamagedObjectError
-from workspace.tree.scan import Progress
+from workspace.types import Progress
 from workspace.types import FsckReport, GcReport
 
 REWRITE_WASTE = 0.25  # rewrite a pack when at least this share of it is garbage

@@ -230,9 +230,9 @@ def pull(ws, remote: str | None, spec: str, *, force: bool = False, progress=Non
 
     from sync.errors import UnknownRemoteRelease
     from sync.pull import fetch_chunks, needed_chunks
-    from workspace.tree.checkout import _remove
     from workspace.lock import pack_guard
-    from workspace.tree.apply_release import check_not_conflicting, plan_tree, write_tree
+    from workspace.tree.apply_release import plan_files, write_tree
+    from workspace.tree.write import remove_file
 
     name, expr = split_spec(spec)
     rem = open_remote(ws, remote)
@@ -248,16 +248,19 @@ def pull(ws, remote: str | None, spec: str, *, force: bool = False, progress=Non
     # The download runs without the workspace lock (commits and jobs go on meanwhile), but
     # under the pack guard: gc would delete packs recorded before their file rows are.
     # Lock order everywhere: pack guard, then workspace lock.
+    what = f"pull of {record['title']}@{record['version']}"
     with pack_guard(ws.layout.pack_lock, exclusive=False):
-        plan_tree(ws, record, force)  # refuse conflicts before downloading anything
+        plan_files(ws, record["files"], force, what)  # refuse conflicts before downloading anything
         fetched = fetch_chunks(ws.catalog, ws.store, rem, needed_chunks(ws.catalog, record), progress, workers)
         result.chunks_fetched, result.bytes_fetched = fetched.chunks_fetched, fetched.bytes_fetched
         with ws.lock():  # the tree may have changed while we downloaded: plan again, authoritatively
             check_not_conflicting(ws, record)
-            writes, unchanged, dropped = plan_tree(ws, record, force)
+            plan = plan_files(ws, record["files"], force, what)
+            writes, unchanged = plan.writes, plan.unchanged
+            dropped = dropped_paths(ws, record, plan.head, plan.ids)
             cache_rows = write_tree(ws, writes, progress)
             for path in dropped:  # files the older version had and this one dropped
-                _remove(ws, path)
+                remove_file(ws, path)
             result.commit = _record(ws, rem, record, cache_rows, f"pull {name}@{version} from {rem.name}", dropped)
     result.files_written, result.files_unchanged = len(writes), unchanged
     return result
@@ -272,7 +275,7 @@ def _record(ws, rem, record: dict, cache_rows: dict, message: str, dropped: list
     branch, head = ws.head()
     old = ws.manifest("HEAD") if head else {}
     new = dict(old)
-    for parent in file_parents(record, set(old)):  # replaced by a folder (pull --force)
+    for parent in file_parents(record["files"], set(old)):  # replaced by a folder (pull --force)
         del new[parent]
     for f in record["files"]:
         new[f["path"]] = ManifestEntry(f["id"], f["size"], f.get("mode", 0o644))
@@ -330,3 +333,36 @@ def fsck_remote(ws, name: str | None = None, read_data: bool = False, progress=N
     tmp = ws.layout.ws_dir / "tmp"
     tmp.mkdir(exist_ok=True)
     return check_remote(open_remote(ws, name), read_data=read_data, progress=progress, tmp_dir=str(tmp))
+
+
+def check_not_conflicting(ws, record: dict) -> None:
+    """Refuse early (before touching anything) when this workspace has other files under title@version."""
+    from catalog import releases as release_queries
+    from sync.remote import record_digest
+    from workspace.releases import ReleaseConflict
+
+    mine = release_queries.get_release(ws.catalog, record["title"], record["version"])
+    if mine is not None and mine.digest != record_digest(record):
+        raise ReleaseConflict(f"release '{record['title']}@{record['version']}' already exists here with "
+                              "different files; releases are immutable")
+
+
+def dropped_paths(ws, record: dict, head: dict, ids: dict) -> list[str]:
+    """Files an earlier version of this release put here that the pulled version no longer has.
+
+    Only a file that HEAD holds exactly as another version of this release
+    had it, and that is clean in the working tree, is removed: pulling
+    ds@1.2.0 over ds@1.1.0 makes the release's paths match 1.2.0 without
+    touching anything the user changed or added. The removal is part of the
+    pull's commit, so history keeps the files.
+    """
+    wanted = {f["path"] for f in record["files"]}
+    out: set[str] = set()
+    for rel in ws.releases.list(record["title"]):
+        if rel.version == record["version"]:
+            continue
+        for f in rel.files:
+            base = head.get(f.path)
+            if f.path not in wanted and base is not None and base.file_id == f.id and ids.get(f.path) == f.id:
+                out.add(f.path)
+    return sorted(out)

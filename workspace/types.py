@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from typing import Callable
+
+Progress = Callable[[str, int, int], None]  # progress(phase, done, total), called by long operations
 
 
 def iso(ns: int) -> str:
@@ -90,6 +93,19 @@ class Diff:
 
     def to_dict(self) -> dict:
         return {"a": self.a, "b": self.b or "WORKTREE", "changes": [e.to_dict() for e in self.entries]}
+
+
+@dataclass
+class CommitChanges:
+    """One commit and what it changed against its first parent (``ws show``)."""
+
+    commit: Commit
+    diff: Diff
+
+    def to_dict(self) -> dict:
+        data = self.commit.to_dict()
+        data["changes"] = [e.to_dict() for e in self.diff.entries]
+        return data
 
 
 @dataclass

@@ -1,75 +1,67 @@
 """Moving the working tree: checkout, switch and restore.
 
-Every file is written to a temporary name in its folder, verified against its
-SHA-256, and renamed into place, so a crash never leaves a half-written file
-under a real name. All needed content is checked to be present before the
-first file is touched.
+Files are written by :mod:`workspace.tree.write`: each to a temporary name in
+its folder, verified, renamed into place; all needed content is checked to be
+present before the first file is touched.
 """
 
 from __future__ import annotations
 
-import os
 import time
 
 from catalog import history, statcache
-from catalog import objects as q
-from catalog.statcache import ManifestEntry, StatEntry
+from catalog.statcache import ManifestEntry
+from workspace.errors import InvalidArgument, UnknownRef
 from workspace.history import refs
-from workspace.errors import DamagedObjectError, UncommittedChanges, UnknownRef
-from workspace.layout import safe_join
-from workspace.objects.store import DamagedObject
-from workspace.tree.scan import Progress, under_any
-from workspace.types import Commit
+from workspace.history.manifest import get_commit, manifest
+from workspace.repo import Repo
+from workspace.tree.scan import under_any, working_ids
+from workspace.tree.write import check_destinations, dirty_error, ensure_available, remove_file, write_files
+from workspace.types import Commit, Progress
 
 
-def _dirty_error(paths: list[str], what: str) -> UncommittedChanges:
-    shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
-    return UncommittedChanges(f"{what} would overwrite uncommitted changes in {shown}; "
-                              "commit them or use --force")
-
-
-def checkout(ws, ref: str, *, force: bool = False, progress: Progress | None = None) -> Commit:
+def checkout(repo: Repo, ref: str, *, force: bool = False, progress: Progress | None = None) -> Commit:
     """Make the working tree match ``ref``. A branch name attaches HEAD; anything else detaches it."""
-    is_branch = history.get_ref(ws.catalog, ref) is not None
-    target_id = ws.resolve(ref)
-    with ws.lock():
-        target = ws.get_commit(target_id)
-        _move_tree(ws, target_id, force, progress, what=f"checkout of {ref}")
+    cat = repo.catalog
+    is_branch = history.get_ref(cat, ref) is not None
+    target_id = refs.resolve(cat, ref)
+    with repo.lock():
+        target = get_commit(cat, target_id)
+        _move_tree(repo, target_id, force, progress, what=f"checkout of {ref}")
         if is_branch:
-            refs.set_head_branch(ws.catalog, ref)
+            refs.set_head_branch(cat, ref)
         else:
-            refs.set_head_detached(ws.catalog, target_id)
+            refs.set_head_detached(cat, target_id)
     return target
 
 
-def switch(ws, branch: str, *, create: bool = False, force: bool = False) -> Commit | None:
+def switch(repo: Repo, branch: str, *, create: bool = False, force: bool = False) -> Commit | None:
     """Switch to ``branch``; with ``create`` make it at HEAD first (no files change then)."""
+    cat = repo.catalog
     if create:
         refs.check_branch_name(branch)
-        if history.get_ref(ws.catalog, branch) is not None:
-            from workspace.errors import InvalidArgument
-
+        if history.get_ref(cat, branch) is not None:
             raise InvalidArgument(f"branch '{branch}' already exists")
-        _, head = ws.head()
-        with ws.lock():
+        _, head = refs.read_head(cat)
+        with repo.lock():
             if head is not None:
-                history.set_ref(ws.catalog, branch, head, time.time_ns())
-            refs.set_head_branch(ws.catalog, branch)
-        return ws.get_commit(head) if head else None
-    if history.get_ref(ws.catalog, branch) is None:
+                history.set_ref(cat, branch, head, time.time_ns())
+            refs.set_head_branch(cat, branch)
+        return get_commit(cat, head) if head else None
+    if history.get_ref(cat, branch) is None:
         raise UnknownRef(f"unknown branch '{branch}' (use 'ws switch -c {branch}' to create it)")
-    return checkout(ws, branch, force=force)
+    return checkout(repo, branch, force=force)
 
 
-def _move_tree(ws, target_id: str, force: bool, progress, what: str) -> None:
-    old = ws.manifest("HEAD")
-    new = ws.manifest(target_id)
-    ids, files = ws.working_ids(head=old)
+def _move_tree(repo: Repo, target_id: str, force: bool, progress: Progress | None, what: str) -> None:
+    old = manifest(repo.catalog, "HEAD")
+    new = manifest(repo.catalog, target_id)
+    ids, files = working_ids(repo, head=old)
     dirty = {p for p in old if ids.get(p) != old[p].file_id or (p in files and files[p].mode != old[p].mode)}
     conflicts = [p for p in dirty if new.get(p) != old[p]]
     conflicts += [p for p in ids if p not in old and p in new and ids[p] != new[p].file_id]
     if conflicts and not force:
-        raise _dirty_error(sorted(conflicts), what)
+        raise dirty_error(sorted(conflicts), what)
 
     def needs_write(p: str, e: ManifestEntry) -> bool:
         if p in ids and ids[p] == e.file_id and files[p].mode == e.mode:
@@ -79,102 +71,27 @@ def _move_tree(ws, target_id: str, force: bool, progress, what: str) -> None:
 
     to_write = {p: e for p, e in new.items() if needs_write(p, e)}
     to_delete = [p for p in old if p not in new and p in ids]
-    _check_destinations(ws, to_write, set(to_delete))
-    _ensure_available(ws, to_write)
+    check_destinations(repo, to_write, set(to_delete))
+    ensure_available(repo, to_write)
     for path in to_delete:
-        _remove(ws, path)
-    written = _write_files(ws, to_write, progress)
-    statcache.update_stat_cache(ws.catalog, written, to_delete)
-    statcache.replace_head_manifest(ws.catalog, target_id, new)
+        remove_file(repo, path)
+    written = write_files(repo, to_write, progress)
+    statcache.update_stat_cache(repo.catalog, written, to_delete)
+    statcache.replace_head_manifest(repo.catalog, target_id, new)
 
 
-def _check_destinations(ws, to_write: dict, deleting: set[str]) -> None:
-    """Refuse, before touching anything, paths that are unsafe or blocked by a folder of other files."""
-    for path in to_write:
-        dest = safe_join(ws.root, path)
-        if dest.is_dir() and not dest.is_symlink():
-            for folder, _dirs, names in os.walk(dest):
-                for name in names:
-                    rel = os.path.relpath(os.path.join(folder, name), ws.root).replace(os.sep, "/")
-                    if rel not in deleting:
-                        raise UncommittedChanges(
-                            f"'{path}' is a folder holding files the target does not remove ({rel}); "
-                            "move them away first")
-
-
-def _ensure_available(ws, entries: dict[str, ManifestEntry]) -> None:
-    infos = q.get_files(ws.catalog, {e.file_id for e in entries.values()})
-    missing = [p for p, e in entries.items() if e.file_id not in infos]
-    if missing:
-        raise DamagedObjectError(f"content of {missing[0]} is missing from the store; run 'ws fsck'")
-    chunk_ids = {c for info in infos.values() for c in info.chunk_ids}
-    have = q.known_chunks(ws.catalog, chunk_ids)
-    lost = chunk_ids - have
-    if lost:
-        bad = next(p for p, e in entries.items() if set(infos[e.file_id].chunk_ids) & lost)
-        raise DamagedObjectError(f"content of {bad} is missing from the store; run 'ws fsck'")
-
-
-def _write_files(ws, entries: dict[str, ManifestEntry], progress) -> dict[str, StatEntry]:
-    total = sum(e.size for e in entries.values())
-    done = 0
-    rows: dict[str, StatEntry] = {}
-    infos = q.get_files(ws.catalog, {e.file_id for e in entries.values()})
-    for path in sorted(entries):
-        e = entries[path]
-        dest = safe_join(ws.root, path)
-        _clear_file_parents(ws, path)
-        recorded = time.time_ns()
-        try:
-            ws.store.write_file_to(infos[e.file_id], str(dest), e.mode)
-        except DamagedObject as exc:
-            raise DamagedObjectError(f"cannot write '{path}': {exc}") from exc
-        st = os.stat(dest)
-        rows[path] = StatEntry(st.st_size, st.st_mtime_ns, st.st_ino, e.file_id, recorded)
-        done += e.size
-        if progress:
-            progress("writing", done, total)
-    return rows
-
-
-def _clear_file_parents(ws, path: str) -> None:
-    """A file where a folder must go (tracked file replaced by a folder) is removed."""
-    parts = path.split("/")[:-1]
-    cur = ws.root
-    for part in parts:
-        cur = cur / part
-        if cur.is_file() and not cur.is_symlink():
-            cur.unlink()
-            return
-
-
-def _remove(ws, path: str) -> None:
-    full = safe_join(ws.root, path)
-    try:
-        full.unlink()
-    except FileNotFoundError:
-        return
-    parent = full.parent
-    while parent != ws.root:
-        try:
-            parent.rmdir()  # only succeeds when empty
-        except OSError:
-            break
-        parent = parent.parent
-
-
-def restore(ws, paths: list[str], source: str = "HEAD", *, cwd: str | None = None) -> list[str]:
+def restore(repo: Repo, paths: list[str], source: str = "HEAD", *, cwd: str | None = None) -> list[str]:
     """Write ``source``'s version of the given files or folders over the working tree."""
-    prefixes = [ws.rel(p, cwd) for p in paths]
-    manifest = ws.manifest(source)
+    prefixes = [repo.rel(p, cwd) for p in paths]
+    files = manifest(repo.catalog, source)
     chosen: dict[str, ManifestEntry] = {}
     for pre in prefixes:
-        hits = {p: e for p, e in manifest.items() if under_any(p, [pre])}
+        hits = {p: e for p, e in files.items() if under_any(p, [pre])}
         if not hits:
             raise UnknownRef(f"path '{pre or '.'}' does not exist in {source}")
         chosen.update(hits)
-    with ws.lock():
-        _ensure_available(ws, chosen)
-        rows = _write_files(ws, chosen, None)
-        statcache.update_stat_cache(ws.catalog, rows)
+    with repo.lock():
+        ensure_available(repo, chosen)
+        rows = write_files(repo, chosen, None)
+        statcache.update_stat_cache(repo.catalog, rows)
     return sorted(chosen)

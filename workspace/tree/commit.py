@@ -11,65 +11,69 @@ from __future__ import annotations
 from catalog import statcache
 from catalog import objects as q
 from catalog.statcache import ManifestEntry, StatEntry
-from workspace.history.record import record_commit
-from workspace.faults import checkpoint
 from workspace.errors import InvalidArgument, NothingToCommit, UnknownRef
-from workspace.tree.ignore import IgnoreRules
+from workspace.faults import checkpoint
+from workspace.history import refs
+from workspace.history.manifest import Manifest, head_manifest
+from workspace.history.record import record_commit
 from workspace.objects.store import StoreWriter
-from workspace.tree.scan import Progress, add_tracked, classify, under_any, walk
-from workspace.types import CommitResult
+from workspace.repo import Repo
+from workspace.tree.ignore import IgnoreRules
+from workspace.tree.scan import FileStat, add_tracked, classify, under_any, walk
+from workspace.types import CommitResult, Progress
 
 
-def commit(ws, message: str, paths: list[str] | None = None, *, progress: Progress | None = None,
+def commit(repo: Repo, message: str, paths: list[str] | None = None, *, progress: Progress | None = None,
            provenance: dict | None = None, cwd: str | None = None) -> CommitResult:
     """Commit the working tree, or only ``paths`` (files or folders), on the current branch."""
     if not message or not message.strip():
         raise InvalidArgument("a commit needs a message (-m)")
     prefixes = None
     if paths:
-        prefixes = sorted({ws.rel(p, cwd) for p in paths})
-    with ws.lock():
-        branch, head = ws.head()
-        old = ws.manifest("HEAD") if head else {}
-        files = walk(ws.root, IgnoreRules(ws.root), prefixes or ())
-        add_tracked(ws.root, files, [p for p in old if p not in files and (not prefixes or under_any(p, prefixes))])
+        prefixes = sorted({repo.rel(p, cwd) for p in paths})
+    with repo.lock():
+        branch, head = refs.read_head(repo.catalog)
+        old = head_manifest(repo.catalog) if head else {}
+        files = walk(repo.root, IgnoreRules(repo.root), prefixes or ())
+        add_tracked(repo.root, files, [p for p in old if p not in files and (not prefixes or under_any(p, prefixes))])
         if prefixes:
             _check_pathspecs(prefixes, files, old)
-        cache = statcache.load_stat_cache(ws.catalog)
+        cache = statcache.load_stat_cache(repo.catalog)
         ids, todo = classify(files, cache)
         # cached ids whose content is not stored yet (status hashed them) must be read too
-        stored = q.known_files(ws.catalog, ids.values())
+        stored = q.known_files(repo.catalog, ids.values())
         todo += [p for p, fid in ids.items() if fid not in stored]
         todo = sorted(set(todo))
-        with ws.store.writer() as writer:
-            new_files, cache_rows = _ingest(ws, writer, files, todo, ids, progress)
+        with repo.store.writer() as writer:
+            new_files, cache_rows = _ingest(repo, writer, files, todo, ids, progress)
             new = _apply(old, files, ids, prefixes)
             if new == old:
                 writer.seal()  # nothing new can have been written; drop the empty pack
-                statcache.update_stat_cache(ws.catalog, cache_rows)
+                statcache.update_stat_cache(repo.catalog, cache_rows)
                 raise NothingToCommit("nothing to commit, working tree clean" if not prefixes
                                       else "nothing to commit in the given paths")
             writer.seal()
             checkpoint("commit:sealed")
-            result = _record(ws, writer, branch, head, old, new, new_files, cache_rows,
+            result = _record(repo, writer, branch, head, old, new, new_files, cache_rows,
                              message.strip(), provenance)
         checkpoint("commit:recorded")
         return result
 
 
-def _check_pathspecs(prefixes: list[str], files, old) -> None:
+def _check_pathspecs(prefixes: list[str], files: dict[str, FileStat], old: Manifest) -> None:
     for pre in prefixes:
         if not any(under_any(p, [pre]) for p in files) and not any(under_any(p, [pre]) for p in old):
             raise UnknownRef(f"path '{pre or '.'}' matches no file in the working tree or HEAD")
 
 
-def _ingest(ws, writer: StoreWriter, files, todo, ids, progress):
+def _ingest(repo: Repo, writer: StoreWriter, files: dict[str, FileStat], todo: list[str], ids: dict[str, str],
+            progress: Progress | None) -> tuple[list[q.FileInfo], dict[str, StatEntry]]:
     """Chunk and store every file in ``todo``; returns file records and stat cache rows."""
     total = sum(files[p].size for p in todo)
     done = 0
     new_files: list[q.FileInfo] = []
     cache_rows: dict[str, StatEntry] = {}
-    root = str(ws.root) + "/"
+    root = str(repo.root) + "/"
     for full, recorded, digest in writer.add_files(root + p for p in todo):
         path = full[len(root):]
         st = files[path]
@@ -90,7 +94,7 @@ def _ingest(ws, writer: StoreWriter, files, todo, ids, progress):
     return new_files, cache_rows
 
 
-def _apply(old: dict, files, ids, prefixes) -> dict[str, ManifestEntry]:
+def _apply(old: Manifest, files: dict[str, FileStat], ids: dict[str, str], prefixes: list[str] | None) -> Manifest:
     """HEAD's manifest with the working tree's state applied (within ``prefixes``)."""
     new = dict(old)
     for path in list(new):
@@ -101,8 +105,10 @@ def _apply(old: dict, files, ids, prefixes) -> dict[str, ManifestEntry]:
     return new
 
 
-def _record(ws, writer, branch, head, old, new, new_files, cache_rows, message, provenance) -> CommitResult:
-    c = record_commit(ws, writer, branch, head, old, new, new_files, message, provenance, cache_rows)
+def _record(repo: Repo, writer: StoreWriter, branch: str | None, head: str | None, old: Manifest, new: Manifest,
+            new_files: list[q.FileInfo], cache_rows: dict[str, StatEntry], message: str,
+            provenance: dict | None) -> CommitResult:
+    c = record_commit(repo, writer, branch, head, old, new, new_files, message, provenance, cache_rows)
     added = sum(1 for p in new if p not in old)
     modified = sum(1 for p in new if p in old and old[p] != new[p])
     deleted = sum(1 for p in old if p not in new)
