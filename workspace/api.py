@@ -145,58 +145,58 @@ class Workspace(Repo):
     @property
     def releases(self):
         """The workspace's releases: create, list, get, resolve, import_record (see workspace.releases)."""
-        from workspace.releases import Releases
+        from workspace.releases.records import Releases
 
         return Releases(self)
 
-    # -- remotes, push, pull, clone (S; see workspace.remotes and sync) --
+    # -- remotes, push, pull, clone (S; see workspace.releases.exchange and sync) --
     def add_remote(self, name: str, url: str, options: dict | None = None, default: bool = False):
         """Configure a remote (``[remote.NAME]`` in .ws/config.toml); secrets go through ``ws login``."""
-        from workspace.remotes import add_remote
+        from workspace.releases.exchange import add_remote
 
         return add_remote(self, name, url, options, default)
 
     def remotes(self) -> list:
         """Every configured remote (name, url, options, default)."""
-        from workspace.remotes import list_remotes
+        from workspace.releases.exchange import list_remotes
 
         return list_remotes(self)
 
     def remove_remote(self, name: str) -> None:
         """Forget a remote and what the catalog remembers about it."""
-        from workspace.remotes import remove_remote
+        from workspace.releases.exchange import remove_remote
 
         remove_remote(self, name)
 
     def remote_releases(self, remote: str | None = None) -> list[dict]:
         """The releases a remote holds (asks the remote)."""
-        from workspace.remotes import remote_releases
+        from workspace.releases.exchange import remote_releases
 
         return remote_releases(self, remote)
 
     def push(self, remote: str | None = None, spec: str | None = None, *, progress=None, workers: int = 4):
         """Send releases (``NAME`` or ``NAME@VERSION``; default: all not there yet) and the chunks they need."""
-        from workspace.remotes import push
+        from workspace.releases.exchange import push
 
         return push(self, remote, spec, progress=progress, workers=workers)
 
     def pull(self, remote: str | None, spec: str, *, force: bool = False, progress=None, workers: int = 4):
         """Fetch release ``NAME[@EXPR]`` into the working tree; refuses to overwrite local changes unless force."""
-        from workspace.remotes import pull
+        from workspace.releases.exchange import pull
 
         return pull(self, remote, spec, force=force, progress=progress, workers=workers)
 
     @classmethod
     def clone(cls, url: str, spec: str, directory, *, options: dict | None = None, progress=None):
         """A new workspace in ``directory`` holding release ``NAME[@EXPR]`` from ``url`` (remote ``origin``)."""
-        from workspace.remotes import clone
+        from workspace.releases.exchange import clone
 
         ws, _ = clone(url, spec, directory, options=options, progress=progress)
         return ws
 
     def fsck_remote(self, remote: str | None = None, read_data: bool = False, progress=None):
         """Check a remote: every index matches its pack id, every pack is listed, every release complete."""
-        from workspace.remotes import fsck_remote
+        from workspace.releases.exchange import fsck_remote
 
         return fsck_remote(self, remote, read_data=read_data, progress=progress)
 

@@ -76,7 +76,7 @@ def show(
     json_: bool = JSON,
 ) -> None:
     """Show one release: its metadata and every file with size and SHA-256."""
-    from workspace.releases import split_spec
+    from workspace.releases.records import split_spec
 
     name, expr = split_spec(spec)
     rel = _ws().releases.resolve(name, expr)

@@ -162,7 +162,7 @@ def clone(
 
     Example: ws clone s3://bucket/ds dataset@^1.0 ./dataset -o endpoint_url=http://127.0.0.1:9000
     """
-    from workspace.remotes import clone as clone_
+    from workspace.releases.exchange import clone as clone_
 
     with progress(quiet or json_) as cb:
         ws, res = clone_(url, spec, directory, options=_options(option), progress=cb)

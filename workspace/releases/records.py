@@ -4,7 +4,7 @@
 path, content id (the file's SHA-256), size and mode, plus the commit, the
 creating job (from the commit's provenance), author, time, description and
 metadata. Which files go in is decided by the release mapping
-(:mod:`workspace.release_mapping`). The record format that remotes store is
+(:mod:`workspace.releases.mapping`). The record format that remotes store is
 :meth:`Release.to_record`; :meth:`Releases.import_record` takes one back.
 """
 
@@ -23,8 +23,8 @@ from catalog import releases as rq
 from workspace.errors import DamagedObjectError, InvalidArgument, UnknownRef, WorkspaceError
 from workspace.layout import safe_join
 from workspace.objects.hashing import release_digest
-from workspace.release_mapping import TITLE_RE, InvalidReleaseMapping, load_mapping
-from workspace.versions import (  # noqa: F401  (re-exported for callers)
+from workspace.releases.mapping import TITLE_RE, InvalidReleaseMapping, load_mapping
+from workspace.releases.versions import (  # noqa: F401  (re-exported for callers)
     InvalidVersion,
     InvalidVersionExpression,
     NoMatchingVersion,

@@ -181,7 +181,7 @@ def push(ws, remote: str | None = None, spec: str | None = None, progress=None, 
 
 
 def _releases_to_push(ws, remote_name: str, spec: str | None) -> list:
-    from workspace.releases import split_spec
+    from workspace.releases.records import split_spec
 
     if spec is None:
         missing = set(rq.releases_not_on(ws.catalog, remote_name))
@@ -214,7 +214,7 @@ def remote_releases(ws, name: str | None = None) -> list[dict]:
 
 
 def _release_sort_key(tv):
-    from workspace.versions import parse_version
+    from workspace.releases.versions import parse_version
 
     try:
         return tv[0], parse_version(tv[1])
@@ -225,8 +225,8 @@ def _release_sort_key(tv):
 # -- pull and clone -----------------------------------------------------------------------
 def pull(ws, remote: str | None, spec: str, *, force: bool = False, progress=None, workers: int = 4) -> PullResult:
     """Fetch NAME[@EXPR] from a remote into the working tree and record it as a commit and a release."""
-    from workspace.releases import split_spec, validate_record
-    from workspace.versions import select
+    from workspace.releases.records import split_spec, validate_record
+    from workspace.releases.versions import select
 
     from sync.errors import UnknownRemoteRelease
     from sync.pull import fetch_chunks, needed_chunks
@@ -339,7 +339,7 @@ def check_not_conflicting(ws, record: dict) -> None:
     """Refuse early (before touching anything) when this workspace has other files under title@version."""
     from catalog import releases as release_queries
     from sync.remote import record_digest
-    from workspace.releases import ReleaseConflict
+    from workspace.releases.records import ReleaseConflict
 
     mine = release_queries.get_release(ws.catalog, record["title"], record["version"])
     if mine is not None and mine.digest != record_digest(record):
