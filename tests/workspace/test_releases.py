@@ -18,10 +18,9 @@ from workspace.releases.mapping import InvalidReleaseMapping
 from workspace.releases.records import (
     InvalidReleaseRecord,
     ReleaseConflict,
-    UnknownRelease,
     VersionNotIncreasing,
 )
-from workspace.releases.versions import InvalidVersion
+from workspace.releases.versions import InvalidVersion, UnknownRelease
 
 
 @pytest.fixture
