@@ -1,24 +1,48 @@
 """The Python API: :class:`Workspace`, the porcelain that the CLI is a thin layer over.
 
-Nothing here prints or exits; errors are :class:`~workspace.errors.WorkspaceError`
-subclasses and long operations report through an optional ``progress`` callback
+One method per verb, each delegating to the capability that does the work
+(:mod:`workspace.history`, :mod:`workspace.tree`, :mod:`workspace.releases`,
+:mod:`workspace.jobs`, :mod:`workspace.maintenance`, :mod:`sync`); there is no
+logic here. A ``Workspace`` is a :class:`~workspace.repo.Repo`, so it can be
+passed wherever a ``Repo`` is expected. Modules that are slow to import (the
+chunker, fsspec, Typer...) are imported inside the methods that need them:
+``ws status`` must start fast.
+
+Nothing here prints or exits; errors derive from one of :data:`ERRORS` and
+long operations report through an optional ``progress`` callback
 ``progress(phase, done, total)``.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+import os
+from typing import TYPE_CHECKING, Iterator
 
+from catalog.errors import CatalogError
 from catalog.statcache import ManifestEntry
+from sync.errors import SyncError
+from workspace.errors import WorkspaceError
 from workspace.history import log as log_mod, manifest as manifest_mod, read as read_mod, refs
 from workspace.repo import Repo
-from workspace.types import Commit, CommitResult, Diff, FsckReport, GcReport, LsEntry, Progress, Status
+from workspace.types import (Commit, CommitChanges, CommitResult, Diff, DiffEntry, FsckReport, GcReport, LsEntry,
+                             Progress, Status)
+
+if TYPE_CHECKING:
+    from sync.push import PushResult
+    from sync.remote_check import RemoteFsckReport
+    from sync.remotes import RemoteInfo
+    from workspace.jobs.api import JobsAPI
+    from workspace.releases.collection import Releases
+    from workspace.releases.exchange import PullResult
+    from workspace.tree.transaction import Transaction
+
+ERRORS = (WorkspaceError, CatalogError, SyncError)  # every error ws raises derives from one of these
 
 
 class Workspace(Repo):
     """A project folder under ws control: the repository handle plus one method per verb."""
 
-    # -- HEAD and history -------------------------------------------------
+    # -- HEAD, history, branches ---------------------------------------------
     def head(self) -> tuple[str | None, str | None]:
         """(branch or None when detached, commit id or None before the first commit)."""
         return refs.read_head(self.catalog)
@@ -35,11 +59,14 @@ class Workspace(Repo):
         """The flat manifest (path -> file id, size, mode) of a commit."""
         return manifest_mod.manifest(self.catalog, ref)
 
-    def log(self, n: int | None = None, path: str | None = None, ref: str = "HEAD") -> list[Commit]:
-        """Commits reachable from ``ref``, newest first; with ``path``, only those that changed it."""
-        return log_mod.log(self.catalog, n, path, ref)
+    def log(self, n: int | None = None, path: str | None = None, ref: str = "HEAD", *,
+            cwd: str | None = None) -> list[Commit]:
+        """Commits reachable from ``ref``, newest first; with ``path``, only those that changed it.
 
-    # -- branches ---------------------------------------------------------
+        ``path`` is workspace-relative; with ``cwd`` it is a user's path relative to that folder.
+        """
+        return log_mod.log(self.catalog, n, self.rel(path, cwd) if path and cwd is not None else path, ref)
+
     def branches(self) -> list[tuple[str, str, bool]]:
         """Every branch as (name, commit id, is current)."""
         return refs.branches(self.catalog)
@@ -52,13 +79,36 @@ class Workspace(Repo):
         """Remove a branch (not the current one)."""
         refs.delete_branch(self.catalog, name)
 
-    # -- status -----------------------------------------------------------
+    # -- reading committed content ----------------------------------------------
+    def ls(self, ref: str = "HEAD", pattern: str | None = None) -> list[LsEntry]:
+        """Files of a commit, optionally filtered by a glob or a folder prefix."""
+        return read_mod.ls(self.catalog, ref, pattern)
+
+    def ls_ref_or_pattern(self, ref: str | None = None, pattern: str | None = None) -> list[LsEntry]:
+        """``ws ls [REF] [PATTERN]``: like :meth:`ls`, but a lone argument that names no commit is a pattern."""
+        return read_mod.ls_ref_or_pattern(self.catalog, ref, pattern)
+
+    def iter_read(self, ref: str, path: str) -> Iterator[bytes]:
+        """A committed file's bytes, chunk by chunk, each verified."""
+        return read_mod.iter_read(self, ref, path)
+
+    def read(self, ref: str, path: str) -> bytes:
+        """A committed file's bytes."""
+        return b"".join(read_mod.iter_read(self, ref, path))
+
+    def cat(self, spec: str) -> Iterator[bytes]:
+        """``ws cat``: the bytes of ``REF:PATH`` (or ``PATH`` in HEAD), chunk by chunk, each verified."""
+        return read_mod.iter_read(self, *read_mod.split_cat_spec(self.catalog, spec))
+
+    # -- the working tree -------------------------------------------------------------
     def status(self, progress: Progress | None = None) -> Status:
-        """Added, modified and deleted paths of the working tree against HEAD."""
+        """Added, modified and deleted paths of the working tree against HEAD, and per remote what is
+        not pushed yet (from the catalog, offline)."""
+        from sync.remotes import remote_rows  # stdlib and catalog only: cheap on the status path
         from workspace.tree.status import compute_status
 
         st = compute_status(self, progress)
-        st.remotes = self._remote_status()
+        st.remotes = remote_rows(self.config, self.catalog)
         return st
 
     def working_ids(self, under: list[str] | None = None, progress: Progress | None = None,
@@ -71,26 +121,6 @@ class Workspace(Repo):
 
         return working_ids(self, under, progress, head)
 
-    def _remote_status(self) -> list[dict]:
-        """Per configured remote, the releases not on it yet: answered from the catalog, offline."""
-        from sync.remote_status import remote_rows  # stdlib and catalog only: cheap on the status path
-
-        return remote_rows(self)
-
-    # -- reading committed content ----------------------------------------------
-    def ls(self, ref: str = "HEAD", pattern: str | None = None) -> list[LsEntry]:
-        """Files of a commit, optionally filtered by a glob or a folder prefix."""
-        return read_mod.ls(self.catalog, ref, pattern)
-
-    def iter_read(self, ref: str, path: str) -> Iterator[bytes]:
-        """A committed file's bytes, chunk by chunk, each verified."""
-        return read_mod.iter_read(self, ref, path)
-
-    def read(self, ref: str, path: str) -> bytes:
-        """A committed file's bytes."""
-        return b"".join(self.iter_read(ref, path))
-
-    # -- writing (implemented in their own modules) -------------------------
     def commit(self, message: str, paths: list[str] | None = None, *, progress: Progress | None = None,
                provenance: dict | None = None, cwd: str | None = None) -> CommitResult:
         """Record the working tree (or only ``paths``) as a new commit on the current branch."""
@@ -98,7 +128,7 @@ class Workspace(Repo):
 
         return commit(self, message, paths, progress=progress, provenance=provenance, cwd=cwd)
 
-    def transaction(self, message: str, *, provenance: dict | None = None):
+    def transaction(self, message: str, *, provenance: dict | None = None) -> Transaction:
         """An atomic multi-operation commit: ``with ws.transaction("msg") as t: ...``."""
         from workspace.tree.transaction import Transaction
 
@@ -109,6 +139,18 @@ class Workspace(Repo):
         from workspace.tree.diff import diff
 
         return diff(self, a, b, paths)
+
+    def diff_lines(self, d: Diff, entry: DiffEntry) -> list[str] | None:
+        """A unified diff of one entry of ``d``, or None when either side is binary or large."""
+        from workspace.tree.diff import unified
+
+        return unified(self, d, entry)
+
+    def show(self, ref: str = "HEAD") -> CommitChanges:
+        """One commit and what it changed against its first parent (a root commit adds everything)."""
+        from workspace.tree.diff import commit_changes
+
+        return commit_changes(self, ref)
 
     def checkout(self, ref: str, *, force: bool = False, progress: Progress | None = None) -> Commit:
         """Make the working tree match ``ref``; a branch name attaches HEAD to it."""
@@ -128,39 +170,39 @@ class Workspace(Repo):
 
         return restore(self, paths, source, cwd=cwd)
 
+    # -- maintenance -------------------------------------------------------------------
     def fsck(self, progress: Progress | None = None) -> FsckReport:
         """Verify every pack, chunk and catalog reference."""
-        from workspace.maintenance import fsck
+        from workspace.maintenance.fsck import fsck
 
         return fsck(self, progress)
 
     def gc(self, progress: Progress | None = None) -> GcReport:
         """Reclaim pack space that no commit references."""
-        from workspace.maintenance import gc
+        from workspace.maintenance.gc import gc
 
         return gc(self, progress)
 
-    # -- releases and remotes (owned by the releases/remotes work; see workspace.releases, sync) --
-    # RELEASES-API-BEGIN
+    # -- releases ------------------------------------------------------------------------
     @property
-    def releases(self):
+    def releases(self) -> Releases:
         """The workspace's releases: create, list, get, resolve, import_record (see workspace.releases)."""
-        from workspace.releases.records import Releases
+        from workspace.releases.collection import Releases
 
         return Releases(self)
 
-    # -- remotes, push, pull, clone (S; see workspace.releases.exchange and sync) --
-    def add_remote(self, name: str, url: str, options: dict | None = None, default: bool = False):
+    # -- remotes, push, pull, clone -------------------------------------------------------
+    def add_remote(self, name: str, url: str, options: dict | None = None, default: bool = False) -> RemoteInfo:
         """Configure a remote (``[remote.NAME]`` in .ws/config.toml); secrets go through ``ws login``."""
         from workspace.releases.exchange import add_remote
 
         return add_remote(self, name, url, options, default)
 
-    def remotes(self) -> list:
+    def remotes(self) -> list[RemoteInfo]:
         """Every configured remote (name, url, options, default)."""
-        from workspace.releases.exchange import list_remotes
+        from sync.remotes import list_remotes
 
-        return list_remotes(self)
+        return list_remotes(self.config)
 
     def remove_remote(self, name: str) -> None:
         """Forget a remote and what the catalog remembers about it."""
@@ -174,40 +216,76 @@ class Workspace(Repo):
 
         return remote_releases(self, remote)
 
-    def push(self, remote: str | None = None, spec: str | None = None, *, progress=None, workers: int = 4):
+    def login(self, remote: str, secrets: dict | None = None, *, pairs: list[str] | None = None,
+              text: str | None = None) -> dict:
+        """Store a remote's secrets in the system keyring: a dict, ``KEY=VALUE`` pairs, or the text
+        ``ws login --stdin`` reads (a JSON object or KEY=VALUE lines). Returns what was stored (names only)."""
+        from sync import credentials
+
+        return credentials.login(self.config, remote, credentials.gather(secrets, pairs, text))
+
+    def login_prompts(self, remote: str) -> list[tuple[str, str, bool]]:
+        """What ``ws login`` asks for a remote: (name, label, required) per secret of its kind."""
+        from sync import credentials
+
+        return credentials.prompts_for(self.config, remote)
+
+    def logout(self, remote: str) -> dict:
+        """Delete a remote's secrets from the keyring (``ws login --forget``)."""
+        from sync import credentials
+
+        return credentials.logout(self.config, remote)
+
+    def push(self, remote: str | None = None, spec: str | None = None, *, progress: Progress | None = None,
+             workers: int = 4) -> PushResult:
         """Send releases (``NAME`` or ``NAME@VERSION``; default: all not there yet) and the chunks they need."""
         from workspace.releases.exchange import push
 
         return push(self, remote, spec, progress=progress, workers=workers)
 
-    def pull(self, remote: str | None, spec: str, *, force: bool = False, progress=None, workers: int = 4):
+    def pull(self, remote: str | None, spec: str, *, force: bool = False, progress: Progress | None = None,
+             workers: int = 4) -> PullResult:
         """Fetch release ``NAME[@EXPR]`` into the working tree; refuses to overwrite local changes unless force."""
         from workspace.releases.exchange import pull
 
         return pull(self, remote, spec, force=force, progress=progress, workers=workers)
 
     @classmethod
-    def clone(cls, url: str, spec: str, directory, *, options: dict | None = None, progress=None):
+    def clone(cls, url: str, spec: str, directory: str | os.PathLike, *, options: dict | None = None,
+              progress: Progress | None = None) -> Workspace:
         """A new workspace in ``directory`` holding release ``NAME[@EXPR]`` from ``url`` (remote ``origin``)."""
-        from workspace.releases.exchange import clone
+        return clone(url, spec, directory, options=options, progress=progress)[0]
 
-        ws, _ = clone(url, spec, directory, options=options, progress=progress)
-        return ws
-
-    def fsck_remote(self, remote: str | None = None, read_data: bool = False, progress=None):
+    def fsck_remote(self, remote: str | None = None, read_data: bool = False,
+                    progress: Progress | None = None) -> RemoteFsckReport:
         """Check a remote: every index matches its pack id, every pack is listed, every release complete."""
         from workspace.releases.exchange import fsck_remote
 
         return fsck_remote(self, remote, read_data=read_data, progress=progress)
 
-    # RELEASES-API-END
-
-    # -- jobs (owned by the jobs work; see workspace.jobs) --
-    # JOBS-API-BEGIN
+    # -- jobs -----------------------------------------------------------------------------
     @property
-    def jobs(self):
-        """The jobs of this workspace (:class:`workspace.jobs.api.JobsAPI`): list, show, logs, specs."""
+    def jobs(self) -> JobsAPI:
+        """The jobs of this workspace (:class:`workspace.jobs.api.JobsAPI`): list, show, logs, cancel, wait..."""
         from workspace.jobs.api import JobsAPI
 
         return JobsAPI(self)
-    # JOBS-API-END
+
+    def run(self, spec: str, params: dict | list[str] | None = None, *, backend: str | None = None,
+            wait: bool = False, force: bool = False, dry_run: bool = False, cwd: str | None = None) -> dict:
+        """``ws run``: expand a spec (a name in jobs/ or a YAML path) and its dependencies, and run the jobs.
+
+        ``params`` sets parameters: a dict, or ``KEY=VALUE`` strings as ``--param`` gives them.
+        Returns ``{"workflow": id or None, "jobs": [rows], "state": ...}``.
+        """
+        from workspace.jobs.engine import run_spec
+
+        return run_spec(self, spec, params, backend, wait=wait, force=force, dry_run=dry_run, cwd=cwd)
+
+
+def clone(url: str, spec: str, directory: str | os.PathLike, *, options: dict | None = None,
+          progress: Progress | None = None) -> tuple[Workspace, PullResult]:
+    """``ws clone``: a new :class:`Workspace` holding release ``NAME[@EXPR]`` from ``url``, and what the pull did."""
+    from workspace.releases.exchange import clone as clone_release
+
+    return clone_release(Workspace, url, spec, directory, options=options, progress=progress)

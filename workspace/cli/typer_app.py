@@ -56,14 +56,7 @@ def _root(
             raise typer.BadParameter(f"cannot enter {directory}: {exc.strerror}", param_hint="-C")
 
 
-from workspace.cli import files  # noqa: E402,F401  (registers commands)
-
-for _optional in ("workspace.cli.releases", "workspace.cli.remotes", "workspace.cli.jobs", "workspace.cli.run"):
-    try:
-        __import__(_optional)
-    except ModuleNotFoundError as _exc:  # a command group not built yet
-        if _exc.name != _optional:
-            raise
+from workspace.cli import files, jobs, releases, remotes, run  # noqa: E402,F401  (each registers its commands)
 
 
 def main() -> None:
