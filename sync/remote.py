@@ -162,7 +162,7 @@ class Remote:
         raw = self.backend.get(index_key(pack_id))
         if hashlib.sha256(raw).hexdigest() != pack_id or len(raw) % packs.INDEX.size:
             raise DamagedRemote(f"remote {self.name}: {index_key(pack_id)} is damaged (does not match its id)")
-        return packs._parse_index(raw, len(raw) // packs.INDEX.size)
+        return packs.parse_index(raw, len(raw) // packs.INDEX.size)
 
     def sync_index(self, catalog, workers: int = 8) -> int:
         """Bring the catalog's cache of this remote's chunks up to date; returns packs learned.
