@@ -5,11 +5,8 @@ non-secret ``options``; ``[sync] default_remote`` names the default. The
 functions here read and edit that configuration as a plain dict (the caller
 loads it, and saves it under the workspace lock); secrets come from
 :func:`sync.credentials.resolve` (keyring, environment) and never touch ``.ws/``.
-
-:func:`remote_rows` answers ``ws status``'s per-remote lines from the catalog
-alone, offline; it runs on every ``ws status``, so this module imports only the
-standard library, :mod:`catalog` and our error types at the top (no fsspec,
-boto3 or SQLModel).
+``ws status``'s per-remote lines are :mod:`sync.remote_status` (kept apart:
+it runs on every status and must import next to nothing).
 """
 
 from __future__ import annotations
@@ -26,7 +23,6 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _SECRET_OPTIONS = {"key", "secret", "token", "password", "aws_access_key_id", "aws_secret_access_key",
                    "aws_session_token"}
 DEFAULT_NAME = "origin"
-_SHOWN = 3  # releases named in the one-line summary of ws status
 
 
 @dataclass
@@ -51,6 +47,7 @@ def check_name(name: str) -> str:
 
 
 def _tables(config: dict) -> dict:
+    """The ``[remote.*]`` tables ({} when the config has none or a malformed one)."""
     return config.get("remote", {}) if isinstance(config.get("remote"), dict) else {}
 
 
@@ -127,26 +124,3 @@ def connect(name: str, url: str, options: dict):
 
         options = credentials.resolve(name, url, options)
     return Remote(open_backend(url, options, label=name), name)
-
-
-# -- offline status -----------------------------------------------------------------------
-def remote_rows(config: dict, catalog: Catalog) -> list[dict]:
-    """One row per configured remote: name, url, releases not pushed, and a one-line summary."""
-    remotes = _tables(config)
-    rows = []
-    for name in sorted(remotes):
-        table = remotes[name]
-        if not isinstance(table, dict):
-            continue
-        missing = [f"{t}@{v}" for t, v in rq.releases_not_on(catalog, name)]
-        rows.append({"remote": name, "url": table.get("url", ""), "releases_not_pushed": missing,
-                     "summary": _summary(name, missing)})
-    return rows
-
-
-def _summary(name: str, missing: list[str]) -> str:
-    if not missing:
-        return f"Remote {name}: every release is there"
-    shown = ", ".join(missing[:_SHOWN]) + (f" and {len(missing) - _SHOWN} more" if len(missing) > _SHOWN else "")
-    plural = "s" if len(missing) != 1 else ""
-    return f"Remote {name}: {len(missing)} release{plural} not pushed ({shown}); run 'ws push {name}'"

@@ -8,7 +8,7 @@ passed wherever a ``Repo`` is expected. Modules that are slow to import (the
 chunker, fsspec, Typer...) are imported inside the methods that need them:
 ``ws status`` must start fast.
 
-Nothing here prints or exits; errors derive from one of :data:`ERRORS` and
+Nothing here prints or exits; errors derive from one of :func:`error_bases` and
 long operations report through an optional ``progress`` callback
 ``progress(phase, done, total)``.
 """
@@ -18,14 +18,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Iterator
 
-from catalog.errors import CatalogError
 from catalog.statcache import ManifestEntry
-from sync.errors import SyncError
 from workspace.errors import WorkspaceError
-from workspace.history import log as log_mod, manifest as manifest_mod, read as read_mod, refs
+from workspace.history import manifest as manifest_mod, refs
 from workspace.repo import Repo
-from workspace.types import (Commit, CommitChanges, CommitResult, Diff, DiffEntry, FsckReport, GcReport, LsEntry,
-                             Progress, Status)
+from workspace.types import Commit, CommitResult, Diff, DiffEntry, FsckReport, GcReport, LsEntry, Progress, Status
 
 if TYPE_CHECKING:
     from sync.push import PushResult
@@ -34,9 +31,16 @@ if TYPE_CHECKING:
     from workspace.jobs.api import JobsAPI
     from workspace.releases.collection import Releases
     from workspace.releases.exchange import PullResult
+    from workspace.tree.diff import CommitChanges
     from workspace.tree.transaction import Transaction
 
-ERRORS = (WorkspaceError, CatalogError, SyncError)  # every error ws raises derives from one of these
+
+def error_bases() -> tuple[type[Exception], ...]:
+    """The three base classes every error ws raises derives from (the CLI maps them to exit codes)."""
+    from catalog.errors import CatalogError
+    from sync.errors import SyncError  # imported when an error is mapped, not on every ws status
+
+    return (WorkspaceError, CatalogError, SyncError)
 
 
 class Workspace(Repo):
@@ -65,7 +69,9 @@ class Workspace(Repo):
 
         ``path`` is workspace-relative; with ``cwd`` it is a user's path relative to that folder.
         """
-        return log_mod.log(self.catalog, n, self.rel(path, cwd) if path and cwd is not None else path, ref)
+        from workspace.history.log import log
+
+        return log(self.catalog, n, self.rel(path, cwd) if path and cwd is not None else path, ref)
 
     def branches(self) -> list[tuple[str, str, bool]]:
         """Every branch as (name, commit id, is current)."""
@@ -82,29 +88,37 @@ class Workspace(Repo):
     # -- reading committed content ----------------------------------------------
     def ls(self, ref: str = "HEAD", pattern: str | None = None) -> list[LsEntry]:
         """Files of a commit, optionally filtered by a glob or a folder prefix."""
-        return read_mod.ls(self.catalog, ref, pattern)
+        from workspace.history.read import ls
+
+        return ls(self.catalog, ref, pattern)
 
     def ls_ref_or_pattern(self, ref: str | None = None, pattern: str | None = None) -> list[LsEntry]:
         """``ws ls [REF] [PATTERN]``: like :meth:`ls`, but a lone argument that names no commit is a pattern."""
-        return read_mod.ls_ref_or_pattern(self.catalog, ref, pattern)
+        from workspace.history.read import ls_ref_or_pattern
+
+        return ls_ref_or_pattern(self.catalog, ref, pattern)
 
     def iter_read(self, ref: str, path: str) -> Iterator[bytes]:
         """A committed file's bytes, chunk by chunk, each verified."""
-        return read_mod.iter_read(self, ref, path)
+        from workspace.history.read import iter_read
+
+        return iter_read(self, ref, path)
 
     def read(self, ref: str, path: str) -> bytes:
         """A committed file's bytes."""
-        return b"".join(read_mod.iter_read(self, ref, path))
+        return b"".join(self.iter_read(ref, path))
 
     def cat(self, spec: str) -> Iterator[bytes]:
         """``ws cat``: the bytes of ``REF:PATH`` (or ``PATH`` in HEAD), chunk by chunk, each verified."""
-        return read_mod.iter_read(self, *read_mod.split_cat_spec(self.catalog, spec))
+        from workspace.history.read import iter_read, split_cat_spec
+
+        return iter_read(self, *split_cat_spec(self.catalog, spec))
 
     # -- the working tree -------------------------------------------------------------
     def status(self, progress: Progress | None = None) -> Status:
         """Added, modified and deleted paths of the working tree against HEAD, and per remote what is
         not pushed yet (from the catalog, offline)."""
-        from sync.remotes import remote_rows  # stdlib and catalog only: cheap on the status path
+        from sync.remote_status import remote_rows  # stdlib and catalog only: cheap on the status path
         from workspace.tree.status import compute_status
 
         st = compute_status(self, progress)

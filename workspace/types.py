@@ -96,19 +96,6 @@ class Diff:
 
 
 @dataclass
-class CommitChanges:
-    """One commit and what it changed against its first parent (``ws show``)."""
-
-    commit: Commit
-    diff: Diff
-
-    def to_dict(self) -> dict:
-        data = self.commit.to_dict()
-        data["changes"] = [e.to_dict() for e in self.diff.entries]
-        return data
-
-
-@dataclass
 class LsEntry:
     """One file of a commit."""
 

@@ -9,14 +9,14 @@ def error_exit_code(exc: BaseException) -> int | None:
     """The exit code of one of our errors, or None for anything else (a bug: let it show).
 
     Every error class of ws derives from one of the three package bases
-    (``workspace.api.ERRORS``) and carries its ``exit_code``; a test checks
+    (``workspace.api.error_bases()``) and carries its ``exit_code``; a test checks
     that no exception class of ours stands outside them and that each is
     documented in docs/errors.md. The bases are checked, not any ``exit_code``
     attribute: click's own Exit has one too, and must pass through untouched.
     """
-    from workspace.api import ERRORS
+    from workspace.api import error_bases
 
-    if isinstance(exc, ERRORS):
+    if isinstance(exc, error_bases()):
         return int(exc.exit_code)
     return None
 

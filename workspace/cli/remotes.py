@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from workspace.api import clone as clone_workspace
+from workspace.api import Workspace, clone as clone_workspace
 from workspace.cli import app
 from workspace.cli.common import JSON, QUIET, open_workspace as _ws
 from workspace.cli.output import emit_json, err, human_size, out, progress, table
@@ -165,7 +165,7 @@ def clone(
     out(f"Cloned {res.release} into {res.root}: {res.files_written} file(s), {human_size(res.bytes_fetched)} fetched")
 
 
-def fsck_remote_command(ws, remote: str, read_data: bool, json_: bool, quiet: bool) -> None:
+def fsck_remote_command(ws: Workspace, remote: str, read_data: bool, json_: bool, quiet: bool) -> None:
     """``ws fsck --remote NAME [--read-data]``: print the report; exit 6 on damage."""
     with progress(quiet or json_) as cb:
         report = ws.fsck_remote(remote, read_data=read_data, progress=cb)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from catalog import jobs as q
+from catalog.db import Catalog
 from sync.compute import registry
 from sync.compute.base import ComputeBackend, SubmitRequest
 from workspace.repo import Repo
@@ -37,7 +38,7 @@ def submit_request(repo: Repo, job: dict, attempt: int) -> SubmitRequest:
                          walltime_s=res.get("walltime_s"), gpus=int(res.get("gpus") or 0), attempt=attempt)
 
 
-def unrecorded(cat, job: dict) -> bool:
+def unrecorded(cat: Catalog, job: dict) -> bool:
     """Whether a job was claimed for an attempt whose backend id was never recorded.
 
     QUEUED or RUNNING without a backend id can only be a claim. A LOST row is

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 
 from catalog.db import Catalog
 from workspace.history import refs
@@ -10,9 +11,22 @@ from workspace.history.manifest import get_commit, manifest
 from workspace.history.read import iter_read, ls
 from workspace.repo import Repo
 from workspace.tree.scan import under_any, working_ids
-from workspace.types import CommitChanges, Diff, DiffEntry
+from workspace.types import Commit, Diff, DiffEntry
 
 TEXT_LIMIT = 1 << 20  # larger files get no line diff
+
+
+@dataclass
+class CommitChanges:
+    """One commit and what it changed against its first parent (``ws show``)."""
+
+    commit: Commit
+    diff: Diff
+
+    def to_dict(self) -> dict:
+        data = self.commit.to_dict()
+        data["changes"] = [e.to_dict() for e in self.diff.entries]
+        return data
 
 
 def diff(repo: Repo, a: str | None = None, b: str | None = None, paths: list[str] | None = None) -> Diff:
