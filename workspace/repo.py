@@ -148,10 +148,7 @@ def _new_catalog(path: Path) -> None:
     finally:
         cat.close()
     for leftover in (path.name + "-wal", path.name + "-shm"):
-        try:
-            (path.parent / leftover).unlink()
-        except FileNotFoundError:
-            pass
+        (path.parent / leftover).unlink(missing_ok=True)
 
 
 def _catalog_advice(root: Path) -> str:

@@ -18,7 +18,6 @@ answers from the catalog alone.
 
 from __future__ import annotations
 
-import time
 from typing import Iterable
 
 from catalog import jobs as cj
@@ -394,14 +393,3 @@ def _under_any(path: str, prefixes: list[str]) -> bool:
         if path == pre or path.startswith(pre + "/"):
             return True
     return False
-
-
-def wait_until(predicate, timeout: float, poll_s: float = 0.05) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` passes; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(poll_s)

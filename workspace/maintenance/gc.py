@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from catalog import history
 from catalog import objects as q
@@ -64,10 +65,7 @@ def gc(repo: Repo, progress: Progress | None = None) -> GcReport:
         doomed_paths = _repack(repo, live_chunks, dead_files, report)
         repo.store.close()
         for path in doomed_paths:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            Path(path).unlink(missing_ok=True)
         _reclaim_unlocated(repo, report)
     return report
 

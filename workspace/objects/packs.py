@@ -19,6 +19,7 @@ import os
 import struct
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO, Iterator
 
 import zstandard
@@ -189,10 +190,7 @@ class PackWriter:
         try:
             self._f.close()
         finally:
-            try:
-                os.unlink(self.tmp_path)
-            except FileNotFoundError:
-                pass
+            Path(self.tmp_path).unlink(missing_ok=True)
 
 
 def fsync_dir(path: str) -> None:

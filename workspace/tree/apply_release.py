@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from catalog import objects as q
 from catalog.statcache import StatEntry
@@ -103,7 +104,7 @@ def write_tree(repo: Repo, writes: list[dict], progress: Progress | None) -> dic
             stage(batch)
     except BaseException:
         for _, _, tmp in staged:
-            _unlink(tmp)
+            Path(tmp).unlink(missing_ok=True)
         raise
     rows: dict[str, StatEntry] = {}
     for f, dest, tmp in staged:  # every file verified: now they may take their real names
@@ -126,7 +127,7 @@ def _stage_one(repo: Repo, f: dict, dest: str, locs: dict) -> str:
     except DamagedObject as exc:
         raise DamagedObjectError(f"cannot write '{f['path']}': {exc}") from exc
     if os.path.getsize(tmp) != f["size"]:
-        _unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise DamagedObjectError(f"cannot write '{f['path']}': the record says {f['size']} bytes")
     return tmp
 
@@ -143,10 +144,3 @@ def _batches(writes: list[dict], max_files: int = 256, max_bytes: int = 16 << 20
             batch, size = [], 0
     if batch:
         yield batch
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

@@ -114,7 +114,7 @@ class StagedTree:
     def undo(self) -> None:
         """Put the tree back as it was before :meth:`prepare` (best effort, in reverse order)."""
         for _path, _dest, tmp in self._staged:
-            _unlink(tmp)
+            Path(tmp).unlink(missing_ok=True)
         self._staged = []
         for folder in reversed(self._made):
             try:
@@ -134,7 +134,7 @@ class StagedTree:
         """
         self._applying = True
         for full, tmp in self._parked:
-            _unlink(tmp)
+            Path(tmp).unlink(missing_ok=True)
             _remove_empty_parents(full.parent, self.repo.root)
         self._parked = []
         rows: dict[str, StatEntry] = {}
@@ -145,13 +145,6 @@ class StagedTree:
                                    self._recorded[path])
         self._staged = []
         return rows
-
-
-def _unlink(path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _remove_empty_parents(folder: Path, root: Path) -> None:
