@@ -2,13 +2,19 @@
 
 No module uses another module's private (``_underscored``) names: neither
 ``from x import _name`` nor ``x._name`` on an imported module. A helper two
-modules need is public, in the module that owns it (docs/architecture.md).
+modules need is public, in the module that owns it. And ``ws status`` imports
+none of the slow libraries (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
+
+from tests.conftest import write
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("workspace", "catalog", "sync")
@@ -106,3 +112,24 @@ def test_the_check_sees_private_imports(tmp_path):
         "checkout._remove (a private name of workspace.tree.checkout)",
         "other._helper (a private name of workspace.other)",
     ]
+
+
+SLOW = ("typer", "sqlmodel", "sqlalchemy", "fsspec", "boto3", "yaml", "keyring", "pyfastcdc", "zstandard")
+
+
+def test_ws_status_imports_no_slow_library(ws, tmp_path):
+    """The console script's ``ws status``, with a commit, a release and a remote (so every row is computed)."""
+    write(ws.root, "a.txt", "a\n")
+    ws.commit("one")
+    ws.releases.create("ds", version="1.0.0")
+    ws.add_remote("origin", str(tmp_path / "remote"))
+    ws.close()
+    code = ("import atexit, json, sys\n"
+            f"atexit.register(lambda: print(json.dumps([m for m in {SLOW!r} if m in sys.modules]), file=sys.stderr))\n"
+            "sys.argv = ['ws', 'status']\n"
+            "from workspace.cli.entry import main\n"
+            "main()\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ws.root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 release not pushed" in proc.stdout
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
