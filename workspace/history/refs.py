@@ -12,7 +12,9 @@ import time
 from catalog import history
 from catalog.db import Catalog
 from workspace.errors import AmbiguousRef, InvalidArgument, UnknownRef
-from workspace.repo import DEFAULT_BRANCH, HEAD_KEY  # noqa: F401  (a new repository's HEAD is written there)
+# HEAD's catalog key and the first branch are defined where a new repository writes them
+from workspace.repo import DEFAULT_BRANCH, HEAD_KEY
+
 _BRANCH_RE = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<!/)(?<!\.lock)$")
 _SUFFIX_RE = re.compile(r"(~\d*|\^)+$")
 

@@ -1,9 +1,12 @@
-"""Writing a pulled release into the working tree, safely.
+"""Writing a pulled release's files into the working tree, safely.
 
 Order (DESIGN.md): refuse conflicts first, then stage every file under a
 temporary name next to its destination with its SHA-256 and size checked,
 and only when every file passed rename them all into place. A path whose
 parent folder is a symlink is refused; nothing lands outside the workspace.
+The files are a release record's entries (path, id, size, mode, chunks);
+what is release-specific (a conflicting local release, files an older
+version put here) is decided by :mod:`workspace.releases.exchange`.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from pathlib import Path
 from catalog import objects as q
 from catalog.statcache import StatEntry
 from workspace.errors import DamagedObjectError
-from workspace.history.manifest import Manifest, head_manifest
 from workspace.history import refs
+from workspace.history.manifest import Manifest, head_manifest
 from workspace.layout import safe_join
 from workspace.repo import Repo
 from workspace.tree.scan import working_ids
