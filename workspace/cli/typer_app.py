@@ -56,7 +56,8 @@ def _root(
             raise typer.BadParameter(f"cannot enter {directory}: {exc.strerror}", param_hint="-C")
 
 
-from workspace.cli import files, jobs, releases, remotes, run  # noqa: E402,F401  (each registers its commands)
+# each module registers its commands; this order is the order of `ws --help`
+from workspace.cli import files, releases, remotes, jobs, run  # noqa: E402,F401,I001
 
 
 def main() -> None:
