@@ -189,7 +189,7 @@ class ServerRoot:
                 except FileNotFoundError:
                     continue
                 if hashlib.sha256(raw).digest() == pack_id and len(raw) % packs.INDEX.size == 0:
-                    self._remember(pack_id, packs._parse_index(raw, len(raw) // packs.INDEX.size))
+                    self._remember(pack_id, packs.parse_index(raw, len(raw) // packs.INDEX.size))
             self._index_stamp = stamp if time.time_ns() - stamp > _RACY_NS else None
 
     def _remember(self, pack_id: bytes, entries: list[packs.PackEntry]) -> None:
@@ -311,7 +311,7 @@ class ServerRoot:
         if exclusive and os.path.exists(self.path(key)):
             raise refuse("ALREADY_EXISTS", f"{key.key} already exists")
         self._write_index(key.id, data)
-        self._remember(bytes.fromhex(key.id), packs._parse_index(data, len(data) // packs.INDEX.size))
+        self._remember(bytes.fromhex(key.id), packs.parse_index(data, len(data) // packs.INDEX.size))
 
     def _write_index(self, pack_id: str, data: bytes) -> None:
         key = Key(f"index/{pack_id}")

@@ -34,7 +34,18 @@ def local_harness(tmp_path):
     return Harness(lambda: registry.get("local", root=root, grace_s=2.0), root, "999999999@nope")
 
 
-BACKENDS = ["local_harness"]
+@pytest.fixture
+def prominence_harness(tmp_path):
+    """PROMINENCE's REST API served locally (tests/sync/prominence_server.py), running each job's command here."""
+    from tests.sync.prominence_server import running
+
+    with running(tmp_path / "prominence", execute=True, home=tmp_path) as server:
+        yield Harness(lambda: registry.get("prominence", url=server.url, token=server.token, poll_interval=0,
+                                           default_image="busybox", workspace_root=tmp_path),
+                      tmp_path / "jobs", "999999999")
+
+
+BACKENDS = ["local_harness", "prominence_harness"]
 
 
 @pytest.fixture(params=BACKENDS)

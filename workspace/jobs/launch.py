@@ -13,30 +13,32 @@ from __future__ import annotations
 import os
 
 from catalog import jobs as q
+from catalog.db import Catalog
 from sync.compute import registry
 from sync.compute.base import ComputeBackend, SubmitRequest
+from workspace.repo import Repo
 
 
-def get_backend(ws, cache: dict, name: str) -> ComputeBackend:
+def get_backend(repo: Repo, cache: dict, name: str) -> ComputeBackend:
     """One backend instance per name per process (the local one anchored at ``.ws/jobs``)."""
     if name not in cache:
-        opts = {"root": str(ws.layout.jobs_dir)} if name == "local" else {}
+        opts = {"root": str(repo.layout.jobs_dir)} if name == "local" else {}
         cache[name] = registry.get(name, **opts)
     return cache[name]
 
 
-def submit_request(ws, job: dict, attempt: int) -> SubmitRequest:
+def submit_request(repo: Repo, job: dict, attempt: int) -> SubmitRequest:
     """The request that starts (or, for :meth:`ComputeBackend.find`, names) attempt ``attempt`` of ``job``."""
     res = job.get("resources") or {}
-    workdir = os.path.normpath(os.path.join(ws.root, job.get("workdir") or "."))
-    env = {**(job.get("env") or {}), "WS_WORKSPACE": str(ws.root), "WS_JOB_NAME": job["name"]}
+    workdir = os.path.normpath(os.path.join(repo.root, job.get("workdir") or "."))
+    env = {**(job.get("env") or {}), "WS_WORKSPACE": str(repo.root), "WS_JOB_NAME": job["name"]}
     return SubmitRequest(job_id=job["id"], name=job["name"], command=job["command"], workdir=workdir,
-                         log_dir=job.get("log_dir") or os.path.join(ws.layout.jobs_dir, job["id"]), env=env,
+                         log_dir=job.get("log_dir") or os.path.join(repo.layout.jobs_dir, job["id"]), env=env,
                          cpus=int(res.get("cpus") or 1), memory_mb=res.get("memory_mb"),
                          walltime_s=res.get("walltime_s"), gpus=int(res.get("gpus") or 0), attempt=attempt)
 
 
-def unrecorded(cat, job: dict) -> bool:
+def unrecorded(cat: Catalog, job: dict) -> bool:
     """Whether a job was claimed for an attempt whose backend id was never recorded.
 
     QUEUED or RUNNING without a backend id can only be a claim. A LOST row is
@@ -50,17 +52,17 @@ def unrecorded(cat, job: dict) -> bool:
     return job["state"] == "LOST" and q.previous_state(cat, job["id"]) in ("QUEUED", "RUNNING")
 
 
-def find_started(ws, backends: dict, job: dict) -> str | None:
+def find_started(repo: Repo, backends: dict, job: dict) -> str | None:
     """The job's backend id: the recorded one, else the one its backend finds for a claimed attempt, else None.
 
     A found id is recorded on the row at once (no event: the state is the
     caller's business), so every later reader sees it.
     """
-    if job.get("backend_id") or not unrecorded(ws.catalog, job):
+    if job.get("backend_id") or not unrecorded(repo.catalog, job):
         return job.get("backend_id")
     attempt = int(job["attempts"])
-    bid = get_backend(ws, backends, job["backend"]).find(submit_request(ws, job, attempt))
+    bid = get_backend(repo, backends, job["backend"]).find(submit_request(repo, job, attempt))
     if bid:
-        q.record_backend_id(ws.catalog, job["id"], attempt, bid)
+        q.record_backend_id(repo.catalog, job["id"], attempt, bid)
         job["backend_id"] = bid
     return bid

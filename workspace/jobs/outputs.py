@@ -12,6 +12,8 @@ import time
 
 from catalog.errors import CatalogBusy
 from workspace.errors import NothingToCommit, WorkspaceBusy, WorkspaceError
+from workspace.repo import Repo
+from workspace.tree.commit import commit
 
 COMMIT_DEADLINE_S = 600.0
 
@@ -36,7 +38,7 @@ def missing_outputs(root: str, outputs: list[str]) -> list[str]:
     return [o for o in outputs if not os.path.exists(os.path.join(root, o.rstrip("/")))]
 
 
-def commit_outputs(ws, job: dict, exit_code: int | None) -> tuple[str | None, str | None]:
+def commit_outputs(repo: Repo, job: dict, exit_code: int | None) -> tuple[str | None, str | None]:
     """Commit ``job``'s outputs; returns (commit id or None, problem or None).
 
     No declared outputs, or outputs identical to HEAD, give (None, None).
@@ -44,7 +46,7 @@ def commit_outputs(ws, job: dict, exit_code: int | None) -> tuple[str | None, st
     outputs = [o for o in (job.get("outputs") or []) if o]
     if not outputs:
         return None, None
-    missing = missing_outputs(str(ws.root), outputs)
+    missing = missing_outputs(str(repo.root), outputs)
     if missing:
         return None, f"job succeeded but declared output(s) are missing: {', '.join(missing)}"
     params = job.get("params") or {}
@@ -53,7 +55,7 @@ def commit_outputs(ws, job: dict, exit_code: int | None) -> tuple[str | None, st
     deadline = time.monotonic() + COMMIT_DEADLINE_S
     while True:
         try:
-            res = ws.commit(message, outputs, provenance=provenance(job, exit_code), cwd=str(ws.root))
+            res = commit(repo, message, outputs, provenance=provenance(job, exit_code), cwd=str(repo.root))
             return res.commit.id, None
         except NothingToCommit:
             return None, None
