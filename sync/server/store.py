@@ -300,8 +300,7 @@ class ServerRoot:
             raise refuse("INVALID_ARGUMENT", f"{key.key}: the bytes do not hash to the pack id")
         pack = os.path.join(self.root, "packs", key.id[:2], key.id)
         try:
-            with open(pack, "rb") as f:
-                _, footer = packs._read_footer(f)
+            footer = index_bytes(packs.read_index(pack))  # the pack's footer, as its records
         except FileNotFoundError:
             raise refuse("FAILED_PRECONDITION", f"{key.key}: upload pack {key.id[:12]} first") from None
         except packs.PackError as exc:
