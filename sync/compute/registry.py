@@ -13,6 +13,7 @@ from sync.errors import UnknownBackend
 
 _BACKENDS: dict[str, str] = {
     "local": "sync.compute.local:LocalBackend",
+    "batch": "sync.compute.batch:BatchBackend",
     "prominence": "sync.compute.prominence:ProminenceBackend",
 }
 
