@@ -43,3 +43,14 @@ def s3_bucket(moto_server):
     client.create_bucket(Bucket=name)
     options = {"endpoint_url": moto_server, "region": S3_REGION, "key": S3_KEY, "secret": S3_SECRET}
     return name, options, client
+
+
+@pytest.fixture(scope="session")
+def batch_world(moto_server):
+    """AWS Batch on the session's moto server, its jobs run by a stand-in compute environment (batch_moto.py)."""
+    from tests.sync.batch_moto import set_up
+
+    world = set_up(moto_server, S3_REGION, {"key": S3_KEY, "secret": S3_SECRET})
+    world.environment.install()
+    yield world
+    world.environment.uninstall()
