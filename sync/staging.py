@@ -247,13 +247,12 @@ class Stager:
         doc = self.result(job_id, attempt)
         if doc is None:
             return []
-        declared_files = {_clean(p) for p in files}
-        declared_dirs = [_clean(p) for p in dirs]
+        declared = [_clean(p) for p in [*files, *dirs]]  # a declared file may turn out to be a folder
         staged: list[tuple[str, str]] = []
         try:
             for f in doc.get("files") or []:
                 rel = _clean(str(f.get("path")))
-                if rel not in declared_files and not any(rel.startswith(d + "/") for d in declared_dirs):
+                if not any(rel == d or rel.startswith(d + "/") for d in declared):
                     raise UnsafeRemotePath(f"job {job_id} staged out {rel}, which is not among its declared outputs")
                 full = _inside(dest, rel, create=True)
                 staged.append((self._write_file(job_id, attempt, f, full), full))

@@ -256,28 +256,30 @@ class PackOut:
 
 
 def output_files(root: str, files: list, dirs: list):
-    """(relative path, full path) of every declared output that exists, and the declared ones that do not."""
+    """(relative path, full path) of every file the declared outputs name, and the declared ones that do not exist.
+
+    A declared path that is a folder stands for every regular file below it,
+    whether or not it was declared with a trailing ``/``.
+    """
     found, missing = [], []
-    for rel in files:
+    for rel in list(files) + list(dirs):
         full = safe_path(root, rel)
         if os.path.isfile(full) and not os.path.islink(full):
             found.append((rel, full))
-        else:
-            missing.append(rel)
-    for rel in dirs:
-        top = safe_path(root, rel)
-        if not os.path.isdir(top) or os.path.islink(top):
-            missing.append(rel + "/")
             continue
-        for folder, subdirs, names in os.walk(top):
+        if not os.path.isdir(full) or os.path.islink(full):
+            missing.append(rel + ("/" if rel in dirs else ""))
+            continue
+        for folder, subdirs, names in os.walk(full):
             subdirs.sort()
             for name in sorted(names):
-                full = os.path.join(folder, name)
-                if os.path.islink(full) or not os.path.isfile(full):
-                    log("skipping %s: not a regular file" % os.path.relpath(full, root))
+                path = os.path.join(folder, name)
+                if os.path.islink(path) or not os.path.isfile(path):
+                    log("skipping %s: not a regular file" % os.path.relpath(path, root))
                     continue
-                found.append((os.path.relpath(full, root).replace(os.sep, "/"), full))
-    return found, missing
+                found.append((os.path.relpath(path, root).replace(os.sep, "/"), path))
+    seen = set()
+    return [f for f in found if not (f[0] in seen or seen.add(f[0]))], missing
 
 
 def stage_out(staging: Staging, root: str, manifest: dict, result: dict, scratch: str) -> None:

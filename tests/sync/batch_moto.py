@@ -137,6 +137,7 @@ class ComputeEnvironment:
 
         env = self
         original_terminate = Job.terminate
+        self.logs()  # made here, once: boto3 clients are not to be created from several threads at a time
 
         def accept(backend_self, include_start_attempt, job):
             backend_self.backend._jobs[job.job_id] = job

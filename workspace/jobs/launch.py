@@ -30,10 +30,13 @@ def submit_request(ws, job: dict, attempt: int) -> SubmitRequest:
     res = job.get("resources") or {}
     workdir = os.path.normpath(os.path.join(ws.root, job.get("workdir") or "."))
     env = {**(job.get("env") or {}), "WS_WORKSPACE": str(ws.root), "WS_JOB_NAME": job["name"]}
+    outputs = [o for o in job.get("outputs") or [] if o]  # what backends without our file system bring back
     return SubmitRequest(job_id=job["id"], name=job["name"], command=job["command"], workdir=workdir,
                          log_dir=job.get("log_dir") or os.path.join(ws.layout.jobs_dir, job["id"]), env=env,
                          cpus=int(res.get("cpus") or 1), memory_mb=res.get("memory_mb"),
-                         walltime_s=res.get("walltime_s"), gpus=int(res.get("gpus") or 0), attempt=attempt)
+                         walltime_s=res.get("walltime_s"), gpus=int(res.get("gpus") or 0), attempt=attempt,
+                         output_files=[o for o in outputs if not o.endswith("/")],
+                         output_dirs=[o for o in outputs if o.endswith("/")])
 
 
 def unrecorded(cat, job: dict) -> bool:
