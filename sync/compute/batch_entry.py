@@ -262,13 +262,13 @@ def output_files(root: str, files: list, dirs: list):
     whether or not it was declared with a trailing ``/``.
     """
     found, missing = [], []
-    for rel in list(files) + list(dirs):
+    for rel in [p.rstrip("/") for p in list(files) + list(dirs)]:
         full = safe_path(root, rel)
         if os.path.isfile(full) and not os.path.islink(full):
             found.append((rel, full))
             continue
         if not os.path.isdir(full) or os.path.islink(full):
-            missing.append(rel + ("/" if rel in dirs else ""))
+            missing.append(rel)
             continue
         for folder, subdirs, names in os.walk(full):
             subdirs.sort()

@@ -10,7 +10,8 @@ container finds them, in this order:
    with a job role: ``AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`` (on
    ``169.254.170.2``) or ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` with
    ``AWS_CONTAINER_AUTHORIZATION_TOKEN`` (or ``..._TOKEN_FILE``);
-3. the EC2 instance role through IMDSv2 (a compute environment's instance role).
+3. the EC2 instance role through IMDSv2 (a compute environment's instance role),
+   unless ``AWS_EC2_METADATA_DISABLED=true``.
 
 Temporary credentials are read again shortly before they expire. Only what the
 entrypoint needs is here: GET (whole or a byte range) and PUT (bytes or a
@@ -118,7 +119,10 @@ class Credentials:
         if key and secret:
             return key, secret, os.environ.get("AWS_SESSION_TOKEN") or None, None
         errors = []
-        for source in (_container_credentials, _instance_credentials):
+        sources = [_container_credentials]
+        if os.environ.get("AWS_EC2_METADATA_DISABLED", "").lower() != "true":  # botocore's switch, honoured too
+            sources.append(_instance_credentials)
+        for source in sources:
             try:
                 found = source()
             except (OSError, ValueError, KeyError, IndexError) as exc:  # unreachable endpoint, odd answer
