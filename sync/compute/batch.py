@@ -337,8 +337,10 @@ class BatchBackend(ComputeBackend):
         return ""
 
     def fetch_outputs(self, backend_id: str, request: SubmitRequest, dest: str) -> list[str]:
-        """Bring the attempt's staged outputs into ``dest`` (verified) and its stdout/stderr into ``request.log_dir``."""
-        job = self._jobs.get(backend_id) or self._describe_fresh(backend_id)
+        """The attempt's staged outputs into ``dest`` (verified), its stdout and stderr into ``request.log_dir``."""
+        job = self._jobs.get(backend_id)
+        if job is None or not to_status(job).final:
+            job = self._describe_fresh(backend_id)
         if job is not None and request.log_dir:
             self._write_logs(job, (request.job_id, request.attempt), request.log_dir)
         return self._staging().fetch_outputs(request.job_id, request.attempt, dest,

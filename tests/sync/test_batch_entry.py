@@ -142,3 +142,27 @@ def test_a_bare_python_without_zstd_says_what_to_install(s3_bucket, moto_server,
     done = _bare_python(url, moto_server, tmp_path / "container")
     assert done.returncode == 121
     assert "install the 'zstandard' module" in done.stderr and "Python 3.14" in done.stderr
+
+
+def test_python_3_14s_compression_zstd_is_used_when_zstandard_is_missing(monkeypatch):
+    """The entrypoint's second choice, with the signatures of Python 3.14's compression.zstd."""
+    import types
+
+    import zstandard
+
+    from sync.compute import batch_entry
+
+    fake = types.ModuleType("compression.zstd")
+    fake.compress = lambda data, level=None, options=None, zstd_dict=None: zstandard.ZstdCompressor(
+        level=level or 3).compress(data)
+    fake.decompress = lambda data, zstd_dict=None, options=None: zstandard.ZstdDecompressor().decompress(data)
+    package = types.ModuleType("compression")
+    package.zstd = fake
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # "import zstandard" fails, as in a plain image
+    monkeypatch.setitem(sys.modules, "compression", package)
+    monkeypatch.setitem(sys.modules, "compression.zstd", fake)
+    decompress, compress = batch_entry._zstd()
+    data = b"the same line again\n" * 1000
+    assert decompress(compress(data), len(data)) == data
+    monkeypatch.setitem(sys.modules, "compression", None)
+    assert batch_entry._zstd() is None
