@@ -173,7 +173,8 @@ class BatchBackend(ComputeBackend):
         """Submit in order; ``depends_on`` between requests of the batch become Batch's ``dependsOn``.
 
         Every request is checked and staged before the first is submitted, so
-        a refused or unstageable member submits nothing.
+        a refused or unstageable member submits nothing. An AWS error part-way
+        leaves the members before it submitted; :meth:`find` locates them.
         """
         for r in requests:
             self.check_request(r)

@@ -308,13 +308,18 @@ def stage_out(staging: Staging, root: str, manifest: dict, result: dict, scratch
 
 # -- running the command ---------------------------------------------------------------------
 def _pump(src, sinks) -> None:
+    """Copy a pipe to every sink until it closes; a sink that fails is dropped, the pipe is always drained."""
+    sinks = list(sinks)
     while True:
         block = os.read(src.fileno(), 65536)
         if not block:
             return
-        for sink in sinks:
-            sink.write(block)
-            sink.flush()
+        for sink in list(sinks):
+            try:
+                sink.write(block)
+                sink.flush()
+            except (OSError, ValueError):  # a closed log pipe must not block the command on a full pipe
+                sinks.remove(sink)
 
 
 def run(command: str, cwd: str, env: dict, logs: str) -> tuple:
