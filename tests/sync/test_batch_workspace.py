@@ -107,3 +107,34 @@ def test_a_submit_the_backend_refuses_fails_that_job_with_the_reason(ws, batch_w
     (job,) = result["jobs"]
     assert result["state"] == "FAILED" and job["state"] == "FAILED"
     assert "no job queue 'no-such-queue'" in job["reason"] and "\n" not in job["reason"]
+
+
+def test_ws_jobs_logs_follow_shows_a_batch_job_while_it_runs(ws, batch_backend_name):
+    """``ws jobs logs --follow`` (query.follow_log): the CloudWatch stream while it runs, read to its end."""
+    import threading
+    import time
+
+    from workspace.jobs.engine import run_spec
+    from workspace.jobs.query import follow_log, read_log
+
+    go = ws.root.parent / "go"
+    write(ws.root, "jobs/talk.yaml",
+          f"name: talk\ncommand: 'echo first; while [ ! -f {go} ]; do sleep 0.05; done; echo second'\n"
+          f"backend: {batch_backend_name}\n")
+    done: dict = {}
+    supervisor = threading.Thread(target=lambda: done.update(run_spec(ws, "talk", wait=True)), daemon=True)
+    supervisor.start()
+    deadline = time.monotonic() + 30
+    while not (rows := q.list_jobs(ws.catalog)) or not rows[0]["backend_id"]:
+        assert time.monotonic() < deadline, "the job was not submitted"
+        time.sleep(0.05)  # polling the catalog for a real condition, with a deadline
+    seen = ""
+    for chunk in follow_log(ws, rows[0]["id"], poll_s=0.05):
+        seen += chunk
+        if "first\n" in seen and not go.exists():
+            go.write_text("")  # the job may go on once the follower saw its first line
+    supervisor.join(30)
+    assert done["state"] == "SUCCEEDED"
+    assert seen.index("first\n") < seen.index("second\n")  # live, in order, from the CloudWatch stream
+    assert seen.endswith("second\n")  # read to its end, not mixed with the exact stdout that replaced it
+    assert read_log(ws, rows[0]["id"]) == "first\nsecond\n"  # afterwards: the command's own stdout

@@ -67,3 +67,20 @@ def find_started(ws, backends: dict, job: dict) -> str | None:
         q.record_backend_id(ws.catalog, job["id"], attempt, bid)
         job["backend_id"] = bid
     return bid
+
+
+def pull_logs(ws, backends: dict, job: dict) -> None:
+    """Have a running job's backend write what it logged so far into the job's log folder.
+
+    Backends on this machine's file system write there themselves (nothing
+    to do); AWS Batch appends its CloudWatch stream. A backend that cannot be
+    reached just leaves the log as it is: following a log must not fail.
+    """
+    from sync.errors import SyncError
+
+    if not job.get("backend_id") or job.get("backend") == "local":
+        return
+    try:
+        get_backend(ws, backends, job["backend"]).logs(job["backend_id"])
+    except SyncError:
+        pass
