@@ -33,7 +33,7 @@ from sync.compute.batch_aws import AWS
 from sync.compute.batch_jobs import (CANCEL_REASON, FINGERPRINT_PARAM, QUEUED_STATES, Defaults, check,
                                      check_resources, definition, job_name, parse_job_name, relative_path,
                                      submission, task_workdir, to_status)
-from sync.errors import BackendError
+from sync.errors import BackendError, SyncError
 
 DEFAULT_POLL_INTERVAL_S = 10.0
 DESCRIBE_BATCH = 100  # describe_jobs takes at most 100 ids
@@ -113,7 +113,7 @@ class BatchBackend(ComputeBackend):
         check(request, self.defaults)
 
     def check(self) -> list[tuple[str, bool, str]]:
-        """What ``ws backend check`` reports: (check, passed, detail) for credentials, queue and staging."""
+        """What ``ws backend check`` reports: (check, passed, detail) for the queue (and so the credentials), staging."""
         out = []
         try:
             self._ensure_queue()
@@ -122,9 +122,9 @@ class BatchBackend(ComputeBackend):
             out.append(("queue", False, str(exc)))
         try:
             self._staging().index.refresh(force=True)
-            out.append(("staging", True, f"remote {self.staging_url} is readable and writable by this machine"))
-        except Exception as exc:  # report, do not raise: every check gets its line
-            out.append(("staging", False, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+            out.append(("staging", True, f"remote {self.staging_url} answers (a ws remote, its indexes read)"))
+        except SyncError as exc:  # reported, not raised: every check gets its line
+            out.append(("staging", False, str(exc)))
         return out
 
     def _ensure_queue(self) -> None:

@@ -345,3 +345,20 @@ def test_refused_requests_name_the_spec_field(backend, root):
 def test_a_backend_registered_with_options_serves_specs(batch_world, opts, monkeypatch):
     monkeypatch.setitem(registry._BACKENDS, "batch-x", functools.partial(BatchBackend, **opts))
     assert isinstance(registry.get("batch-x"), BatchBackend)
+
+
+def test_backend_check_reports_queue_and_staging_one_line_each(opts):
+    good = registry.get("batch", **opts).check()
+    assert [(name, ok) for name, ok, _ in good] == [("queue", True), ("staging", True)]
+    bad = registry.get("batch", **{**opts, "job_queue": "nope", "staging": None}).check()
+    assert [(name, ok) for name, ok, _ in bad] == [("queue", False), ("staging", False)]
+    assert "no job queue 'nope'" in bad[0][2] and "option staging" in bad[1][2]
+
+
+def test_dependencies_within_a_batch_become_batch_dependencies(backend, batch_world, root):
+    first = req(root, "5e3d00000018", "echo a > a.txt", output_files=["a.txt"])
+    second = req(root, "5e3d00000019", "true", depends_on=["5e3d00000018", "not-in-this-batch"])
+    a, b = backend.submit_many([first, second])
+    jobs = {j["jobId"]: j for j in batch_world.client("batch").describe_jobs(jobs=[a, b])["jobs"]}
+    assert jobs[b]["dependsOn"] == [{"jobId": a}] and jobs[a]["dependsOn"] == []
+    wait_final(backend, [a, b])
