@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 
 from catalog import remotes as rq
-from sync.errors import BackendError, DamagedRemote, ObjectNotFound, UnsafeRemotePath
+from sync.errors import BackendError, DamagedRemote, ObjectNotFound, SyncError, UnsafeRemotePath
 from sync.remote import Remote, index_bytes, index_key, pack_key
 from sync.storage.base import LocalFile
 from workspace.objects import packs
@@ -158,7 +158,11 @@ class Stager:
         try:
             for rel in sorted(files):
                 full = _inside(root, rel)
-                st = os.stat(full)
+                try:
+                    st = os.stat(full)
+                except OSError as exc:
+                    raise InputChanged(f"input {rel} cannot be read any more ({exc.strerror}); run the spec "
+                                       "again") from None
                 digest = self._cached(full, st, uploader)
                 if digest is None:
                     if chunker is None:
@@ -254,8 +258,12 @@ class Stager:
                 rel = _clean(str(f.get("path")))
                 if not any(rel == d or rel.startswith(d + "/") for d in declared):
                     raise UnsafeRemotePath(f"job {job_id} staged out {rel}, which is not among its declared outputs")
-                full = _inside(dest, rel, create=True)
-                staged.append((self._write_file(job_id, attempt, f, full), full))
+                try:
+                    full = _inside(dest, rel, create=True)
+                    staged.append((self._write_file(job_id, attempt, f, full), full))
+                except OSError as exc:  # a file where a folder should be, a full disk...
+                    raise SyncError(f"cannot write output {rel} of job {job_id} into {dest}: "
+                                    f"{exc.strerror or exc}") from None
             for tmp, full in staged:
                 os.replace(tmp, full)
         finally:

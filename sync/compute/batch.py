@@ -113,7 +113,7 @@ class BatchBackend(ComputeBackend):
         check(request, self.defaults)
 
     def check(self) -> list[tuple[str, bool, str]]:
-        """What ``ws backend check`` reports: (check, passed, detail) for the queue (and so the credentials), staging."""
+        """What ``ws backend check`` reports: (check, passed, detail) for the queue (so the credentials), staging."""
         out = []
         try:
             self._ensure_queue()
@@ -343,7 +343,11 @@ class BatchBackend(ComputeBackend):
         if job is None or not to_status(job).final:
             job = self._describe_fresh(backend_id)
         if job is not None and request.log_dir:
-            self._write_logs(job, (request.job_id, request.attempt), request.log_dir)
+            try:
+                self._write_logs(job, (request.job_id, request.attempt), request.log_dir)
+            except OSError as exc:
+                raise BackendError(f"cannot write the logs of job {request.job_id} into {request.log_dir}: "
+                                   f"{exc.strerror or exc}") from None
         return self._staging().fetch_outputs(request.job_id, request.attempt, dest,
                                              [relative_path(p) for p in request.output_files],
                                              [relative_path(p) for p in request.output_dirs])

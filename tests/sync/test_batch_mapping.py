@@ -163,3 +163,19 @@ def test_the_embedded_entrypoint_runs_on_the_standard_library_alone():
     assert out.returncode == 123 and out.stderr.startswith("ws-batch: usage: batch_entry s3://")
     assert entry_command("python3 -m sync.compute.batch_entry") == ["python3", "-m", "sync.compute.batch_entry",
                                                                     "Ref::wsmanifest"]
+
+
+def test_the_container_side_keeps_python_3_8s_grammar_and_the_standard_library():
+    import ast
+
+    from sync.compute import batch_entry, batch_s3
+
+    for module in (batch_s3, batch_entry):
+        tree = ast.parse(open(module.__file__, encoding="utf-8").read(), feature_version=(3, 8))
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module}
+        allowed = {"sync", "ws_batch_s3", "zstandard", "compression", "__future__"}  # compression: 3.14
+        assert imported <= set(sys.stdlib_module_names) | allowed, \
+            imported - set(sys.stdlib_module_names)

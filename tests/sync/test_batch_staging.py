@@ -227,3 +227,16 @@ def test_a_failed_command_still_stages_its_outputs_and_exits_with_its_code(stage
                          ["p.txt"])
     assert code == 9 and stager.result("j1", 1)["exit_code"] == 9
     assert stager.fetch_outputs("j1", 1, str(tmp_path / "back"), ["p.txt"], []) == ["p.txt"]
+
+
+def test_a_file_in_the_way_of_an_output_folder_is_one_clear_error(stager, remote_dir, tmp_path):
+    from sync.errors import SyncError
+
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "out").write_text("a file, not a folder\n")
+    outputs_doc(remote_dir, {"out/a.txt": b"a"})
+    with pytest.raises(SyncError, match="cannot write output out/a.txt"):
+        stager.fetch_outputs("j1", 1, str(dest), [], ["out/"])
+    with pytest.raises(InputChanged, match="cannot be read any more"):
+        stager.stage_inputs(str(tmp_path), {"no-such-file": ""})
