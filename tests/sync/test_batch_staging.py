@@ -95,6 +95,8 @@ def test_the_round_trip_through_a_remote(stager, remote_dir, root, tmp_path):
         packs.verify_pack(str(remote_dir / out_key("j1", 1, f"packs/{pack}")), pack)
     codecs = {c[5] for f in json.loads((remote_dir / manifest_key("j1", 1)).read_text())["inputs"] for c in f["chunks"]}
     assert codecs == {packs.CODEC_RAW, packs.CODEC_ZSTD}  # both kinds were staged in and decoded
+    assert stager.forget_job("j1") >= 5 and stager.result("j1", 1) is None  # manifest, logs, packs, result
+    assert list((remote_dir / "index").iterdir())  # the inputs' chunks stay: releases share them
 
 
 def test_staging_the_same_files_again_uploads_nothing(stager, remote_dir, root, tmp_path):
