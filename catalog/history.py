@@ -113,3 +113,8 @@ def delete_ref(cat: Catalog, name: str) -> None:
 def list_refs(cat: Catalog) -> list[tuple[str, str]]:
     """Every branch as (name, commit id)."""
     return cat.query("SELECT name, commit_id FROM refs ORDER BY name")
+
+
+def has_commits(cat: Catalog) -> bool:
+    """Whether the catalog records any commit."""
+    return cat.query_one("SELECT 1 FROM commits LIMIT 1") is not None

@@ -166,3 +166,18 @@ def delete_pack(cat: Catalog, pack_id: str) -> None:
     """Forget a pack record."""
     with cat.write() as conn:
         conn.execute("DELETE FROM packs WHERE id=?", (pack_id,))
+
+
+def all_chunk_ids(cat: Catalog) -> set[str]:
+    """The id of every chunk the catalog locates."""
+    return {r[0] for r in cat.query("SELECT id FROM chunks")}
+
+
+def chunk_packs(cat: Catalog) -> dict[str, str]:
+    """Chunk id -> the pack the catalog places it in, for every chunk."""
+    return dict(cat.query("SELECT id, pack_id FROM chunks"))
+
+
+def has_files(cat: Catalog) -> bool:
+    """Whether the catalog records any file."""
+    return cat.query_one("SELECT 1 FROM files LIMIT 1") is not None

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: installs ws with its test extras into a virtualenv and runs pytest
-# on 2 workers, slow tests included. Fixtures start what tests need (today: a moto S3 server
-# on 127.0.0.1; tests that need a missing component skip and say why). pytest exit 5 (no
-# tests collected) counts as a failure.
+# The whole test suite: installs ws with its test extras into a virtualenv, checks the import
+# rules (lint-imports: the contracts in pyproject.toml, see docs/architecture.md) and runs
+# pytest on 2 workers, slow tests included. A broken import contract fails before any test
+# runs. Fixtures start what tests need (today: a moto S3 server on 127.0.0.1; tests that need
+# a missing component skip and say why). pytest exit 5 (no tests collected) counts as a failure.
 #   usage: scripts/test.sh [pytest args...]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,6 +14,7 @@ if ! "$VENV/bin/python" -m pip install -e "$ROOT[test]" >"$VENV/install.log" 2>&
 fi
 export PATH="$VENV/bin:$PATH"
 cd "$ROOT"
+"$VENV/bin/lint-imports" --no-cache
 set +e
 "$VENV/bin/python" -m pytest -n 2 -q "$@"
 rc=$?

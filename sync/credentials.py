@@ -207,6 +207,22 @@ def parse_stdin(text: str) -> dict[str, str]:
     return parse_pairs([ln for ln in stripped.splitlines() if ln.strip() and not ln.startswith("#")])
 
 
+def gather(secrets: Mapping[str, str] | None = None, pairs: list[str] | None = None,
+           text: str | None = None) -> dict[str, str]:
+    """The secrets given to ``ws login`` in one of its forms: the text of ``--stdin``, ``--key`` pairs, or a dict."""
+    if text is not None:
+        return parse_stdin(text)
+    if pairs:
+        return parse_pairs(pairs)
+    return dict(secrets or {})
+
+
+def prompts_for(config: Mapping[str, Any], remote_name: str) -> list[tuple[str, str, bool]]:
+    """What ``ws login`` asks for a configured remote (see :func:`prompts`)."""
+    url, options = remote_config(config, remote_name)
+    return prompts(url, options)
+
+
 def prompts(url: str, options: Mapping[str, Any] | None = None) -> list[tuple[str, str, bool]]:
     """What ``ws login`` asks for: (name, label, required) for each secret of the remote's scheme."""
     required, optional = needed(url, options)

@@ -14,14 +14,19 @@ import os
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from catalog import objects as q
 from catalog import remotes as rq
+from catalog.db import Catalog
 from sync.errors import DamagedRemote, ObjectNotFound
 from sync.remote import Remote, pack_key
 from sync.transfer import DEFAULT_WORKERS, Meter, ProgressFn, bounded_map, coalesce
 from workspace.objects import packs
 from workspace.objects.chunking import Piece
+
+if TYPE_CHECKING:
+    from workspace.objects.store import ObjectStore
 
 
 @dataclass
@@ -37,7 +42,7 @@ class FetchResult:
         return asdict(self)
 
 
-def needed_chunks(catalog, record: dict) -> list[str]:
+def needed_chunks(catalog: Catalog, record: dict) -> list[str]:
     """Chunk ids of the record's files that the local store lacks, in file order."""
     order: dict[str, None] = {}
     have_files = q.known_files(catalog, [f["id"] for f in record["files"]])
@@ -49,7 +54,7 @@ def needed_chunks(catalog, record: dict) -> list[str]:
     return [c for c in order if c not in have]
 
 
-def fetch_chunks(catalog, store, remote: Remote, chunk_ids: list[str], progress: ProgressFn | None = None,
+def fetch_chunks(catalog: Catalog, store: ObjectStore, remote: Remote, chunk_ids: list[str], progress: ProgressFn | None = None,
                  workers: int = DEFAULT_WORKERS) -> FetchResult:
     """Download, verify and store ``chunk_ids``; packs and chunk rows are recorded on success."""
     result = FetchResult()
@@ -90,14 +95,14 @@ def fetch_chunks(catalog, store, remote: Remote, chunk_ids: list[str], progress:
     return result
 
 
-def _record_sealed(catalog, writer) -> None:
+def _record_sealed(catalog: Catalog, writer) -> None:
     """Record packs sealed since the last call, so an interrupted pull keeps what it verified."""
     now = time.time_ns()
     for pack_id, size, rows in writer.take_sealed():
         q.add_pack(catalog, pack_id, size, rows, now)
 
 
-def _whole_packs(catalog, remote_name: str, locs: dict) -> tuple[list[str], list]:
+def _whole_packs(catalog: Catalog, remote_name: str, locs: dict) -> tuple[list[str], list]:
     """Split needed chunks into packs needed whole (copied as they are) and the rest (range GETs).
 
     A clone needs every chunk of most packs: copying those packs whole into the
@@ -112,7 +117,7 @@ def _whole_packs(catalog, remote_name: str, locs: dict) -> tuple[list[str], list
     return sorted(whole), rest
 
 
-def _adopt_pack(store, remote: Remote, pack_id: str, meter: Meter):
+def _adopt_pack(store: ObjectStore, remote: Remote, pack_id: str, meter: Meter):
     """Copy a remote pack into the local store after checking every byte of it (packs.check_pack)."""
     key = pack_key(pack_id)
     os.makedirs(store.packs_dir, exist_ok=True)

@@ -14,14 +14,19 @@ import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from catalog import objects as q
 from catalog import remotes as rq
+from catalog.db import Catalog
 from sync.errors import ObjectExists, RemoteReleaseConflict, SyncError, UnknownRemoteRelease
 from sync.remote import Remote, index_bytes, index_key, pack_key, record_digest
 from sync.storage.base import LocalFile
 from sync.transfer import DEFAULT_WORKERS, Meter, ProgressFn, bounded_map
 from workspace.objects import packs
+
+if TYPE_CHECKING:
+    from workspace.objects.store import ObjectStore
 
 
 @dataclass
@@ -46,7 +51,7 @@ class LocalChunkMissing(SyncError):
     exit_code = 6
 
 
-def push_records(catalog, store, remote: Remote, records: list[dict], tmp_dir: str,
+def push_records(catalog: Catalog, store: ObjectStore, remote: Remote, records: list[dict], tmp_dir: str,
                  progress: ProgressFn | None = None, workers: int = DEFAULT_WORKERS) -> PushResult:
     """Send ``records`` (release records with chunk lists) and the chunks they need to ``remote``."""
     result = PushResult(remote.name)
@@ -75,7 +80,7 @@ def push_records(catalog, store, remote: Remote, records: list[dict], tmp_dir: s
     return result
 
 
-def _already_there(catalog, remote: Remote, record: dict) -> bool:
+def _already_there(catalog: Catalog, remote: Remote, record: dict) -> bool:
     """Whether the remote holds this release; a different one under the same name is a conflict."""
     key = f"{record['title']}@{record['version']}"
     try:
@@ -89,7 +94,7 @@ def _already_there(catalog, remote: Remote, record: dict) -> bool:
     return True
 
 
-def _missing_chunks(catalog, remote_name: str, records: list[dict]) -> list[str]:
+def _missing_chunks(catalog: Catalog, remote_name: str, records: list[dict]) -> list[str]:
     """Chunk ids the records need that the remote lacks, in first-use order (keeps files together)."""
     order: dict[str, None] = {}
     for record in records:
@@ -100,7 +105,7 @@ def _missing_chunks(catalog, remote_name: str, records: list[dict]) -> list[str]
     return [c for c in order if c not in there]
 
 
-def _upload_chunks(catalog, store, remote: Remote, needed: list[str], tmp_dir: str, progress, workers: int,
+def _upload_chunks(catalog: Catalog, store: ObjectStore, remote: Remote, needed: list[str], tmp_dir: str, progress, workers: int,
                    result: PushResult) -> None:
     """Upload the needed chunks, pack then index, several packs at a time.
 
@@ -137,7 +142,7 @@ def _upload_chunks(catalog, store, remote: Remote, needed: list[str], tmp_dir: s
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _whole_local_packs(catalog, locs: list) -> tuple[list[tuple[str, int]], list]:
+def _whole_local_packs(catalog: Catalog, locs: list) -> tuple[list[tuple[str, int]], list]:
     """(local packs to send as they are, with sizes) and the chunk locations left to repack."""
     by_pack: dict[str, list] = {}
     for loc in locs:
@@ -149,7 +154,7 @@ def _whole_local_packs(catalog, locs: list) -> tuple[list[tuple[str, int]], list
     return whole, [loc for loc in locs if loc.pack_id not in keep]
 
 
-def _build_packs(store, locs: list, work: str):
+def _build_packs(store: ObjectStore, locs: list, work: str):
     """Yield sealed packs (id, path, entries) of ~32 MiB holding the given chunks' stored bytes.
 
     Payloads are copied as stored (no recompression); the uploading thread

@@ -17,6 +17,7 @@ import time
 from datetime import datetime, timezone
 
 from catalog import remotes as rq
+from catalog.db import Catalog
 from sync.errors import (DamagedRemote, NotARemote, ObjectExists, ObjectNotFound, RemoteTooNew,
                          UnknownRemoteRelease)
 from workspace.objects import packs
@@ -161,9 +162,9 @@ class Remote:
         raw = self.backend.get(index_key(pack_id))
         if hashlib.sha256(raw).hexdigest() != pack_id or len(raw) % packs.INDEX.size:
             raise DamagedRemote(f"remote {self.name}: {index_key(pack_id)} is damaged (does not match its id)")
-        return packs._parse_index(raw, len(raw) // packs.INDEX.size)
+        return packs.parse_index(raw, len(raw) // packs.INDEX.size)
 
-    def sync_index(self, catalog, workers: int = 8) -> int:
+    def sync_index(self, catalog: Catalog, workers: int = 8) -> int:
         """Bring the catalog's cache of this remote's chunks up to date; returns packs learned.
 
         Indexes already cached are not fetched again; cached packs the remote no
@@ -181,12 +182,12 @@ class Remote:
             self.remember_pack(catalog, pack_id, entries)
         return len(new)
 
-    def remember_pack(self, catalog, pack_id: str, entries: list[packs.PackEntry]) -> None:
+    def remember_pack(self, catalog: Catalog, pack_id: str, entries: list[packs.PackEntry]) -> None:
         """Record in the catalog that the remote holds a complete pack."""
         chunks = [rq.RemoteChunk(e.id, pack_id, e.offset, e.length, e.raw_length, e.codec) for e in entries]
         rq.add_pack(catalog, self.name, pack_id, pack_size_from_index(entries), chunks)
 
-    def mark_release(self, catalog, record: dict, state: str) -> None:
+    def mark_release(self, catalog: Catalog, record: dict, state: str) -> None:
         """Record in the catalog that the remote holds this release."""
         rq.mark_release(catalog, self.name, record["title"], record["version"], record_digest(record), state)
 

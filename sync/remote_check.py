@@ -14,17 +14,18 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from sync.errors import SyncError
 from sync.remote import Remote, pack_key, pack_size_from_index
 from sync.transfer import Meter, ProgressFn, bounded_map
 from workspace.objects import packs
+from workspace.types import CheckReport
 
 
 @dataclass
-class RemoteFsckReport:
-    """What ``fsck --remote`` checked and found."""
+class RemoteFsckReport(CheckReport):
+    """What ``fsck --remote`` checked and found (orphan packs are not damage)."""
 
     remote: str
     packs: int = 0
@@ -33,17 +34,6 @@ class RemoteFsckReport:
     bytes_read: int = 0
     problems: list[str] = field(default_factory=list)
     orphan_packs: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """No damage found (orphan packs are not damage)."""
-        return not self.problems
-
-    def to_dict(self) -> dict:
-        """For --json."""
-        d = asdict(self)
-        d["ok"] = self.ok
-        return d
 
 
 def check_remote(remote: Remote, read_data: bool = False, progress: ProgressFn | None = None,

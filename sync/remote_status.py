@@ -3,26 +3,26 @@
 Answered from the catalog alone (what push wrote and what pulls and listings
 saw), never from the network. ``Workspace.status`` calls :func:`remote_rows`
 on every ``ws status``, so this module imports only the standard library and
-:mod:`catalog` (no fsspec, boto3 or SQLModel).
+:mod:`catalog` (no fsspec, boto3 or SQLModel, not even a dataclass).
 """
 
 from __future__ import annotations
 
 from catalog import remotes as rq
+from catalog.db import Catalog
 
 _SHOWN = 3  # releases named in the one-line summary
 
 
-def remote_rows(ws) -> list[dict]:
+def remote_rows(config: dict, catalog: Catalog) -> list[dict]:
     """One row per configured remote: name, url, releases not pushed, and a one-line summary."""
-    config = ws.config
     remotes = config.get("remote") if isinstance(config.get("remote"), dict) else {}
     rows = []
     for name in sorted(remotes):
         table = remotes[name]
         if not isinstance(table, dict):
             continue
-        missing = [f"{t}@{v}" for t, v in rq.releases_not_on(ws.catalog, name)]
+        missing = [f"{t}@{v}" for t, v in rq.releases_not_on(catalog, name)]
         rows.append({"remote": name, "url": table.get("url", ""), "releases_not_pushed": missing,
                      "summary": _summary(name, missing)})
     return rows

@@ -1,140 +1,52 @@
 """The Python API: :class:`Workspace`, the porcelain that the CLI is a thin layer over.
 
-Nothing here prints or exits; errors are :class:`~workspace.errors.WorkspaceError`
-subclasses and long operations report through an optional ``progress`` callback
+One method per verb, each delegating to the capability that does the work
+(:mod:`workspace.history`, :mod:`workspace.tree`, :mod:`workspace.releases`,
+:mod:`workspace.jobs`, :mod:`workspace.maintenance`, :mod:`sync`); there is no
+logic here. A ``Workspace`` is a :class:`~workspace.repo.Repo`, so it can be
+passed wherever a ``Repo`` is expected. Modules that are slow to import (the
+chunker, fsspec, Typer...) are imported inside the methods that need them:
+``ws status`` must start fast.
+
+Nothing here prints or exits; errors derive from one of :func:`error_bases` and
+long operations report through an optional ``progress`` callback
 ``progress(phase, done, total)``.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import os
-import time
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from catalog import history, statcache
-from catalog.db import Catalog
-from catalog.errors import CatalogBusy, CatalogError, CatalogReadOnly
-from catalog import objects as q
-from workspace import config as config_mod
-from workspace import refs, trees
-from workspace.errors import (
-    AlreadyAWorkspace,
-    DamagedObjectError,
-    InvalidArgument,
-    UnknownRef,
-    WorkspaceBusy,
-    WorkspaceError,
-)
-from workspace.ignore import IgnoreRules
-from workspace.layout import WS_DIR, Layout, find_root
-from workspace.lock import workspace_lock
-from workspace.scan import Progress, add_tracked, classify, hash_pending, walk
-from workspace.types import Commit, CommitResult, Diff, FsckReport, GcReport, LsEntry, Status
+from catalog.statcache import ManifestEntry
+from workspace.errors import WorkspaceError
+from workspace.history import manifest as manifest_mod, refs
+from workspace.repo import Repo
+from workspace.types import Commit, CommitResult, Diff, DiffEntry, FsckReport, GcReport, LsEntry, Progress, Status
+
+if TYPE_CHECKING:
+    from sync.push import PushResult
+    from sync.remote_check import RemoteFsckReport
+    from sync.remotes import RemoteInfo
+    from workspace.jobs.api import JobsAPI
+    from workspace.releases.collection import Releases
+    from workspace.releases.exchange import PullResult
+    from workspace.tree.diff import CommitChanges
+    from workspace.tree.transaction import Transaction
 
 
-class Workspace:
-    """A project folder under ws control."""
+def error_bases() -> tuple[type[Exception], ...]:
+    """The three base classes every error ws raises derives from (the CLI maps them to exit codes)."""
+    from catalog.errors import CatalogError
+    from sync.errors import SyncError  # imported when an error is mapped, not on every ws status
 
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(os.path.abspath(root))
-        self.layout = Layout(self.root)
-        self.catalog = Catalog(self.layout.catalog)
-        self._store = None
-        self._config: dict | None = None
+    return (WorkspaceError, CatalogError, SyncError)
 
-    # -- opening ------------------------------------------------------------
-    @classmethod
-    def init(cls, path: str | os.PathLike = ".") -> "Workspace":
-        """Make ``path`` a workspace: ``.ws/`` with catalog.db, objects/ and config.toml."""
-        root = Path(os.path.abspath(path))
-        if (root / WS_DIR).exists():
-            raise AlreadyAWorkspace(f"{root} is already a ws workspace" + _catalog_advice(root))
-        try:
-            outer = find_root(root.parent) if root.parent != root else None
-        except WorkspaceError:
-            outer = None
-        if outer is not None:
-            raise AlreadyAWorkspace(f"{root} is inside the workspace {outer}; nested workspaces are not supported")
-        if root.exists() and not root.is_dir():
-            raise InvalidArgument(f"{root} is not a directory")
-        root.mkdir(parents=True, exist_ok=True)
-        ws_dir = root / WS_DIR
-        tmp = root / (WS_DIR + f".init-{os.getpid()}")
-        # build .ws under a temporary name so a crash never leaves a half-made workspace
-        (tmp / "objects" / "packs").mkdir(parents=True)
-        config_mod.save(tmp / "config.toml", dict(config_mod.DEFAULTS))
-        cat = Catalog(tmp / "catalog.db")
-        try:
-            cat.ensure_schema(create=True)
-            refs.set_head_branch(cat, refs.DEFAULT_BRANCH)
-        finally:
-            cat.close()
-        for leftover in ("catalog.db-wal", "catalog.db-shm"):
-            try:
-                (tmp / leftover).unlink()
-            except FileNotFoundError:
-                pass
-        os.rename(tmp, ws_dir)
-        return cls(root)
 
-    @classmethod
-    def open(cls, path: str | os.PathLike | None = None) -> "Workspace":
-        """The workspace at or above ``path`` (default: the current folder).
+class Workspace(Repo):
+    """A project folder under ws control: the repository handle plus one method per verb."""
 
-        A missing, empty, truncated or foreign catalog raises CatalogCorrupt
-        (exit 6) naming ``ws fsck --rebuild-catalog``; it is never re-created.
-        """
-        ws = cls(find_root(path))
-        ws.catalog.ensure_schema()
-        return ws
-
-    @property
-    def store(self):
-        """The local chunk store (imported on first use: status does not need it)."""
-        if self._store is None:
-            from workspace.objects.store import ObjectStore
-
-            self._store = ObjectStore(self.layout.objects, self.catalog)
-        return self._store
-
-    def close(self) -> None:
-        """Release open files and connections."""
-        if self._store is not None:
-            self._store.close()
-        self.catalog.close()
-
-    def __enter__(self) -> "Workspace":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    @property
-    def config(self) -> dict:
-        """The parsed ``.ws/config.toml``."""
-        if self._config is None:
-            self._config = config_mod.load(self.layout.config)
-        return self._config
-
-    def save_config(self, data: dict) -> None:
-        """Replace ``.ws/config.toml``."""
-        config_mod.save(self.layout.config, data)
-        self._config = data
-
-    @contextmanager
-    def lock(self, timeout: float | None = None) -> Iterator[None]:
-        """Hold the workspace write lock."""
-        with workspace_lock(self.layout.lock, timeout):
-            yield
-
-    def rel(self, path: str | os.PathLike, cwd: str | os.PathLike | None = None) -> str:
-        """A user path as a workspace-relative POSIX path (refusing paths outside)."""
-        return self.layout.rel(path, cwd)
-
-    # -- HEAD and history -------------------------------------------------
+    # -- HEAD, history, branches ---------------------------------------------
     def head(self) -> tuple[str | None, str | None]:
         """(branch or None when detached, commit id or None before the first commit)."""
         return refs.read_head(self.catalog)
@@ -145,316 +57,249 @@ class Workspace:
 
     def get_commit(self, ref: str) -> Commit:
         """The commit a ref names."""
-        rec = history.get_commit(self.catalog, self.resolve(ref))
-        if rec is None:
-            raise UnknownRef(f"unknown ref '{ref}'")
-        return _commit(rec)
+        return manifest_mod.get_commit(self.catalog, ref)
 
-    def manifest(self, ref: str | None = "HEAD") -> dict[str, statcache.ManifestEntry]:
+    def manifest(self, ref: str | None = "HEAD") -> dict[str, ManifestEntry]:
         """The flat manifest (path -> file id, size, mode) of a commit."""
-        if ref in (None, "HEAD"):
-            return self._head_manifest()
-        commit = self.get_commit(ref)
-        return self._flatten(commit.tree)
+        return manifest_mod.manifest(self.catalog, ref)
 
-    def _flatten(self, tree_id: str) -> dict[str, statcache.ManifestEntry]:
-        try:
-            return trees.flatten(self.catalog, tree_id)
-        except KeyError as exc:
-            raise DamagedObjectError(f"catalog is missing a tree: {exc}; run 'ws fsck'") from exc
+    def log(self, n: int | None = None, path: str | None = None, ref: str = "HEAD", *,
+            cwd: str | None = None) -> list[Commit]:
+        """Commits reachable from ``ref``, newest first; with ``path``, only those that changed it.
 
-    def _head_manifest(self) -> dict[str, statcache.ManifestEntry]:
-        _, head = self.head()
-        built_for, manifest = statcache.load_head_manifest(self.catalog)
-        if head is None:
-            return {}
-        if built_for != head:  # HEAD moved without the cache (or first use): rebuild
-            rec = history.get_commit(self.catalog, head)
-            manifest = self._flatten(rec.tree_id)
-            try:
-                statcache.replace_head_manifest(self.catalog, head, manifest)
-            except (CatalogBusy, CatalogReadOnly):
-                pass  # only a cache: reading must work on a busy or read-only catalog
-        return manifest
+        ``path`` is workspace-relative; with ``cwd`` it is a user's path relative to that folder.
+        """
+        from workspace.history.log import log
 
-    def log(self, n: int | None = None, path: str | None = None, ref: str = "HEAD") -> list[Commit]:
-        """Commits reachable from ``ref``, newest first; with ``path``, only those that changed it."""
-        try:
-            start = self.resolve(ref)
-        except UnknownRef:
-            if ref == "HEAD" and self.head()[1] is None:
-                return []
-            raise
-        out: list[Commit] = []
-        seen: set[str] = set()
-        frontier = [start]
-        recs = {}
-        while frontier and (n is None or len(out) < n):
-            # newest first across branches of a merge
-            for cid in frontier:
-                if cid not in recs:
-                    recs[cid] = history.get_commit(self.catalog, cid)
-            frontier.sort(key=lambda c: recs[c].time_ns if recs[c] else 0, reverse=True)
-            cid = frontier.pop(0)
-            if cid in seen or recs[cid] is None:
-                continue
-            seen.add(cid)
-            rec = recs[cid]
-            frontier.extend(p for p in rec.parents if p not in seen)
-            if path is None or self._touches(rec, path):
-                out.append(_commit(rec))
-        return out
+        return log(self.catalog, n, self.rel(path, cwd) if path and cwd is not None else path, ref)
 
-    def _touches(self, rec, path: str) -> bool:
-        mine = trees.lookup(self.catalog, rec.tree_id, path)
-        if not rec.parents:
-            return mine is not None
-        parent = history.get_commit(self.catalog, rec.parents[0])
-        theirs = trees.lookup(self.catalog, parent.tree_id, path) if parent else None
-        return (mine.id if mine else None) != (theirs.id if theirs else None)
-
-    # -- branches ---------------------------------------------------------
     def branches(self) -> list[tuple[str, str, bool]]:
         """Every branch as (name, commit id, is current)."""
-        current, _ = self.head()
-        return [(name, cid, name == current) for name, cid in history.list_refs(self.catalog)]
+        return refs.branches(self.catalog)
 
     def create_branch(self, name: str, ref: str = "HEAD") -> str:
         """Make a branch at ``ref``; returns its commit id."""
-        refs.check_branch_name(name)
-        if history.get_ref(self.catalog, name) is not None:
-            raise InvalidArgument(f"branch '{name}' already exists")
-        commit_id = self.resolve(ref)
-        history.set_ref(self.catalog, name, commit_id, time.time_ns())
-        return commit_id
+        return refs.create_branch(self.catalog, name, ref)
 
     def delete_branch(self, name: str) -> None:
         """Remove a branch (not the current one)."""
-        current, _ = self.head()
-        if name == current:
-            raise InvalidArgument(f"cannot delete the current branch '{name}'")
-        if history.get_ref(self.catalog, name) is None:
-            raise UnknownRef(f"unknown branch '{name}'")
-        history.delete_ref(self.catalog, name)
-
-    # -- status -----------------------------------------------------------
-    def status(self, progress: Progress | None = None) -> Status:
-        """Added, modified and deleted paths of the working tree against HEAD."""
-        from workspace.status import compute_status
-
-        st = compute_status(self, progress)
-        st.remotes = self._remote_status()
-        return st
-
-    def working_ids(self, under: list[str] | None = None, progress: Progress | None = None,
-                    head: dict | None = None):
-        """Content ids of the working files (optionally below ``under`` prefixes) and their stats.
-
-        ``head`` is HEAD's manifest when the caller already has it (it is read otherwise).
-        """
-        files = walk(self.root, IgnoreRules(self.root), under or ())
-        tracked = head if head is not None else self._head_manifest()
-        add_tracked(self.root, files, [p for p in tracked
-                                       if p not in files and (under is None or _under_any(p, under))])
-        cache = statcache.load_stat_cache(self.catalog)
-        ids, todo = classify(files, cache)
-        updates = hash_pending(self.root, files, todo, ids, progress)
-        deletes = [p for p in cache if p not in files and (under is None or _under_any(p, under))]
-        try:
-            statcache.update_stat_cache(self.catalog, updates, deletes)
-        except (CatalogBusy, CatalogReadOnly):
-            pass  # the cache is an optimization; a busy or read-only catalog must not fail a read
-        return ids, files
-
-    def _remote_status(self) -> list[dict]:
-        """Per configured remote, the releases not on it yet: answered from the catalog, offline."""
-        from sync.remote_status import remote_rows  # stdlib and catalog only: cheap on the status path
-
-        return remote_rows(self)
+        refs.delete_branch(self.catalog, name)
 
     # -- reading committed content ----------------------------------------------
     def ls(self, ref: str = "HEAD", pattern: str | None = None) -> list[LsEntry]:
         """Files of a commit, optionally filtered by a glob or a folder prefix."""
-        manifest = self.manifest(ref)
-        out = []
-        for path in sorted(manifest):
-            if pattern and not _matches(path, pattern):
-                continue
-            m = manifest[path]
-            out.append(LsEntry(path, m.size, m.file_id, m.mode))
-        return out
+        from workspace.history.read import ls
 
-    def _entry(self, ref: str, path: str) -> statcache.ManifestEntry:
-        commit = self.get_commit(ref)
-        entry = trees.lookup(self.catalog, commit.tree, path.strip("/"))
-        if entry is None or entry.kind != "f":
-            raise UnknownRef(f"path '{path}' does not exist in {ref}")
-        return statcache.ManifestEntry(entry.id, entry.size, entry.mode)
+        return ls(self.catalog, ref, pattern)
+
+    def ls_ref_or_pattern(self, ref: str | None = None, pattern: str | None = None) -> list[LsEntry]:
+        """``ws ls [REF] [PATTERN]``: like :meth:`ls`, but a lone argument that names no commit is a pattern."""
+        from workspace.history.read import ls_ref_or_pattern
+
+        return ls_ref_or_pattern(self.catalog, ref, pattern)
 
     def iter_read(self, ref: str, path: str) -> Iterator[bytes]:
         """A committed file's bytes, chunk by chunk, each verified."""
-        entry = self._entry(ref, path)
-        info = q.get_file(self.catalog, entry.file_id)
-        if info is None:
-            raise DamagedObjectError(f"content of '{path}' is missing from the store; run 'ws fsck'")
-        from workspace.objects.store import DamagedObject
+        from workspace.history.read import iter_read
 
-        try:
-            yield from self.store.iter_file(info)
-        except DamagedObject as exc:
-            raise DamagedObjectError(f"'{path}': {exc}") from exc
+        return iter_read(self, ref, path)
 
     def read(self, ref: str, path: str) -> bytes:
         """A committed file's bytes."""
         return b"".join(self.iter_read(ref, path))
 
-    # -- writing (implemented in their own modules) -------------------------
+    def cat(self, spec: str) -> Iterator[bytes]:
+        """``ws cat``: the bytes of ``REF:PATH`` (or ``PATH`` in HEAD), chunk by chunk, each verified."""
+        from workspace.history.read import iter_read, split_cat_spec
+
+        return iter_read(self, *split_cat_spec(self.catalog, spec))
+
+    # -- the working tree -------------------------------------------------------------
+    def status(self, progress: Progress | None = None) -> Status:
+        """Added, modified and deleted paths of the working tree against HEAD, and per remote what is
+        not pushed yet (from the catalog, offline)."""
+        from sync.remote_status import remote_rows  # stdlib and catalog only: cheap on the status path
+        from workspace.tree.status import compute_status
+
+        st = compute_status(self, progress)
+        st.remotes = remote_rows(self.config, self.catalog)
+        return st
+
+    def working_ids(self, under: list[str] | None = None, progress: Progress | None = None,
+                    head: dict | None = None) -> tuple[dict[str, str], dict]:
+        """Content ids of the working files (optionally below ``under`` prefixes) and their stats.
+
+        ``head`` is HEAD's manifest when the caller already has it (it is read otherwise).
+        """
+        from workspace.tree.scan import working_ids
+
+        return working_ids(self, under, progress, head)
+
     def commit(self, message: str, paths: list[str] | None = None, *, progress: Progress | None = None,
                provenance: dict | None = None, cwd: str | None = None) -> CommitResult:
         """Record the working tree (or only ``paths``) as a new commit on the current branch."""
-        from workspace.commit import commit
+        from workspace.tree.commit import commit
 
         return commit(self, message, paths, progress=progress, provenance=provenance, cwd=cwd)
 
-    def transaction(self, message: str, *, provenance: dict | None = None):
+    def transaction(self, message: str, *, provenance: dict | None = None) -> Transaction:
         """An atomic multi-operation commit: ``with ws.transaction("msg") as t: ...``."""
-        from workspace.transaction import Transaction
+        from workspace.tree.transaction import Transaction
 
         return Transaction(self, message, provenance=provenance)
 
     def diff(self, a: str | None = None, b: str | None = None, paths: list[str] | None = None) -> Diff:
         """Changes from ``a`` (default HEAD) to ``b`` (default: the working tree)."""
-        from workspace.diff import diff
+        from workspace.tree.diff import diff
 
         return diff(self, a, b, paths)
 
+    def diff_lines(self, d: Diff, entry: DiffEntry) -> list[str] | None:
+        """A unified diff of one entry of ``d``, or None when either side is binary or large."""
+        from workspace.tree.diff import unified
+
+        return unified(self, d, entry)
+
+    def show(self, ref: str = "HEAD") -> CommitChanges:
+        """One commit and what it changed against its first parent (a root commit adds everything)."""
+        from workspace.tree.diff import commit_changes
+
+        return commit_changes(self, ref)
+
     def checkout(self, ref: str, *, force: bool = False, progress: Progress | None = None) -> Commit:
         """Make the working tree match ``ref``; a branch name attaches HEAD to it."""
-        from workspace.checkout import checkout
+        from workspace.tree.checkout import checkout
 
         return checkout(self, ref, force=force, progress=progress)
 
     def switch(self, branch: str, *, create: bool = False, force: bool = False) -> Commit | None:
         """Switch to a branch (``create`` makes it at HEAD first)."""
-        from workspace.checkout import switch
+        from workspace.tree.checkout import switch
 
         return switch(self, branch, create=create, force=force)
 
     def restore(self, paths: list[str], source: str = "HEAD", *, cwd: str | None = None) -> list[str]:
         """Overwrite working files with their version in ``source``; returns the paths written."""
-        from workspace.checkout import restore
+        from workspace.tree.checkout import restore
 
         return restore(self, paths, source, cwd=cwd)
 
+    # -- maintenance -------------------------------------------------------------------
     def fsck(self, progress: Progress | None = None) -> FsckReport:
         """Verify every pack, chunk and catalog reference."""
-        from workspace.maintenance import fsck
+        from workspace.maintenance.fsck import fsck
 
         return fsck(self, progress)
 
     def gc(self, progress: Progress | None = None) -> GcReport:
         """Reclaim pack space that no commit references."""
-        from workspace.maintenance import gc
+        from workspace.maintenance.gc import gc
 
         return gc(self, progress)
 
-    # -- releases and remotes (owned by the releases/remotes work; see workspace.releases, sync) --
-    # RELEASES-API-BEGIN
+    # -- releases ------------------------------------------------------------------------
     @property
-    def releases(self):
+    def releases(self) -> Releases:
         """The workspace's releases: create, list, get, resolve, import_record (see workspace.releases)."""
-        from workspace.releases import Releases
+        from workspace.releases.collection import Releases
 
         return Releases(self)
 
-    # -- remotes, push, pull, clone (S; see workspace.remotes and sync) --
-    def add_remote(self, name: str, url: str, options: dict | None = None, default: bool = False):
+    # -- remotes, push, pull, clone -------------------------------------------------------
+    def add_remote(self, name: str, url: str, options: dict | None = None, default: bool = False) -> RemoteInfo:
         """Configure a remote (``[remote.NAME]`` in .ws/config.toml); secrets go through ``ws login``."""
-        from workspace.remotes import add_remote
+        from workspace.releases.exchange import add_remote
 
         return add_remote(self, name, url, options, default)
 
-    def remotes(self) -> list:
+    def remotes(self) -> list[RemoteInfo]:
         """Every configured remote (name, url, options, default)."""
-        from workspace.remotes import list_remotes
+        from sync.remotes import list_remotes
 
-        return list_remotes(self)
+        return list_remotes(self.config)
 
     def remove_remote(self, name: str) -> None:
         """Forget a remote and what the catalog remembers about it."""
-        from workspace.remotes import remove_remote
+        from workspace.releases.exchange import remove_remote
 
         remove_remote(self, name)
 
     def remote_releases(self, remote: str | None = None) -> list[dict]:
         """The releases a remote holds (asks the remote)."""
-        from workspace.remotes import remote_releases
+        from workspace.releases.exchange import remote_releases
 
         return remote_releases(self, remote)
 
-    def push(self, remote: str | None = None, spec: str | None = None, *, progress=None, workers: int = 4):
+    def login(self, remote: str, secrets: dict | None = None, *, pairs: list[str] | None = None,
+              text: str | None = None) -> dict:
+        """Store a remote's secrets in the system keyring: a dict, ``KEY=VALUE`` pairs, or the text
+        ``ws login --stdin`` reads (a JSON object or KEY=VALUE lines). Returns what was stored (names only)."""
+        from sync import credentials
+
+        return credentials.login(self.config, remote, credentials.gather(secrets, pairs, text))
+
+    def login_prompts(self, remote: str) -> list[tuple[str, str, bool]]:
+        """What ``ws login`` asks for a remote: (name, label, required) per secret of its kind."""
+        from sync import credentials
+
+        return credentials.prompts_for(self.config, remote)
+
+    def logout(self, remote: str) -> dict:
+        """Delete a remote's secrets from the keyring (``ws login --forget``)."""
+        from sync import credentials
+
+        return credentials.logout(self.config, remote)
+
+    def push(self, remote: str | None = None, spec: str | None = None, *, progress: Progress | None = None,
+             workers: int = 4) -> PushResult:
         """Send releases (``NAME`` or ``NAME@VERSION``; default: all not there yet) and the chunks they need."""
-        from workspace.remotes import push
+        from workspace.releases.exchange import push
 
         return push(self, remote, spec, progress=progress, workers=workers)
 
-    def pull(self, remote: str | None, spec: str, *, force: bool = False, progress=None, workers: int = 4):
+    def pull(self, remote: str | None, spec: str, *, force: bool = False, progress: Progress | None = None,
+             workers: int = 4) -> PullResult:
         """Fetch release ``NAME[@EXPR]`` into the working tree; refuses to overwrite local changes unless force."""
-        from workspace.remotes import pull
+        from workspace.releases.exchange import pull
 
         return pull(self, remote, spec, force=force, progress=progress, workers=workers)
 
     @classmethod
-    def clone(cls, url: str, spec: str, directory, *, options: dict | None = None, progress=None):
+    def clone(cls, url: str, spec: str, directory: str | os.PathLike, *, options: dict | None = None,
+              progress: Progress | None = None) -> Workspace:
         """A new workspace in ``directory`` holding release ``NAME[@EXPR]`` from ``url`` (remote ``origin``)."""
-        from workspace.remotes import clone
+        return clone(url, spec, directory, options=options, progress=progress)[0]
 
-        ws, _ = clone(url, spec, directory, options=options, progress=progress)
-        return ws
-
-    def fsck_remote(self, remote: str | None = None, read_data: bool = False, progress=None):
+    def fsck_remote(self, remote: str | None = None, read_data: bool = False,
+                    progress: Progress | None = None) -> RemoteFsckReport:
         """Check a remote: every index matches its pack id, every pack is listed, every release complete."""
-        from workspace.remotes import fsck_remote
+        from workspace.releases.exchange import fsck_remote
 
         return fsck_remote(self, remote, read_data=read_data, progress=progress)
 
-    # RELEASES-API-END
-
-    # -- jobs (owned by the jobs work; see workspace.jobs) --
-    # JOBS-API-BEGIN
+    # -- jobs -----------------------------------------------------------------------------
     @property
-    def jobs(self):
-        """The jobs of this workspace (:class:`workspace.jobs.api.JobsAPI`): list, show, logs, specs."""
+    def jobs(self) -> JobsAPI:
+        """The jobs of this workspace (:class:`workspace.jobs.api.JobsAPI`): list, show, logs, cancel, wait..."""
         from workspace.jobs.api import JobsAPI
 
         return JobsAPI(self)
-    # JOBS-API-END
+
+    def run(self, spec: str, params: dict | list[str] | None = None, *, backend: str | None = None,
+            wait: bool = False, force: bool = False, dry_run: bool = False, cwd: str | None = None) -> dict:
+        """``ws run``: expand a spec (a name in jobs/ or a YAML path) and its dependencies, and run the jobs.
+
+        ``params`` sets parameters: a dict, or ``KEY=VALUE`` strings as ``--param`` gives them.
+        Returns ``{"workflow": id or None, "jobs": [rows], "state": ...}``.
+        """
+        from workspace.jobs.engine import run_spec
+
+        return run_spec(self, spec, params, backend, wait=wait, force=force, dry_run=dry_run, cwd=cwd)
 
 
-def _catalog_advice(root: Path) -> str:
-    """For ``ws init`` on an existing workspace whose catalog cannot be used: say how to recover."""
-    cat = Catalog(root / WS_DIR / "catalog.db")
-    try:
-        cat.ensure_schema()
-    except CatalogError as exc:
-        return f", but {str(exc).replace('the catalog ', 'its catalog ', 1)}"
-    finally:
-        cat.close()
-    return ""
+def clone(url: str, spec: str, directory: str | os.PathLike, *, options: dict | None = None,
+          progress: Progress | None = None) -> tuple[Workspace, PullResult]:
+    """``ws clone``: a new :class:`Workspace` holding release ``NAME[@EXPR]`` from ``url``, and what the pull did."""
+    from workspace.releases.exchange import clone as clone_release
 
-
-def _commit(rec) -> Commit:
-    return Commit(rec.id, rec.parents, rec.branch, rec.message, rec.author, rec.time_ns, rec.tree_id, rec.provenance)
-
-
-def _matches(path: str, pattern: str) -> bool:
-    pattern = pattern.strip("/")
-    return (
-        fnmatch.fnmatchcase(path, pattern)
-        or path.startswith(pattern + "/")
-        or fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], pattern)
-    )
-
-
-def _under_any(path: str, prefixes: list[str]) -> bool:
-    return any(not p or path == p or path.startswith(p + "/") for p in prefixes)
+    return clone_release(Workspace, url, spec, directory, options=options, progress=progress)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from typing import Callable
+
+Progress = Callable[[str, int, int], None]  # progress(phase, done, total), called by long operations
 
 
 def iso(ns: int) -> str:
@@ -123,8 +126,24 @@ class CommitResult:
         return d
 
 
+class CheckReport:
+    """What a check (``ws fsck``, ``ws fsck --remote``) found: ok when it found no problem."""
+
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        """For --json: the report's fields and ``ok``."""
+        d = asdict(self)
+        d["ok"] = self.ok
+        return d
+
+
 @dataclass
-class FsckReport:
+class FsckReport(CheckReport):
     """What ``fsck`` checked and found."""
 
     packs: int = 0
@@ -134,15 +153,6 @@ class FsckReport:
     problems: list[str] = field(default_factory=list)
     damaged_paths: list[str] = field(default_factory=list)
     unknown_packs: list[str] = field(default_factory=list)  # sound packs the catalog does not know: not damage
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["ok"] = self.ok
-        return d
 
 
 @dataclass

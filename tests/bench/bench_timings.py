@@ -116,7 +116,7 @@ def list_json(tmp: Path, i: int, n: int) -> float:
     from catalog.db import Catalog
 
     cat = Catalog(tmp / f"list{i}.db")
-    cat.ensure_schema()
+    cat.ensure_schema(create=True)  # a new catalog: without create an empty file is refused as damaged
     wf = cj.create_workflow(cat, ["a"])
     cj.add_jobs(cat, wf, [{"name": f"n{k % 5}", "key": str(k), "backend": "local", "command": "run",
                            "params": {"i": k}} for k in range(n)])

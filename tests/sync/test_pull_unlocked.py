@@ -101,7 +101,7 @@ def test_commit_and_status_succeed_while_a_pull_downloads(remote, tmp_path, monk
 def test_gc_takes_the_pack_guard_before_the_workspace_lock(ws, monkeypatch):
     """The one lock order (pack guard, then workspace lock), as pull has it: a gc waiting for
     the guard must not hold the workspace lock, or it and a pull would wait on each other."""
-    import workspace.maintenance as maintenance
+    import workspace.maintenance.gc as maintenance
     from workspace.lock import pack_guard
 
     write(ws.root, "a.txt", "a")

@@ -170,7 +170,7 @@ def test_pull_hashes_each_single_chunk_file_once(ws, tmp_path, monkeypatch):
 
 def _hostile_copy(ws, remote_name: str, version: str, mutate) -> None:
     """Write ds@VERSION to the remote: the record of ds@1.0.0 with its files changed by ``mutate``."""
-    from workspace.remotes import open_remote
+    from workspace.releases.exchange import open_remote
 
     rem = open_remote(ws, remote_name)
     record = rem.read_release("ds", "1.0.0")

@@ -15,8 +15,8 @@ import textwrap
 SCRIPT = textwrap.dedent("""
     import errno, json, os, sys
     from pathlib import Path
-    from workspace.dirwalk import DirWalk
-    from workspace.ignore import IgnoreRules
+    from workspace.tree.dirwalk import DirWalk
+    from workspace.tree.ignore import IgnoreRules
 
     root, deep = sys.argv[1], sys.argv[2] == "deep"
 

@@ -112,7 +112,7 @@ def test_diff_between_commits_and_worktree(two_commits):
     write(ws.root, "a.txt", "v3\n")
     d = ws.diff()
     assert [(e.path, e.change) for e in d.entries] == [("a.txt", "modified")]
-    from workspace.diff import unified
+    from workspace.tree.diff import unified
 
     text = "".join(unified(ws, d, d.entries[0]))
     assert "-v2" in text and "+v3" in text
@@ -122,7 +122,7 @@ def test_diff_binary_has_no_text(ws):
     write(ws.root, "b.bin", b"\0\1\2")
     ws.commit("one")
     write(ws.root, "b.bin", b"\0\1\3")
-    from workspace.diff import unified
+    from workspace.tree.diff import unified
 
     d = ws.diff()
     assert unified(ws, d, d.entries[0]) is None

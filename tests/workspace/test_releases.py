@@ -14,14 +14,13 @@ from hypothesis import strategies as st
 from catalog import objects as q
 from tests.conftest import write, ws_exe
 from workspace.errors import InvalidArgument, PathOutsideWorkspace, UnknownRef
-from workspace.release_mapping import InvalidReleaseMapping
-from workspace.releases import (
+from workspace.releases.mapping import InvalidReleaseMapping
+from workspace.releases.records import (
     InvalidReleaseRecord,
     ReleaseConflict,
-    UnknownRelease,
     VersionNotIncreasing,
 )
-from workspace.versions import InvalidVersion
+from workspace.releases.versions import InvalidVersion, UnknownRelease
 
 
 @pytest.fixture
@@ -357,7 +356,7 @@ _segment = st.sampled_from(["a", "b.txt", ".", "..", "", ".ws", "x y", "\\", "\x
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(_segment, min_size=1, max_size=5).map("/".join), st.booleans())
 def test_accepted_record_paths_always_land_inside_the_workspace(proj, path, absolute):
-    from workspace.releases import validate_record
+    from workspace.releases.records import validate_record
 
     path = "/" + path if absolute else path
     rec = {"format": 1, "title": "ds", "version": "1.0.0", "created_at": "2026-01-01T00:00:00+00:00",

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workspace.errors import InvalidArgument
-from workspace.versions import (
+from workspace.releases.versions import (
     InvalidVersion,
     InvalidVersionExpression,
     NoMatchingVersion,

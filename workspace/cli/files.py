@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import List, Optional
 
 import typer
 
 from workspace.cli import app
-from workspace.cli.output import emit_json, err, human_size, out, progress, table
-
-JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
-
-
-def _ws():
-    from workspace.api import Workspace
-
-    return Workspace.open()
+from workspace.cli.common import JSON, QUIET, open_workspace as _ws
+from workspace.cli.output import emit_json, err, human_size, out, progress
 
 
 @app.command()
@@ -77,9 +70,7 @@ def log(
     json_: bool = JSON,
 ) -> None:
     """Show commits, newest first."""
-    ws = _ws()
-    rel = ws.rel(path) if path else None
-    commits = ws.log(n=n, path=rel, ref=ref)
+    commits = _ws().log(n=n, path=path, ref=ref, cwd=os.getcwd())
     if json_:
         emit_json([c.to_dict() for c in commits])
         return
@@ -102,18 +93,10 @@ def log(
 @app.command()
 def show(ref: str = typer.Argument("HEAD", help="Commit to show."), json_: bool = JSON) -> None:
     """Show one commit: its metadata, provenance and the files it changed."""
-    ws = _ws()
-    c = ws.get_commit(ref)
-    if c.parents:
-        d = ws.diff(c.parents[0], c.id)
-    else:  # the root commit adds everything it holds
-        from workspace.types import Diff, DiffEntry
-
-        d = Diff(None, c.id, [DiffEntry(e.path, "added", None, e.id, None, e.size) for e in ws.ls(c.id)])
+    shown = _ws().show(ref)
+    c, d = shown.commit, shown.diff
     if json_:
-        data = c.to_dict()
-        data["changes"] = [e.to_dict() for e in d.entries]
-        emit_json(data)
+        emit_json(shown.to_dict())
         return
     out(f"commit {c.id}")
     out(f"Parents: {' '.join(p[:12] for p in c.parents) or '(root)'}")
@@ -140,8 +123,6 @@ def diff(
     json_: bool = JSON,
 ) -> None:
     """Compare two commits, or a commit and the working tree; unified diff for text files."""
-    from workspace.diff import unified
-
     ws = _ws()
     d = ws.diff(a, b, path or None)
     if json_:
@@ -157,7 +138,7 @@ def diff(
             out(f"mode change {e.old_mode:o} -> {e.new_mode:o} {e.path}")
             if e.old_id == e.new_id:
                 continue
-        lines = unified(ws, d, e)
+        lines = ws.diff_lines(d, e)
         if lines is None:
             out(f"Binary or large file {e.path} {e.change} ({human_size(e.old_size)} -> {human_size(e.new_size)})")
         else:
@@ -236,15 +217,7 @@ def ls_(
     json_: bool = JSON,
 ) -> None:
     """List the files of a commit without touching the working tree."""
-    from workspace.errors import UnknownRef
-
-    ws = _ws()
-    if ref is not None and pattern is None:
-        try:
-            ws.resolve(ref)
-        except UnknownRef:
-            ref, pattern = "HEAD", ref
-    entries = ws.ls(ref or "HEAD", pattern)
+    entries = _ws().ls_ref_or_pattern(ref, pattern)
     if json_:
         emit_json([e.to_dict() for e in entries])
         return
@@ -255,17 +228,8 @@ def ls_(
 @app.command()
 def cat(spec: str = typer.Argument(..., help="REF:PATH, or PATH for HEAD.")) -> None:
     """Write a committed file's bytes to stdout, e.g. ws cat HEAD~2:data/labels.csv"""
-    from workspace.errors import UnknownRef
-
-    ws = _ws()
-    ref, _, path = spec.partition(":") if ":" in spec else ("HEAD", "", spec)
-    if ":" in spec:  # refs never contain ':'; a path may, so 'a:b.txt' may name a file in HEAD
-        try:
-            ws.resolve(ref or "HEAD")
-        except UnknownRef:
-            ref, path = "HEAD", spec
     stream = sys.stdout.buffer
-    for part in ws.iter_read(ref or "HEAD", path):
+    for part in _ws().cat(spec):
         stream.write(part)
     stream.flush()
 

@@ -12,9 +12,9 @@ from typing import Optional
 import typer
 
 from workspace.cli import app
+from workspace.cli.common import JSON, open_workspace as _ws
 from workspace.cli.output import emit_json, err, out
 
-JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
 STATE = typer.Option(None, "--state", "-s", help="Only jobs in this state (PENDING, QUEUED, RUNNING, SUCCEEDED, "
                      "FAILED, CANCELLED, SKIPPED, LOST, OUT_OF_MEMORY).", metavar="STATE")
 NAME = typer.Option(None, "--name", "-n", help="Only jobs of this spec.", metavar="NAME")
@@ -29,12 +29,6 @@ jobs_app = typer.Typer(
     "('ws jobs refresh' asks the backends).",
 )
 app.add_typer(jobs_app, name="jobs")
-
-
-def _ws():
-    from workspace.api import Workspace
-
-    return Workspace.open()
 
 
 @jobs_app.callback()

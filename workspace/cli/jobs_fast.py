@@ -48,9 +48,8 @@ def run(argv: list[str]) -> int | None:
 
     def answer() -> int:
         from workspace.api import Workspace
-        from workspace.jobs.query import list_jobs_json
 
-        text = list_jobs_json(Workspace.open(), filters.get("state"), filters.get("name"), filters.get("workflow"))
+        text = Workspace.open().jobs.list_json(filters.get("state"), filters.get("name"), filters.get("workflow"))
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
         return 0

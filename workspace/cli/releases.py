@@ -8,9 +8,8 @@ from typing import List, Optional
 import typer
 
 from workspace.cli import app
+from workspace.cli.common import JSON, open_workspace as _ws
 from workspace.cli.output import emit_json, human_size, out, table
-
-JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 release_app = typer.Typer(
     no_args_is_help=True,
@@ -19,12 +18,6 @@ release_app = typer.Typer(
     "(include/exclude globs, description, [metadata]); without one, every tracked file.",
 )
 app.add_typer(release_app, name="release")
-
-
-def _ws():
-    from workspace.api import Workspace
-
-    return Workspace.open()
 
 
 @release_app.command("create")
@@ -76,10 +69,7 @@ def show(
     json_: bool = JSON,
 ) -> None:
     """Show one release: its metadata and every file with size and SHA-256."""
-    from workspace.releases import split_spec
-
-    name, expr = split_spec(spec)
-    rel = _ws().releases.resolve(name, expr)
+    rel = _ws().releases.resolve_spec(spec)
     if json_:
         emit_json(rel.to_dict())
         return
@@ -118,11 +108,9 @@ def login(
 
     Example: ws login s3data        echo '{"key": "AKIA...", "secret": "..."}' | ws login s3data --stdin
     """
-    from sync import credentials
-
     ws = _ws()
     if forget:
-        result = credentials.logout(ws.config, remote)
+        result = ws.logout(remote)
         if json_:
             emit_json(result)
             return
@@ -130,15 +118,14 @@ def login(
             else f"The keyring held no secrets for remote '{remote}'")
         return
     if stdin:
-        secrets = credentials.parse_stdin(sys.stdin.read())
+        result = ws.login(remote, text=sys.stdin.read())
     elif key:
-        secrets = credentials.parse_pairs(key)
-    else:
-        url, options = credentials.remote_config(ws.config, remote)
+        result = ws.login(remote, pairs=key)
+    else:  # interactive: ask for what the remote's kind needs, with hidden input
         secrets = {name: typer.prompt(f"{remote} {label}", hide_input=True, default="" if not needed else None,
                                       show_default=False)
-                   for name, label, needed in credentials.prompts(url, options)}
-    result = credentials.login(ws.config, remote, secrets)
+                   for name, label, needed in ws.login_prompts(remote)}
+        result = ws.login(remote, secrets)
     if json_:
         emit_json(result)
         return

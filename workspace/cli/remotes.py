@@ -6,11 +6,11 @@ from typing import List, Optional
 
 import typer
 
+from workspace.api import Workspace, clone as clone_workspace
 from workspace.cli import app
-from workspace.cli.output import emit_json, human_size, out, progress, table
+from workspace.cli.common import JSON, QUIET, open_workspace as _ws
+from workspace.cli.output import emit_json, err, human_size, out, progress, table
 
-JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 OPTION = typer.Option(None, "--option", "-o", metavar="KEY=VALUE",
                       help="A non-secret remote option, e.g. endpoint_url=http://... or region=eu-west-1 "
                       "(repeatable). Secrets go through 'ws login NAME'.")
@@ -21,12 +21,6 @@ remote_app = typer.Typer(
     "A remote is a plain path, file://, memory://, s3://bucket/prefix or any other fsspec URL.",
 )
 app.add_typer(remote_app, name="remote")
-
-
-def _ws():
-    from workspace.api import Workspace
-
-    return Workspace.open()
 
 
 def _options(pairs: list[str] | None) -> dict:
@@ -162,10 +156,8 @@ def clone(
 
     Example: ws clone s3://bucket/ds dataset@^1.0 ./dataset -o endpoint_url=http://127.0.0.1:9000
     """
-    from workspace.remotes import clone as clone_
-
     with progress(quiet or json_) as cb:
-        ws, res = clone_(url, spec, directory, options=_options(option), progress=cb)
+        ws, res = clone_workspace(url, spec, directory, options=_options(option), progress=cb)
     ws.close()
     if json_:
         emit_json(res.to_dict())
@@ -173,10 +165,8 @@ def clone(
     out(f"Cloned {res.release} into {res.root}: {res.files_written} file(s), {human_size(res.bytes_fetched)} fetched")
 
 
-def fsck_remote_command(ws, remote: str, read_data: bool, json_: bool, quiet: bool) -> None:
+def fsck_remote_command(ws: Workspace, remote: str, read_data: bool, json_: bool, quiet: bool) -> None:
     """``ws fsck --remote NAME [--read-data]``: print the report; exit 6 on damage."""
-    from workspace.cli.output import err
-
     with progress(quiet or json_) as cb:
         report = ws.fsck_remote(remote, read_data=read_data, progress=cb)
     if json_:

@@ -1,6 +1,6 @@
 """``ws run`` and ``ws jobs cancel|wait|rerun|refresh`` (plus the hidden ``ws jobs supervise``).
 
-Each command parses, makes one call into :mod:`workspace.jobs.engine` and
+Each command parses, makes one call into the API (``ws.run``, ``ws.jobs``) and
 formats the answer. ``ws run`` is detached by default: it records the jobs,
 starts a supervisor in its own session and returns at once.
 """
@@ -12,23 +12,11 @@ from typing import List, Optional
 import typer
 
 from workspace.cli import app
+from workspace.cli.common import JSON, open_workspace as _ws
 from workspace.cli.jobs import jobs_app
 from workspace.cli.output import emit_json, err, out, table
 
-JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
 OK = ("SUCCEEDED", "SKIPPED")
-
-
-def _ws():
-    from workspace.api import Workspace
-
-    return Workspace.open()
-
-
-def _engine():
-    from workspace.jobs import engine
-
-    return engine
 
 
 def _params(params: dict) -> str:
@@ -61,11 +49,7 @@ def run(
     """
     import os
 
-    from workspace.jobs.expand import parse_overrides
-
-    ws = _ws()
-    res = _engine().run_spec(ws, spec, parse_overrides(param or []), backend, wait=wait, force=force,
-                             dry_run=dry_run, cwd=os.getcwd())
+    res = _ws().run(spec, param or [], backend=backend, wait=wait, force=force, dry_run=dry_run, cwd=os.getcwd())
     jobs = res["jobs"]
     if json_:
         emit_json({"workflow": res["workflow"], "state": res.get("state"), "jobs": [_brief(j) for j in jobs]})
@@ -105,7 +89,7 @@ def cancel(
     """Cancel jobs: pending ones never start, running ones are stopped (SIGTERM, then SIGKILL)."""
     if not job_ids and not all_:
         raise typer.BadParameter("name job ids or use --all", param_hint="JOB_IDS")
-    done = _engine().cancel(_ws(), job_ids or [], all_jobs=all_)
+    done = _ws().jobs.cancel(job_ids or [], all_jobs=all_)
     if json_:
         emit_json({"cancelled": done})
         return
@@ -119,7 +103,7 @@ def wait_(
     json_: bool = JSON,
 ) -> None:
     """Wait until the jobs have ended. Exit code 0 when all succeeded (or were skipped), 1 otherwise."""
-    rows = _engine().wait(_ws(), job_ids, timeout)
+    rows = _ws().jobs.wait(job_ids, timeout)
     if json_:
         emit_json([_brief(r) for r in rows])
     else:
@@ -142,8 +126,7 @@ def rerun(
     """
     if not failed:
         raise typer.BadParameter("only '--failed' reruns are supported; add --failed", param_hint="--failed")
-    ws = _ws()
-    wf = _engine().rerun_failed(ws, workflow, wait=wait)
+    wf = _ws().jobs.rerun_failed(workflow, wait=wait)
     if json_:
         emit_json({"workflow": wf})
         return
@@ -153,7 +136,7 @@ def rerun(
 @jobs_app.command()
 def refresh(json_: bool = JSON) -> None:
     """Ask the backends about unfinished and lost jobs and record what they say."""
-    changes = _engine().refresh(_ws())
+    changes = _ws().jobs.refresh()
     if json_:
         emit_json(changes)
         return
@@ -166,6 +149,4 @@ def refresh(json_: bool = JSON) -> None:
 def supervise(workflow: str = typer.Argument(..., help="Workflow id."),
               adopt: bool = typer.Option(False, "--adopt", help="Take over LOST jobs that still run.")) -> None:
     """Run a workflow's supervisor in the foreground (what detached 'ws run' starts)."""
-    from workspace.jobs.supervisor import supervise as run_supervisor
-
-    run_supervisor(_ws(), workflow, adopt=adopt)
+    _ws().jobs.supervise(workflow, adopt=adopt)

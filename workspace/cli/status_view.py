@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from workspace.cli.output import emit_json, out, progress
 
+if TYPE_CHECKING:
+    from workspace.api import Workspace
 
-def show_status(ws, as_json: bool = False, quiet: bool = False) -> None:
+
+def show_status(ws: Workspace, as_json: bool = False, quiet: bool = False) -> None:
     """Compute and print the status of ``ws``."""
     with progress(quiet or as_json) as cb:
         st = ws.status(progress=cb)

@@ -56,14 +56,8 @@ def _root(
             raise typer.BadParameter(f"cannot enter {directory}: {exc.strerror}", param_hint="-C")
 
 
-from workspace.cli import files  # noqa: E402,F401  (registers commands)
-
-for _optional in ("workspace.cli.releases", "workspace.cli.remotes", "workspace.cli.jobs", "workspace.cli.run"):
-    try:
-        __import__(_optional)
-    except ModuleNotFoundError as _exc:  # a command group not built yet
-        if _exc.name != _optional:
-            raise
+# each module registers its commands; this order is the order of `ws --help`
+from workspace.cli import files, releases, remotes, jobs, run  # noqa: E402,F401,I001
 
 
 def main() -> None:

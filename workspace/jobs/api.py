@@ -18,13 +18,15 @@ answers from the catalog alone.
 
 from __future__ import annotations
 
-import time
 from typing import Iterable
 
 from catalog import jobs as cj
+from workspace.history.manifest import manifest
 from workspace.jobs import query
-from workspace.jobs.spec import (FINAL_STATES, InvalidSpec, JobPolicies, JobSpec, Notify, Resources, find_spec,
-                                 from_dict, validate)
+from workspace.jobs.fields import from_dict
+from workspace.jobs.spec import FINAL_STATES, InvalidSpec, JobPolicies, JobSpec, Notify, Resources, validate
+from workspace.jobs.specfile import find_spec
+from workspace.repo import Repo
 
 __all__ = ["Job", "Task", "Resources", "JobPolicies", "Notify", "Workflow", "JobsAPI", "combined_state"]
 
@@ -48,7 +50,7 @@ def combined_state(states: Iterable[str]) -> str | None:
 class Task:
     """One recorded job of the catalog (one member of a sweep)."""
 
-    def __init__(self, ws, job_id: str):
+    def __init__(self, ws: Repo, job_id: str):
         self.ws = ws
         self.id = query.resolve_job(ws, job_id)
 
@@ -111,14 +113,14 @@ class Task:
         rec = self.record
         if not rec.get("output_commit"):
             return {}
-        manifest = self.ws.manifest(rec["output_commit"])
-        return {p: m.file_id for p, m in sorted(manifest.items()) if _under_any(p, rec["outputs"])}
+        files = manifest(self.ws.catalog, rec["output_commit"])
+        return {p: m.file_id for p, m in sorted(files.items()) if _under_any(p, rec["outputs"])}
 
 
 class _TaskGroup:
     """Status, waiting and logs over a list of tasks (shared by Job and Workflow)."""
 
-    ws = None
+    ws: Repo | None = None
 
     @property
     def tasks(self) -> list[Task]:
@@ -212,7 +214,7 @@ class Job(_TaskGroup):
         return cls.from_spec(from_dict(data, default_name=data.get("name")))
 
     @classmethod
-    def load(cls, ws, name_or_path: str) -> "Job":
+    def load(cls, ws: Repo, name_or_path: str) -> "Job":
         """A spec of the workspace: a name found in ``jobs/`` or a YAML path."""
         job = cls.from_spec(find_spec(ws, name_or_path))
         job.ws = ws
@@ -221,13 +223,13 @@ class Job(_TaskGroup):
     def __repr__(self) -> str:
         return f"Job({self.spec.name!r}, tasks={len(self._task_ids)})"
 
-    def expand(self, ws=None, params: dict | None = None) -> list:
+    def expand(self, ws: Repo | None = None, params: dict | None = None) -> list:
         """The :class:`~workspace.jobs.expand.ExpandedJob` list a submission would run (a dry run)."""
         from workspace.jobs.expand import expand
 
         return expand(self._ws(ws), [self.spec], params or {})
 
-    def submit(self, ws=None, *, params: dict | None = None, wait: bool = False, force: bool = False) -> "Job":
+    def submit(self, ws: Repo | None = None, *, params: dict | None = None, wait: bool = False, force: bool = False) -> "Job":
         """Expand and submit this job (and the specs it depends on); returns self, now with tasks."""
         Workflow(self._ws(ws), [self]).submit(params=params, wait=wait, force=force)
         return self
@@ -237,7 +239,7 @@ class Job(_TaskGroup):
         """One :class:`Task` per expanded member (empty before submission)."""
         return [Task(self.ws, i) for i in self._task_ids]
 
-    def _ws(self, ws):
+    def _ws(self, ws: Repo | None) -> Repo:
         self.ws = ws or self.ws
         if self.ws is None:
             raise InvalidSpec(f"{self.spec.where}: no workspace given (pass ws= or use Job.load(ws, ...))")
@@ -247,13 +249,13 @@ class Job(_TaskGroup):
 class Workflow(_TaskGroup):
     """One submission of one or more jobs (and what they depend on): a ``ws run``."""
 
-    def __init__(self, ws, jobs: list[Job] | None = None, workflow_id: str | None = None):
+    def __init__(self, ws: Repo, jobs: list[Job] | None = None, workflow_id: str | None = None):
         self.ws = ws
         self.jobs = list(jobs or [])
         self.id = workflow_id
 
     @classmethod
-    def load(cls, ws, workflow_id: str = "latest") -> "Workflow":
+    def load(cls, ws: Repo, workflow_id: str = "latest") -> "Workflow":
         """A recorded workflow by id, unique prefix or ``latest``."""
         return cls(ws, workflow_id=query.resolve_workflow(ws, workflow_id))
 
@@ -293,7 +295,7 @@ class Workflow(_TaskGroup):
 class JobsAPI:
     """``ws.jobs``: the jobs of one workspace (what the ``ws jobs`` commands call)."""
 
-    def __init__(self, ws):
+    def __init__(self, ws: Repo):
         self.ws = ws
 
     def list(self, state: str | None = None, name: str | None = None, workflow: str | None = None) -> list[dict]:
@@ -342,6 +344,29 @@ class JobsAPI:
 
         return expand(self.ws, [find_spec(self.ws, n) for n in names], params or {}, backend=backend)
 
+    # -- running (what ``ws jobs cancel|wait|rerun|refresh|supervise`` call) --
+    def cancel(self, job_ids: list[str] | None = None, all_jobs: bool = False) -> list[str]:
+        """Cancel jobs (ids, prefixes or workflow ids), or every active job; returns the ids cancelled."""
+        return _engine().cancel(self.ws, job_ids or [], all_jobs=all_jobs)
+
+    def wait(self, job_ids: list[str], timeout: float | None = None) -> list[dict]:
+        """Block until the jobs are final; returns their rows (WaitTimedOut after ``timeout`` s)."""
+        return _engine().wait(self.ws, job_ids, timeout)
+
+    def rerun_failed(self, workflow_id: str | None = None, wait: bool = False) -> str:
+        """A new workflow re-running the failed, cancelled, lost and out-of-memory jobs; returns its id."""
+        return _engine().rerun_failed(self.ws, workflow_id, wait=wait)
+
+    def refresh(self) -> list[dict]:
+        """Ask the backends about unfinished and lost jobs; returns ``{id, old, new}`` per change."""
+        return _engine().refresh(self.ws)
+
+    def supervise(self, workflow_id: str, adopt: bool = False) -> str:
+        """Run a workflow's supervisor in this process until it ends; returns its final state."""
+        from workspace.jobs.supervisor import supervise
+
+        return supervise(self.ws, workflow_id, adopt=adopt)
+
 
 def _engine():
     """The execution side (workspace.jobs.engine), imported only when something runs."""
@@ -368,14 +393,3 @@ def _under_any(path: str, prefixes: list[str]) -> bool:
         if path == pre or path.startswith(pre + "/"):
             return True
     return False
-
-
-def wait_until(predicate, timeout: float, poll_s: float = 0.05) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` passes; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(poll_s)

@@ -18,12 +18,14 @@ from dataclasses import asdict
 
 from catalog import jobs as q
 from workspace.errors import InvalidArgument, WorkspaceError
+from workspace.history import refs
 from workspace.jobs import environment
 from workspace.jobs.liveness import record_supervisor
 from workspace.jobs.query import resolve_job, resolve_workflow
 from workspace.jobs.spec import UnknownJob
 from workspace.jobs.launch import find_started, get_backend
 from workspace.jobs.supervisor import supervise, workflow_dir
+from workspace.repo import Repo
 
 FINAL = set(q.FINAL_STATES)
 
@@ -41,15 +43,15 @@ class NothingToRerun(WorkspaceError):
 
 
 # -- submitting ----------------------------------------------------------------
-def plan(ws, expanded: list, force: bool = False) -> list[dict]:
+def plan(repo: Repo, expanded: list, force: bool = False) -> list[dict]:
     """The catalog rows ``submit`` would record, dependencies resolved to job ids, skips decided."""
-    _, head = ws.head()
-    section = ws.config.get("jobs") if isinstance(ws.config.get("jobs"), dict) else {}
+    _, head = refs.read_head(repo.catalog)
+    section = repo.config.get("jobs") if isinstance(repo.config.get("jobs"), dict) else {}
     base_env = environment.base_environment(tuple(section.get("record_env") or ()))
     rows, ids_by_spec = [], {}
     for job in expanded:
         if job.workdir:
-            ws.layout.rel(job.workdir, cwd=ws.root)  # a workdir outside the workspace is refused (exit 5)
+            repo.layout.rel(job.workdir, cwd=repo.root)  # a workdir outside the workspace is refused (exit 5)
         jid = q.new_id()
         row = {
             "id": jid, "name": job.spec_name, "key": job.key, "params": job.params, "backend": job.backend,
@@ -57,12 +59,12 @@ def plan(ws, expanded: list, force: bool = False) -> list[dict]:
             "resources": asdict(job.resources), "policies": asdict(job.policies), "env": job.env,
             "workdir": job.workdir, "outputs": job.outputs, "input_commit": head,
             "depends_on": [d for s in job.depends_on for d in ids_by_spec.get(s, [])],
-            "log_dir": os.path.join(ws.layout.jobs_dir, jid), "state": "PENDING",
+            "log_dir": os.path.join(repo.layout.jobs_dir, jid), "state": "PENDING",
             "environment": environment.job_environment(base_env, job.command, job.env, job.workdir or "."),
         }
-        prev = None if force else q.succeeded_with_key(ws.catalog, job.key)
+        prev = None if force else q.succeeded_with_key(repo.catalog, job.key)
         if prev:
-            earlier = q.get_job(ws.catalog, prev) or {}
+            earlier = q.get_job(repo.catalog, prev) or {}
             row.update(state="SKIPPED", reason=f"already succeeded as job {prev}",
                        output_commit=earlier.get("output_commit"))
         rows.append(row)
@@ -70,25 +72,28 @@ def plan(ws, expanded: list, force: bool = False) -> list[dict]:
     return rows
 
 
-def run_spec(ws, name_or_path: str, overrides: dict | None = None, backend: str | None = None, *,
-             wait: bool = False, force: bool = False, dry_run: bool = False, cwd: str | None = None) -> dict:
+def run_spec(repo: Repo, name_or_path: str, overrides: dict | list[str] | None = None, backend: str | None = None,
+             *, wait: bool = False, force: bool = False, dry_run: bool = False, cwd: str | None = None) -> dict:
     """What ``ws run`` does: load, expand and submit one spec (and the specs it depends on).
 
+    ``overrides`` set parameters: a dict, or ``KEY=VALUE`` strings as ``--param`` gives them.
     Returns ``{"workflow": id or None, "jobs": [rows]}``; with ``dry_run``
     nothing is recorded and the rows say what would run or be skipped.
     """
-    from workspace.jobs.expand import expand
-    from workspace.jobs.spec import find_spec
+    from workspace.jobs.expand import expand, parse_overrides
+    from workspace.jobs.specfile import find_spec
 
-    expanded = expand(ws, [find_spec(ws, name_or_path, cwd=cwd)], overrides or {}, backend=backend)
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    expanded = expand(repo, [find_spec(repo, name_or_path, cwd=cwd)], overrides or {}, backend=backend)
     if dry_run:
-        return {"workflow": None, "jobs": plan(ws, expanded, force)}
-    wf = submit(ws, expanded, wait=wait, force=force)
-    return {"workflow": wf, "jobs": q.list_jobs(ws.catalog, workflow=wf),
-            "state": (q.get_workflow(ws.catalog, wf) or {}).get("state")}
+        return {"workflow": None, "jobs": plan(repo, expanded, force)}
+    wf = submit(repo, expanded, wait=wait, force=force)
+    return {"workflow": wf, "jobs": q.list_jobs(repo.catalog, workflow=wf),
+            "state": (q.get_workflow(repo.catalog, wf) or {}).get("state")}
 
 
-def submit(ws, expanded: list, wait: bool = False, force: bool = False) -> str:
+def submit(repo: Repo, expanded: list, wait: bool = False, force: bool = False) -> str:
     """Record a workflow for ``expanded`` and run it; returns the workflow id.
 
     With ``wait`` the supervisor runs here and this returns when every job is
@@ -97,13 +102,13 @@ def submit(ws, expanded: list, wait: bool = False, force: bool = False) -> str:
     if not expanded:
         raise InvalidArgument("nothing to run: the specs expanded to no job")
     _check_backends({j.backend for j in expanded})
-    rows = plan(ws, expanded, force)
+    rows = plan(repo, expanded, force)
     specs = list(dict.fromkeys(j.spec_name for j in expanded))
-    with ws.catalog.write():
-        wf = q.create_workflow(ws.catalog, specs, state="RUNNING")
-        q.add_jobs(ws.catalog, wf, rows)
-    _save_notify(ws, wf, expanded)
-    _start(ws, wf, wait)
+    with repo.catalog.write():
+        wf = q.create_workflow(repo.catalog, specs, state="RUNNING")
+        q.add_jobs(repo.catalog, wf, rows)
+    _save_notify(repo, wf, expanded)
+    _start(repo, wf, wait)
     return wf
 
 
@@ -116,58 +121,58 @@ def _check_backends(names: set[str]) -> None:
             raise UnknownBackend(f"unknown compute backend '{name}' (known: {', '.join(registry.names())})")
 
 
-def _save_notify(ws, wf: str, expanded: list) -> None:
+def _save_notify(repo: Repo, wf: str, expanded: list) -> None:
     """Spec name -> notify settings, for the (possibly detached) supervisor."""
     from workspace.jobs.notify import save_settings
 
-    folder = workflow_dir(ws, wf)
+    folder = workflow_dir(repo, wf)
     os.makedirs(folder, exist_ok=True)
     save_settings(os.path.join(folder, "notify.json"),
                   {j.spec_name: j.notify for j in expanded if j.notify is not None})
 
 
-def _start(ws, wf: str, wait: bool) -> None:
-    if wait or not q.jobs_in_states(ws.catalog, ("PENDING",), workflow=wf):  # all skipped: ends at once
-        supervise(ws, wf)
+def _start(repo: Repo, wf: str, wait: bool) -> None:
+    if wait or not q.jobs_in_states(repo.catalog, ("PENDING",), workflow=wf):  # all skipped: ends at once
+        supervise(repo, wf)
     else:
-        spawn_supervisor(ws, wf)
+        spawn_supervisor(repo, wf)
 
 
-def spawn_supervisor(ws, workflow_id: str, adopt: bool = False) -> int:
+def spawn_supervisor(repo: Repo, workflow_id: str, adopt: bool = False) -> int:
     """Start ``ws jobs supervise WF`` detached (new session, output to its log); returns its pid."""
-    folder = workflow_dir(ws, workflow_id)
+    folder = workflow_dir(repo, workflow_id)
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "supervisor.log"), "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "workspace", "-C", str(ws.root), "jobs", "supervise", workflow_id,
+            [sys.executable, "-m", "workspace", "-C", str(repo.root), "jobs", "supervise", workflow_id,
              *(["--adopt"] if adopt else [])],
-            cwd=str(ws.root), stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            cwd=str(repo.root), stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             close_fds=True,
         )
     # recorded here as well as by the supervisor itself, so liveness checks work from the first moment
-    record_supervisor(ws, workflow_id, proc.pid)
-    q.update_workflow(ws.catalog, workflow_id, supervisor_pid=proc.pid, supervisor_host=socket.gethostname())
+    record_supervisor(repo, workflow_id, proc.pid)
+    q.update_workflow(repo.catalog, workflow_id, supervisor_pid=proc.pid, supervisor_host=socket.gethostname())
     return proc.pid
 
 
 # -- resolving ids -------------------------------------------------------------------
-def job_ids_of(ws, ids: list[str]) -> list[str]:
+def job_ids_of(repo: Repo, ids: list[str]) -> list[str]:
     """Full job ids for ids or prefixes; a workflow id (or 'latest') stands for all its jobs."""
     out: list[str] = []
     for given in ids:
         try:
-            out.append(resolve_job(ws, given))
+            out.append(resolve_job(repo, given))
         except UnknownJob as exc:
             try:
-                wf = resolve_workflow(ws, given)
+                wf = resolve_workflow(repo, given)
             except UnknownJob:
                 raise exc from None
-            out.extend(r["id"] for r in q.list_jobs(ws.catalog, workflow=wf))
+            out.extend(r["id"] for r in q.list_jobs(repo.catalog, workflow=wf))
     return list(dict.fromkeys(out))
 
 
 # -- waiting and cancelling -------------------------------------------------------------
-def wait(ws, job_ids: list[str], timeout: float | None = None) -> list[dict]:
+def wait(repo: Repo, job_ids: list[str], timeout: float | None = None) -> list[dict]:
     """Block until every job is final (LOST included); returns their rows.
 
     Raises WaitTimedOut after ``timeout`` seconds. Dead supervisors are noticed
@@ -175,12 +180,12 @@ def wait(ws, job_ids: list[str], timeout: float | None = None) -> list[dict]:
     """
     from workspace.jobs.liveness import mark_lost
 
-    ids = job_ids_of(ws, job_ids)
+    ids = job_ids_of(repo, job_ids)
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.01
     while True:
-        mark_lost(ws)
-        rows = [q.get_job(ws.catalog, j) for j in ids]
+        mark_lost(repo)
+        rows = [q.get_job(repo.catalog, j) for j in ids]
         if all(r["state"] in FINAL for r in rows):
             return rows
         if deadline is not None and time.monotonic() >= deadline:
@@ -190,7 +195,7 @@ def wait(ws, job_ids: list[str], timeout: float | None = None) -> list[dict]:
         delay = min(delay * 2, 0.5)
 
 
-def cancel(ws, job_ids: list[str] | None = None, all_jobs: bool = False) -> list[str]:
+def cancel(repo: Repo, job_ids: list[str] | None = None, all_jobs: bool = False) -> list[str]:
     """Cancel jobs (or every active job): pending ones at once, running ones on their backend.
 
     A LOST job named by id is stopped too when its backend says it still runs.
@@ -199,30 +204,30 @@ def cancel(ws, job_ids: list[str] | None = None, all_jobs: bool = False) -> list
     were cancelled; finished jobs are left alone.
     """
     if all_jobs:
-        rows = q.jobs_in_states(ws.catalog, q.ACTIVE_STATES)
+        rows = q.jobs_in_states(repo.catalog, q.ACTIVE_STATES)
     else:
-        rows = [q.get_job(ws.catalog, j) for j in job_ids_of(ws, job_ids or [])]
+        rows = [q.get_job(repo.catalog, j) for j in job_ids_of(repo, job_ids or [])]
     backends: dict = {}
     done, to_kill = [], {}
     for row in rows:
-        find_started(ws, backends, row)
+        find_started(repo, backends, row)
         allowed = q.ACTIVE_STATES
-        if row["state"] == "LOST" and row["backend_id"] and _still_runs(ws, backends, row):
+        if row["state"] == "LOST" and row["backend_id"] and _still_runs(repo, backends, row):
             allowed = ("LOST",)
         elif row["state"] in FINAL:
             continue
-        if q.set_state(ws.catalog, row["id"], "CANCELLED", "cancelled by user", only_from=allowed,
+        if q.set_state(repo.catalog, row["id"], "CANCELLED", "cancelled by user", only_from=allowed,
                        reason="cancelled by user"):
             done.append(row["id"])
             if row["backend_id"]:
                 to_kill.setdefault(row["backend"], []).append(row["backend_id"])
     for name, bids in to_kill.items():
-        get_backend(ws, backends, name).cancel(bids)
+        get_backend(repo, backends, name).cancel(bids)
     return done
 
 
-def _still_runs(ws, backends: dict, row: dict) -> bool:
-    st = get_backend(ws, backends, row["backend"]).status([row["backend_id"]])[row["backend_id"]]
+def _still_runs(repo: Repo, backends: dict, row: dict) -> bool:
+    st = get_backend(repo, backends, row["backend"]).status([row["backend_id"]])[row["backend_id"]]
     return not st.final
 
 
@@ -230,14 +235,14 @@ def _still_runs(ws, backends: dict, row: dict) -> bool:
 RERUN_STATES = ("FAILED", "CANCELLED", "LOST", "OUT_OF_MEMORY")
 
 
-def rerun_failed(ws, workflow_id: str | None = None, wait: bool = False) -> str:
+def rerun_failed(repo: Repo, workflow_id: str | None = None, wait: bool = False) -> str:
     """A new workflow re-running the failed, cancelled and lost jobs of ``workflow_id`` (default: latest)."""
-    wf = resolve_workflow(ws, workflow_id or "latest")
-    old = [r for r in q.list_jobs(ws.catalog, workflow=wf) if r["state"] in RERUN_STATES]
+    wf = resolve_workflow(repo, workflow_id or "latest")
+    old = [r for r in q.list_jobs(repo.catalog, workflow=wf) if r["state"] in RERUN_STATES]
     if not old:
         raise NothingToRerun(f"workflow {wf} has no failed, cancelled, lost or out-of-memory job to rerun")
     new_ids = {r["id"]: q.new_id() for r in old}
-    _, head = ws.head()
+    _, head = refs.read_head(repo.catalog)
     keep = ("name", "key", "params", "backend", "priority", "command", "spec_path", "resources", "policies",
             "env", "workdir", "outputs", "environment")
     rows = []
@@ -245,28 +250,28 @@ def rerun_failed(ws, workflow_id: str | None = None, wait: bool = False) -> str:
         nid = new_ids[r["id"]]
         rows.append({**{k: r[k] for k in keep}, "id": nid, "input_commit": head,
                      "depends_on": [new_ids.get(d, d) for d in r["depends_on"]],
-                     "log_dir": os.path.join(ws.layout.jobs_dir, nid), "reason": f"rerun of {r['id']}"})
-    with ws.catalog.write():
-        new_wf = q.create_workflow(ws.catalog, sorted({r["name"] for r in rows}), state="RUNNING")
-        q.add_jobs(ws.catalog, new_wf, rows)
-    _copy_notify(ws, wf, new_wf)
-    _start(ws, new_wf, wait)
+                     "log_dir": os.path.join(repo.layout.jobs_dir, nid), "reason": f"rerun of {r['id']}"})
+    with repo.catalog.write():
+        new_wf = q.create_workflow(repo.catalog, sorted({r["name"] for r in rows}), state="RUNNING")
+        q.add_jobs(repo.catalog, new_wf, rows)
+    _copy_notify(repo, wf, new_wf)
+    _start(repo, new_wf, wait)
     return new_wf
 
 
-def _copy_notify(ws, old: str, new: str) -> None:
-    src = os.path.join(workflow_dir(ws, old), "notify.json")
-    os.makedirs(workflow_dir(ws, new), exist_ok=True)
+def _copy_notify(repo: Repo, old: str, new: str) -> None:
+    src = os.path.join(workflow_dir(repo, old), "notify.json")
+    os.makedirs(workflow_dir(repo, new), exist_ok=True)
     try:
         with open(src) as f:
             data = f.read()
     except FileNotFoundError:
         data = "{}"
-    with open(os.path.join(workflow_dir(ws, new), "notify.json"), "w") as f:
+    with open(os.path.join(workflow_dir(repo, new), "notify.json"), "w") as f:
         f.write(data)
 
 
-def refresh(ws) -> list[dict]:
+def refresh(repo: Repo) -> list[dict]:
     """Ask the backends about every unfinished (or lost) job that has a backend id; update the catalog.
 
     Returns ``{id, old, new}`` for each job whose state changed. Jobs of dead
@@ -277,19 +282,19 @@ def refresh(ws) -> list[dict]:
     """
     from workspace.jobs.liveness import mark_lost
 
-    mark_lost(ws)
+    mark_lost(repo)
     backends: dict = {}
-    rows = q.jobs_in_states(ws.catalog, ("QUEUED", "RUNNING", "LOST"))
+    rows = q.jobs_in_states(repo.catalog, ("QUEUED", "RUNNING", "LOST"))
     for r in rows:
         if r["state"] == "LOST":
-            find_started(ws, backends, r)
+            find_started(repo, backends, r)
     by_backend: dict[str, list[dict]] = {}
     for r in rows:
         if r["backend_id"]:
             by_backend.setdefault(r["backend"], []).append(r)
     changes, adopt = [], {}
     for name, jobs in by_backend.items():
-        statuses = get_backend(ws, backends, name).status([j["backend_id"] for j in jobs])
+        statuses = get_backend(repo, backends, name).status([j["backend_id"] for j in jobs])
         for job in jobs:
             st = statuses.get(job["backend_id"])
             if st is None or st.state == job["state"]:
@@ -298,19 +303,19 @@ def refresh(ws) -> list[dict]:
                 if job["state"] == "LOST":
                     adopt.setdefault(job["workflow_id"], []).append(job)
                 continue  # a live supervisor follows its running jobs itself
-            change = _record_final(ws, job, st)
+            change = _record_final(repo, job, st)
             if change:
                 changes.append(change)
     for wf, jobs in adopt.items():
-        spawn_supervisor(ws, wf, adopt=True)  # records its pid first, so liveness sees a live supervisor
+        spawn_supervisor(repo, wf, adopt=True)  # records its pid first, so liveness sees a live supervisor
         for job in jobs:  # the new supervisor may have adopted (or even finished) it already
-            if q.set_state(ws.catalog, job["id"], "RUNNING", "adopted by a new supervisor (refresh)",
+            if q.set_state(repo.catalog, job["id"], "RUNNING", "adopted by a new supervisor (refresh)",
                            only_from=("LOST",), reason=None, started_ns=job["started_ns"] or time.time_ns()):
                 changes.append({"id": job["id"], "old": "LOST", "new": "RUNNING"})
     return changes
 
 
-def _record_final(ws, job: dict, st) -> dict | None:
+def _record_final(repo: Repo, job: dict, st) -> dict | None:
     """Record a final backend status for a job no supervisor is finishing."""
     from workspace.jobs.outputs import collect_outputs
 
@@ -318,12 +323,12 @@ def _record_final(ws, job: dict, st) -> dict | None:
     new = st.state if st.state in q.STATES else "LOST"
     if st.state == "SUCCEEDED":
         commit_id, problem = (job["output_commit"], None) if job["output_commit"] else \
-            collect_outputs(ws, None, job, st.exit_code)
+            collect_outputs(repo, None, job, st.exit_code)
         new = "FAILED" if problem else "SUCCEEDED"
         fields.update(output_commit=commit_id, reason=problem)
     if st.finished_ns:
         fields["finished_ns"] = st.finished_ns
-    if q.set_state(ws.catalog, job["id"], new, f"refresh: backend reports {st.state}", only_from=(job["state"],),
+    if q.set_state(repo.catalog, job["id"], new, f"refresh: backend reports {st.state}", only_from=(job["state"],),
                    **fields):
         return {"id": job["id"], "old": job["state"], "new": new}
     return None

@@ -19,8 +19,10 @@ import re
 from dataclasses import dataclass, field, replace
 
 from workspace.errors import PathOutsideWorkspace
-from workspace.jobs.spec import (InvalidSpec, JobPolicies, JobSpec, MissingInput, Resources, SpecNotFound,
-                                 find_spec, render)
+from workspace.jobs.spec import InvalidSpec, JobPolicies, JobSpec, MissingInput, Resources, SpecNotFound, render
+from workspace.jobs.specfile import find_spec
+from workspace.repo import Repo
+from workspace.tree.scan import working_ids
 
 # spec fields that change what a job computes; policies, backend, notify do not
 KEY_FIELDS = ("name", "command", "env", "workdir", "inputs", "outputs")
@@ -58,7 +60,7 @@ class ExpandedJob:
 
 
 # -- the spec DAG ------------------------------------------------------------------
-def collect_specs(ws, specs: list[JobSpec]) -> list[JobSpec]:
+def collect_specs(repo: Repo, specs: list[JobSpec]) -> list[JobSpec]:
     """The given specs plus every spec they depend on (found by name), in dependency order.
 
     Raises InvalidSpec naming the cycle when depends_on loops, and naming the
@@ -72,7 +74,7 @@ def collect_specs(ws, specs: list[JobSpec]) -> list[JobSpec]:
             if dep in by_name:
                 continue
             try:
-                by_name[dep] = find_spec(ws, dep, cwd=ws.root)
+                by_name[dep] = find_spec(repo, dep, cwd=repo.root)
             except SpecNotFound:
                 raise InvalidSpec(f"{spec.where}: field 'depends_on': no spec named '{dep}' in jobs/") from None
             todo.append(by_name[dep])
@@ -145,10 +147,10 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 # -- inputs ----------------------------------------------------------------------------
-def _check_inside(ws, pattern: str, where: str, fld: str) -> str:
+def _check_inside(repo: Repo, pattern: str, where: str, fld: str) -> str:
     """The pattern as a workspace-relative path; escapes raise PathOutsideWorkspace (exit 5)."""
     try:
-        rel = ws.layout.rel(pattern, cwd=ws.root)
+        rel = repo.layout.rel(pattern, cwd=repo.root)
     except PathOutsideWorkspace as exc:
         raise PathOutsideWorkspace(f"{where}: field '{fld}': {exc}") from None
     if not rel:
@@ -156,10 +158,10 @@ def _check_inside(ws, pattern: str, where: str, fld: str) -> str:
     return rel
 
 
-def _check_workdir(ws, workdir: str, spec: JobSpec) -> None:
+def _check_workdir(repo: Repo, workdir: str, spec: JobSpec) -> None:
     """A job's workdir must be a folder inside the workspace (the root itself is fine)."""
     try:
-        ws.layout.rel(workdir, cwd=ws.root)
+        repo.layout.rel(workdir, cwd=repo.root)
     except PathOutsideWorkspace as exc:
         raise PathOutsideWorkspace(f"{spec.where}: field 'workdir': {exc}") from None
 
@@ -189,14 +191,14 @@ def _produced_upstream(pattern: str, upstream_outputs: list[str]) -> bool:
     return False
 
 
-def resolve_inputs(ws, spec: JobSpec, patterns: list[str], upstream_outputs: list[str],
+def resolve_inputs(repo: Repo, spec: JobSpec, patterns: list[str], upstream_outputs: list[str],
                    cache: dict | None = None) -> dict[str, str]:
     """Input path -> content id for a job's (rendered) input globs, read through the stat cache.
 
     A glob matching nothing is an error unless an upstream spec will produce it;
     unreadable files are errors; patterns escaping the workspace exit 5.
     """
-    rels = [_check_inside(ws, p, spec.where, f"inputs[{i}]") for i, p in enumerate(patterns)]
+    rels = [_check_inside(repo, p, spec.where, f"inputs[{i}]") for i, p in enumerate(patterns)]
     if not rels:
         return {}
     prefixes = sorted({_static_prefix(r) for r in rels})
@@ -204,7 +206,7 @@ def resolve_inputs(ws, spec: JobSpec, patterns: list[str], upstream_outputs: lis
     if cache is not None and cache_key in cache:
         ids = cache[cache_key]
     else:
-        ids = _working_ids(ws, spec, prefixes)
+        ids = _working_ids(repo, spec, prefixes)
         if cache is not None:
             cache[cache_key] = ids
     out: dict[str, str] = {}
@@ -216,11 +218,11 @@ def resolve_inputs(ws, spec: JobSpec, patterns: list[str], upstream_outputs: lis
     return dict(sorted(out.items()))
 
 
-def _working_ids(ws, spec: JobSpec, prefixes: list[str]) -> dict[str, str]:
+def _working_ids(repo: Repo, spec: JobSpec, prefixes: list[str]) -> dict[str, str]:
     try:
-        ids, _ = ws.working_ids(under=prefixes)
+        ids, _ = working_ids(repo, under=prefixes)
     except PermissionError as exc:
-        name = os.path.relpath(exc.filename, ws.root) if exc.filename else "?"
+        name = os.path.relpath(exc.filename, repo.root) if exc.filename else "?"
         raise MissingInput(f"{spec.where}: field 'inputs': cannot read '{name}': permission denied") from None
     return ids
 
@@ -246,7 +248,7 @@ def _render(template: str, params: dict, spec: JobSpec, fld: str) -> str:
         raise InvalidSpec(f"{spec.where}: field '{fld}': cannot fill template: {exc}") from None
 
 
-def expand_spec(ws, spec: JobSpec, overrides: dict, upstream_keys: list[str], upstream_outputs: list[str],
+def expand_spec(repo: Repo, spec: JobSpec, overrides: dict, upstream_keys: list[str], upstream_outputs: list[str],
                 cache: dict | None = None) -> list[ExpandedJob]:
     """The jobs of one spec (one per parameter set)."""
     jobs = []
@@ -254,11 +256,11 @@ def expand_spec(ws, spec: JobSpec, overrides: dict, upstream_keys: list[str], up
         inputs = [_render(p, params, spec, f"inputs[{i}]") for i, p in enumerate(spec.inputs)]
         outputs = [_render(p, params, spec, f"outputs[{i}]") for i, p in enumerate(spec.outputs)]
         for i, out in enumerate(outputs):
-            _check_inside(ws, out, spec.where, f"outputs[{i}]")
+            _check_inside(repo, out, spec.where, f"outputs[{i}]")
         workdir = _render(spec.workdir, params, spec, "workdir") if spec.workdir else None
         if workdir:
-            _check_workdir(ws, workdir, spec)
-        input_ids = resolve_inputs(ws, spec, inputs, upstream_outputs, cache)
+            _check_workdir(repo, workdir, spec)
+        input_ids = resolve_inputs(repo, spec, inputs, upstream_outputs, cache)
         jobs.append(ExpandedJob(
             spec_name=spec.name,
             key=job_key(spec, params, input_ids, upstream_keys),
@@ -280,7 +282,7 @@ def expand_spec(ws, spec: JobSpec, overrides: dict, upstream_keys: list[str], up
     return jobs
 
 
-def expand(ws, specs: list[JobSpec], overrides: dict | None = None, backend: str | None = None) -> list[ExpandedJob]:
+def expand(repo: Repo, specs: list[JobSpec], overrides: dict | None = None, backend: str | None = None) -> list[ExpandedJob]:
     """Every job of the given specs and of the specs they depend on, dependencies first.
 
     ``overrides`` (from ``--param``) set a parameter in every spec that declares
@@ -290,7 +292,7 @@ def expand(ws, specs: list[JobSpec], overrides: dict | None = None, backend: str
     from workspace.errors import InvalidArgument
     from workspace.jobs.spec import param_names, validate
 
-    ordered = collect_specs(ws, list(specs))
+    ordered = collect_specs(repo, list(specs))
     overrides = dict(overrides or {})
     declared = set().union(*(param_names(s.params) for s in ordered)) if ordered else set()
     unknown = sorted(set(overrides) - declared)
@@ -308,7 +310,7 @@ def expand(ws, specs: list[JobSpec], overrides: dict | None = None, backend: str
         up = _upstream(spec, {s.name: s for s in ordered})
         up_keys = [k for name in up for k in keys[name]]
         up_outputs = [o for name in up for o in outputs[name]]
-        jobs = expand_spec(ws, spec, overrides, up_keys, up_outputs, cache)
+        jobs = expand_spec(repo, spec, overrides, up_keys, up_outputs, cache)
         keys[spec.name] = [j.key for j in jobs]
         outputs[spec.name] = [o for j in jobs for o in j.outputs]
         result.extend(jobs)
@@ -344,6 +346,6 @@ def _upstream(spec: JobSpec, by_name: dict[str, JobSpec]) -> list[str]:
     return sorted(seen)
 
 
-def check_workspace(ws, spec: JobSpec) -> list[ExpandedJob]:
+def check_workspace(repo: Repo, spec: JobSpec) -> list[ExpandedJob]:
     """Everything ``ws jobs validate`` checks that needs the workspace: deps, cycles, inputs, outputs."""
-    return expand(ws, [spec])
+    return expand(repo, [spec])

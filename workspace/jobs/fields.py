@@ -1,8 +1,7 @@
 """Reading a spec's fields from parsed YAML: units (memory, durations) and one checker per field.
 
 Every error names the file, the field (``resources.memory``, ``params.k``)
-and the problem. The data types live in :mod:`workspace.jobs.spec`, which
-re-exports :func:`from_dict`, :func:`parse_memory` and :func:`parse_duration`.
+and the problem. The data types live in :mod:`workspace.jobs.spec`.
 """
 
 from __future__ import annotations

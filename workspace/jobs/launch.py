@@ -13,33 +13,35 @@ from __future__ import annotations
 import os
 
 from catalog import jobs as q
+from catalog.db import Catalog
 from sync.compute import registry
 from sync.compute.base import ComputeBackend, SubmitRequest
+from workspace.repo import Repo
 
 
-def get_backend(ws, cache: dict, name: str) -> ComputeBackend:
+def get_backend(repo: Repo, cache: dict, name: str) -> ComputeBackend:
     """One backend instance per name per process (the local one anchored at ``.ws/jobs``)."""
     if name not in cache:
-        opts = {"root": str(ws.layout.jobs_dir)} if name == "local" else {}
+        opts = {"root": str(repo.layout.jobs_dir)} if name == "local" else {}
         cache[name] = registry.get(name, **opts)
     return cache[name]
 
 
-def submit_request(ws, job: dict, attempt: int) -> SubmitRequest:
+def submit_request(repo: Repo, job: dict, attempt: int) -> SubmitRequest:
     """The request that starts (or, for :meth:`ComputeBackend.find`, names) attempt ``attempt`` of ``job``."""
     res = job.get("resources") or {}
-    workdir = os.path.normpath(os.path.join(ws.root, job.get("workdir") or "."))
-    env = {**(job.get("env") or {}), "WS_WORKSPACE": str(ws.root), "WS_JOB_NAME": job["name"]}
+    workdir = os.path.normpath(os.path.join(repo.root, job.get("workdir") or "."))
+    env = {**(job.get("env") or {}), "WS_WORKSPACE": str(repo.root), "WS_JOB_NAME": job["name"]}
     outputs = [o for o in job.get("outputs") or [] if o]  # what backends without our file system bring back
     return SubmitRequest(job_id=job["id"], name=job["name"], command=job["command"], workdir=workdir,
-                         log_dir=job.get("log_dir") or os.path.join(ws.layout.jobs_dir, job["id"]), env=env,
+                         log_dir=job.get("log_dir") or os.path.join(repo.layout.jobs_dir, job["id"]), env=env,
                          cpus=int(res.get("cpus") or 1), memory_mb=res.get("memory_mb"),
                          walltime_s=res.get("walltime_s"), gpus=int(res.get("gpus") or 0), attempt=attempt,
                          output_files=[o for o in outputs if not o.endswith("/")],
                          output_dirs=[o for o in outputs if o.endswith("/")])
 
 
-def unrecorded(cat, job: dict) -> bool:
+def unrecorded(cat: Catalog, job: dict) -> bool:
     """Whether a job was claimed for an attempt whose backend id was never recorded.
 
     QUEUED or RUNNING without a backend id can only be a claim. A LOST row is
@@ -53,23 +55,23 @@ def unrecorded(cat, job: dict) -> bool:
     return job["state"] == "LOST" and q.previous_state(cat, job["id"]) in ("QUEUED", "RUNNING")
 
 
-def find_started(ws, backends: dict, job: dict) -> str | None:
+def find_started(repo: Repo, backends: dict, job: dict) -> str | None:
     """The job's backend id: the recorded one, else the one its backend finds for a claimed attempt, else None.
 
     A found id is recorded on the row at once (no event: the state is the
     caller's business), so every later reader sees it.
     """
-    if job.get("backend_id") or not unrecorded(ws.catalog, job):
+    if job.get("backend_id") or not unrecorded(repo.catalog, job):
         return job.get("backend_id")
     attempt = int(job["attempts"])
-    bid = get_backend(ws, backends, job["backend"]).find(submit_request(ws, job, attempt))
+    bid = get_backend(repo, backends, job["backend"]).find(submit_request(repo, job, attempt))
     if bid:
-        q.record_backend_id(ws.catalog, job["id"], attempt, bid)
+        q.record_backend_id(repo.catalog, job["id"], attempt, bid)
         job["backend_id"] = bid
     return bid
 
 
-def pull_logs(ws, backends: dict, job: dict) -> None:
+def pull_logs(repo: Repo, backends: dict, job: dict) -> None:
     """Have a running job's backend write what it logged so far into the job's log folder.
 
     Backends on this machine's file system write there themselves (nothing
@@ -81,6 +83,6 @@ def pull_logs(ws, backends: dict, job: dict) -> None:
     if not job.get("backend_id") or job.get("backend") == "local":
         return
     try:
-        get_backend(ws, backends, job["backend"]).logs(job["backend_id"])
+        get_backend(repo, backends, job["backend"]).logs(job["backend_id"])
     except SyncError:
         pass

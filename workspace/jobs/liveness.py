@@ -15,6 +15,7 @@ import time
 from catalog import jobs as q
 
 # a workflow recorded without a supervisor pid is being started; after this long, its starter died
+from workspace.repo import Repo
 START_GRACE_NS = 60 * 10**9
 
 
@@ -46,13 +47,13 @@ def start_ticks(pid: int) -> int | None:
         return None
 
 
-def _pid_file(ws, workflow_id: str) -> str:
-    return os.path.join(ws.layout.jobs_dir, f"wf-{workflow_id}", "supervisor.pid")
+def _pid_file(repo: Repo, workflow_id: str) -> str:
+    return os.path.join(repo.layout.jobs_dir, f"wf-{workflow_id}", "supervisor.pid")
 
 
-def record_supervisor(ws, workflow_id: str, pid: int) -> None:
+def record_supervisor(repo: Repo, workflow_id: str, pid: int) -> None:
     """Write a supervisor's pid and kernel start time, so that a reused pid is not taken for it."""
-    path = _pid_file(ws, workflow_id)
+    path = _pid_file(repo, workflow_id)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.{pid}"
     with open(tmp, "w") as f:
@@ -60,10 +61,10 @@ def record_supervisor(ws, workflow_id: str, pid: int) -> None:
     os.replace(tmp, path)
 
 
-def _same_process(ws, wf_id: str, pid: int) -> bool:
+def _same_process(repo: Repo, wf_id: str, pid: int) -> bool:
     """False when the supervisor's recorded start time shows its pid now belongs to another process."""
     try:
-        with open(_pid_file(ws, wf_id)) as f:
+        with open(_pid_file(repo, wf_id)) as f:
             rec_pid, rec_ticks = f.read().split()
     except (OSError, ValueError):
         return True  # nothing recorded: trust the pid
@@ -88,17 +89,17 @@ def _supervisor_dead(wf: dict | None, host: str, now: int) -> str | None:
     return f"its supervisor (pid {pid}) is gone"
 
 
-def _dead_reason(ws, wf: dict | None, host: str, now: int) -> str | None:
+def _dead_reason(repo: Repo, wf: dict | None, host: str, now: int) -> str | None:
     why = _supervisor_dead(wf, host, now)
     if why is None and wf is not None and wf["supervisor_pid"] and wf["supervisor_pid"] != os.getpid() \
-            and wf["supervisor_host"] in (None, host) and not _same_process(ws, wf["id"], wf["supervisor_pid"]):
+            and wf["supervisor_host"] in (None, host) and not _same_process(repo, wf["id"], wf["supervisor_pid"]):
         why = f"its supervisor (pid {wf['supervisor_pid']}) is gone (the pid now belongs to another process)"
     return why
 
 
-def mark_lost(ws) -> int:
+def mark_lost(repo: Repo) -> int:
     """Mark PENDING/QUEUED/RUNNING jobs whose supervisor died as LOST; returns how many changed."""
-    active = q.jobs_in_states(ws.catalog, q.ACTIVE_STATES)
+    active = q.jobs_in_states(repo.catalog, q.ACTIVE_STATES)
     if not active:
         return 0
     host, now = socket.gethostname(), time.time_ns()
@@ -107,12 +108,12 @@ def mark_lost(ws) -> int:
         by_wf.setdefault(job["workflow_id"], []).append(job["id"])
     changed = 0
     for wf_id, ids in by_wf.items():
-        why = _dead_reason(ws, q.get_workflow(ws.catalog, wf_id), host, now)
+        why = _dead_reason(repo, q.get_workflow(repo.catalog, wf_id), host, now)
         if why is None:
             continue
         reason = f"lost: {why}; 'ws jobs refresh' asks the backend what became of it"
-        with ws.catalog.write():
-            changed += len(q.set_states(ws.catalog, ids, "LOST", reason, only_from=q.ACTIVE_STATES,
+        with repo.catalog.write():
+            changed += len(q.set_states(repo.catalog, ids, "LOST", reason, only_from=q.ACTIVE_STATES,
                                         reason=reason))
-            q.update_workflow(ws.catalog, wf_id, state="LOST")
+            q.update_workflow(repo.catalog, wf_id, state="LOST")
     return changed

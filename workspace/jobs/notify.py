@@ -17,6 +17,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from catalog import jobs as q
+from catalog.db import Catalog
 
 COMMAND_TIMEOUT_S = 60.0
 URL_TIMEOUT_S = 10.0
@@ -145,7 +146,7 @@ class Notifier:
     :meth:`close` waits for what is in flight (each send is bounded by its timeout).
     """
 
-    def __init__(self, cat, cwd: str, log_path: str):
+    def __init__(self, cat: Catalog, cwd: str, log_path: str):
         self.cat = cat
         self.cwd = cwd
         self.log_path = log_path

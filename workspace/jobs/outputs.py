@@ -12,6 +12,8 @@ import time
 
 from catalog.errors import CatalogBusy
 from workspace.errors import NothingToCommit, WorkspaceBusy, WorkspaceError
+from workspace.repo import Repo
+from workspace.tree.commit import commit
 
 COMMIT_DEADLINE_S = 600.0
 
@@ -36,7 +38,7 @@ def missing_outputs(root: str, outputs: list[str]) -> list[str]:
     return [o for o in outputs if not os.path.exists(os.path.join(root, o.rstrip("/")))]
 
 
-def commit_outputs(ws, job: dict, exit_code: int | None) -> tuple[str | None, str | None]:
+def commit_outputs(repo: Repo, job: dict, exit_code: int | None) -> tuple[str | None, str | None]:
     """Commit ``job``'s outputs; returns (commit id or None, problem or None).
 
     No declared outputs, or outputs identical to HEAD, give (None, None).
@@ -44,7 +46,7 @@ def commit_outputs(ws, job: dict, exit_code: int | None) -> tuple[str | None, st
     outputs = [o for o in (job.get("outputs") or []) if o]
     if not outputs:
         return None, None
-    missing = missing_outputs(str(ws.root), outputs)
+    missing = missing_outputs(str(repo.root), outputs)
     if missing:
         return None, f"job succeeded but declared output(s) are missing: {', '.join(missing)}"
     params = job.get("params") or {}
@@ -53,7 +55,7 @@ def commit_outputs(ws, job: dict, exit_code: int | None) -> tuple[str | None, st
     deadline = time.monotonic() + COMMIT_DEADLINE_S
     while True:
         try:
-            res = ws.commit(message, outputs, provenance=provenance(job, exit_code), cwd=str(ws.root))
+            res = commit(repo, message, outputs, provenance=provenance(job, exit_code), cwd=str(repo.root))
             return res.commit.id, None
         except NothingToCommit:
             return None, None
@@ -64,7 +66,7 @@ def commit_outputs(ws, job: dict, exit_code: int | None) -> tuple[str | None, st
             return None, f"could not commit outputs: {exc}"
 
 
-def collect_outputs(ws, backends: dict | None, job: dict, exit_code: int | None) -> tuple[str | None, str | None]:
+def collect_outputs(repo: Repo, backends: dict | None, job: dict, exit_code: int | None) -> tuple[str | None, str | None]:
     """Bring a finished job's outputs and logs home from its backend, then commit the outputs.
 
     Backends on the workspace's own file system have nothing to fetch (the
@@ -79,16 +81,16 @@ def collect_outputs(ws, backends: dict | None, job: dict, exit_code: int | None)
 
     if job.get("backend_id"):
         try:
-            backend = get_backend(ws, backends if backends is not None else {}, job["backend"])
-            backend.fetch_outputs(job["backend_id"], submit_request(ws, job, int(job.get("attempts") or 1)),
-                                  str(ws.root))
+            backend = get_backend(repo, backends if backends is not None else {}, job["backend"])
+            backend.fetch_outputs(job["backend_id"], submit_request(repo, job, int(job.get("attempts") or 1)),
+                                  str(repo.root))
         except SyncError as exc:
             if [o for o in (job.get("outputs") or []) if o]:
                 return None, f"could not fetch outputs from backend {job['backend']}: {exc}"
-    return commit_outputs(ws, job, exit_code)
+    return commit_outputs(repo, job, exit_code)
 
 
-def fetch_job(ws, job_id: str) -> dict:
+def fetch_job(repo: Repo, job_id: str) -> dict:
     """What ``ws jobs fetch ID`` does: bring a job's outputs and logs home again, and commit what succeeded.
 
     For a job that ran on a backend without the workspace's file system and
@@ -102,19 +104,19 @@ def fetch_job(ws, job_id: str) -> dict:
     from workspace.jobs.launch import get_backend, submit_request
     from workspace.jobs.query import resolve_job
 
-    jid = resolve_job(ws, job_id)
-    job = q.get_job(ws.catalog, jid)
+    jid = resolve_job(repo, job_id)
+    job = q.get_job(repo.catalog, jid)
     fetched: list[str] = []
     if job.get("backend_id"):
-        backend = get_backend(ws, {}, job["backend"])
+        backend = get_backend(repo, {}, job["backend"])
         try:
-            fetched = backend.fetch_outputs(job["backend_id"], submit_request(ws, job, int(job.get("attempts") or 1)),
-                                            str(ws.root))
+            fetched = backend.fetch_outputs(job["backend_id"], submit_request(repo, job, int(job.get("attempts") or 1)),
+                                            str(repo.root))
         finally:
             backend.close()
     commit_id, problem = job.get("output_commit"), None
     if job["state"] == "SUCCEEDED" and not commit_id:
-        commit_id, problem = commit_outputs(ws, job, job.get("exit_code"))
+        commit_id, problem = commit_outputs(repo, job, job.get("exit_code"))
         if commit_id:
-            q.update_job(ws.catalog, jid, output_commit=commit_id)
+            q.update_job(repo.catalog, jid, output_commit=commit_id)
     return {"id": jid, "state": job["state"], "fetched": fetched, "output_commit": commit_id, "problem": problem}

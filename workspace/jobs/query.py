@@ -19,18 +19,21 @@ from typing import Iterator
 from catalog import jobs as cj
 from catalog.errors import CatalogBusy
 from workspace.errors import InvalidArgument, UnknownRef, WorkspaceError
-from workspace.jobs.spec import LOG_FILES, STATES, SpecNotFound, UnknownJob, spec_files
+from workspace.history.manifest import get_commit
+from workspace.jobs.spec import LOG_FILES, STATES, SpecNotFound, UnknownJob
+from workspace.jobs.specfile import spec_files
+from workspace.repo import Repo
 
 FOLLOW_POLL_S = 0.2
 _LIVENESS_EVERY_S = 2.0
 
 
-def refresh_liveness(ws) -> int:
+def refresh_liveness(repo: Repo) -> int:
     """Mark jobs of dead supervisors LOST; returns how many."""
     from workspace.jobs.liveness import mark_lost
 
     try:
-        return mark_lost(ws)
+        return mark_lost(repo)
     except CatalogBusy:
         return 0  # a busy catalog must not fail a read; the next read tries again
 
@@ -44,29 +47,29 @@ def _check_state(state: str | None) -> str | None:
     return up
 
 
-def list_jobs(ws, state: str | None = None, name: str | None = None, workflow: str | None = None) -> list[dict]:
+def list_jobs(repo: Repo, state: str | None = None, name: str | None = None, workflow: str | None = None) -> list[dict]:
     """Recorded jobs, oldest first, filtered by state, spec name and workflow (the ``--json`` fields).
 
     :func:`show_job` has every column of one job.
     """
-    refresh_liveness(ws)
-    wf = resolve_workflow(ws, workflow) if workflow else None
-    return cj.list_job_summaries(ws.catalog, _check_state(state), name, wf)
+    refresh_liveness(repo)
+    wf = resolve_workflow(repo, workflow) if workflow else None
+    return cj.list_job_summaries(repo.catalog, _check_state(state), name, wf)
 
 
-def list_jobs_json(ws, state: str | None = None, name: str | None = None, workflow: str | None = None) -> str:
+def list_jobs_json(repo: Repo, state: str | None = None, name: str | None = None, workflow: str | None = None) -> str:
     """The same list as a JSON array text, built inside SQLite (the fast path of ``ws jobs --json``)."""
-    refresh_liveness(ws)
-    wf = resolve_workflow(ws, workflow) if workflow else None
-    return cj.list_jobs_json(ws.catalog, _check_state(state), name, wf)
+    refresh_liveness(repo)
+    wf = resolve_workflow(repo, workflow) if workflow else None
+    return cj.list_jobs_json(repo.catalog, _check_state(state), name, wf)
 
 
-def resolve_job(ws, job_id: str) -> str:
+def resolve_job(repo: Repo, job_id: str) -> str:
     """The full id of a job named by id or unique prefix."""
     job_id = job_id.strip().lower()
     if not job_id or not re.fullmatch(r"[0-9a-f]+", job_id):
         raise UnknownJob(f"unknown job '{job_id}' (job ids are hex, see 'ws jobs')")
-    matches = cj.match_job_ids(ws.catalog, job_id)
+    matches = cj.match_job_ids(repo.catalog, job_id)
     if not matches:
         raise UnknownJob(f"unknown job '{job_id}' (see 'ws jobs')")
     if len(matches) > 1 and job_id not in matches:
@@ -74,32 +77,32 @@ def resolve_job(ws, job_id: str) -> str:
     return job_id if job_id in matches else matches[0]
 
 
-def resolve_workflow(ws, workflow_id: str) -> str:
+def resolve_workflow(repo: Repo, workflow_id: str) -> str:
     """The full id of a workflow named by id, unique prefix, or ``latest``."""
     if workflow_id == "latest":
-        latest = cj.latest_workflow(ws.catalog)
+        latest = cj.latest_workflow(repo.catalog)
         if latest is None:
             raise UnknownJob("no workflow recorded yet")
         return latest
-    if cj.get_workflow(ws.catalog, workflow_id):
+    if cj.get_workflow(repo.catalog, workflow_id):
         return workflow_id
-    hits = [w["id"] for w in cj.list_workflows(ws.catalog) if w["id"].startswith(workflow_id)]
+    hits = [w["id"] for w in cj.list_workflows(repo.catalog) if w["id"].startswith(workflow_id)]
     if len(hits) != 1:
         raise UnknownJob(f"{'ambiguous' if hits else 'unknown'} workflow '{workflow_id}'")
     return hits[0]
 
 
-def show_job(ws, job_id: str) -> dict:
+def show_job(repo: Repo, job_id: str) -> dict:
     """Everything recorded about one job: the row, its events, durations, workflow and output commit."""
-    refresh_liveness(ws)
-    jid = resolve_job(ws, job_id)
-    job = cj.get_job(ws.catalog, jid)
-    job["events"] = cj.job_events(ws.catalog, jid)
+    refresh_liveness(repo)
+    jid = resolve_job(repo, job_id)
+    job = cj.get_job(repo.catalog, jid)
+    job["events"] = cj.job_events(repo.catalog, jid)
     job["durations"] = _durations(job)
-    job["workflow"] = cj.get_workflow(ws.catalog, job["workflow_id"])
-    job["logs"] = {kind: str(p) if p else None for kind, p in (("stdout", log_path(ws, job, False)),
-                                                                ("stderr", log_path(ws, job, True)))}
-    job["output_commit_info"] = _commit_info(ws, job.get("output_commit"))
+    job["workflow"] = cj.get_workflow(repo.catalog, job["workflow_id"])
+    job["logs"] = {kind: str(p) if p else None for kind, p in (("stdout", log_path(repo, job, False)),
+                                                                ("stderr", log_path(repo, job, True)))}
+    job["output_commit_info"] = _commit_info(repo, job.get("output_commit"))
     return job
 
 
@@ -111,24 +114,24 @@ def _durations(job: dict) -> dict:
     return {"queued_s": queued, "running_s": running}
 
 
-def _commit_info(ws, commit_id: str | None) -> dict | None:
+def _commit_info(repo: Repo, commit_id: str | None) -> dict | None:
     if not commit_id:
         return None
     try:
-        c = ws.get_commit(commit_id)
+        c = get_commit(repo.catalog, commit_id)
     except UnknownRef:  # pruned or never pulled here; a damaged catalog is an error, not "missing"
         return {"id": commit_id, "missing": True}
     return {"id": c.id, "message": c.message, "branch": c.branch, "provenance": c.provenance}
 
 
-def log_path(ws, job: dict, stderr: bool = False) -> Path | None:
+def log_path(repo: Repo, job: dict, stderr: bool = False) -> Path | None:
     """Where the recorded log file of a job is (None when no log folder is recorded)."""
     log_dir = job.get("log_dir")
     if not log_dir:
         return None
     folder = Path(log_dir)
     if not folder.is_absolute():
-        folder = ws.root / folder
+        folder = repo.root / folder
     names = LOG_FILES["stderr" if stderr else "stdout"]
     for name in names:
         if (folder / name).exists():
@@ -136,16 +139,16 @@ def log_path(ws, job: dict, stderr: bool = False) -> Path | None:
     return folder / names[0]
 
 
-def read_log(ws, job_id: str, stderr: bool = False) -> str:
+def read_log(repo: Repo, job_id: str, stderr: bool = False) -> str:
     """The whole stdout (or stderr) a job wrote so far; empty when it wrote nothing."""
-    jid = resolve_job(ws, job_id)
-    path = log_path(ws, cj.get_job(ws.catalog, jid), stderr)
+    jid = resolve_job(repo, job_id)
+    path = log_path(repo, cj.get_job(repo.catalog, jid), stderr)
     if path is None or not path.exists():
         return ""
     return path.read_bytes().decode("utf-8", errors="replace")
 
 
-def follow_log(ws, job_id: str, stderr: bool = False, poll_s: float = FOLLOW_POLL_S) -> Iterator[str]:
+def follow_log(repo: Repo, job_id: str, stderr: bool = False, poll_s: float = FOLLOW_POLL_S) -> Iterator[str]:
     """Yield a job's log as it grows, until the job is in a final state and the file is read to its end.
 
     The one read that may contact a backend: a backend that keeps a running
@@ -157,18 +160,18 @@ def follow_log(ws, job_id: str, stderr: bool = False, poll_s: float = FOLLOW_POL
     """
     from workspace.jobs.launch import pull_logs
 
-    jid = resolve_job(ws, job_id)
+    jid = resolve_job(repo, job_id)
     last_liveness = last_pull = 0.0
     backends: dict = {}
     fh = None
     try:
         while True:
-            job = cj.get_job(ws.catalog, jid)
+            job = cj.get_job(repo.catalog, jid)
             final = job["state"] in cj.FINAL_STATES
             if not final and time.monotonic() - last_pull >= 1.0:
-                pull_logs(ws, backends, job)
+                pull_logs(repo, backends, job)
                 last_pull = time.monotonic()
-            path = log_path(ws, job, stderr)
+            path = log_path(repo, job, stderr)
             if fh is None and path is not None and path.exists():
                 fh = open(path, "rb")
             data = fh.read() if fh is not None else b""
@@ -177,7 +180,7 @@ def follow_log(ws, job_id: str, stderr: bool = False, poll_s: float = FOLLOW_POL
             if final:  # the state was read before the file, so nothing written before the end is missed
                 return
             if time.monotonic() - last_liveness > _LIVENESS_EVERY_S:
-                refresh_liveness(ws)  # a dead supervisor must not make --follow hang forever
+                refresh_liveness(repo)  # a dead supervisor must not make --follow hang forever
                 last_liveness = time.monotonic()
             time.sleep(poll_s)
     finally:
@@ -208,16 +211,16 @@ def parse_before(text: str, now_ns: int | None = None) -> int:
     return int(dt.timestamp() * 1e9)
 
 
-def prune(ws, before: str) -> list[dict]:
+def prune(repo: Repo, before: str) -> list[dict]:
     """Forget finished jobs older than ``before`` and delete their log folders under ``.ws/jobs``."""
     cutoff = parse_before(before)
-    gone = cj.prune(ws.catalog, cutoff)
-    logs_root = os.path.realpath(ws.layout.jobs_dir)
+    gone = cj.prune(repo.catalog, cutoff)
+    logs_root = os.path.realpath(repo.layout.jobs_dir)
     for rec in gone:
         log_dir = rec.get("log_dir")
         if not log_dir:
             continue
-        full = os.path.realpath(log_dir if os.path.isabs(log_dir) else ws.root / log_dir)
+        full = os.path.realpath(log_dir if os.path.isabs(log_dir) else repo.root / log_dir)
         # only folders ws made itself: never delete what a remote backend's path might point at
         if full.startswith(logs_root + os.sep):
             shutil.rmtree(full, ignore_errors=True)
@@ -225,28 +228,28 @@ def prune(ws, before: str) -> list[dict]:
 
 
 # -- validate --------------------------------------------------------------------------
-def validate_specs(ws, target: str | None = None, cwd: str | os.PathLike | None = None) -> list[dict]:
+def validate_specs(repo: Repo, target: str | None = None, cwd: str | os.PathLike | None = None) -> list[dict]:
     """Check one spec (raising its error) or every ``jobs/*.yaml`` (reporting each).
 
     Each report: path, name, ok, jobs (how many it expands to), error, exit_code.
     """
     from workspace.jobs.expand import check_workspace
-    from workspace.jobs.spec import find_spec, load_spec
+    from workspace.jobs.specfile import find_spec, load_spec
 
     if target is not None:
-        spec = find_spec(ws, target, cwd=cwd)
-        jobs = check_workspace(ws, spec)
+        spec = find_spec(repo, target, cwd=cwd)
+        jobs = check_workspace(repo, spec)
         return [{"path": spec.path, "name": spec.name, "ok": True, "jobs": len(jobs), "error": None,
                  "exit_code": 0}]
-    files = spec_files(ws.root)
+    files = spec_files(repo.root)
     if not files:
-        raise SpecNotFound(f"no spec files in {ws.root / 'jobs'} (expected jobs/NAME.yaml)")
+        raise SpecNotFound(f"no spec files in {repo.root / 'jobs'} (expected jobs/NAME.yaml)")
     reports = []
     for p in files:
-        shown = str(p.relative_to(ws.root))
+        shown = str(p.relative_to(repo.root))
         try:
             spec = load_spec(p, shown)
-            n = len(check_workspace(ws, spec))
+            n = len(check_workspace(repo, spec))
             reports.append({"path": shown, "name": spec.name, "ok": True, "jobs": n, "error": None, "exit_code": 0})
         except WorkspaceError as exc:
             reports.append({"path": shown, "name": None, "ok": False, "jobs": 0, "error": str(exc),

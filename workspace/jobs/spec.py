@@ -1,21 +1,19 @@
-"""Job specs: the data types, loading YAML files and validating them.
+"""The job spec model: its data types, states, templates, and the checks a spec passes on its own.
 
-A spec file (``jobs/NAME.yaml``) describes one job or a sweep of jobs. This
-module is imported by ``sync`` (the compute backends) too, so it stays small and
-imports PyYAML only inside :func:`load_spec`.
+A spec file (``jobs/NAME.yaml``) describes one job or a sweep of jobs. Parsing a
+spec's fields is :mod:`workspace.jobs.fields`; finding and reading spec files is
+:mod:`workspace.jobs.specfile`. This module is the model only, imported by
+everything else in jobs, and imports nothing of them.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import string
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from workspace.errors import UnknownRef, WorkspaceError
 
-SPEC_DIR = "jobs"
 STATES = ("PENDING", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED", "LOST", "OUT_OF_MEMORY")
 FINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED", "LOST", "OUT_OF_MEMORY")
 NOTIFY_EVENTS = ("started", "succeeded", "failed", "finished", "cancelled", "lost")
@@ -137,35 +135,6 @@ def param_names(params: dict | list) -> set[str]:
     return names
 
 
-# -- loading ----------------------------------------------------------------------
-def load_spec(path: str | os.PathLike, display: str | None = None) -> JobSpec:
-    """Read and validate one YAML spec file (``display``: how messages name it)."""
-    import yaml
-
-    p = Path(path)
-    shown = display or str(p)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecNotFound(f"{shown}: no such spec file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidSpec(f"{shown}: cannot read: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        hint = ""
-        if "{" in text and "[" in text:  # `outputs: [out/{sample}/]` is a YAML flow mapping, not a template
-            hint = "; templates inside [...] or {...} must be quoted: [\"out/{sample}/\"]"
-        raise InvalidSpec(f"{shown}{where}: not valid YAML: {problem}{hint}") from None
-    from workspace.jobs.fields import from_dict
-
-    spec = from_dict(data, shown, default_name=p.stem)
-    return validate(spec)
-
-
 # -- validation -------------------------------------------------------------------
 def backend_names() -> list[str]:
     """Backends a spec may name: the compute registry's."""
@@ -222,54 +191,3 @@ def _check_template(template: str, names: set[str], where: str, fld: str) -> Non
         if name not in names:
             raise InvalidSpec(f"{where}: field '{fld}': unknown template field '{{{name}}}' "
                               f"(parameters: {', '.join(sorted(names)) or 'none'})")
-
-
-# -- finding specs -------------------------------------------------------------------
-def spec_files(root: str | os.PathLike) -> list[Path]:
-    """Every ``jobs/*.yaml`` and ``jobs/*.yml`` of a workspace, sorted."""
-    folder = Path(root) / SPEC_DIR
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-
-
-def find_spec(ws, name_or_path: str, cwd: str | os.PathLike | None = None) -> JobSpec:
-    """The spec a user names: a path to a YAML file, or a spec name found in ``jobs/``."""
-    base = Path(cwd) if cwd is not None else Path.cwd()
-    candidate = Path(name_or_path)
-    if not candidate.is_absolute():
-        candidate = base / candidate
-    if candidate.is_file():
-        return load_spec(candidate, _display_path(ws, candidate))
-    if "/" in name_or_path or name_or_path.endswith((".yaml", ".yml")):
-        raise SpecNotFound(f"no spec file '{name_or_path}'")
-    root = Path(ws.root)
-    for ext in (".yaml", ".yml"):  # the common case: the file is named after the spec
-        p = root / SPEC_DIR / f"{name_or_path}{ext}"
-        if p.is_file():
-            spec = load_spec(p, _display_path(ws, p))
-            if spec.name == name_or_path:
-                return spec
-    for p in spec_files(root):
-        spec = load_spec(p, _display_path(ws, p))
-        if spec.name == name_or_path:
-            return spec
-    raise SpecNotFound(f"no spec named '{name_or_path}' in {SPEC_DIR}/ (looked for {SPEC_DIR}/{name_or_path}.yaml)")
-
-
-def _display_path(ws, p: Path) -> str:
-    """Workspace-relative path when the file is inside the workspace (nicer messages, stable keys)."""
-    try:
-        return str(Path(os.path.abspath(p)).relative_to(ws.root))
-    except ValueError:
-        return str(p)
-
-
-def __getattr__(name: str):
-    """``from_dict``, ``parse_memory`` and ``parse_duration`` live in :mod:`workspace.jobs.fields`
-    (which imports this module), so they are looked up there on first use."""
-    if name in ("from_dict", "parse_memory", "parse_duration"):
-        from workspace.jobs import fields
-
-        return getattr(fields, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,31 +30,32 @@ from workspace.jobs.launch import find_started, get_backend, submit_request
 from workspace.jobs.liveness import record_supervisor
 from workspace.jobs.outputs import collect_outputs
 from workspace.jobs.scheduling import ACTIVE, OK_STATES, Scheduling
+from workspace.repo import Repo
 
 MAX_WAIT_S = 1.0  # longest the loop sleeps without looking at the catalog (external cancels)
 
 
-def max_cpus(ws) -> int:
+def max_cpus(repo: Repo) -> int:
     """The concurrency limit: config ``[jobs] max_cpus``, default the machine's cpu count."""
-    section = ws.config.get("jobs", {}) if isinstance(ws.config.get("jobs"), dict) else {}
+    section = repo.config.get("jobs", {}) if isinstance(repo.config.get("jobs"), dict) else {}
     value = section.get("max_cpus") or os.cpu_count() or 1
     return max(1, int(value))
 
 
-def workflow_dir(ws, workflow_id: str) -> str:
+def workflow_dir(repo: Repo, workflow_id: str) -> str:
     """Where a workflow keeps its supervisor log and notify settings."""
-    return os.path.join(ws.layout.jobs_dir, f"wf-{workflow_id}")
+    return os.path.join(repo.layout.jobs_dir, f"wf-{workflow_id}")
 
 
 class Supervisor(Scheduling):
     """The scheduling loop of one workflow (see the module docstring)."""
 
-    def __init__(self, ws, workflow_id: str, cpus: int | None = None, adopt: bool = False):
-        self.ws = ws
+    def __init__(self, repo: Repo, workflow_id: str, cpus: int | None = None, adopt: bool = False):
+        self.repo = repo
         self.adopt = adopt  # take over LOST jobs that still run (after 'ws jobs refresh')
-        self.cat = ws.catalog
+        self.cat = repo.catalog
         self.wf = workflow_id
-        self.max_cpus = cpus or max_cpus(ws)
+        self.max_cpus = cpus or max_cpus(repo)
         self.backends: dict = {}
         self.pending: dict[str, dict] = {}
         self.running: dict[str, dict] = {}
@@ -63,9 +64,9 @@ class Supervisor(Scheduling):
         self.job_ids: list[str] = []  # this workflow's jobs (states also holds dependencies of earlier ones)
         self.policies: dict[str, dict] = {}
         self.not_before: dict[str, int] = {}
-        self.notify = notify_mod.load_settings(os.path.join(workflow_dir(ws, workflow_id), "notify.json"))
-        self.notifier = notify_mod.Notifier(self.cat, str(ws.root),
-                                            os.path.join(workflow_dir(ws, workflow_id), "supervisor.log"))
+        self.notify = notify_mod.load_settings(os.path.join(workflow_dir(repo, workflow_id), "notify.json"))
+        self.notifier = notify_mod.Notifier(self.cat, str(repo.root),
+                                            os.path.join(workflow_dir(repo, workflow_id), "supervisor.log"))
         self._last_sync = time.monotonic()
         self._order: list[str] | None = None  # pending ids by priority; rebuilt when jobs come back
         self._check_blocked = True  # a dependency ended badly since the last full scan
@@ -79,7 +80,7 @@ class Supervisor(Scheduling):
         fields = {"state": "RUNNING"} if self.adopt else {}
         q.update_workflow(self.cat, self.wf, supervisor_pid=os.getpid(), supervisor_host=socket.gethostname(),
                           **fields)
-        record_supervisor(self.ws, self.wf, os.getpid())
+        record_supervisor(self.repo, self.wf, os.getpid())
         try:
             self._load()
             while self.pending or self.running:
@@ -105,7 +106,7 @@ class Supervisor(Scheduling):
         holds the catalog's write lock.
         """
         ended = self._poll()
-        commits = {job["id"]: collect_outputs(self.ws, self.backends, job, st.exit_code)
+        commits = {job["id"]: collect_outputs(self.repo, self.backends, job, st.exit_code)
                    for job, st in ended if st.state == SUCCEEDED}
         with self.cat.write():
             for job, st in ended:
@@ -119,10 +120,10 @@ class Supervisor(Scheduling):
     def _interrupted(self) -> None:
         reason = "interrupted: the supervising 'ws run --wait' was stopped"
         for job in self.claimed.values():  # Ctrl-C came while they were being submitted
-            find_started(self.ws, self.backends, job)
+            find_started(self.repo, self.backends, job)
         self.running.update({jid: j for jid, j in self.claimed.items() if j.get("backend_id")})
         for name, jobs in self._running_by_backend().items():
-            get_backend(self.ws, self.backends, name).cancel([j["backend_id"] for j in jobs])
+            get_backend(self.repo, self.backends, name).cancel([j["backend_id"] for j in jobs])
         q.set_states(self.cat, [*self.running, *self.pending, *self.claimed], "CANCELLED", reason,
                      only_from=q.ACTIVE_STATES, reason=reason)
         q.update_workflow(self.cat, self.wf, state="CANCELLED")
@@ -147,7 +148,7 @@ class Supervisor(Scheduling):
         not found, it never started and runs (as the same attempt) again.
         """
         had_id = bool(job["backend_id"])
-        bid = find_started(self.ws, self.backends, job)
+        bid = find_started(self.repo, self.backends, job)
         if not bid:
             if job["state"] in ACTIVE:
                 self._set(job, "PENDING", "supervisor restarted before the job started", only_from=ACTIVE,
@@ -155,7 +156,7 @@ class Supervisor(Scheduling):
                 self.pending[job["id"]] = job
             return  # a LOST job that never started stays LOST ('ws jobs rerun --failed' runs it)
         if job["state"] == "LOST" or not had_id:
-            at_once = get_backend(self.ws, self.backends, job["backend"]).starts_at_once
+            at_once = get_backend(self.repo, self.backends, job["backend"]).starts_at_once
             state = "RUNNING" if at_once or job["state"] == "RUNNING" else "QUEUED"
             when = {"started_ns": job["started_ns"] or time.time_ns()} if state == "RUNNING" else {}
             detail = "adopted by a new supervisor" if had_id else \
@@ -180,7 +181,7 @@ class Supervisor(Scheduling):
                 time.sleep(timeout)  # only retry backoffs are left to wait for
             return
         name, jobs = next(iter(by_backend.items()))
-        get_backend(self.ws, self.backends, name).wait([j["backend_id"] for j in jobs], timeout)
+        get_backend(self.repo, self.backends, name).wait([j["backend_id"] for j in jobs], timeout)
 
     # -- finished jobs -----------------------------------------------------
     def _running_by_backend(self) -> dict[str, list[dict]]:
@@ -194,7 +195,7 @@ class Supervisor(Scheduling):
         now = time.time_ns()
         ended = []
         for name, jobs in self._running_by_backend().items():
-            backend = get_backend(self.ws, self.backends, name)
+            backend = get_backend(self.repo, self.backends, name)
             try:
                 statuses = backend.status([j["backend_id"] for j in jobs])  # one call for all of them
             except BackendError as exc:  # unreachable, refused credentials: the jobs keep their last known state
@@ -286,17 +287,17 @@ class Supervisor(Scheduling):
         checkpoint("jobs:intent")
         started, refused = [], []
         for job in list(self.claimed.values()):
-            backend = get_backend(self.ws, self.backends, job["backend"])
+            backend = get_backend(self.repo, self.backends, job["backend"])
             t0 = time.time_ns()  # before the process exists: a fast job may end before we record it
             try:
-                bid = backend.submit(submit_request(self.ws, job, job["attempts"]))
+                bid = backend.submit(submit_request(self.repo, job, job["attempts"]))
             except BackendError as exc:  # a backend refusing one job must not stop the others
                 refused.append((job, exc))
                 continue
             checkpoint("jobs:submitted")
             started.append((job, bid, t0))
         for job, bid in self._record_started(started, refused):
-            get_backend(self.ws, self.backends, job["backend"]).cancel([bid])
+            get_backend(self.repo, self.backends, job["backend"]).cancel([bid])
         self._order = [j for j in self._order if j in self.pending] if self._order is not None else None
 
     def _claim(self, ready: list[dict]) -> None:
@@ -316,7 +317,7 @@ class Supervisor(Scheduling):
         stray = []
         with self.cat.write():
             for job, bid, t0 in started:
-                at_once = get_backend(self.ws, self.backends, job["backend"]).starts_at_once
+                at_once = get_backend(self.repo, self.backends, job["backend"]).starts_at_once
                 state, when = ("RUNNING", {"started_ns": t0}) if at_once else ("QUEUED", {})
                 if self._set(job, state, f"attempt {job['attempts']} on {job['backend']} as {bid}",
                              only_from=("QUEUED",), backend_id=bid, **when):
@@ -378,10 +379,10 @@ def _deadline_ns(job: dict) -> int | None:
     return start + int(float(limit) * 1e9)
 
 
-def supervise(ws, workflow_id: str, cpus: int | None = None, adopt: bool = False) -> str:
+def supervise(repo: Repo, workflow_id: str, cpus: int | None = None, adopt: bool = False) -> str:
     """Run a workflow's supervisor loop in this process; returns the workflow's final state.
 
     With ``adopt``, LOST jobs of the workflow that have a backend id are taken
     over again (their status is polled like any running job).
     """
-    return Supervisor(ws, workflow_id, cpus, adopt).run()
+    return Supervisor(repo, workflow_id, cpus, adopt).run()

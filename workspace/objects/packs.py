@@ -25,6 +25,7 @@ import os
 import struct
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO, Iterator
 
 import zstandard
@@ -206,10 +207,7 @@ class PackWriter:
         try:
             self._f.close()
         finally:
-            try:
-                os.unlink(self.tmp_path)
-            except FileNotFoundError:
-                pass
+            Path(self.tmp_path).unlink(missing_ok=True)
 
 
 def fsync_dir(path: str) -> None:
@@ -246,7 +244,7 @@ def _read_footer(f: BinaryIO) -> tuple[list[PackEntry], bytes]:
     count = (total - TRAILER.size - idx_off) // INDEX.size
     f.seek(idx_off)
     raw = f.read(count * INDEX.size)
-    return _parse_index(raw, count), raw
+    return parse_index(raw, count), raw
 
 
 def _index_offset(f: BinaryIO, total: int) -> int | None:
@@ -260,7 +258,8 @@ def _index_offset(f: BinaryIO, total: int) -> int | None:
     return idx_off
 
 
-def _parse_index(raw: bytes, count: int) -> list[PackEntry]:
+def parse_index(raw: bytes, count: int) -> list[PackEntry]:
+    """The entries of an index (``count`` records of :data:`INDEX`), as a pack footer or a remote stores them."""
     out = []
     for i in range(count):
         cid, off, ln, raw_len, codec = INDEX.unpack_from(raw, i * INDEX.size)

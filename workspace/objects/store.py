@@ -12,6 +12,7 @@ import hashlib
 import os
 import threading
 from collections import OrderedDict, deque
+from pathlib import Path
 from typing import Iterator
 
 from catalog import objects as q
@@ -154,10 +155,7 @@ class ObjectStore:
                 raise IsADirectoryError(dest)
             os.replace(tmp, dest)
         except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+            Path(tmp).unlink(missing_ok=True)
             raise
 
     # -- helpers for pull/clone (sync) ------------------------------------------
@@ -193,10 +191,7 @@ class ObjectStore:
                 os.chmod(tmp, mode)
             return tmp
         except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+            Path(tmp).unlink(missing_ok=True)
             raise
 
     def _decoded(self, info: q.FileInfo, cid: str, loc: q.ChunkLocation | None) -> bytes:

@@ -10,7 +10,7 @@ from sync.compute import registry
 from tests.conftest import write
 from workspace.errors import DamagedObjectError
 from workspace.jobs import environment, notify
-from workspace.jobs.spec import load_spec
+from workspace.jobs.specfile import load_spec
 
 
 def test_a_broken_compute_registry_is_not_hidden_by_a_fallback_list(tmp_path, monkeypatch):

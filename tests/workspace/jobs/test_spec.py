@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import write
-from workspace.jobs.spec import (InvalidSpec, JobPolicies, JobSpec, Resources, SpecNotFound, find_spec, from_dict,
-                                 load_spec, parse_duration, parse_memory, validate)
+from workspace.jobs.fields import from_dict, parse_duration, parse_memory
+from workspace.jobs.spec import InvalidSpec, JobPolicies, JobSpec, Resources, SpecNotFound, validate
+from workspace.jobs.specfile import find_spec, load_spec
 
 FULL = """\
 name: align

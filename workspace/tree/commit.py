@@ -8,74 +8,72 @@ that transaction leaves only unreferenced pack bytes, which ``ws gc`` reclaims.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import time
-
-from catalog import history, statcache
+from catalog import statcache
 from catalog import objects as q
-from catalog.history import CommitRecord
 from catalog.statcache import ManifestEntry, StatEntry
-from workspace import refs, trees
-from workspace.config import author
-from workspace.faults import checkpoint
 from workspace.errors import InvalidArgument, NothingToCommit, UnknownRef
-from workspace.ignore import IgnoreRules
+from workspace.faults import checkpoint
+from workspace.history import refs
+from workspace.history.manifest import Manifest, head_manifest
+from workspace.history.record import record_commit
 from workspace.objects.store import StoreWriter
-from workspace.scan import Progress, add_tracked, classify, under_any, walk
-from workspace.types import CommitResult, Commit
+from workspace.repo import Repo
+from workspace.tree.ignore import IgnoreRules
+from workspace.tree.scan import FileStat, add_tracked, classify, under_any, walk
+from workspace.types import CommitResult, Progress
 
 
-def commit(ws, message: str, paths: list[str] | None = None, *, progress: Progress | None = None,
+def commit(repo: Repo, message: str, paths: list[str] | None = None, *, progress: Progress | None = None,
            provenance: dict | None = None, cwd: str | None = None) -> CommitResult:
     """Commit the working tree, or only ``paths`` (files or folders), on the current branch."""
     if not message or not message.strip():
         raise InvalidArgument("a commit needs a message (-m)")
     prefixes = None
     if paths:
-        prefixes = sorted({ws.rel(p, cwd) for p in paths})
-    with ws.lock():
-        branch, head = ws.head()
-        old = ws.manifest("HEAD") if head else {}
-        files = walk(ws.root, IgnoreRules(ws.root), prefixes or ())
-        add_tracked(ws.root, files, [p for p in old if p not in files and (not prefixes or under_any(p, prefixes))])
+        prefixes = sorted({repo.rel(p, cwd) for p in paths})
+    with repo.lock():
+        branch, head = refs.read_head(repo.catalog)
+        old = head_manifest(repo.catalog) if head else {}
+        files = walk(repo.root, IgnoreRules(repo.root), prefixes or ())
+        add_tracked(repo.root, files, [p for p in old if p not in files and (not prefixes or under_any(p, prefixes))])
         if prefixes:
             _check_pathspecs(prefixes, files, old)
-        cache = statcache.load_stat_cache(ws.catalog)
+        cache = statcache.load_stat_cache(repo.catalog)
         ids, todo = classify(files, cache)
         # cached ids whose content is not stored yet (status hashed them) must be read too
-        stored = q.known_files(ws.catalog, ids.values())
+        stored = q.known_files(repo.catalog, ids.values())
         todo += [p for p, fid in ids.items() if fid not in stored]
         todo = sorted(set(todo))
-        with ws.store.writer() as writer:
-            new_files, cache_rows = _ingest(ws, writer, files, todo, ids, progress)
+        with repo.store.writer() as writer:
+            new_files, cache_rows = _ingest(repo, writer, files, todo, ids, progress)
             new = _apply(old, files, ids, prefixes)
             if new == old:
                 writer.seal()  # nothing new can have been written; drop the empty pack
-                statcache.update_stat_cache(ws.catalog, cache_rows)
+                statcache.update_stat_cache(repo.catalog, cache_rows)
                 raise NothingToCommit("nothing to commit, working tree clean" if not prefixes
                                       else "nothing to commit in the given paths")
             writer.seal()
             checkpoint("commit:sealed")
-            result = _record(ws, writer, branch, head, old, new, new_files, cache_rows,
+            result = _record(repo, writer, branch, head, old, new, new_files, cache_rows,
                              message.strip(), provenance)
         checkpoint("commit:recorded")
         return result
 
 
-def _check_pathspecs(prefixes: list[str], files, old) -> None:
+def _check_pathspecs(prefixes: list[str], files: dict[str, FileStat], old: Manifest) -> None:
     for pre in prefixes:
         if not any(under_any(p, [pre]) for p in files) and not any(under_any(p, [pre]) for p in old):
             raise UnknownRef(f"path '{pre or '.'}' matches no file in the working tree or HEAD")
 
 
-def _ingest(ws, writer: StoreWriter, files, todo, ids, progress):
+def _ingest(repo: Repo, writer: StoreWriter, files: dict[str, FileStat], todo: list[str], ids: dict[str, str],
+            progress: Progress | None) -> tuple[list[q.FileInfo], dict[str, StatEntry]]:
     """Chunk and store every file in ``todo``; returns file records and stat cache rows."""
     total = sum(files[p].size for p in todo)
     done = 0
     new_files: list[q.FileInfo] = []
     cache_rows: dict[str, StatEntry] = {}
-    root = str(ws.root) + "/"
+    root = str(repo.root) + "/"
     for full, recorded, digest in writer.add_files(root + p for p in todo):
         path = full[len(root):]
         st = files[path]
@@ -96,7 +94,7 @@ def _ingest(ws, writer: StoreWriter, files, todo, ids, progress):
     return new_files, cache_rows
 
 
-def _apply(old: dict, files, ids, prefixes) -> dict[str, ManifestEntry]:
+def _apply(old: Manifest, files: dict[str, FileStat], ids: dict[str, str], prefixes: list[str] | None) -> Manifest:
     """HEAD's manifest with the working tree's state applied (within ``prefixes``)."""
     new = dict(old)
     for path in list(new):
@@ -107,49 +105,10 @@ def _apply(old: dict, files, ids, prefixes) -> dict[str, ManifestEntry]:
     return new
 
 
-def make_commit_id(tree_id: str, parents: list[str], branch, message: str, who: str, now: int,
-                   provenance: dict | None) -> str:
-    """A commit's id: SHA-256 of its canonical JSON."""
-    body = json.dumps({"tree": tree_id, "parents": parents, "branch": branch, "message": message,
-                       "author": who, "time_ns": now, "provenance": provenance},
-                      sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(body.encode()).hexdigest()
-
-
-def record_commit(ws, writer: StoreWriter | None, branch: str | None, head: str | None, old: dict, new: dict,
-                  new_files: list[q.FileInfo], message: str, provenance: dict | None,
-                  cache_rows: dict[str, StatEntry] | None = None) -> Commit:
-    """The one transaction that makes a commit visible. Packs must already be sealed."""
-    now = time.time_ns()
-    root_id, tree_rows = trees.build(new)
-    parents = [head] if head else []
-    who = author(ws.config)
-    cid = make_commit_id(root_id, parents, branch, message, who, now, provenance)
-    rec = CommitRecord(cid, root_id, parents, branch, message, who, now, provenance)
-    deleted = [p for p in old if p not in new]
-    changed = {p: e for p, e in new.items() if old.get(p) != e}
-    cat = ws.catalog
-    with cat.write():
-        if writer is not None:
-            writer.record(now)
-        q.add_files(cat, new_files)
-        history.add_trees(cat, tree_rows)
-        history.add_commit(cat, rec)
-        if branch is not None:
-            history.set_ref(cat, branch, cid, now)
-        else:
-            refs.set_head_detached(cat, cid)
-        if cache_rows:
-            statcache.update_stat_cache(cat, cache_rows)
-        if head and history.get_meta(cat, "manifest_commit") == head:
-            statcache.patch_head_manifest(cat, cid, changed, deleted)
-        else:
-            statcache.replace_head_manifest(cat, cid, new)
-    return Commit(cid, parents, branch, message, who, now, root_id, provenance)
-
-
-def _record(ws, writer, branch, head, old, new, new_files, cache_rows, message, provenance) -> CommitResult:
-    c = record_commit(ws, writer, branch, head, old, new, new_files, message, provenance, cache_rows)
+def _record(repo: Repo, writer: StoreWriter, branch: str | None, head: str | None, old: Manifest, new: Manifest,
+            new_files: list[q.FileInfo], cache_rows: dict[str, StatEntry], message: str,
+            provenance: dict | None) -> CommitResult:
+    c = record_commit(repo, writer, branch, head, old, new, new_files, message, provenance, cache_rows)
     added = sum(1 for p in new if p not in old)
     modified = sum(1 for p in new if p in old and old[p] != new[p])
     deleted = sum(1 for p in old if p not in new)

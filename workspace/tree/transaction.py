@@ -4,7 +4,7 @@ Operations are staged in memory (content goes into new packs as it comes).
 Leaving the block without an exception lands them in git's order: the new
 files are written under temporary names next to their destinations (and
 files to delete are put aside), then one commit is recorded, then the files
-are renamed into place (workspace.staging). If anything fails before the
+are renamed into place (workspace.tree.staging). If anything fails before the
 commit is recorded, the working tree is put back as it was and no commit
 exists; after it, only renames remain. An exception in the block discards
 everything (unreferenced pack bytes are reclaimed by ``ws gc``).
@@ -15,24 +15,27 @@ from __future__ import annotations
 import os
 
 from catalog import objects as q
-from catalog.statcache import ManifestEntry
-from workspace import commit as commit_mod
-from workspace.checkout import _dirty_error
-from workspace.errors import DamagedObjectError, InvalidArgument, UnknownRef
-from workspace.layout import safe_join
-from workspace.scan import under_any
-from workspace.staging import StagedTree
-from workspace.types import Commit
 from catalog import statcache
+from catalog.statcache import ManifestEntry
+from workspace.errors import DamagedObjectError, InvalidArgument, UnknownRef
+from workspace.history import refs
+from workspace.history.manifest import head_manifest, manifest
+from workspace.history.record import record_commit
+from workspace.layout import safe_join
+from workspace.repo import Repo
+from workspace.tree.scan import under_any, working_ids
+from workspace.tree.staging import StagedTree
+from workspace.tree.write import dirty_error
+from workspace.types import Commit
 
 
 class Transaction:
     """Stages puts, copies and deletes; commits them all at once on a clean exit."""
 
-    def __init__(self, ws, message: str, provenance: dict | None = None):
+    def __init__(self, repo: Repo, message: str, provenance: dict | None = None):
         if not message or not message.strip():
             raise InvalidArgument("a transaction needs a commit message")
-        self.ws = ws
+        self.repo = repo
         self.message = message.strip()
         self.provenance = provenance
         self.commit: Commit | None = None
@@ -42,13 +45,13 @@ class Transaction:
         self._touched: set[str] = set()
 
     def __enter__(self) -> "Transaction":
-        self._lock = self.ws.lock()
+        self._lock = self.repo.lock()
         self._lock.__enter__()
         try:
-            self.branch, self.head = self.ws.head()
-            self.base = self.ws.manifest("HEAD") if self.head else {}
+            self.branch, self.head = refs.read_head(self.repo.catalog)
+            self.base = head_manifest(self.repo.catalog) if self.head else {}
             self.manifest = dict(self.base)
-            self._writer = self.ws.store.writer().__enter__()
+            self._writer = self.repo.store.writer().__enter__()
         except BaseException:
             self._lock.__exit__(None, None, None)
             raise
@@ -56,7 +59,7 @@ class Transaction:
 
     def _path(self, path: str) -> str:
         rel = path.strip().strip("/")
-        safe_join(self.ws.root, rel)  # refuses '..', absolute and .ws/ paths
+        safe_join(self.repo.root, rel)  # refuses '..', absolute and .ws/ paths
         return rel
 
     def put_bytes(self, path: str, data: bytes, mode: int = 0o644) -> None:
@@ -79,7 +82,7 @@ class Transaction:
 
     def copy(self, ref: str, src: str, dst: str) -> None:
         """Stage a copy of a file or folder from commit ``ref`` to ``dst``."""
-        source = self.ws.manifest(ref)
+        source = manifest(self.repo.catalog, ref)
         src = src.strip("/")
         dst_rel = self._path(dst)
         hits = {p: e for p, e in source.items() if under_any(p, [src])}
@@ -117,24 +120,24 @@ class Transaction:
                 self._lock.__exit__(None, None, None)
 
     def _land(self) -> None:
-        ws = self.ws
+        repo = self.repo
         if self.manifest == self.base:
             self._writer.seal()
             return
         touched = sorted(self._touched)
-        ids, files = ws.working_ids(under=touched)
+        ids, _ = working_ids(repo, under=touched)
         dirty = [p for p in touched if ids.get(p) != (self.base[p].file_id if p in self.base else None)]
         if dirty:
-            raise _dirty_error(dirty, "this transaction")
+            raise dirty_error(dirty, "this transaction")
         writes = {p: self.manifest[p] for p in touched if p in self.manifest}
         removals = [p for p in touched if p not in self.manifest and p in ids]
         self._writer.seal()
         infos, locs = self._content(writes)
-        with StagedTree(ws, writes, removals, infos, locs) as staged:  # a failure up to the record undoes the tree
-            self.commit = commit_mod.record_commit(ws, self._writer, self.branch, self.head, self.base,
+        with StagedTree(repo, writes, removals, infos, locs) as staged:  # a failure up to the record undoes the tree
+            self.commit = record_commit(repo, self._writer, self.branch, self.head, self.base,
                                                    self.manifest, self._files, self.message, self.provenance)
             rows = staged.apply()
-        statcache.update_stat_cache(ws.catalog, rows, [p for p in touched if p not in self.manifest])
+        statcache.update_stat_cache(repo.catalog, rows, [p for p in touched if p not in self.manifest])
 
     def _content(self, writes: dict[str, ManifestEntry]):
         """File records and chunk locations of every file to write.
@@ -143,7 +146,7 @@ class Transaction:
         not list yet (it is recorded with the commit), so it comes from the
         writer; copies of committed files come from the catalog.
         """
-        cat = self.ws.catalog
+        cat = self.repo.catalog
         infos = {f.id: f for f in self._files}
         infos.update(q.get_files(cat, {e.file_id for e in writes.values()} - set(infos)))
         missing = sorted(p for p, e in writes.items() if e.file_id not in infos)

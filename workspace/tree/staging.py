@@ -23,15 +23,16 @@ from catalog.statcache import ManifestEntry, StatEntry
 from workspace.errors import DamagedObjectError, UncommittedChanges
 from workspace.layout import safe_join
 from workspace.objects.store import DamagedObject
+from workspace.repo import Repo
 
 
 class StagedTree:
     """Files to write and paths to remove, staged so that nothing is half-done on failure."""
 
-    def __init__(self, ws, writes: dict[str, ManifestEntry], removals: list[str],
+    def __init__(self, repo: Repo, writes: dict[str, ManifestEntry], removals: list[str],
                  infos: dict[str, q.FileInfo], locs: dict[str, q.ChunkLocation]):
         """``infos`` and ``locs`` describe the content of every write (it may not be in the catalog yet)."""
-        self.ws = ws
+        self.repo = repo
         self.writes = writes
         self.removals = removals
         self.infos = infos
@@ -56,7 +57,7 @@ class StagedTree:
         self._check()
         try:
             for path in sorted(self.removals):
-                self._park(safe_join(self.ws.root, path))
+                self._park(safe_join(self.repo.root, path))
             for path in sorted(self.writes):
                 self._stage(path, self.writes[path])
         except BaseException:
@@ -66,7 +67,7 @@ class StagedTree:
     def _check(self) -> None:
         """Refuse destinations that hold a folder of other files, or lie below an untracked file."""
         removing = set(self.removals)
-        root = self.ws.root
+        root = self.repo.root
         for path in self.writes:
             dest = safe_join(root, path)
             if dest.is_dir() and not dest.is_symlink():
@@ -92,11 +93,11 @@ class StagedTree:
         self._parked.append((full, tmp))
 
     def _stage(self, path: str, entry: ManifestEntry) -> None:
-        dest = safe_join(self.ws.root, path)
+        dest = safe_join(self.repo.root, path)
         self._make_folder(dest.parent)
         self._recorded[path] = time.time_ns()
         try:
-            tmp = self.ws.store.stage_file(self.infos[entry.file_id], str(dest), entry.mode, self.locs)
+            tmp = self.repo.store.stage_file(self.infos[entry.file_id], str(dest), entry.mode, self.locs)
         except DamagedObject as exc:
             raise DamagedObjectError(f"cannot write '{path}': {exc}") from exc
         self._staged.append((path, dest, tmp))
@@ -113,7 +114,7 @@ class StagedTree:
     def undo(self) -> None:
         """Put the tree back as it was before :meth:`prepare` (best effort, in reverse order)."""
         for _path, _dest, tmp in self._staged:
-            _unlink(tmp)
+            Path(tmp).unlink(missing_ok=True)
         self._staged = []
         for folder in reversed(self._made):
             try:
@@ -133,8 +134,8 @@ class StagedTree:
         """
         self._applying = True
         for full, tmp in self._parked:
-            _unlink(tmp)
-            _remove_empty_parents(full.parent, self.ws.root)
+            Path(tmp).unlink(missing_ok=True)
+            _remove_empty_parents(full.parent, self.repo.root)
         self._parked = []
         rows: dict[str, StatEntry] = {}
         for path, dest, tmp in self._staged:
@@ -144,13 +145,6 @@ class StagedTree:
                                    self._recorded[path])
         self._staged = []
         return rows
-
-
-def _unlink(path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _remove_empty_parents(folder: Path, root: Path) -> None:

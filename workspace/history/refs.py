@@ -7,13 +7,14 @@ branch names, each optionally followed by ``~N`` or ``^`` (first parent).
 from __future__ import annotations
 
 import re
+import time
 
 from catalog import history
 from catalog.db import Catalog
 from workspace.errors import AmbiguousRef, InvalidArgument, UnknownRef
+# HEAD's catalog key and the first branch are defined where a new repository writes them
+from workspace.repo import DEFAULT_BRANCH, HEAD_KEY
 
-HEAD_KEY = "HEAD"
-DEFAULT_BRANCH = "main"
 _BRANCH_RE = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<!/)(?<!\.lock)$")
 _SUFFIX_RE = re.compile(r"(~\d*|\^)+$")
 
@@ -78,3 +79,39 @@ def _resolve_base(cat: Catalog, base: str, expr: str) -> str:
         if len(found) > 1:
             raise AmbiguousRef(f"ref '{expr}' is ambiguous: more than one commit starts with {base}")
     raise UnknownRef(f"unknown ref '{expr}': not a branch, HEAD or commit id")
+
+
+def is_ref(cat: Catalog, expr: str) -> bool:
+    """Whether ``expr`` names a commit (ambiguous prefixes and unknown names do not)."""
+    try:
+        resolve(cat, expr)
+    except UnknownRef:
+        return False
+    return True
+
+
+# -- branches ---------------------------------------------------------------------
+def branches(cat: Catalog) -> list[tuple[str, str, bool]]:
+    """Every branch as (name, commit id, is current)."""
+    current, _ = read_head(cat)
+    return [(name, cid, name == current) for name, cid in history.list_refs(cat)]
+
+
+def create_branch(cat: Catalog, name: str, ref: str = "HEAD") -> str:
+    """Make a branch at ``ref``; returns its commit id."""
+    check_branch_name(name)
+    if history.get_ref(cat, name) is not None:
+        raise InvalidArgument(f"branch '{name}' already exists")
+    commit_id = resolve(cat, ref)
+    history.set_ref(cat, name, commit_id, time.time_ns())
+    return commit_id
+
+
+def delete_branch(cat: Catalog, name: str) -> None:
+    """Remove a branch (not the current one)."""
+    current, _ = read_head(cat)
+    if name == current:
+        raise InvalidArgument(f"cannot delete the current branch '{name}'")
+    if history.get_ref(cat, name) is None:
+        raise UnknownRef(f"unknown branch '{name}'")
+    history.delete_ref(cat, name)

@@ -3,26 +3,46 @@
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 
-from workspace.scan import under_any
-from workspace.types import Diff, DiffEntry
+from catalog.db import Catalog
+from workspace.history import refs
+from workspace.history.manifest import get_commit, manifest
+from workspace.history.read import iter_read, ls
+from workspace.repo import Repo
+from workspace.tree.scan import under_any, working_ids
+from workspace.types import Commit, Diff, DiffEntry
 
 TEXT_LIMIT = 1 << 20  # larger files get no line diff
 
 
-def diff(ws, a: str | None = None, b: str | None = None, paths: list[str] | None = None) -> Diff:
+@dataclass
+class CommitChanges:
+    """One commit and what it changed against its first parent (``ws show``)."""
+
+    commit: Commit
+    diff: Diff
+
+    def to_dict(self) -> dict:
+        data = self.commit.to_dict()
+        data["changes"] = [e.to_dict() for e in self.diff.entries]
+        return data
+
+
+def diff(repo: Repo, a: str | None = None, b: str | None = None, paths: list[str] | None = None) -> Diff:
     """Paths added, removed or modified from ``a`` (default HEAD) to ``b`` (default working tree)."""
+    cat = repo.catalog
     a_ref = a or "HEAD"
-    a_id = ws.resolve(a_ref) if (a or ws.head()[1]) else None
-    old = ws.manifest(a_id) if a_id else {}
+    a_id = refs.resolve(cat, a_ref) if (a or refs.read_head(cat)[1]) else None
+    old = manifest(cat, a_id) if a_id else {}
     if b is None:
-        ids, files = ws.working_ids()
+        ids, files = working_ids(repo)
         new = {p: (fid, files[p].size, files[p].mode) for p, fid in ids.items()}
         b_id = None
     else:
-        b_id = ws.resolve(b)
-        new = {p: (e.file_id, e.size, e.mode) for p, e in ws.manifest(b_id).items()}
-    prefixes = [ws.rel(p) for p in paths] if paths else None
+        b_id = refs.resolve(cat, b)
+        new = {p: (e.file_id, e.size, e.mode) for p, e in manifest(cat, b_id).items()}
+    prefixes = [repo.rel(p) for p in paths] if paths else None
     entries: list[DiffEntry] = []
     for path in sorted(set(old) | set(new)):
         if prefixes and not under_any(path, prefixes):
@@ -38,6 +58,17 @@ def diff(ws, a: str | None = None, b: str | None = None, paths: list[str] | None
     return Diff(a_id, b_id, entries)
 
 
+def commit_changes(repo: Repo, ref: str) -> CommitChanges:
+    """``ws show``: one commit and what it changed against its first parent (a root commit adds everything)."""
+    cat: Catalog = repo.catalog
+    c = get_commit(cat, ref)
+    if c.parents:
+        d = diff(repo, c.parents[0], c.id)
+    else:
+        d = Diff(None, c.id, [DiffEntry(e.path, "added", None, e.id, None, e.size) for e in ls(cat, c.id)])
+    return CommitChanges(c, d)
+
+
 def _text(data: bytes) -> list[str] | None:
     if len(data) > TEXT_LIMIT or b"\x00" in data[:8192]:
         return None
@@ -47,17 +78,17 @@ def _text(data: bytes) -> list[str] | None:
         return None
 
 
-def unified(ws, d: Diff, entry: DiffEntry) -> list[str] | None:
+def unified(repo: Repo, d: Diff, entry: DiffEntry) -> list[str] | None:
     """A unified diff of one entry's text, or None when either side is binary or large."""
     if max(entry.old_size or 0, entry.new_size or 0) > TEXT_LIMIT:
         return None
-    old = ws.read(d.a, entry.path) if entry.old_id else b""
+    old = b"".join(iter_read(repo, d.a, entry.path)) if entry.old_id else b""
     if entry.new_id is None:
         new = b""
     elif d.b is None:
-        new = (ws.root / entry.path).read_bytes()
+        new = (repo.root / entry.path).read_bytes()
     else:
-        new = ws.read(d.b, entry.path)
+        new = b"".join(iter_read(repo, d.b, entry.path))
     a_lines, b_lines = _text(old), _text(new)
     if a_lines is None or b_lines is None:
         return None

@@ -1,9 +1,12 @@
-"""Writing a pulled release into the working tree, safely.
+"""Writing a pulled release's files into the working tree, safely.
 
 Order (DESIGN.md): refuse conflicts first, then stage every file under a
 temporary name next to its destination with its SHA-256 and size checked,
 and only when every file passed rename them all into place. A path whose
 parent folder is a symlink is refused; nothing lands outside the workspace.
+The files are a release record's entries (path, id, size, mode, chunks);
+what is release-specific (a conflicting local release, files an older
+version put here) is decided by :mod:`workspace.releases.exchange`.
 """
 
 from __future__ import annotations
@@ -11,103 +14,85 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 from catalog import objects as q
 from catalog.statcache import StatEntry
 from workspace.errors import DamagedObjectError
+from workspace.history import refs
+from workspace.history.manifest import Manifest, head_manifest
+from workspace.layout import safe_join
+from workspace.repo import Repo
+from workspace.tree.scan import working_ids
+from workspace.tree.write import clear_file_parents, dirty_error
+from workspace.types import Progress
 
 _BIG_FILE = 1 << 20  # files at least this big are written by several threads at once
 
 
-def check_not_conflicting(ws, record: dict) -> None:
-    """Refuse early (before touching anything) when this workspace has other files under title@version."""
-    from catalog import releases as release_queries
-    from sync.remote import record_digest
-    from workspace.releases import ReleaseConflict
+@dataclass
+class TreePlan:
+    """What writing a release's files would do: the files to write, and what the tree and HEAD hold now."""
 
-    mine = release_queries.get_release(ws.catalog, record["title"], record["version"])
-    if mine is not None and mine.digest != record_digest(record):
-        raise ReleaseConflict(f"release '{record['title']}@{record['version']}' already exists here with "
-                              "different files; releases are immutable")
+    writes: list[dict]
+    unchanged: int
+    head: Manifest  # HEAD's manifest
+    ids: dict[str, str]  # working file -> content id
 
 
-def plan_tree(ws, record: dict, force: bool) -> tuple[list[dict], int, list[str]]:
-    """The record's files that must be written, and files of an older version to remove.
+def plan_files(repo: Repo, files: list[dict], force: bool, what: str) -> TreePlan:
+    """The release files (record entries) that must be written; refuses to overwrite local changes unless ``force``.
 
-    Refuses to overwrite local changes unless ``force``.
+    ``what`` names the operation in the refusal ("pull of ds@1.2.0").
     """
-    from workspace.checkout import _dirty_error
-
-    head = ws.manifest("HEAD") if ws.head()[1] else {}
-    ids, stats = ws.working_ids(head=head)
+    head = head_manifest(repo.catalog) if refs.read_head(repo.catalog)[1] else {}
+    ids, stats = working_ids(repo, head=head)
     writes, conflicts, unchanged = [], [], 0
-    for f in record["files"]:
+    for f in files:
         path, mode = f["path"], f.get("mode", 0o644)
         have, base = ids.get(path), head.get(path)
         if have == f["id"] and stats[path].mode == mode:
             unchanged += 1
             continue
         clean = (have is None and base is None) or (base is not None and have == base.file_id)
-        if have is None and os.path.isdir(os.path.join(ws.root, path)):
+        if have is None and os.path.isdir(os.path.join(repo.root, path)):
             clean = False  # a folder stands where the release has a file: only --force replaces it
         if not clean and not force:
             conflicts.append(path)
         writes.append(f)
     # a file (in the tree or in HEAD) where the release needs a folder would be removed
-    conflicts += [p for p in file_parents(record, set(ids) | set(head)) if not force]
+    conflicts += [p for p in file_parents(files, set(ids) | set(head)) if not force]
     if conflicts:
-        raise _dirty_error(sorted(conflicts), f"pull of {record['title']}@{record['version']}")
-    return writes, unchanged, dropped_paths(ws, record, head, ids)
+        raise dirty_error(sorted(conflicts), what)
+    return TreePlan(writes, unchanged, head, ids)
 
 
-def dropped_paths(ws, record: dict, head: dict, ids: dict) -> list[str]:
-    """Files an earlier version of this release put here that the pulled version no longer has.
-
-    Only a file that HEAD holds exactly as another version of this release
-    had it, and that is clean in the working tree, is removed: pulling
-    ds@1.2.0 over ds@1.1.0 makes the release's paths match 1.2.0 without
-    touching anything the user changed or added. The removal is part of the
-    pull's commit, so history keeps the files.
-    """
-    wanted = {f["path"] for f in record["files"]}
-    out: set[str] = set()
-    for rel in ws.releases.list(record["title"]):
-        if rel.version == record["version"]:
-            continue
-        for f in rel.files:
-            base = head.get(f.path)
-            if f.path not in wanted and base is not None and base.file_id == f.id and ids.get(f.path) == f.id:
-                out.add(f.path)
-    return sorted(out)
+def file_parents(files: list[dict], paths: set[str]) -> list[str]:
+    """Those of ``paths`` that are parent folders of some file of a release."""
+    parents = {f["path"][:i] for f in files for i, ch in enumerate(f["path"]) if ch == "/"}
+    return sorted(parents & paths)
 
 
-def file_parents(record: dict, files: set[str]) -> list[str]:
-    """Paths in ``files`` that are parent folders of some path of the record."""
-    parents = {f["path"][:i] for f in record["files"] for i, ch in enumerate(f["path"]) if ch == "/"}
-    return sorted(parents & files)
-
-
-def write_tree(ws, writes: list[dict], progress) -> dict[str, StatEntry]:
+def write_tree(repo: Repo, writes: list[dict], progress: Progress | None) -> dict[str, StatEntry]:
     """Stage every file under a temporary name (verified), then rename them all into place."""
     from sync.transfer import Meter, bounded_map
-    from workspace.checkout import _clear_file_parents
-    from workspace.layout import safe_join
 
     meter = Meter(progress, "writing", sum(f["size"] for f in writes))
     started = time.time_ns()
-    locs = q.chunk_locations(ws.catalog, {c for f in writes for c in f["chunks"]})  # one query, not one per file
+    locs = q.chunk_locations(repo.catalog, {c for f in writes for c in f["chunks"]})  # one query, not one per file
     for folder in sorted({f["path"].rpartition("/")[0] for f in writes} - {""}):
-        _clear_file_parents(ws, folder + "/x")  # a tracked file where the release needs a folder
+        clear_file_parents(repo, folder + "/x")  # a tracked file where the release needs a folder
         # checked again right before writing: a symlinked parent may have appeared since validation
-        safe_join(ws.root, folder + "/x").parent.mkdir(parents=True, exist_ok=True)
+        safe_join(repo.root, folder + "/x").parent.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[dict, str, str]] = []
-    root = str(ws.root)
+    root = str(repo.root)
 
     def stage(batch: list[dict]) -> None:
         """Stage a batch of files (runs on worker threads for big files)."""
         for f in batch:
             dest = root + "/" + f["path"]  # every parent folder was checked by safe_join above
-            tmp = _stage_one(ws, f, dest, locs)
+            tmp = _stage_one(repo, f, dest, locs)
             staged.append((f, dest, tmp))  # list.append is atomic: safe from worker threads
             meter.add(f["size"])
 
@@ -122,7 +107,7 @@ def write_tree(ws, writes: list[dict], progress) -> dict[str, StatEntry]:
             stage(batch)
     except BaseException:
         for _, _, tmp in staged:
-            _unlink(tmp)
+            Path(tmp).unlink(missing_ok=True)
         raise
     rows: dict[str, StatEntry] = {}
     for f, dest, tmp in staged:  # every file verified: now they may take their real names
@@ -134,18 +119,18 @@ def write_tree(ws, writes: list[dict], progress) -> dict[str, StatEntry]:
     return rows
 
 
-def _stage_one(ws, f: dict, dest: str, locs: dict) -> str:
+def _stage_one(repo: Repo, f: dict, dest: str, locs: dict) -> str:
     """One file under a temporary name, its SHA-256 and size checked."""
     from workspace.objects.store import DamagedObject
 
     info = q.FileInfo(f["id"], f["size"], f["chunks"])
     try:
         # every chunk was verified as it entered the store (fetched, adopted, or committed earlier)
-        tmp = ws.store.stage_file(info, dest, f.get("mode", 0o644), locs, chunks_verified=True)
+        tmp = repo.store.stage_file(info, dest, f.get("mode", 0o644), locs, chunks_verified=True)
     except DamagedObject as exc:
         raise DamagedObjectError(f"cannot write '{f['path']}': {exc}") from exc
     if os.path.getsize(tmp) != f["size"]:
-        _unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise DamagedObjectError(f"cannot write '{f['path']}': the record says {f['size']} bytes")
     return tmp
 
@@ -162,10 +147,3 @@ def _batches(writes: list[dict], max_files: int = 256, max_bytes: int = 16 << 20
             batch, size = [], 0
     if batch:
         yield batch
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

@@ -20,7 +20,7 @@ import stat as statmod
 import threading
 from array import array
 
-from workspace.ignore import IgnoreRules
+from workspace.tree.ignore import IgnoreRules
 
 Listing = tuple[list[str], list[int]]  # names; flat (size, mtime_ns, ino, mode) per name
 

@@ -11,11 +11,16 @@ import os
 import stat
 import time
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple
+from typing import Iterable, NamedTuple
 
-from catalog.statcache import StatEntry
-from workspace.ignore import IgnoreRules
+from catalog import statcache
+from catalog.errors import CatalogBusy, CatalogReadOnly
+from catalog.statcache import ManifestEntry, StatEntry
+from workspace.history.manifest import head_manifest
 from workspace.objects.hashing import hash_file
+from workspace.repo import Repo
+from workspace.tree.ignore import IgnoreRules
+from workspace.types import Progress
 
 RACY_NS = 50_000_000  # a stat this close to its recording time is re-checked (kernel ticks are ~4 ms)
 COARSE_RACY_NS = 2_000_000_000  # file systems with whole-second (or FAT's 2 s) timestamps
@@ -29,9 +34,6 @@ def is_racy(mtime_ns: int, recorded_ns: int) -> bool:
     """
     window = COARSE_RACY_NS if mtime_ns % 1_000_000_000 == 0 else RACY_NS
     return mtime_ns >= recorded_ns - window
-PARALLEL_MIN_FILES = 20_000  # below this a second walker process costs more than it saves
-
-Progress = Callable[[str, int, int], None]
 
 
 class FileStat(NamedTuple):
@@ -53,7 +55,7 @@ def walk(root: Path, rules: IgnoreRules, under: Iterable[str] = ()) -> dict[str,
 
     Symlinks are not followed and not tracked.
     """
-    from workspace.dirwalk import flatten, listings
+    from workspace.tree.dirwalk import flatten, listings
 
     out: dict[str, FileStat] = {}
     for start in sorted(set(under)) or [""]:
@@ -127,10 +129,27 @@ def hash_pending(
     return updates
 
 
-def _under(path: str, prefixes: list[str]) -> bool:
+def under_any(path: str, prefixes: list[str]) -> bool:
+    """Whether ``path`` is one of, or below one of, the given prefixes ('' is everything)."""
     return any(not pre or path == pre or path.startswith(pre + "/") for pre in prefixes)
 
 
-def under_any(path: str, prefixes: list[str]) -> bool:
-    """Whether ``path`` is one of, or below one of, the given prefixes ('' is everything)."""
-    return _under(path, prefixes)
+def working_ids(repo: Repo, under: list[str] | None = None, progress: Progress | None = None,
+                head: dict[str, ManifestEntry] | None = None) -> tuple[dict[str, str], dict[str, FileStat]]:
+    """Content ids of the working files (optionally below ``under`` prefixes) and their stats.
+
+    ``head`` is HEAD's manifest when the caller already has it (it is read otherwise).
+    """
+    files = walk(repo.root, IgnoreRules(repo.root), under or ())
+    tracked = head if head is not None else head_manifest(repo.catalog)
+    add_tracked(repo.root, files, [p for p in tracked
+                                   if p not in files and (under is None or under_any(p, under))])
+    cache = statcache.load_stat_cache(repo.catalog)
+    ids, todo = classify(files, cache)
+    updates = hash_pending(repo.root, files, todo, ids, progress)
+    deletes = [p for p in cache if p not in files and (under is None or under_any(p, under))]
+    try:
+        statcache.update_stat_cache(repo.catalog, updates, deletes)
+    except (CatalogBusy, CatalogReadOnly):
+        pass  # the cache is an optimization; a busy or read-only catalog must not fail a read
+    return ids, files

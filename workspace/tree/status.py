@@ -1,6 +1,6 @@
 """``ws status``: the working tree against HEAD, as cheaply as the tree allows.
 
-The walk (workspace.dirwalk) summarizes each folder as a digest of its files'
+The walk (workspace.tree.dirwalk) summarizes each folder as a digest of its files'
 stats. The catalog keeps a *snapshot*: the digests of the folders last proved
 clean (every file tracked, identical to HEAD, stat not racy) and the folders
 HEAD has files in. Folders whose digest matches need nothing more; only the
@@ -19,28 +19,32 @@ import marshal
 
 from catalog import statcache
 from catalog.errors import CatalogBusy, CatalogReadOnly
-from workspace.dirwalk import DirWalk, flatten as _paths
-from workspace.ignore import IgnoreRules
-from workspace.scan import FileStat, Progress, add_tracked, classify, hash_pending, is_racy
-from workspace.types import Status
+from workspace.history import refs
+from workspace.history.manifest import head_manifest
+from workspace.repo import Repo
+from workspace.tree.dirwalk import DirWalk, flatten as _paths
+from workspace.tree.ignore import IgnoreRules
+from workspace.tree.scan import FileStat, add_tracked, classify, hash_pending, is_racy
+from workspace.types import Progress, Status
 
 _SNAPSHOT_FORMAT = 2
 _PARALLEL_MIN_DIRS = 200  # below this a forked helper costs more than it saves
 
 
-def compute_status(ws, progress: Progress | None = None) -> Status:
+def compute_status(repo: Repo, progress: Progress | None = None) -> Status:
     """Added, modified and deleted paths against HEAD."""
-    branch, head = ws.head()
-    manifest_commit, gen, blob = statcache.load_snapshot(ws.catalog)
+    cat = repo.catalog
+    branch, head = refs.read_head(cat)
+    manifest_commit, gen, blob = statcache.load_snapshot(cat)
     snap = _decode(blob) if blob is not None and manifest_commit == head and head else None
     clean, tracked_dirs = snap if snap else ({}, None)
-    rules = IgnoreRules(ws.root)
-    digests, detail = DirWalk(str(ws.root), rules, clean, parallel=len(clean) >= _PARALLEL_MIN_DIRS).finish()
+    rules = IgnoreRules(repo.root)
+    digests, detail = DirWalk(str(repo.root), rules, clean, parallel=len(clean) >= _PARALLEL_MIN_DIRS).finish()
     if head is None:
         return Status(branch, None, added=sorted(_paths(detail)))
     full = None
     if tracked_dirs is None:  # no usable snapshot: everything is in scope
-        full = ws._head_manifest()
+        full = head_manifest(cat)
         tracked_dirs = {p.rpartition("/")[0] for p in full}
     vanished = [d for d in tracked_dirs if d not in digests]
     if not detail and not vanished:
@@ -49,12 +53,12 @@ def compute_status(ws, progress: Progress | None = None) -> Status:
     if full is not None:
         manifest = {p: e for p, e in full.items() if p.rpartition("/")[0] in scope}
     else:
-        manifest = statcache.manifest_in_dirs(ws.catalog, scope)
+        manifest = statcache.manifest_in_dirs(cat, scope)
     walked = {p: FileStat._make(v) for p, v in _paths(detail).items()}
-    add_tracked(ws.root, walked, [p for p in manifest if p not in walked])
-    cache = statcache.stat_entries(ws.catalog, list(walked)) if full is None else statcache.load_stat_cache(ws.catalog)
+    add_tracked(repo.root, walked, [p for p in manifest if p not in walked])
+    cache = statcache.stat_entries(cat, list(walked)) if full is None else statcache.load_stat_cache(cat)
     ids, todo = classify(walked, cache)
-    updates = hash_pending(ws.root, walked, todo, ids, progress)
+    updates = hash_pending(repo.root, walked, todo, ids, progress)
     st = Status(branch, head)
     for path, fid in ids.items():
         m = manifest.get(path)
@@ -69,7 +73,7 @@ def compute_status(ws, progress: Progress | None = None) -> Status:
     new_clean = {d: dg for d, dg in digests.items() if d not in detail and clean.get(d) == dg}
     new_clean.update(_proved_clean(detail, digests, ids, manifest, cache, updates))
     deletes = [p for p in cache if p not in walked] if full is not None else []
-    _save(ws, gen, updates, deletes, new_clean, sorted(tracked_dirs))
+    _save(repo, gen, updates, deletes, new_clean, sorted(tracked_dirs))
     return st
 
 
@@ -106,10 +110,11 @@ def _decode(blob: bytes):
     return (clean, set(tracked_dirs)) if fmt == _SNAPSHOT_FORMAT else None
 
 
-def _save(ws, gen, updates, deletes, clean, tracked_dirs) -> None:
+def _save(repo: Repo, gen: int, updates: dict, deletes: list[str], clean: dict[str, bytes],
+          tracked_dirs: list[str]) -> None:
     blob = marshal.dumps((_SNAPSHOT_FORMAT, clean, tracked_dirs))
     try:
-        statcache.update_with_snapshot(ws.catalog, gen, updates, deletes, blob)
+        statcache.update_with_snapshot(repo.catalog, gen, updates, deletes, blob)
     except (CatalogBusy, CatalogReadOnly):
         pass  # caches only: a busy or read-only catalog must not fail a read-only command;
         # anything else (a damaged catalog, a full disk) is the command's error

@@ -1,0 +1,81 @@
+"""Spec files: finding a spec by name or path in ``jobs/``, and reading one (YAML).
+
+PyYAML is imported only inside :func:`load_spec`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from workspace.jobs.fields import from_dict
+from workspace.jobs.spec import InvalidSpec, JobSpec, SpecNotFound, validate
+from workspace.repo import Repo
+
+SPEC_DIR = "jobs"
+
+
+def load_spec(path: str | os.PathLike, display: str | None = None) -> JobSpec:
+    """Read and validate one YAML spec file (``display``: how messages name it)."""
+    import yaml
+
+    p = Path(path)
+    shown = display or str(p)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecNotFound(f"{shown}: no such spec file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidSpec(f"{shown}: cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        hint = ""
+        if "{" in text and "[" in text:  # `outputs: [out/{sample}/]` is a YAML flow mapping, not a template
+            hint = "; templates inside [...] or {...} must be quoted: [\"out/{sample}/\"]"
+        raise InvalidSpec(f"{shown}{where}: not valid YAML: {problem}{hint}") from None
+    spec = from_dict(data, shown, default_name=p.stem)
+    return validate(spec)
+
+
+def spec_files(root: str | os.PathLike) -> list[Path]:
+    """Every ``jobs/*.yaml`` and ``jobs/*.yml`` of a workspace, sorted."""
+    folder = Path(root) / SPEC_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def find_spec(repo: Repo, name_or_path: str, cwd: str | os.PathLike | None = None) -> JobSpec:
+    """The spec a user names: a path to a YAML file, or a spec name found in ``jobs/``."""
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    candidate = Path(name_or_path)
+    if not candidate.is_absolute():
+        candidate = base / candidate
+    if candidate.is_file():
+        return load_spec(candidate, _display_path(repo, candidate))
+    if "/" in name_or_path or name_or_path.endswith((".yaml", ".yml")):
+        raise SpecNotFound(f"no spec file '{name_or_path}'")
+    root = Path(repo.root)
+    for ext in (".yaml", ".yml"):  # the common case: the file is named after the spec
+        p = root / SPEC_DIR / f"{name_or_path}{ext}"
+        if p.is_file():
+            spec = load_spec(p, _display_path(repo, p))
+            if spec.name == name_or_path:
+                return spec
+    for p in spec_files(root):
+        spec = load_spec(p, _display_path(repo, p))
+        if spec.name == name_or_path:
+            return spec
+    raise SpecNotFound(f"no spec named '{name_or_path}' in {SPEC_DIR}/ (looked for {SPEC_DIR}/{name_or_path}.yaml)")
+
+
+def _display_path(repo: Repo, p: Path) -> str:
+    """Workspace-relative path when the file is inside the workspace (nicer messages, stable keys)."""
+    try:
+        return str(Path(os.path.abspath(p)).relative_to(repo.root))
+    except ValueError:
+        return str(p)

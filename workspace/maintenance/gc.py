@@ -1,0 +1,175 @@
+"""``ws gc``: reclaim pack space no commit or release needs, without ever losing what one does."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from catalog import history
+from catalog import objects as q
+from catalog.releases import live_file_ids
+from workspace.errors import DamagedObjectError
+from workspace.history import trees
+from workspace.lock import pack_guard
+from workspace.maintenance.fsck import check_pack_file, pack_id_of
+from workspace.objects.store import StoreWriter
+from workspace.repo import Repo
+from workspace.types import FsckReport, GcReport, Progress
+
+REWRITE_WASTE = 0.25  # rewrite a pack when at least this share of it is garbage
+
+
+class CatalogLooksEmpty(DamagedObjectError):
+    """gc found sealed packs but a catalog without any commit or file: damaged or re-created (exit 6)."""
+
+
+def live_files(repo: Repo) -> set[str]:
+    """File ids that any commit (reachable or not) or any local release still needs."""
+    cat = repo.catalog
+    seen_trees: set[str] = set()
+    for rec in history.all_commits(cat):
+        trees.reachable_trees(cat, rec.tree_id, seen_trees)
+    live: set[str] = set()
+    for tid in seen_trees:
+        data = history.get_tree(cat, tid)
+        if data:
+            live.update(e.id for e in trees.decode_tree(data) if e.kind == "f")
+    return live | live_file_ids(cat)
+
+
+def gc(repo: Repo, progress: Progress | None = None) -> GcReport:
+    """Delete unreferenced packs and rewrite mostly-garbage ones.
+
+    New packs are sealed first (every chunk copied into them verified), then
+    the catalog switches to them in one transaction, then old files are
+    deleted: a crash at any point loses nothing. A pack file the catalog does
+    not locate any chunk in is deleted only when it is proved to hold nothing
+    a file needs (see :func:`_reclaim_unlocated`); anything doubtful is kept
+    and named in ``report.kept``.
+    """
+    report = GcReport()
+    cat = repo.catalog
+    # the one lock order: pack guard first, then the workspace lock (pull holds the guard
+    # while it downloads and takes the workspace lock after; the other order could deadlock)
+    with pack_guard(repo.layout.pack_lock, exclusive=True), repo.lock():
+        _refuse_an_empty_catalog(repo)
+        for tmp in repo.store.list_temp_files():  # left by killed writers (we hold both locks)
+            report.bytes_freed += os.path.getsize(tmp)
+            os.unlink(tmp)
+            report.temp_files_deleted += 1
+        live = live_files(repo)
+        all_files = q.all_files(cat)
+        dead_files = [f.id for f in all_files if f.id not in live]
+        live_chunks = {c for f in all_files if f.id in live for c in f.chunk_ids}
+        doomed_paths = _repack(repo, live_chunks, dead_files, report)
+        repo.store.close()
+        for path in doomed_paths:
+            Path(path).unlink(missing_ok=True)
+        _reclaim_unlocated(repo, report)
+    return report
+
+
+def _refuse_an_empty_catalog(repo: Repo) -> None:
+    """A catalog with no commit and no file next to sealed packs was lost or re-created: touch nothing."""
+    if history.has_commits(repo.catalog) or q.has_files(repo.catalog):
+        return
+    found = repo.store.list_pack_files()
+    if found:
+        raise CatalogLooksEmpty(
+            f"the catalog has no commits and no files, but {len(found)} pack(s) hold data: it may be "
+            "damaged or re-created; gc deleted nothing; run 'ws fsck --rebuild-catalog'")
+
+
+def _repack(repo: Repo, live_chunks: set[str], dead_files: list[str], report: GcReport) -> list[str]:
+    """Copy the live chunks of mostly-dead packs into new ones and switch the catalog; returns packs to delete."""
+    cat = repo.catalog
+    doomed_paths: list[str] = []
+    with repo.store.writer() as writer:
+        for pid, _size, _count in q.all_packs(cat):
+            rows = q.chunks_in_pack(cat, pid)
+            dead = [r for r in rows if r.id not in live_chunks]
+            if not dead:
+                continue
+            path = repo.store.pack_path(pid)
+            size = os.path.getsize(path) if os.path.exists(path) else 0
+            keep = [r for r in rows if r.id in live_chunks]
+            if keep and sum(r.length for r in dead) < REWRITE_WASTE * max(size, 1):
+                continue
+            if keep and not _copy_verified(repo, pid, keep, writer, report):
+                continue
+            report.chunks_dropped += len(dead)
+            report.packs_rewritten += 1 if keep else 0
+            report.packs_deleted += 0 if keep else 1
+            report.bytes_freed += size
+            doomed_paths.append(path)
+        sealed = writer.seal()
+        doomed = {pack_id_of(p) for p in doomed_paths}
+        with cat.write():
+            for pack_id, size, rows in sealed:
+                q.add_pack(cat, pack_id, size, rows, time.time_ns())
+                q.move_chunks(cat, rows)
+                report.bytes_freed -= size
+            q.delete_chunks(cat, [c for c in q.all_chunk_ids(cat) if c not in live_chunks])
+            for pid in doomed:
+                q.delete_pack(cat, pid)
+            q.delete_files(cat, dead_files)
+    return doomed_paths
+
+
+def _copy_verified(repo: Repo, pack_id: str, keep: list[q.ChunkLocation], writer: StoreWriter,
+                   report: GcReport) -> bool:
+    """Copy ``keep`` (live chunks of one pack) into ``writer``, each verified; False (pack kept) if any fails."""
+    wanted = {(r.id, r.offset) for r in keep}
+    found: dict[str, tuple] = {}
+
+    def take(entry, payload) -> None:  # called only for chunks that verified
+        if (entry.id, entry.offset) in wanted:
+            found[entry.id] = (entry.raw_length, entry.codec, bytes(payload))
+
+    path = repo.store.pack_path(pack_id)
+    check = check_pack_file(path, pack_id, FsckReport(), on_chunk=take)
+    lost = [r for r in keep if r.id not in found]
+    if check is None or lost:
+        report.kept.append(f"pack {pack_id[:12]}: {len(lost) if check else len(keep)} live chunk(s) fail "
+                           "verification, so it is not rewritten; run 'ws fsck'")
+        return False
+    for r in keep:  # stored bytes as they are (no recompression), in their old order
+        writer.force_add(r.id, *found[r.id])
+    return True
+
+
+def _reclaim_unlocated(repo: Repo, report: GcReport) -> None:
+    """Delete pack files no chunk row points into, when that is proved to lose nothing.
+
+    Such a pack is a leftover (a commit killed after sealing, a duplicate of
+    a concurrent pull) or a pack a damaged catalog forgot. It goes only if it
+    reads cleanly (the one pack verifier) and each of its chunks is either
+    needed by no file row or stored in another pack that exists.
+    """
+    cat = repo.catalog
+    home = q.chunk_packs(cat)
+    located = set(home.values())
+    needed = {c for f in q.all_files(cat) for c in f.chunk_ids}
+    recorded = {pid for pid, _, _ in q.all_packs(cat)}
+    for path in repo.store.list_pack_files():
+        pid = pack_id_of(path)
+        if pid in located:
+            continue
+        probe = FsckReport()
+        check = check_pack_file(path, pid, probe)
+        if check is None or not check.ok:
+            report.kept.append(f"unknown pack {path} (not in the catalog) is unreadable, kept: "
+                               f"{probe.problems[0] if probe.problems else 'cannot be read'}")
+            continue
+        only_copy = [e.id for e in check.index if e.id in needed
+                     and not (e.id in home and os.path.exists(repo.store.pack_path(home[e.id])))]
+        if only_copy:
+            report.kept.append(f"unknown pack {path} (not in the catalog) holds the only copy of "
+                               f"{len(only_copy)} chunk(s) files need, kept; run 'ws fsck --rebuild-catalog'")
+            continue
+        if pid in recorded:
+            q.delete_pack(cat, pid)
+        report.bytes_freed += os.path.getsize(path)
+        os.unlink(path)
+        report.packs_deleted += 1

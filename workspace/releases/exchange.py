@@ -1,0 +1,271 @@
+"""Exchanging releases with remotes: ``ws push``, ``ws pull``, ``ws clone``, ``ws fsck --remote``,
+``ws remote releases``, and configuring remotes under the workspace lock.
+
+The engines live in :mod:`sync` (push, pull, transfer, storage backends) and the
+configuration rules in :mod:`sync.remotes`; this module adds what needs the
+workspace: release records, the working tree, commits and the locks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from catalog import objects as q
+from catalog import releases as release_queries
+from catalog import remotes as rq
+from catalog import statcache
+from catalog.statcache import ManifestEntry, StatEntry
+from sync import remotes
+from sync.remote import Remote, record_digest
+from sync.remotes import DEFAULT_NAME, RemoteInfo
+from workspace.errors import WorkspaceError
+from workspace.history import refs
+from workspace.history.manifest import Manifest, head_manifest
+from workspace.history.record import record_commit
+from workspace.releases.collection import Releases
+from workspace.releases.records import Release, ReleaseConflict, split_spec, validate_record
+from workspace.releases.versions import parse_version, select
+from workspace.repo import Repo
+from workspace.types import Progress
+
+R = TypeVar("R", bound=Repo)
+
+
+class CloneTargetExists(WorkspaceError):
+    """``ws clone`` into a folder that exists and is not empty (exit 8)."""
+
+    exit_code = 8
+
+
+@dataclass
+class PullResult:
+    """What a pull or clone did."""
+
+    remote: str
+    release: str
+    files_written: int = 0
+    files_unchanged: int = 0
+    chunks_fetched: int = 0
+    bytes_fetched: int = 0
+    commit: str | None = None
+    root: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """For --json."""
+        return asdict(self)
+
+
+# -- configuration, under the lock ---------------------------------------------------------
+def add_remote(repo: Repo, name: str, url: str, options: dict | None = None, default: bool = False) -> RemoteInfo:
+    """Configure a remote (``[remote.NAME]``); the first one becomes the default. Secrets are refused."""
+    with repo.lock():
+        config = repo.reload_config()
+        info = remotes.add(config, name, url, options, default)
+        repo.save_config(config)
+        remotes.forget(repo.catalog, name)  # a stale cache from an earlier remote of that name
+    return info
+
+
+def remove_remote(repo: Repo, name: str) -> None:
+    """Forget a remote: its config table and what the catalog remembers about it."""
+    with repo.lock():
+        config = repo.reload_config()
+        remotes.remove(config, name)
+        repo.save_config(config)
+        remotes.forget(repo.catalog, name)
+
+
+def open_remote(repo: Repo, name: str | None = None) -> Remote:
+    """The :class:`sync.remote.Remote` for a configured remote (default when ``name`` is None)."""
+    return remotes.open_remote(repo.config, name)
+
+
+# -- push ---------------------------------------------------------------------------
+def push(repo: Repo, remote: str | None = None, spec: str | None = None, progress: Progress | None = None,
+         workers: int = 4):
+    """Send releases to a remote: ``spec`` NAME (every version) or NAME@VERSION; default: all not there yet."""
+    from sync.push import push_records
+
+    if spec is None and remote is not None and remote not in {r.name for r in remotes.list_remotes(repo.config)}:
+        remote, spec = None, remote  # 'ws push NAME@VERSION' to the default remote
+    rem = open_remote(repo, remote)
+    records = [r.to_record() for r in _releases_to_push(repo, rem.name, spec)]
+    tmp = str(repo.layout.ws_dir / "tmp")
+    with repo.pack_guard(exclusive=False):  # ws gc must not delete packs we read
+        return push_records(repo.catalog, repo.store, rem, records, tmp, progress=progress, workers=workers)
+
+
+def _releases_to_push(repo: Repo, remote_name: str, spec: str | None) -> list[Release]:
+    releases = Releases(repo)
+    if spec is None:
+        missing = set(rq.releases_not_on(repo.catalog, remote_name))
+        return [r for r in releases.list() if (r.title, r.version) in missing]
+    name, expr = split_spec(spec)
+    if "@" in spec:
+        return [releases.resolve(name, expr)]
+    found = releases.list(name)
+    if not found:
+        releases.resolve(name)  # raises UnknownRelease with the right message
+    return found
+
+
+# -- listing and checking a remote ------------------------------------------------------------
+def remote_releases(repo: Repo, name: str | None = None) -> list[dict]:
+    """What a remote holds: title, version, file count and size of each release (reads each record)."""
+    rem = open_remote(repo, name)
+    rem.check()
+    out = []
+    for title, version in sorted(rem.list_releases(), key=_release_sort_key):
+        record = rem.read_release(title, version)
+        files = record.get("files", [])
+        out.append({"title": title, "version": version, "files": len(files),
+                    "size": sum(int(f.get("size", 0)) for f in files), "created_at": record.get("created_at"),
+                    "description": record.get("description", "")})
+        rq.mark_release(repo.catalog, rem.name, title, version, record_digest(record), "seen")
+    return out
+
+
+def _release_sort_key(tv: tuple[str, str]):
+    try:
+        return tv[0], parse_version(tv[1])
+    except WorkspaceError:
+        return tv[0], parse_version("0.0.0")
+
+
+def fsck_remote(repo: Repo, name: str | None = None, read_data: bool = False, progress: Progress | None = None):
+    """Check a remote's packs, indexes and release records (``read_data``: every chunk's SHA-256)."""
+    from sync.remote_check import check_remote
+
+    tmp = repo.layout.ws_dir / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return check_remote(open_remote(repo, name), read_data=read_data, progress=progress, tmp_dir=str(tmp))
+
+
+# -- pull and clone -----------------------------------------------------------------------
+def pull(repo: Repo, remote: str | None, spec: str, *, force: bool = False, progress: Progress | None = None,
+         workers: int = 4) -> PullResult:
+    """Fetch NAME[@EXPR] from a remote into the working tree and record it as a commit and a release."""
+    from sync.errors import UnknownRemoteRelease
+    from sync.pull import fetch_chunks, needed_chunks
+    from workspace.tree.apply_release import plan_files, write_tree
+    from workspace.tree.write import remove_file
+
+    name, expr = split_spec(spec)
+    rem = open_remote(repo, remote)
+    rem.check()
+    versions = [v for t, v in rem.list_releases() if t == name]
+    if not versions:
+        raise UnknownRemoteRelease(f"remote {rem.name} has no release named '{name}'")
+    version = select(versions, expr)
+    record = rem.read_release(name, version)
+    validate_record(record, repo.root)  # unsafe paths (exit 5) and malformed records, before any download
+    check_not_conflicting(repo, record)
+    result = PullResult(rem.name, f"{name}@{version}", root=str(repo.root))
+    what = f"pull of {record['title']}@{record['version']}"
+    # The download runs without the workspace lock (commits and jobs go on meanwhile), but
+    # under the pack guard: gc would delete packs recorded before their file rows are.
+    # Lock order everywhere: pack guard, then workspace lock.
+    with repo.pack_guard(exclusive=False):
+        plan_files(repo, record["files"], force, what)  # refuse conflicts before downloading anything
+        fetched = fetch_chunks(repo.catalog, repo.store, rem, needed_chunks(repo.catalog, record), progress,
+                               workers)
+        result.chunks_fetched, result.bytes_fetched = fetched.chunks_fetched, fetched.bytes_fetched
+        with repo.lock():  # the tree may have changed while we downloaded: plan again, authoritatively
+            check_not_conflicting(repo, record)
+            plan = plan_files(repo, record["files"], force, what)
+            dropped = dropped_paths(repo, record, plan.head, plan.ids)
+            cache_rows = write_tree(repo, plan.writes, progress)
+            for path in dropped:  # files the older version had and this one dropped
+                remove_file(repo, path)
+            result.commit = _record(repo, rem, record, cache_rows, f"pull {name}@{version} from {rem.name}", dropped)
+    result.files_written, result.files_unchanged = len(plan.writes), plan.unchanged
+    return result
+
+
+def check_not_conflicting(repo: Repo, record: dict) -> None:
+    """Refuse early (before touching anything) when this workspace has other files under title@version."""
+    mine = release_queries.get_release(repo.catalog, record["title"], record["version"])
+    if mine is not None and mine.digest != record_digest(record):
+        raise ReleaseConflict(f"release '{record['title']}@{record['version']}' already exists here with "
+                              "different files; releases are immutable")
+
+
+def dropped_paths(repo: Repo, record: dict, head: Manifest, ids: dict[str, str]) -> list[str]:
+    """Files an earlier version of this release put here that the pulled version no longer has.
+
+    Only a file that HEAD holds exactly as another version of this release
+    had it, and that is clean in the working tree, is removed: pulling
+    ds@1.2.0 over ds@1.1.0 makes the release's paths match 1.2.0 without
+    touching anything the user changed or added. The removal is part of the
+    pull's commit, so history keeps the files.
+    """
+    wanted = {f["path"] for f in record["files"]}
+    out: set[str] = set()
+    for rel in Releases(repo).list(record["title"]):
+        if rel.version == record["version"]:
+            continue
+        for f in rel.files:
+            base = head.get(f.path)
+            if f.path not in wanted and base is not None and base.file_id == f.id and ids.get(f.path) == f.id:
+                out.add(f.path)
+    return sorted(out)
+
+
+def _record(repo: Repo, rem: Remote, record: dict, cache_rows: dict[str, StatEntry], message: str,
+            dropped: list[str]) -> str | None:
+    """One transaction: file rows, the commit that holds the release's files, the release, remote state."""
+    from workspace.tree.apply_release import file_parents
+
+    files = [q.FileInfo(f["id"], f["size"], f["chunks"]) for f in record["files"]]
+    branch, head = refs.read_head(repo.catalog)
+    old = head_manifest(repo.catalog) if head else {}
+    new = dict(old)
+    for parent in file_parents(record["files"], set(old)):  # replaced by a folder (pull --force)
+        del new[parent]
+    for f in record["files"]:
+        new[f["path"]] = ManifestEntry(f["id"], f["size"], f.get("mode", 0o644))
+    for path in dropped:
+        new.pop(path, None)
+    commit_id = None
+    with repo.catalog.write():
+        q.add_files(repo.catalog, files)
+        if new != old:
+            commit_id = record_commit(repo, None, branch, head, old, new, [], message, None, cache_rows).id
+        elif cache_rows:
+            statcache.update_stat_cache(repo.catalog, cache_rows)
+        Releases(repo).import_record(record)
+        rem.mark_release(repo.catalog, record, "seen")
+    return commit_id
+
+
+def clone(kind: type[R], url: str, spec: str, directory: str | os.PathLike, *, options: dict | None = None,
+          remote_name: str = DEFAULT_NAME, progress: Progress | None = None, workers: int = 4) -> tuple[R, PullResult]:
+    """A new workspace (a ``kind``) in ``directory`` holding release NAME[@EXPR] from ``url``.
+
+    The remote becomes ``origin`` (the default remote). On failure the new
+    folder is removed again, so a failed clone leaves nothing behind.
+    """
+    target = Path(os.path.abspath(directory))
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise CloneTargetExists(f"{target} already exists and is not empty")
+    created = not target.exists()
+    repo = None
+    try:
+        remotes.connect(remote_name, url, dict(options or {})).check()  # fail before creating anything
+        repo = kind.init(target)
+        add_remote(repo, remote_name, url, options, default=True)
+        result = pull(repo, remote_name, spec, progress=progress, workers=workers)
+        return repo, result
+    except BaseException:
+        if repo is not None:
+            repo.close()
+        if created:
+            shutil.rmtree(target, ignore_errors=True)
+        elif (target / ".ws").exists():
+            shutil.rmtree(target / ".ws", ignore_errors=True)
+        raise
