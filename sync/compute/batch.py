@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Any, Callable
 
 from sync.compute.base import LOST, BackendStatus, ComputeBackend, SubmitRequest
 from sync.compute.batch_aws import AWS
@@ -52,10 +53,12 @@ class BatchBackend(ComputeBackend):
     or ``aws_access_key_id``/``aws_secret_access_key``/``aws_session_token``;
     ``job_role_arn`` (what the container may do: read and write the staging
     prefix), ``execution_role_arn``; ``default_image``, ``default_memory_mb``;
-    ``log_group``; ``staging`` (the S3 URL of the remote files go through),
-    ``staging_name`` (its remote name: credentials and the catalog's index
-    cache), ``staging_options`` (its storage options), ``catalog`` (a
-    Catalog, or its path, for that cache); ``workspace_root``, ``log_root``
+    ``log_group``; ``staging`` (the S3 URL of the remote files go through)
+    and ``open_staging`` (a callable returning its :class:`sync.staging.Stager`;
+    ``registry.get("batch", ...)`` builds the backend through
+    :func:`sync.staged.batch_backend`, which makes it from ``staging_name``,
+    ``staging_options``, ``catalog`` and ``tmp_dir``), ``s3_region`` and
+    ``s3_endpoint`` (what the container uses to reach it); ``workspace_root``, ``log_root``
     (where job log folders are, ``.ws/jobs``), ``job_root`` (the job's folder
     inside the container), ``entrypoint`` (``embedded`` or a command);
     ``poll_interval`` (s); ``fair_share``; ``max_attempts``, ``connect_timeout``,
@@ -69,33 +72,30 @@ class BatchBackend(ComputeBackend):
                  aws_secret_access_key: str | None = None, aws_session_token: str | None = None,
                  job_role_arn: str | None = None, execution_role_arn: str | None = None,
                  default_image: str | None = None, default_memory_mb: int = 2048, log_group: str | None = None,
-                 staging: str | None = None, staging_name: str | None = None, staging_options: dict | None = None,
-                 catalog=None, workspace_root: str | os.PathLike | None = None,
+                 staging: str | None = None, open_staging: Callable[[], Any] | None = None,
+                 s3_region: str | None = None, s3_endpoint: str | None = None,
+                 workspace_root: str | os.PathLike | None = None,
                  log_root: str | os.PathLike | None = None, job_root: str | None = None,
                  entrypoint: str = "embedded", poll_interval: float = DEFAULT_POLL_INTERVAL_S,
                  fair_share: bool = False, backend_name: str = "batch", max_attempts: int = 3,
-                 connect_timeout: float = 10.0, read_timeout: float = 60.0, tmp_dir: str | None = None):
+                 connect_timeout: float = 10.0, read_timeout: float = 60.0):
         keys = (aws_access_key_id, aws_secret_access_key, aws_session_token) if aws_access_key_id else None
         self.aws = AWS(backend_name, region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
                        endpoint_url, profile, keys, int(max_attempts), float(connect_timeout), float(read_timeout))
         self.backend_name = backend_name
         self.queue = job_queue
         self.staging_url = staging.rstrip("/") if staging else None
-        self.staging_name = staging_name or "batch-staging"
-        self.staging_options = dict(staging_options or {})
-        region_s3 = self.staging_options.get("region") or self.staging_options.get("region_name") or self.aws.region
+        self._open_staging = open_staging
         self.defaults = Defaults(image=default_image, memory_mb=int(default_memory_mb), job_role_arn=job_role_arn,
                                  execution_role_arn=execution_role_arn, log_group=log_group,
-                                 s3_region=region_s3 or "us-east-1",
-                                 s3_endpoint=self.staging_options.get("endpoint_url"), job_root=job_root,
+                                 s3_region=s3_region or self.aws.region or "us-east-1",
+                                 s3_endpoint=s3_endpoint, job_root=job_root,
                                  entrypoint=entrypoint,
                                  workspace_root=os.fspath(workspace_root) if workspace_root else None,
                                  fair_share=_flag(fair_share))
         self.log_group = log_group or DEFAULT_LOG_GROUP
         self.log_root = os.fspath(log_root) if log_root else None
         self.poll_interval = float(poll_interval)
-        self.tmp_dir = tmp_dir
-        self._catalog = catalog
         self._stager = None
         self._queue_checked = False
         self._definitions: dict[str, str] = {}  # fingerprint -> definition ARN
@@ -145,23 +145,15 @@ class BatchBackend(ComputeBackend):
         self._queue_checked = True
 
     def _staging(self):
+        """The staging remote's stager, opened on first use (by the ``open_staging`` the registry's factory gave)."""
         if self._stager is None:
             if not self.staging_url:
                 raise BackendError(f"backend '{self.backend_name}' has no staging remote (option staging, "
                                    "an s3:// URL): jobs on AWS Batch get their files through it")
-            from sync import credentials
-            from sync.remote import Remote
-            from sync.staging import Stager
-            from sync.storage.registry import open_backend
-
-            options = credentials.resolve(self.staging_name, self.staging_url, self.staging_options)
-            remote = Remote(open_backend(self.staging_url, options, label=self.staging_name), self.staging_name)
-            catalog = self._catalog
-            if isinstance(catalog, (str, os.PathLike)):
-                from catalog.db import Catalog
-
-                catalog = Catalog(catalog)
-            self._stager = Stager(remote, catalog, self.tmp_dir)
+            if self._open_staging is None:
+                raise BackendError(f"backend '{self.backend_name}' cannot open its staging remote: build it with "
+                                   "registry.get('batch', ...) (sync.staged.batch_backend), which opens it")
+            self._stager = self._open_staging()
         return self._stager
 
     # -- submitting --------------------------------------------------------------------
@@ -195,8 +187,6 @@ class BatchBackend(ComputeBackend):
         return out
 
     def _stage(self, stager, request: SubmitRequest) -> str:
-        from sync.staging import manifest_key
-
         root = self.defaults.workspace_root
         if request.input_files and root is None:
             raise BackendError(f"backend '{self.backend_name}' needs its workspace_root option to stage inputs")
@@ -206,8 +196,7 @@ class BatchBackend(ComputeBackend):
                     "workdir": task_workdir(request, self.defaults), "inputs": inputs,
                     "outputs": {"files": [relative_path(p) for p in request.output_files],
                                 "dirs": [relative_path(p) for p in request.output_dirs]}}
-        stager.write_manifest(request.job_id, request.attempt, manifest)
-        return f"{self.staging_url}/{manifest_key(request.job_id, request.attempt)}"
+        return f"{self.staging_url}/{stager.write_manifest(request.job_id, request.attempt, manifest)}"
 
     def _definition(self, request: SubmitRequest) -> str:
         """The ARN of an active revision holding exactly this request's definition; registered when none does."""

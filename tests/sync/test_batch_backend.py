@@ -71,7 +71,7 @@ def test_constructing_contacts_nothing_and_imports_no_boto3(tmp_path):
             "b = registry.get('batch', job_queue='q', region='eu-west-1', staging='s3://b/p')\n"
             "b.check_request(__import__('sync.compute.base', fromlist=['x']).SubmitRequest("
             "job_id='0123456789ab', name='x', command='true', workdir='', log_dir='', image='busybox'))\n"
-            "print(sorted(m for m in ('boto3', 'botocore', 's3fs') if m in sys.modules))\n")
+            "print(sorted(m for m in ('boto3', 'botocore', 's3fs', 'fsspec') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert out.stdout.strip() == "[]"
@@ -343,8 +343,12 @@ def test_refused_requests_name_the_spec_field(backend, root):
 
 
 def test_a_backend_registered_with_options_serves_specs(batch_world, opts, monkeypatch):
-    monkeypatch.setitem(registry._BACKENDS, "batch-x", functools.partial(BatchBackend, **opts))
+    from sync.staged import batch_backend
+
+    monkeypatch.setitem(registry._BACKENDS, "batch-x", functools.partial(batch_backend, **opts))
     assert isinstance(registry.get("batch-x"), BatchBackend)
+    with pytest.raises(BackendError, match="cannot open its staging remote"):  # built by hand, no opener
+        BatchBackend(job_queue=opts["job_queue"], staging=opts["staging"])._staging()
 
 
 def test_backend_check_reports_queue_and_staging_one_line_each(opts):

@@ -16,6 +16,7 @@ import pytest
 from catalog import jobs as q
 from sync.compute import registry
 from sync.compute.batch import BatchBackend
+from sync.staged import batch_backend
 from sync.errors import BackendError
 from tests.conftest import write
 
@@ -26,7 +27,7 @@ def batch_backend_name(ws, batch_world, tmp_path, monkeypatch):
     opts = batch_world.backend_options(f"ws-{uuid.uuid4().hex[:8]}", job_queue=batch_world.new_queue(),
                                        workspace_root=ws.root, log_root=ws.layout.jobs_dir,
                                        catalog=ws.catalog, tmp_dir=str(tmp_path))
-    monkeypatch.setitem(registry._BACKENDS, "batch-test", functools.partial(BatchBackend, **opts))
+    monkeypatch.setitem(registry._BACKENDS, "batch-test", functools.partial(batch_backend, **opts))
     return "batch-test"
 
 
@@ -87,7 +88,8 @@ def test_a_failing_status_poll_keeps_the_jobs_and_is_logged_once(ws, batch_world
     from workspace.jobs.supervisor import workflow_dir
 
     partial = registry._BACKENDS[batch_backend_name]
-    monkeypatch.setitem(registry._BACKENDS, batch_backend_name, functools.partial(FlakyBatch, **partial.keywords))
+    monkeypatch.setitem(registry._BACKENDS, batch_backend_name,
+                        functools.partial(batch_backend, FlakyBatch, **partial.keywords))
     FlakyBatch.failures = 2
     write(ws.root, "jobs/slow.yaml", f"name: slow\ncommand: echo ok > s.txt\noutputs: [s.txt]\n"
                                      f"backend: {batch_backend_name}\n")
@@ -101,7 +103,7 @@ def test_a_submit_the_backend_refuses_fails_that_job_with_the_reason(ws, batch_w
     from workspace.jobs.engine import run_spec
 
     opts = batch_world.backend_options("never", job_queue="no-such-queue", workspace_root=ws.root)
-    monkeypatch.setitem(registry._BACKENDS, "batch-bad", functools.partial(BatchBackend, **opts))
+    monkeypatch.setitem(registry._BACKENDS, "batch-bad", functools.partial(batch_backend, **opts))
     write(ws.root, "jobs/bad.yaml", "name: bad\ncommand: 'true'\nbackend: batch-bad\n")
     result = run_spec(ws, "bad", wait=True)
     (job,) = result["jobs"]
