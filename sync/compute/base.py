@@ -59,8 +59,11 @@ class SubmitRequest:
     The fields after ``attempt`` matter to backends without the workspace's
     file system (PROMINENCE, AWS Batch); backends that cannot honour a value
     other than its default refuse it in :meth:`ComputeBackend.check_request`.
-    Paths in ``output_files``/``output_dirs`` are relative to the workspace
-    root, as a spec's ``outputs`` are.
+    Paths in ``input_files``, ``output_files`` and ``output_dirs`` are
+    relative to the workspace root, as a spec's ``inputs`` and ``outputs``
+    are; ``input_files`` are the files the inputs matched, with the content
+    ids the job key was computed from (backends on the workspace's file
+    system ignore them).
     """
 
     job_id: str
@@ -80,6 +83,7 @@ class SubmitRequest:
     nodes: int = 1
     disk_mb: int | None = None  # scratch disk the job needs, MiB
     artifacts: list[str] = field(default_factory=list)  # URLs fetched into the job's folder before it runs
+    input_files: dict[str, str] = field(default_factory=dict)  # files the job reads: path -> SHA-256 ("": unknown)
     output_files: list[str] = field(default_factory=list)  # declared output files, relative to the workspace root
     output_dirs: list[str] = field(default_factory=list)  # declared output folders, likewise
     params: dict[str, Any] = field(default_factory=dict)  # this job's sweep parameters (lets a backend rebuild a sweep)

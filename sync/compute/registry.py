@@ -13,6 +13,7 @@ from sync.errors import UnknownBackend
 
 _BACKENDS: dict[str, str] = {
     "local": "sync.compute.local:LocalBackend",
+    "batch": "sync.staged:batch_backend",  # BatchBackend with its staging remote's opener (sync/staged.py)
     "prominence": "sync.compute.prominence:ProminenceBackend",
 }
 

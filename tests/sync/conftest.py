@@ -72,3 +72,14 @@ def ws_server_tls(tmp_path, tls_files):
     server = start_server(tmp_path / "server-root-tls", tls=tls_files)
     yield server
     server.handle.stop(grace=None)
+
+
+@pytest.fixture(scope="session")
+def batch_world(moto_server):
+    """AWS Batch on the session's moto server, its jobs run by a stand-in compute environment (batch_moto.py)."""
+    from tests.sync.batch_moto import set_up
+
+    world = set_up(moto_server, S3_REGION, {"key": S3_KEY, "secret": S3_SECRET})
+    world.environment.install()
+    yield world
+    world.environment.uninstall()

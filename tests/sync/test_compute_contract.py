@@ -1,4 +1,4 @@
-"""One contract every compute backend passes (today: local; Slurm, Batch, PROMINENCE plug in here).
+"""One contract every compute backend passes (local, PROMINENCE, AWS Batch; Slurm plugs in here).
 
 A backend joins by adding a fixture to ``BACKENDS`` that yields a
 :class:`Harness`: how to build the backend (twice, to check that status
@@ -45,7 +45,26 @@ def prominence_harness(tmp_path):
                       tmp_path / "jobs", "999999999")
 
 
-BACKENDS = ["local_harness", "prominence_harness"]
+@pytest.fixture
+def batch_harness(tmp_path, batch_world):
+    """AWS Batch on the moto server; each job's container command runs here (tests/sync/batch_moto.py).
+
+    moto alone would mark every job SUCCEEDED inside SubmitJob without running
+    it. The stand-in compute environment of batch_moto drives the states
+    instead: RUNNABLE, STARTING, RUNNING while the generated entrypoint runs
+    in a local process against the moto S3, then SUCCEEDED or FAILED with the
+    exit code; terminate_job stops the process as ECS stops a container.
+    ``job_root`` is the test's folder, so ``pwd`` and marker files land where
+    the suite looks; each harness has its own queue and staging prefix.
+    """
+    import uuid
+
+    opts = batch_world.backend_options(f"contract-{uuid.uuid4().hex[:8]}", job_queue=batch_world.new_queue(),
+                                       workspace_root=tmp_path, log_root=tmp_path / "jobs", job_root=str(tmp_path))
+    return Harness(lambda: registry.get("batch", **opts), tmp_path / "jobs", "00000000-0000-4000-8000-000000000000")
+
+
+BACKENDS = ["local_harness", "prominence_harness", "batch_harness"]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -317,13 +317,13 @@ def refresh(repo: Repo) -> list[dict]:
 
 def _record_final(repo: Repo, job: dict, st) -> dict | None:
     """Record a final backend status for a job no supervisor is finishing."""
-    from workspace.jobs.outputs import commit_outputs
+    from workspace.jobs.outputs import collect_outputs
 
     fields = {"exit_code": st.exit_code, "reason": st.reason}
     new = st.state if st.state in q.STATES else "LOST"
     if st.state == "SUCCEEDED":
         commit_id, problem = (job["output_commit"], None) if job["output_commit"] else \
-            commit_outputs(repo, job, st.exit_code)
+            collect_outputs(repo, None, job, st.exit_code)
         new = "FAILED" if problem else "SUCCEEDED"
         fields.update(output_commit=commit_id, reason=problem)
     if st.finished_ns:

@@ -32,10 +32,13 @@ def submit_request(repo: Repo, job: dict, attempt: int) -> SubmitRequest:
     res = job.get("resources") or {}
     workdir = os.path.normpath(os.path.join(repo.root, job.get("workdir") or "."))
     env = {**(job.get("env") or {}), "WS_WORKSPACE": str(repo.root), "WS_JOB_NAME": job["name"]}
+    outputs = [o for o in job.get("outputs") or [] if o]  # what backends without our file system bring back
     return SubmitRequest(job_id=job["id"], name=job["name"], command=job["command"], workdir=workdir,
                          log_dir=job.get("log_dir") or os.path.join(repo.layout.jobs_dir, job["id"]), env=env,
                          cpus=int(res.get("cpus") or 1), memory_mb=res.get("memory_mb"),
-                         walltime_s=res.get("walltime_s"), gpus=int(res.get("gpus") or 0), attempt=attempt)
+                         walltime_s=res.get("walltime_s"), gpus=int(res.get("gpus") or 0), attempt=attempt,
+                         output_files=[o for o in outputs if not o.endswith("/")],
+                         output_dirs=[o for o in outputs if o.endswith("/")])
 
 
 def unrecorded(cat: Catalog, job: dict) -> bool:
@@ -66,3 +69,20 @@ def find_started(repo: Repo, backends: dict, job: dict) -> str | None:
         q.record_backend_id(repo.catalog, job["id"], attempt, bid)
         job["backend_id"] = bid
     return bid
+
+
+def pull_logs(repo: Repo, backends: dict, job: dict) -> None:
+    """Have a running job's backend write what it logged so far into the job's log folder.
+
+    Backends on this machine's file system write there themselves (nothing
+    to do); AWS Batch appends its CloudWatch stream. A backend that cannot be
+    reached just leaves the log as it is: following a log must not fail.
+    """
+    from sync.errors import SyncError
+
+    if not job.get("backend_id") or job.get("backend") == "local":
+        return
+    try:
+        get_backend(repo, backends, job["backend"]).logs(job["backend_id"])
+    except SyncError:
+        pass

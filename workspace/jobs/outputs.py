@@ -64,3 +64,59 @@ def commit_outputs(repo: Repo, job: dict, exit_code: int | None) -> tuple[str | 
                 return None, f"could not commit outputs: workspace stayed busy for {COMMIT_DEADLINE_S:g}s"
         except WorkspaceError as exc:
             return None, f"could not commit outputs: {exc}"
+
+
+def collect_outputs(repo: Repo, backends: dict | None, job: dict, exit_code: int | None) -> tuple[str | None, str | None]:
+    """Bring a finished job's outputs and logs home from its backend, then commit the outputs.
+
+    Backends on the workspace's own file system have nothing to fetch (the
+    default ``fetch_outputs``); others (AWS Batch, PROMINENCE) write the
+    declared outputs into the working tree, verified, and the job's stdout and
+    stderr into its log folder. Returns (commit id or None, problem or None)
+    as :func:`commit_outputs` does; a failed fetch is the problem when the job
+    declared outputs (logs alone can be fetched again later).
+    """
+    from sync.errors import SyncError
+    from workspace.jobs.launch import get_backend, submit_request
+
+    if job.get("backend_id"):
+        try:
+            backend = get_backend(repo, backends if backends is not None else {}, job["backend"])
+            backend.fetch_outputs(job["backend_id"], submit_request(repo, job, int(job.get("attempts") or 1)),
+                                  str(repo.root))
+        except SyncError as exc:
+            if [o for o in (job.get("outputs") or []) if o]:
+                return None, f"could not fetch outputs from backend {job['backend']}: {exc}"
+    return commit_outputs(repo, job, exit_code)
+
+
+def fetch_job(repo: Repo, job_id: str) -> dict:
+    """What ``ws jobs fetch ID`` does: bring a job's outputs and logs home again, and commit what succeeded.
+
+    For a job that ran on a backend without the workspace's file system and
+    whose outputs never arrived (the fetch failed, the supervisor died, or
+    they were deleted from the working tree): the outputs are fetched and,
+    when the job SUCCEEDED without an output commit, committed with its
+    provenance and recorded on the job. Returns ``{"id", "state", "fetched":
+    [paths], "output_commit", "problem"}``.
+    """
+    from catalog import jobs as q
+    from workspace.jobs.launch import get_backend, submit_request
+    from workspace.jobs.query import resolve_job
+
+    jid = resolve_job(repo, job_id)
+    job = q.get_job(repo.catalog, jid)
+    fetched: list[str] = []
+    if job.get("backend_id"):
+        backend = get_backend(repo, {}, job["backend"])
+        try:
+            fetched = backend.fetch_outputs(job["backend_id"], submit_request(repo, job, int(job.get("attempts") or 1)),
+                                            str(repo.root))
+        finally:
+            backend.close()
+    commit_id, problem = job.get("output_commit"), None
+    if job["state"] == "SUCCEEDED" and not commit_id:
+        commit_id, problem = commit_outputs(repo, job, job.get("exit_code"))
+        if commit_id:
+            q.update_job(repo.catalog, jid, output_commit=commit_id)
+    return {"id": jid, "state": job["state"], "fetched": fetched, "output_commit": commit_id, "problem": problem}

@@ -1,6 +1,7 @@
 """The read side of jobs, answered from the catalog alone: list, show, logs, prune, validate.
 
-Nothing here contacts a backend. Before answering, reads give
+Nothing here contacts a backend (but ``follow_log``, for logs a backend keeps
+elsewhere). Before answering, reads give
 :func:`workspace.jobs.liveness.mark_lost` (the execution side) the chance to mark
 jobs whose supervisor died, so no job stays RUNNING forever.
 """
@@ -148,27 +149,45 @@ def read_log(repo: Repo, job_id: str, stderr: bool = False) -> str:
 
 
 def follow_log(repo: Repo, job_id: str, stderr: bool = False, poll_s: float = FOLLOW_POLL_S) -> Iterator[str]:
-    """Yield a job's log as it grows, until the job is in a final state and the file is read to its end."""
+    """Yield a job's log as it grows, until the job is in a final state and the file is read to its end.
+
+    The one read that may contact a backend: a backend that keeps a running
+    job's log elsewhere (AWS Batch: CloudWatch Logs) is asked to append it to
+    the log folder (:func:`workspace.jobs.launch.pull_logs`, at most once a
+    second). The file stays open while it is followed, so a log replaced
+    whole once the job ended (the exact streams after the live one) is read
+    to its end, never mixed with its replacement.
+    """
+    from workspace.jobs.launch import pull_logs
+
     jid = resolve_job(repo, job_id)
-    offset = 0
-    last_liveness = 0.0
-    while True:
-        job = cj.get_job(repo.catalog, jid)
-        final = job["state"] in cj.FINAL_STATES
-        path = log_path(repo, job, stderr)
-        if path is not None and path.exists():
-            with open(path, "rb") as fh:
-                fh.seek(offset)
-                data = fh.read()
+    last_liveness = last_pull = 0.0
+    backends: dict = {}
+    fh = None
+    try:
+        while True:
+            job = cj.get_job(repo.catalog, jid)
+            final = job["state"] in cj.FINAL_STATES
+            if not final and time.monotonic() - last_pull >= 1.0:
+                pull_logs(repo, backends, job)
+                last_pull = time.monotonic()
+            path = log_path(repo, job, stderr)
+            if fh is None and path is not None and path.exists():
+                fh = open(path, "rb")
+            data = fh.read() if fh is not None else b""
             if data:
-                offset += len(data)
                 yield data.decode("utf-8", errors="replace")
-        if final:  # the state was read before the file, so nothing written before the end is missed
-            return
-        if time.monotonic() - last_liveness > _LIVENESS_EVERY_S:
-            refresh_liveness(repo)  # a dead supervisor must not make --follow hang forever
-            last_liveness = time.monotonic()
-        time.sleep(poll_s)
+            if final:  # the state was read before the file, so nothing written before the end is missed
+                return
+            if time.monotonic() - last_liveness > _LIVENESS_EVERY_S:
+                refresh_liveness(repo)  # a dead supervisor must not make --follow hang forever
+                last_liveness = time.monotonic()
+            time.sleep(poll_s)
+    finally:
+        if fh is not None:
+            fh.close()
+        for backend in backends.values():
+            backend.close()
 
 
 # -- prune ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from workspace.faults import checkpoint
 from workspace.jobs import notify as notify_mod
 from workspace.jobs.launch import find_started, get_backend, submit_request
 from workspace.jobs.liveness import record_supervisor
-from workspace.jobs.outputs import commit_outputs
+from workspace.jobs.outputs import collect_outputs
 from workspace.jobs.scheduling import ACTIVE, OK_STATES, Scheduling
 from workspace.repo import Repo
 
@@ -72,6 +72,7 @@ class Supervisor(Scheduling):
         self._check_blocked = True  # a dependency ended badly since the last full scan
         self._outbox: list[dict] = []  # jobs to notify about, handed to the notifier after the turn's transaction
         self._has_max_queue = False
+        self._trouble: dict[str, str] = {}  # backend name -> the last status error logged
 
     # -- the loop ------------------------------------------------------------
     def run(self) -> str:
@@ -105,7 +106,7 @@ class Supervisor(Scheduling):
         holds the catalog's write lock.
         """
         ended = self._poll()
-        commits = {job["id"]: commit_outputs(self.repo, job, st.exit_code)
+        commits = {job["id"]: collect_outputs(self.repo, self.backends, job, st.exit_code)
                    for job, st in ended if st.state == SUCCEEDED}
         with self.cat.write():
             for job, st in ended:
@@ -195,7 +196,11 @@ class Supervisor(Scheduling):
         ended = []
         for name, jobs in self._running_by_backend().items():
             backend = get_backend(self.repo, self.backends, name)
-            statuses = backend.status([j["backend_id"] for j in jobs])  # one call for all of them
+            try:
+                statuses = backend.status([j["backend_id"] for j in jobs])  # one call for all of them
+            except BackendError as exc:  # unreachable, refused credentials: the jobs keep their last known state
+                self._backend_trouble(name, exc)
+                continue
             for job in jobs:
                 st = statuses.get(job["backend_id"])
                 if st is None:
@@ -211,6 +216,13 @@ class Supervisor(Scheduling):
         if time.monotonic() - self._last_sync > MAX_WAIT_S:
             self._sync_external()
         return ended
+
+    def _backend_trouble(self, name: str, exc: Exception) -> None:
+        """Log a failed status poll once per distinct error; the next turn asks again (backends rate-limit)."""
+        if self._trouble.get(name) != str(exc):
+            self._trouble[name] = str(exc)
+            notify_mod.log_problems(self.notifier.log_path, [f"backend {name}: status failed, its jobs keep their "
+                                                             f"last known state: {exc}"])
 
     def _check_timeout(self, job: dict, backend, now: int):
         deadline = _deadline_ns(job)
