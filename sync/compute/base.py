@@ -2,7 +2,8 @@
 
 A backend knows nothing about workspaces, specs or the catalog. The engine
 (``workspace.jobs.engine``) turns an expanded job into a :class:`SubmitRequest`,
-keeps the backend id the backend returns, and asks for the status of all its
+hands the jobs it starts in one turn to :meth:`ComputeBackend.submit_many`,
+keeps the backend ids the backend returns, and asks for the status of all its
 running jobs with one :meth:`ComputeBackend.status` call per poll.
 
 Submission is idempotent: the supervisor records its intent (job id and
@@ -29,6 +30,21 @@ CANCELLED = "CANCELLED"
 LOST = "LOST"  # the backend no longer knows the job and has no exit code for it
 OUT_OF_MEMORY = "OUT_OF_MEMORY"  # killed for exceeding its memory limit (Slurm's name for it)
 FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED, LOST, OUT_OF_MEMORY})
+
+
+class BackendUnavailable(BackendError):
+    """The backend could not be reached (its controller is down, a command timed out): nothing was decided.
+
+    Unlike other backend errors this says nothing about the job: the
+    supervisor keeps the job's last known state and tries again with backoff
+    (a submit that met it leaves the job PENDING, its attempt not used up).
+    """
+
+
+class InvalidBackendOption(BackendError):
+    """A backend option with a value the backend cannot use (a configuration problem: exit 9)."""
+
+    exit_code = 9
 
 
 class UnsatisfiableRequest(BackendError):
@@ -90,6 +106,7 @@ class ComputeBackend:
 
     name = "base"
     starts_at_once = False  # True when submit() starts the job (no queue): it is RUNNING right away
+    enforces_walltime = False  # True when the backend itself stops a job at request.walltime_s (Slurm's --time)
 
     def submit(self, request: SubmitRequest) -> str:
         """Start (or queue) one job attempt; returns the backend's id for it.
@@ -98,6 +115,22 @@ class ComputeBackend:
         ``request.attempt`` so that :meth:`find` can locate it from them alone.
         """
         raise NotImplementedError
+
+    def submit_many(self, requests: list[SubmitRequest]) -> list[str | BackendError]:
+        """Submit a batch of attempts at once; one entry per request, in order: its backend id or the error.
+
+        The supervisor hands every job it starts in one turn to this call, so
+        that a backend can submit a sweep in one request (Slurm: one job
+        array). A :class:`BackendError` refusing one request must not stop the
+        others; the default submits them one by one.
+        """
+        results: list[str | BackendError] = []
+        for request in requests:
+            try:
+                results.append(self.submit(request))
+            except BackendError as exc:
+                results.append(exc)
+        return results
 
     def find(self, request: SubmitRequest) -> str | None:
         """The backend id of the attempt ``request`` describes, if it was ever submitted, else None.

@@ -13,6 +13,7 @@ from sync.errors import UnknownBackend
 
 _BACKENDS: dict[str, str] = {
     "local": "sync.compute.local:LocalBackend",
+    "slurm": "sync.compute.slurm:SlurmBackend",
 }
 
 

@@ -1,4 +1,4 @@
-"""One contract every compute backend passes (today: local; Slurm, Batch, PROMINENCE plug in here).
+"""One contract every compute backend passes (local, and Slurm on a real single-node cluster; Batch, PROMINENCE plug in here).
 
 A backend joins by adding a fixture to ``BACKENDS`` that yields a
 :class:`Harness`: how to build the backend (twice, to check that status
@@ -18,6 +18,7 @@ import pytest
 from sync.compute import registry
 from sync.compute.base import CANCELLED, FAILED, LOST, RUNNING, SUCCEEDED, ComputeBackend, SubmitRequest
 from sync.errors import UnknownBackend
+from tests.slurm_cluster import slurm_cluster  # noqa: F401  (a session fixture)
 
 
 @dataclass
@@ -34,7 +35,15 @@ def local_harness(tmp_path):
     return Harness(lambda: registry.get("local", root=root, grace_s=2.0), root, "999999999@nope")
 
 
-BACKENDS = ["local_harness"]
+@pytest.fixture
+def slurm_harness(slurm_cluster, tmp_path):
+    """The real single-node Slurm (tests/slurm_cluster.py); ids are Slurm's, 999999999 was never issued."""
+    root = tmp_path / "jobs"
+    root.mkdir()
+    return Harness(lambda: registry.get("slurm", poll_interval_s=0.2), root, "999999999")
+
+
+BACKENDS = ["local_harness", "slurm_harness"]
 
 
 @pytest.fixture(params=BACKENDS)
