@@ -145,6 +145,11 @@ class SlurmBackend(ComputeBackend):
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)  # sbatch inherits it: held until sbatch is done, even if we die
             out = self._run(["sbatch", "--parsable", batch.script], pass_fds=(lock,))
+        except BackendUnavailable:
+            raise  # it may have been submitted all the same (a timeout): find() asks Slurm by name
+        except BackendError:
+            ss.write_sbatch_id(batch.folder, ss.REFUSED, batch.name)  # find(): certainly never submitted
+            raise
         finally:
             os.close(lock)
         sbatch_id = out.strip().split(";")[0]
@@ -167,8 +172,11 @@ class SlurmBackend(ComputeBackend):
             return started
         folder, name, index = record.get("batch") or request.log_dir, record.get("name") or "", record.get("index")
         self._wait_for_sbatch(folder, request)
-        base = ss.read_sbatch_id(folder, name) or self._find_by_name(name)
+        base = ss.read_sbatch_id(folder, name)
         if base is None:
+            stdout = None if index is not None else os.path.join(os.path.abspath(request.log_dir), "stdout")
+            base = self._find_by_name(name, stdout, request.workdir)
+        if base is None or base == ss.REFUSED:
             return None
         return f"{base}_{index}" if index is not None else base
 
@@ -192,19 +200,26 @@ class SlurmBackend(ComputeBackend):
         finally:
             os.close(fd)
 
-    def _find_by_name(self, name: str) -> str | None:
-        """The Slurm id (array id for arrays) of the job called ``name``: squeue, then sacct or the completion record."""
+    def _find_by_name(self, name: str, stdout: str | None, workdir: str) -> str | None:
+        """The Slurm id (array id for arrays) of our job called ``name``: squeue, then sacct or the completion record.
+
+        Array names carry a random token; a plain job's name (``ws-<job id>-<attempt>``)
+        could be another workspace's, so its output file (squeue) or folder must match too.
+        """
         if name in self._names:
             return self._names[name]
-        out = self._run(["squeue", "-h", "-t", "all", f"--name={name}", "-O", "ArrayJobID:|"])
-        found = next((ln.split("|")[0].strip() for ln in out.splitlines() if ln.strip()), None)
+        out = self._run(["squeue", "-h", "-t", "all", f"--name={name}", "-O", "ArrayJobID:|,StdOut:|"])
+        found = next((parts[0].strip() for parts in (ln.split("|") for ln in out.splitlines() if ln.strip())
+                      if stdout is None or parts[1].strip() == stdout), None)
         if found is None and self._accounting():
-            out = self._run(["sacct", "-n", "-P", "-X", "-S", "now-30days", f"--name={name}", "-o", "JobID"])
-            found = next((ln.split("_")[0].strip() for ln in out.splitlines() if ln.strip()), None)
+            out = self._run(["sacct", "-n", "-P", "-X", "-S", "now-30days", f"--name={name}", "-o", "JobID,WorkDir"])
+            found = next((parts[0].split("_")[0] for parts in (ln.split("|") for ln in out.splitlines() if "|" in ln)
+                          if stdout is None or parts[1] == workdir), None)
         if found is None and self._jobcomp_reader() is not None:
             try:
                 self._jobcomp.read()
-                found = self._jobcomp.by_name.get(name)
+                base, where = self._jobcomp.by_name.get(name, (None, None))
+                found = base if stdout is None or where == workdir else None
             except OSError:
                 pass
         self._names[name] = found

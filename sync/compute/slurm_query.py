@@ -164,7 +164,7 @@ class JobcompReader:
         self.offset = 0
         self.inode = None
         self.records: dict[str, dict] = {}
-        self.by_name: dict[str, str] = {}  # job name -> base id (the array id for arrays)
+        self.by_name: dict[str, tuple[str, str]] = {}  # job name -> (base id: the array id for arrays, WorkDir)
 
     def read(self) -> dict[str, dict]:
         """Every record so far, by ws id; raises OSError when the file cannot be read."""
@@ -184,5 +184,5 @@ class JobcompReader:
             if key:
                 self.records[key] = rec
                 if rec.get("Name"):
-                    self.by_name[rec["Name"]] = key.partition("_")[0]
+                    self.by_name[rec["Name"]] = (key.partition("_")[0], rec.get("WorkDir", ""))
         return self.records

@@ -17,7 +17,7 @@ symlink to the member's log folder. Each array task runs
 ``dirs/$SLURM_ARRAY_TASK_ID/slurm-run.sh`` and Slurm writes its output to
 ``dirs/%a/stdout``, i.e. into the member's own log folder. Every batch folder
 (the log folder of a single job) also holds ``submit.lock``, flocked while sbatch
-runs, and ``sbatch-id``, the id sbatch printed.
+runs, and ``sbatch-id``: the id sbatch printed (or ``refused``) and the job name.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ BATCH_SCRIPT = "slurm-batch.sh"
 ARRAY_SCRIPT = "array.sh"
 LOCK = "submit.lock"
 SBATCH_ID = "sbatch-id"
+REFUSED = "refused"  # in sbatch-id instead of an id: sbatch said no, nothing was submitted
 
 
 @dataclass
