@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: installs ws with its test extras into a virtualenv and runs pytest
-# on 2 workers, slow tests included. Fixtures start what tests need (today: a moto S3 server
-# on 127.0.0.1; tests that need a missing component skip and say why). pytest exit 5 (no
-# tests collected) counts as a failure.
+# on 2 workers, slow tests included. Fixtures start what tests need (a moto S3 server on
+# 127.0.0.1; a single-node Slurm through scripts/slurm-up.sh, which CI runs beforehand with
+# scripts/ci-services.sh); tests that need a missing component skip and say why, except under
+# CI=true. pytest exit 5 (no tests collected) counts as a failure.
 #   usage: scripts/test.sh [pytest args...]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

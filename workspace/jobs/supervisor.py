@@ -253,7 +253,7 @@ class Supervisor(Scheduling):
             # file times come from the kernel's coarse clock and may trail our start stamp by a tick
             when = {"finished_ns": max(st.finished_ns, job.get("started_ns") or 0)} if st.finished_ns else {}
             if self._set(job, "SUCCEEDED", "outputs committed" if commit_id else None, only_from=ACTIVE,
-                         exit_code=st.exit_code, output_commit=commit_id, **when):
+                         exit_code=st.exit_code, output_commit=commit_id, reason=None, **when):
                 self._notify_job(job)
         elif st.state == CANCELLED:
             if self._set(job, "CANCELLED", st.reason or "cancelled", only_from=ACTIVE, exit_code=st.exit_code,

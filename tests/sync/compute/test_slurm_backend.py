@@ -44,6 +44,7 @@ def _squeue(cluster, *args: str) -> list[str]:
     return [ln for ln in cluster.run("squeue", "-h", *args).splitlines() if ln.strip()]
 
 
+@pytest.mark.slow
 def test_a_sweep_is_one_array_with_one_sbatch_call(slurm_cluster, tmp_path):
     backend = SlurmBackend(poll_interval_s=POLL)
     reqs = [_req(tmp_path, f"m{i}", f"echo member {i}; exit $(( {i} % 3 == 2 ))") for i in range(12)]
@@ -96,24 +97,29 @@ def test_a_job_over_its_memory_ends_out_of_memory(slurm_cluster, tmp_path):
 def test_cancel_of_a_pending_array(slurm_cluster, tmp_path):
     later = SlurmBackend(poll_interval_s=POLL, sbatch_options=["--begin=now+1hour"])
     ids = later.submit_many([_req(tmp_path, f"p{i}", "echo never") for i in range(5)])
-    assert {s.state for s in later.status(ids).values()} == {QUEUED}
-    reason = poll(lambda: later.status(ids)[ids[0]].reason)  # set at the scheduler's next look at the job
-    assert reason.startswith("pending: BeginTime (its start time (--begin) is still in the future)")
-    later.cancel(ids[:2])  # a pending member or two, then the rest of the array
-    fresh = SlurmBackend(poll_interval_s=POLL)
-    st = fresh.status(ids)
-    assert [st[b].state for b in ids] == [CANCELLED, CANCELLED, QUEUED, QUEUED, QUEUED]
-    fresh.cancel(ids[2:])
-    st = _final(SlurmBackend(), ids)
-    assert {s.state for s in st.values()} == {CANCELLED}
-    assert not any(Path(tmp_path, "jobs", f"p{i}", "stdout").exists() for i in range(5))
+    try:
+        assert {s.state for s in later.status(ids).values()} == {QUEUED}
+        reason = poll(lambda: later.status(ids)[ids[0]].reason)  # set at the scheduler's next look at the job
+        assert reason.startswith("pending: BeginTime (its start time (--begin) is still in the future)")
+        later.cancel(ids[:2])  # a pending member or two, then the rest of the array
+        fresh = SlurmBackend(poll_interval_s=POLL)
+        st = fresh.status(ids)
+        assert [st[b].state for b in ids] == [CANCELLED, CANCELLED, QUEUED, QUEUED, QUEUED]
+        fresh.cancel(ids[2:])
+        st = _final(SlurmBackend(), ids)
+        assert {s.state for s in st.values()} == {CANCELLED}
+        assert not any(Path(tmp_path, "jobs", f"p{i}", "stdout").exists() for i in range(5))
+    finally:
+        later.cancel(ids)  # an assertion that failed must not leave an array queued for an hour
 
 
 def test_cancel_of_a_running_array_stops_every_member(slurm_cluster, tmp_path):
     backend = SlurmBackend(poll_interval_s=POLL)
     ids = backend.submit_many([_req(tmp_path, f"r{i}", f"touch {tmp_path}/started{i}; sleep 300") for i in range(4)])
-    assert poll(lambda: {s.state for s in backend.status(ids).values()} >= {RUNNING}), "nothing started"
-    backend.cancel(ids)
+    try:
+        assert poll(lambda: {s.state for s in backend.status(ids).values()} >= {RUNNING}), "nothing started"
+    finally:
+        backend.cancel(ids)
     assert {s.state for s in _final(backend, ids, timeout=30).values()} == {CANCELLED}
 
 

@@ -52,6 +52,7 @@ GATED = ('command: touch started-{i}; while [ ! -e go ]; do sleep 0.1; done; ech
          'outputs: ["out/{i}.txt"]\nresources: {memory: 64MB}\n')
 
 
+@pytest.mark.slow
 def test_ws_run_on_slurm_is_one_array_and_commits_outputs_with_provenance(ws, run_ws, slurm_cluster):
     _spec(ws, "square", 'command: mkdir -p out && echo $(( {n} * {n} )) > out/{n}.txt\n'
                         'outputs: ["out/{n}.txt"]\nparams: {n: [1, 2, 3, 4, 5]}\nresources: {memory: 64MB, walltime: 5m}\n')
@@ -108,6 +109,7 @@ def _finish_and_check(ws, run_ws, wf: str, n: int) -> None:
     assert len({r["backend_id"].partition("_")[0] for r in rows}) == 1
 
 
+@pytest.mark.slow
 def test_supervisor_killed_mid_array_is_replaced_and_adopts_the_running_jobs(ws, run_ws, slurm_cluster):
     (ws.root / "out").mkdir()
     _spec(ws, "gate", GATED + "params: {i: [0, 1, 2, 3, 4, 5]}\n")
@@ -148,6 +150,7 @@ def flaky(slurm_cluster, tmp_path, monkeypatch):
     return backend, str(dead), slurm_cluster.conf
 
 
+@pytest.mark.slow
 def test_an_unreachable_controller_loses_no_job_and_the_supervisor_retries(ws, flaky):
     backend, dead, alive = flaky
     (ws.root / "out").mkdir()
