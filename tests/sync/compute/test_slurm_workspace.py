@@ -4,7 +4,7 @@ A sweep is one job array; outputs are committed with provenance as on the
 local backend; a supervisor killed (kill -9) mid-array, even between sbatch
 and recording the ids, is replaced and the running jobs are adopted, each run
 once; pending reasons show in ``ws jobs show``; an unreachable controller
-loses no job; Slurm refusing a job is one clear line.
+loses no job (submit, status and cancel); Slurm refusing a job is one clear line.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def flaky(slurm_cluster, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_an_unreachable_controller_loses_no_job_and_the_supervisor_retries(ws, flaky):
+def test_an_unreachable_controller_loses_no_job_and_the_supervisor_retries(ws, flaky, cli):
     backend, dead, alive = flaky
     (ws.root / "out").mkdir()
     _spec(ws, "gate", GATED + "params: {i: [0]}\n")
@@ -178,6 +178,10 @@ def test_an_unreachable_controller_loses_no_job_and_the_supervisor_retries(ws, f
     assert poll(lambda: any("did not answer a status query" in (e["detail"] or "")
                             for e in cj.job_events(ws.catalog, job()["id"])), 60)
     assert job()["state"] == "RUNNING"
+    res = cli(ws.root, "jobs", "cancel", job()["id"])  # scancel cannot reach it: the job is not given up
+    assert res.exit_code == 10 and "Unable to contact slurm controller" in res.output
+    assert job()["state"] == "RUNNING" and job()["reason"] is None
+    assert "cancel failed: scancel: " in cj.job_events(ws.catalog, job()["id"])[-1]["detail"]
     backend.slurm_conf = alive
     write(ws.root, "go", "")
     thread.join(120)
