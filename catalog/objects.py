@@ -18,6 +18,7 @@ class ChunkLocation(NamedTuple):
     length: int
     raw_length: int
     codec: int
+    kind: int = 0  # 0 a data chunk; 1 file, 2 tree, 3 commit: history objects (workspace.objects.packs)
 
 
 class FileInfo(NamedTuple):
@@ -51,7 +52,8 @@ def add_pack(cat: Catalog, pack_id: str, size: int, chunks: list[ChunkLocation],
             (pack_id, size, len(chunks), created_ns),
         )
         conn.executemany(
-            "INSERT OR IGNORE INTO chunks(id, pack_id, offset, length, raw_length, codec) VALUES (?,?,?,?,?,?)",
+            "INSERT OR IGNORE INTO chunks(id, pack_id, offset, length, raw_length, codec, kind) "
+            "VALUES (?,?,?,?,?,?,?)",
             chunks,
         )
 
@@ -113,7 +115,7 @@ def chunk_locations(cat: Catalog, ids: Iterable[str]) -> dict[str, ChunkLocation
     for batch in _batches(ids):
         marks = ",".join("?" * len(batch))
         for row in cat.query(
-            f"SELECT id, pack_id, offset, length, raw_length, codec FROM chunks WHERE id IN ({marks})",
+            f"SELECT id, pack_id, offset, length, raw_length, codec, kind FROM chunks WHERE id IN ({marks})",
             tuple(batch),
         ):
             out[row[0]] = ChunkLocation(*row)
@@ -128,7 +130,7 @@ def all_packs(cat: Catalog) -> list[tuple[str, int, int]]:
 def chunks_in_pack(cat: Catalog, pack_id: str) -> list[ChunkLocation]:
     """The chunks the catalog places in one pack, by offset."""
     rows = cat.query(
-        "SELECT id, pack_id, offset, length, raw_length, codec FROM chunks WHERE pack_id=? ORDER BY offset",
+        "SELECT id, pack_id, offset, length, raw_length, codec, kind FROM chunks WHERE pack_id=? ORDER BY offset",
         (pack_id,),
     )
     return [ChunkLocation(*r) for r in rows]

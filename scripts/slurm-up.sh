@@ -17,7 +17,7 @@ set -euo pipefail
 D=${WS_SLURM_DIR:-/tmp/ws-slurm}
 mkdir -p "$D"
 exec 9>"$D.lock"
-flock 9
+if ! flock -w 600 9; then echo "slurm-up: $D.lock has been held for 10 minutes (another slurm-up.sh?)" >&2; exit 1; fi
 
 need_install=0
 for exe in slurmctld slurmd sbatch munged; do command -v "$exe" >/dev/null || need_install=1; done
@@ -107,7 +107,7 @@ fi
 if ! pgrep -x munged >/dev/null; then
   mkdir -p /run/munge && chown munge: /run/munge
   [ -s /etc/munge/munge.key ] || { mungekey --create 2>/dev/null || create-munge-key; chown munge: /etc/munge/munge.key; }
-  runuser -u munge -- /usr/sbin/munged
+  runuser -u munge -- /usr/sbin/munged 9>&-  # a daemon: it must not keep our lock
 fi
 # the daemons must not inherit the lock (fd 9): they would hold it for their whole life
 if ! alive "$D/slurmctld.pid"; then (setsid slurmctld -D -i </dev/null >"$D/log/ctld.out" 2>&1 9>&- &); fi

@@ -126,7 +126,7 @@ def _adopt_pack(store, remote: Remote, pack_id: str, meter: Meter):
             entries = packs.verify_pack(tmp, pack_id)
         except packs.PackError as exc:
             raise DamagedRemote(f"remote {remote.name}: {key} is damaged ({exc})") from None
-        rows = [q.ChunkLocation(e.id, pack_id, e.offset, e.length, e.raw_length, e.codec) for e in entries]
+        rows = [q.ChunkLocation(e.id, pack_id, e.offset, e.length, e.raw_length, e.codec, e.kind) for e in entries]
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         final = store.pack_path(pack_id)

@@ -75,8 +75,7 @@ def decode_record(data: bytes) -> dict:
 
 def index_bytes(entries: list[packs.PackEntry]) -> bytes:
     """A pack's footer index (also the content of ``index/<pack id>``); its SHA-256 is the pack id."""
-    return b"".join(packs.INDEX.pack(bytes.fromhex(e.id), e.offset, e.length, e.raw_length, e.codec)
-                    for e in entries)
+    return b"".join(packs.index_record(e) for e in entries)
 
 
 def pack_size_from_index(entries: list[packs.PackEntry]) -> int:

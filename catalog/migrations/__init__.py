@@ -18,7 +18,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Callable
 
-from catalog.migrations import v001_baseline
+from catalog.migrations import v001_baseline, v002_object_kinds
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class Migration:
 
 MIGRATIONS: list[Migration] = [
     Migration(1, "baseline: the schema of the first releases of ws", v001_baseline.apply),
+    Migration(2, "chunks.kind: packs hold history objects (file chunk lists, trees, commits) too",
+              v002_object_kinds.apply),
 ]
 
 

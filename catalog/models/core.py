@@ -38,7 +38,7 @@ class PackRow(SQLModel, table=True):
 
 
 class ChunkRow(SQLModel, table=True):
-    """Where a chunk lives: pack, byte offset of its stored bytes, lengths, codec."""
+    """Where a pack entry lives: pack, byte offset of its stored bytes, lengths, codec, kind."""
 
     __tablename__ = "chunks"
     id: str = Field(primary_key=True)
@@ -47,6 +47,7 @@ class ChunkRow(SQLModel, table=True):
     length: int
     raw_length: int
     codec: int  # 0 raw, 1 zstd
+    kind: int = 0  # 0 data chunk; history objects: 1 file chunk list, 2 tree, 3 commit
 
 
 class FileRow(SQLModel, table=True):

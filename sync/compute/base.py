@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from sync.errors import BackendError
 
@@ -51,14 +52,17 @@ class UnsatisfiableRequest(BackendError):
     """A job this backend can never run, e.g. more gpus than the machine has (exit 9, like an invalid spec).
 
     ``resource`` names the resource at fault (``gpus``, ``memory``, ...) so
-    that spec validation can point at the field.
+    that spec validation can point at the field; ``field`` is the spec field
+    for anything else (``labels``, ``container.image``, ...), and defaults to
+    ``resources.<resource>``.
     """
 
     exit_code = 9
 
-    def __init__(self, message: str, resource: str | None = None):
+    def __init__(self, message: str, resource: str | None = None, field: str | None = None):
         super().__init__(message)
         self.resource = resource
+        self.field = field or (f"resources.{resource}" if resource else None)
 
 
 @dataclass
@@ -67,6 +71,12 @@ class SubmitRequest:
 
     ``log_dir`` is a local folder the backend may use for stdout, stderr and
     its own bookkeeping; ``workdir`` is where the command starts.
+
+    The fields after ``attempt`` matter to backends without the workspace's
+    file system (PROMINENCE, AWS Batch); backends that cannot honour a value
+    other than its default refuse it in :meth:`ComputeBackend.check_request`.
+    Paths in ``output_files``/``output_dirs`` are relative to the workspace
+    root, as a spec's ``outputs`` are.
     """
 
     job_id: str
@@ -80,6 +90,20 @@ class SubmitRequest:
     walltime_s: float | None = None
     gpus: int = 0
     attempt: int = 1
+    image: str | None = None  # container image; None: the backend's default (if it has one)
+    runtime: str | None = None  # container runtime: docker, singularity, udocker; None: the backend's default
+    labels: dict[str, str] = field(default_factory=dict)  # key=value tags the backend shows and filters on
+    nodes: int = 1
+    disk_mb: int | None = None  # scratch disk the job needs, MiB
+    artifacts: list[str] = field(default_factory=list)  # URLs fetched into the job's folder before it runs
+    output_files: list[str] = field(default_factory=list)  # declared output files, relative to the workspace root
+    output_dirs: list[str] = field(default_factory=list)  # declared output folders, likewise
+    params: dict[str, Any] = field(default_factory=dict)  # this job's sweep parameters (lets a backend rebuild a sweep)
+    depends_on: list[str] = field(default_factory=list)  # job ids that must succeed first (within one submit_many)
+    retries: int = 0  # retries the backend itself makes within this attempt (ws retries with new attempts)
+    priority: int | None = None  # passed to a backend with its own queue priority
+    max_queue_s: float | None = None  # the backend fails the job if it waits longer in its queue
+    notifications: list[str] = field(default_factory=list)  # events the backend itself reports ("finished")
 
 
 @dataclass
@@ -120,9 +144,12 @@ class ComputeBackend:
         """Submit a batch of attempts at once; one entry per request, in order: its backend id or the error.
 
         The supervisor hands every job it starts in one turn to this call, so
-        that a backend can submit a sweep in one request (Slurm: one job
-        array). A :class:`BackendError` refusing one request must not stop the
-        others; the default submits them one by one.
+        that a backend with a batch form submits a sweep in one request (a
+        Slurm array, a PROMINENCE workflow). A :class:`BackendError` refusing
+        one request must not stop the others: it takes that request's place in
+        the answer. A backend may instead raise a BackendError for the whole
+        batch, but only when nothing of it was started. The default submits
+        the requests one by one.
         """
         results: list[str | BackendError] = []
         for request in requests:
@@ -149,6 +176,34 @@ class ComputeBackend:
         Raises :class:`UnsatisfiableRequest`. Must be cheap and must not start
         anything; the default accepts everything (a cluster's scheduler decides).
         """
+
+    def check_request(self, request: SubmitRequest) -> None:
+        """Refuse a request this backend cannot honour (UnsatisfiableRequest, exit 9), before anything starts.
+
+        The default checks the resources (:meth:`check_resources`) and refuses
+        every field a backend on this machine's file system cannot honour:
+        a container image, more than one node, artifacts to fetch, backend-side
+        retries and notifications. Backends that support them override this.
+        """
+        self.check_resources(request.cpus, request.memory_mb, request.gpus)
+        unsupported = [("container.image", request.image), ("container.runtime", request.runtime),
+                       ("resources.nodes", request.nodes > 1),
+                       ("artifacts", request.artifacts), ("retries", request.retries),
+                       ("notify.on", request.notifications)]
+        for name, value in unsupported:
+            if value:
+                raise UnsatisfiableRequest(f"the {self.name} backend cannot honour '{name}'", field=name)
+
+    def fetch_outputs(self, backend_id: str, request: SubmitRequest, dest: str) -> list[str]:
+        """Bring a finished job's declared outputs into ``dest`` (the workspace root); the paths written.
+
+        Also writes the job's stdout and stderr into ``request.log_dir`` (as
+        ``stdout`` and ``stderr``, where ``ws jobs logs`` reads them) when the
+        backend keeps them elsewhere. Called before the outputs are committed.
+        Backends that run on the workspace's own file system (local, Slurm)
+        have nothing to fetch.
+        """
+        return []
 
     def status(self, backend_ids: list[str]) -> dict[str, BackendStatus]:
         """The status of many jobs in one call; ids the backend does not know are LOST."""

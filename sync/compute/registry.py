@@ -13,6 +13,7 @@ from sync.errors import UnknownBackend
 
 _BACKENDS: dict[str, str] = {
     "local": "sync.compute.local:LocalBackend",
+    "prominence": "sync.compute.prominence:ProminenceBackend",
     "slurm": "sync.compute.slurm:SlurmBackend",
 }
 

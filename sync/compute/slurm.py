@@ -22,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from dataclasses import replace
 
 from sync.compute import slurm_query as sq
 from sync.compute import slurm_script as ss
@@ -94,6 +95,12 @@ class SlurmBackend(ComputeBackend):
             return DEFAULT_MAX_ARRAY
 
     # -- submitting ----------------------------------------------------------------
+    def check_request(self, request: SubmitRequest) -> None:
+        """Slurm honours several nodes (``--nodes``) and scratch disk (``--tmp``); the rest as the default says."""
+        if request.nodes > 1:
+            request = replace(request, nodes=1)  # asked for with --nodes: not a reason to refuse
+        super().check_request(request)
+
     def submit(self, request: SubmitRequest) -> str:
         """Submit one attempt as a plain batch job named ``ws-<job id>-<attempt>``."""
         result = self.submit_many([request])[0]
@@ -104,9 +111,14 @@ class SlurmBackend(ComputeBackend):
     def submit_many(self, requests: list[SubmitRequest]) -> list[str | BackendError]:
         """One sbatch per group of requests that share a name and resources: a job array when there are several."""
         groups: dict[tuple, list[int]] = {}
-        for i, r in enumerate(requests):
-            groups.setdefault(ss.group_key(r), []).append(i)
         results: list[str | BackendError] = [BackendError("not submitted")] * len(requests)
+        for i, r in enumerate(requests):
+            try:
+                self.check_request(r)  # a container, artifacts...: refused, alone
+            except BackendError as exc:
+                results[i] = exc
+                continue
+            groups.setdefault(ss.group_key(r), []).append(i)
         down: BackendError | None = None  # once the cluster is unreachable, the other groups wait too
         for indices in groups.values():
             for chunk in self._chunks(indices, down):

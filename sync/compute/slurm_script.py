@@ -77,7 +77,8 @@ class Batch:
 
 def group_key(request: SubmitRequest) -> tuple:
     """Requests with the same key share one array: same spec name and the same resources."""
-    return (request.name, request.cpus, request.memory_mb, request.walltime_s, request.gpus)
+    return (request.name, request.cpus, request.memory_mb, request.walltime_s, request.gpus, request.nodes,
+            request.disk_mb)
 
 
 def single_name(request: SubmitRequest) -> str:
@@ -148,8 +149,13 @@ def batch_script(batch: Batch, settings: SlurmSettings) -> str:
 
 
 def resource_options(r: SubmitRequest) -> list[str]:
-    """``--cpus-per-task``, ``--mem`` (MiB), ``--time`` (whole minutes, rounded up), ``--gres=gpu:N``."""
+    """``--cpus-per-task``, ``--mem`` (MiB), ``--time`` (whole minutes, rounded up), ``--gres=gpu:N``,
+    ``--nodes`` (more than one), ``--tmp`` (scratch disk, MiB)."""
     opts = [f"--cpus-per-task={max(1, int(r.cpus))}"]
+    if r.nodes and r.nodes > 1:
+        opts.append(f"--nodes={int(r.nodes)}")
+    if r.disk_mb:
+        opts.append(f"--tmp={int(math.ceil(r.disk_mb))}M")
     if r.memory_mb:
         opts.append(f"--mem={int(math.ceil(r.memory_mb))}M")
     if r.walltime_s:

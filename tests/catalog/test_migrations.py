@@ -90,7 +90,7 @@ def test_a_migration_can_change_a_table_and_keeps_its_rows(tmp_path):
     _legacy_catalog(tmp_path / "c.db")
     steps = [*MIGRATIONS, Migration(len(MIGRATIONS) + 1, "packs gain an origin", _v2_change_packs)]
     cat = Catalog(tmp_path / "c.db")
-    assert migrate(cat, migrations=steps) == [len(MIGRATIONS) + 1]
+    assert migrate(cat, migrations=steps) == list(range(2, len(MIGRATIONS) + 2))  # 1 is the legacy baseline
     assert cat.query("SELECT id, size, chunk_count, created_ns, origin FROM packs") == [("p1", 10, 1, 5, "local")]
     cols = [r[1] for r in cat.query("PRAGMA table_info(packs)")]
     assert cols == ["id", "size", "chunk_count", "created_ns", "origin"]

@@ -1,4 +1,4 @@
-"""One contract every compute backend passes (local, and Slurm on a real single-node cluster; Batch, PROMINENCE plug in here).
+"""One contract every compute backend passes: local, Slurm (a real single-node cluster), PROMINENCE (its REST API served locally).
 
 A backend joins by adding a fixture to ``BACKENDS`` that yields a
 :class:`Harness`: how to build the backend (twice, to check that status
@@ -43,7 +43,18 @@ def slurm_harness(slurm_cluster, tmp_path):
     return Harness(lambda: registry.get("slurm", poll_interval_s=0.2), root, "999999999")
 
 
-BACKENDS = ["local_harness", "slurm_harness"]
+@pytest.fixture
+def prominence_harness(tmp_path):
+    """PROMINENCE's REST API served locally (tests/sync/prominence_server.py), running each job's command here."""
+    from tests.sync.prominence_server import running
+
+    with running(tmp_path / "prominence", execute=True, home=tmp_path) as server:
+        yield Harness(lambda: registry.get("prominence", url=server.url, token=server.token, poll_interval=0,
+                                           default_image="busybox", workspace_root=tmp_path),
+                      tmp_path / "jobs", "999999999")
+
+
+BACKENDS = ["local_harness", "slurm_harness", "prominence_harness"]
 
 
 @pytest.fixture(params=BACKENDS)

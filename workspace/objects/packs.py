@@ -3,13 +3,19 @@
 A pack is a header, a run of self-describing entries, and a footer index::
 
     header   b"WSPACK01"
-    entry    b"WC" codec:u8 0:u8 raw_len:u64 stored_len:u64 chunk_id:32B payload
-    footer   index entries (chunk_id:32B offset:u64 stored_len:u64 raw_len:u64 codec:u8)
+    entry    b"WC" codec:u8 kind:u8 raw_len:u64 stored_len:u64 object_id:32B payload
+    footer   index entries (object_id:32B offset:u64 stored_len:u64 raw_len:u64 codec|kind<<4:u8)
              index_offset:u64 count:u64 b"WSIDX001"
 
 ``offset`` is where an entry's payload starts. Because every entry carries its
 own header, the index of a pack whose footer was lost can be rebuilt by reading
 the entries in order. The pack id is the SHA-256 of the footer's index bytes.
+
+An entry holds a data chunk (kind 0) or a history object: a file's chunk list
+(1), a tree (2) or a commit (3) (see :mod:`workspace.objects.history`). Every
+object's id is the SHA-256 of its raw bytes, so one verifier covers them all.
+Data packs are byte-for-byte what they were before kinds existed (kind 0 is
+the old reserved zero byte), and remotes only ever hold kind 0.
 """
 
 from __future__ import annotations
@@ -35,6 +41,12 @@ ENTRY_MAGIC = b"WC"
 CODEC_RAW = 0
 CODEC_ZSTD = 1
 
+KIND_CHUNK = 0  # a run of a file's bytes
+KIND_FILE = 1  # a file's ordered chunk list
+KIND_TREE = 2  # one directory of a commit
+KIND_COMMIT = 3  # a commit
+KINDS = (KIND_CHUNK, KIND_FILE, KIND_TREE, KIND_COMMIT)
+
 TARGET_PACK_SIZE = 32 * 1024 * 1024
 ZSTD_LEVEL = 1  # fast; most of the saving of level 3 on tables, at about twice the speed
 _SAMPLE = 32 * 1024
@@ -47,13 +59,19 @@ class PackError(DamagedObjectError):
 
 @dataclass(frozen=True)
 class PackEntry:
-    """One chunk inside a pack."""
+    """One object (a chunk, or a history object) inside a pack."""
 
     id: str
     offset: int  # of the payload
     length: int  # stored bytes
     raw_length: int
     codec: int
+    kind: int = KIND_CHUNK
+
+
+def index_record(e: PackEntry) -> bytes:
+    """One entry's 57-byte footer index record (kind in the codec byte's high nibble)."""
+    return INDEX.pack(bytes.fromhex(e.id), e.offset, e.length, e.raw_length, e.codec | (e.kind << 4))
 
 
 _local_ctx = {}
@@ -138,26 +156,27 @@ class PackWriter:
         self.size = len(MAGIC)
         self.entries: list[PackEntry] = []
 
-    def add(self, chunk_id: str, raw_length: int, codec: int, payload) -> PackEntry:
-        """Append one chunk's stored bytes."""
-        entry = self.reserve(chunk_id, raw_length, codec, len(payload))
-        self.write_entry(chunk_id, raw_length, codec, payload)
+    def add(self, chunk_id: str, raw_length: int, codec: int, payload, kind: int = KIND_CHUNK) -> PackEntry:
+        """Append one object's stored bytes."""
+        entry = self.reserve(chunk_id, raw_length, codec, len(payload), kind)
+        self.write_entry(chunk_id, raw_length, codec, payload, kind)
         return entry
 
-    def reserve(self, chunk_id: str, raw_length: int, codec: int, stored_length: int) -> PackEntry:
+    def reserve(self, chunk_id: str, raw_length: int, codec: int, stored_length: int,
+                kind: int = KIND_CHUNK) -> PackEntry:
         """Account for the next entry (its offset) before its bytes are written.
 
         Split from :meth:`write_entry` so another thread can do the writing;
         entries must be written in the order they were reserved.
         """
-        entry = PackEntry(chunk_id, self.size + ENTRY.size, stored_length, raw_length, codec)
+        entry = PackEntry(chunk_id, self.size + ENTRY.size, stored_length, raw_length, codec, kind)
         self.size += ENTRY.size + stored_length
         self.entries.append(entry)
         return entry
 
-    def write_entry(self, chunk_id: str, raw_length: int, codec: int, payload) -> None:
+    def write_entry(self, chunk_id: str, raw_length: int, codec: int, payload, kind: int = KIND_CHUNK) -> None:
         """Write one reserved entry's header and payload."""
-        self._f.write(ENTRY.pack(ENTRY_MAGIC, codec, 0, raw_length, len(payload), bytes.fromhex(chunk_id)))
+        self._f.write(ENTRY.pack(ENTRY_MAGIC, codec, kind, raw_length, len(payload), bytes.fromhex(chunk_id)))
         self._f.write(payload)
 
     def finish(self, final_path_for) -> tuple[str, str, list[PackEntry]]:
@@ -165,9 +184,7 @@ class PackWriter:
 
         ``final_path_for(pack_id)`` names the final location.
         """
-        index = b"".join(
-            INDEX.pack(bytes.fromhex(e.id), e.offset, e.length, e.raw_length, e.codec) for e in self.entries
-        )
+        index = b"".join(index_record(e) for e in self.entries)
         pack_id = hashlib.sha256(index).hexdigest()
         self._f.write(index)
         self._f.write(TRAILER.pack(self.size, len(self.entries), TRAILER_MAGIC))
@@ -247,7 +264,7 @@ def _parse_index(raw: bytes, count: int) -> list[PackEntry]:
     out = []
     for i in range(count):
         cid, off, ln, raw_len, codec = INDEX.unpack_from(raw, i * INDEX.size)
-        out.append(PackEntry(cid.hex(), off, ln, raw_len, codec))
+        out.append(PackEntry(cid.hex(), off, ln, raw_len, codec & 0x0F, codec >> 4))
     return out
 
 
@@ -255,12 +272,12 @@ def _entry_at(head: bytes, pos: int, limit: int) -> PackEntry:
     """The entry whose header ``head`` starts at ``pos``; PackError unless it is well formed and ends by ``limit``."""
     if len(head) < ENTRY.size:
         raise PackError(f"entry header at offset {pos} is truncated")
-    magic, codec, reserved, raw_len, stored, cid = ENTRY.unpack(head)
-    if magic != ENTRY_MAGIC or reserved != 0 or codec not in (CODEC_RAW, CODEC_ZSTD):
+    magic, codec, kind, raw_len, stored, cid = ENTRY.unpack(head)
+    if magic != ENTRY_MAGIC or kind not in KINDS or codec not in (CODEC_RAW, CODEC_ZSTD):
         raise PackError(f"entry header at offset {pos} is damaged")
     if pos + ENTRY.size + stored > limit:
         raise PackError(f"entry at offset {pos} runs past the end of the entries")
-    return PackEntry(cid.hex(), pos + ENTRY.size, stored, raw_len, codec)
+    return PackEntry(cid.hex(), pos + ENTRY.size, stored, raw_len, codec, kind)
 
 
 def scan_entries(f: BinaryIO) -> Iterator[tuple[PackEntry, bytes]]:

@@ -282,11 +282,12 @@ class StoreWriter:
             return
         self._append(piece.id, piece.raw_length, piece.codec, piece.payload, piece.done)
 
-    def _append(self, chunk_id: str, raw_length: int, codec: int, payload, done=None) -> None:
+    def _append(self, chunk_id: str, raw_length: int, codec: int, payload, done=None,
+                kind: int = packs.KIND_CHUNK) -> None:
         if self._pack is None:
             self._pack = packs.PackWriter(self.store.packs_dir)
-        self._pack.reserve(chunk_id, raw_length, codec, len(payload))
-        self._batch.append((chunk_id, raw_length, codec, payload, done))
+        self._pack.reserve(chunk_id, raw_length, codec, len(payload), kind)
+        self._batch.append((chunk_id, raw_length, codec, payload, done, kind))
         self._batch_bytes += len(payload)
         self.bytes_stored += len(payload)
         if self._batch_bytes >= self.BATCH_BYTES:
@@ -300,10 +301,22 @@ class StoreWriter:
             self._batch = []
             self._batch_bytes = 0
 
-    def force_add(self, chunk_id: str, raw_length: int, codec: int, payload) -> None:
-        """Store already-encoded bytes even if the chunk is known (repacking)."""
+    def force_add(self, chunk_id: str, raw_length: int, codec: int, payload, kind: int = packs.KIND_CHUNK) -> None:
+        """Store already-encoded bytes even if the object is known (repacking)."""
         self._seen.add(chunk_id)
-        self._append(chunk_id, raw_length, codec, payload)
+        self._append(chunk_id, raw_length, codec, payload, kind=kind)
+
+    def add_object(self, kind: int, raw: bytes) -> str:
+        """Store one history object (a file's chunk list, a tree, a commit) unless stored; returns its id.
+
+        Its id is the SHA-256 of ``raw``, like a chunk's, so the one verifier
+        covers it; identical objects (an unchanged tree) are stored once.
+        """
+        object_id = hashlib.sha256(raw).hexdigest()
+        if not self._known(object_id):
+            codec, payload = packs.encode(raw)
+            self._append(object_id, len(raw), codec, bytes(payload), kind=kind)
+        return object_id
 
     def add_files(self, paths):
         """Chunk, hash and store many files; yields (path, time before reading, digest or None if gone)."""
@@ -338,7 +351,7 @@ class StoreWriter:
     def _finish(self, pack: packs.PackWriter) -> None:
         """On the I/O thread: footer, fsync, rename; then the pack's rows are ready."""
         pack_id, final, entries = pack.finish(self.store.pack_path)
-        rows = [q.ChunkLocation(e.id, pack_id, e.offset, e.length, e.raw_length, e.codec) for e in entries]
+        rows = [q.ChunkLocation(e.id, pack_id, e.offset, e.length, e.raw_length, e.codec, e.kind) for e in entries]
         with self._sealed_lock:
             self.sealed.append((pack_id, os.path.getsize(final), rows))
 
@@ -372,7 +385,7 @@ class StoreWriter:
 
 def _write_batch(pack: packs.PackWriter, batch: list[tuple]) -> None:
     """On the I/O thread: write reserved entries in order, then let go of each payload."""
-    for chunk_id, raw_length, codec, payload, done in batch:
-        pack.write_entry(chunk_id, raw_length, codec, payload)
+    for chunk_id, raw_length, codec, payload, done, kind in batch:
+        pack.write_entry(chunk_id, raw_length, codec, payload, kind)
         if done is not None:
             done()  # written: the chunker may reuse the buffer behind the payload

@@ -14,7 +14,7 @@ import pytest
 from sync.compute import slurm_query as sq
 from sync.compute import slurm_script as ss
 from sync.compute.base import (CANCELLED, FAILED, LOST, OUT_OF_MEMORY, QUEUED, RUNNING, SUCCEEDED,
-                               BackendUnavailable, InvalidBackendOption, SubmitRequest)
+                               BackendUnavailable, InvalidBackendOption, SubmitRequest, UnsatisfiableRequest)
 from sync.compute.slurm import SlurmBackend
 from sync.compute.slurm_states import (STATES, exit_from_pair, exit_from_wait_status, parse_time, pending_reason,
                                        to_status)
@@ -201,3 +201,14 @@ def test_missing_slurm_commands_are_one_clear_error(tmp_path, monkeypatch):
     assert str(results[0]).startswith("sbatch not found on PATH") and "\n" not in str(results[0])
     with pytest.raises(BackendError, match="squeue not found on PATH"):
         b.status(["12"])
+
+
+def test_nodes_and_disk_map_onto_sbatch_and_a_container_is_refused(tmp_path, monkeypatch):
+    req = _req(tmp_path, nodes=2, disk_mb=2048)
+    assert "--nodes=2" in ss.resource_options(req) and "--tmp=2048M" in ss.resource_options(req)
+    assert ss.group_key(req) != ss.group_key(_req(tmp_path))
+    monkeypatch.setenv("PATH", "/nonexistent")  # refused before any command would run
+    backend = SlurmBackend()
+    backend.check_request(req)
+    refused = backend.submit_many([_req(tmp_path, image="python:3.11")])[0]
+    assert isinstance(refused, UnsatisfiableRequest) and refused.field == "container.image"
