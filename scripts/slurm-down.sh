@@ -6,12 +6,18 @@ set -euo pipefail
 D=${WS_SLURM_DIR:-/tmp/ws-slurm}
 exec 9>"$D.lock"
 flock 9
+alive() {  # the pid file's process still runs that daemon (pids are reused; a zombie is dead)
+  local pid
+  pid=$(cat "$1" 2>/dev/null) || return 1
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$(basename "$1" .pid)" ] &&
+    ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null
+}
 for f in "$D/slurmctld.pid" "$D/slurmd.pid"; do
-  if [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; then kill "$(cat "$f")"; fi
+  if alive "$f"; then kill "$(cat "$f")"; fi
 done
 for _ in $(seq 1 50); do
   still=0
-  for f in "$D/slurmctld.pid" "$D/slurmd.pid"; do [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && still=1; done
+  for f in "$D/slurmctld.pid" "$D/slurmd.pid"; do alive "$f" && still=1; done
   [ "$still" = 0 ] && break
   sleep 0.1
 done

@@ -17,7 +17,7 @@ set -euo pipefail
 D=${WS_SLURM_DIR:-/tmp/ws-slurm}
 mkdir -p "$D"
 exec 9>"$D.lock"
-if ! flock -w 600 9; then echo "slurm-up: $D.lock has been held for 10 minutes (another slurm-up.sh?)" >&2; exit 1; fi
+if ! flock -w 300 9; then echo "slurm-up: $D.lock has been held for 5 minutes (another slurm-up.sh?)" >&2; exit 1; fi
 
 need_install=0
 for exe in slurmctld slurmd sbatch munged; do command -v "$exe" >/dev/null || need_install=1; done
@@ -83,7 +83,14 @@ PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 C
 export SLURM_CONF=$D/slurm.conf
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# a pid file names a live daemon only if that pid still runs the daemon (pids are reused; a zombie is dead)
+alive() {
+  local pid name
+  pid=$(cat "$1" 2>/dev/null) || return 1
+  name=$(basename "$1" .pid)
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ] &&
+    ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null
+}
 stop() {  # the daemons started from this folder (their pid files), never others
   local f sig
   for sig in TERM KILL; do

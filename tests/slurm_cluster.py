@@ -52,9 +52,9 @@ def slurm_cluster() -> SlurmCluster:
     if os.geteuid() != 0:
         _unavailable("the Slurm test cluster needs root (it installs and starts slurmctld/slurmd)")
     try:
-        proc = subprocess.run(["bash", str(UP)], capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(["bash", str(UP)], capture_output=True, text=True, timeout=600)
     except subprocess.TimeoutExpired:
-        _unavailable("scripts/slurm-up.sh did not finish within 15 minutes")
+        _unavailable("scripts/slurm-up.sh did not finish within 10 minutes")
     if proc.returncode != 0:
         tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
         _unavailable(f"Slurm could not be installed or started (scripts/slurm-up.sh: {tail})")
