@@ -2,8 +2,10 @@
 # The whole test suite: installs ws with its test extras into a virtualenv, checks the import
 # rules (lint-imports: the contracts in pyproject.toml, see docs/architecture.md) and runs
 # pytest on 2 workers, slow tests included. A broken import contract fails before any test
-# runs. Fixtures start what tests need (today: a moto S3 server on 127.0.0.1; tests that need
-# a missing component skip and say why). pytest exit 5 (no tests collected) counts as a failure.
+# runs. Fixtures start what tests need (moto S3/IAM/Batch/Logs servers and ws gRPC servers on
+# 127.0.0.1; a single-node Slurm through scripts/slurm-up.sh, which CI runs beforehand with
+# scripts/ci-services.sh); tests that need a missing component skip and say why, except under
+# CI=true. pytest exit 5 (no tests collected) counts as a failure.
 #   usage: scripts/test.sh [pytest args...]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -2,7 +2,8 @@
 
 A backend knows nothing about workspaces, specs or the catalog. The engine
 (``workspace.jobs.engine``) turns an expanded job into a :class:`SubmitRequest`,
-keeps the backend id the backend returns, and asks for the status of all its
+hands the jobs it starts in one turn to :meth:`ComputeBackend.submit_many`,
+keeps the backend ids the backend returns, and asks for the status of all its
 running jobs with one :meth:`ComputeBackend.status` call per poll.
 
 Submission is idempotent: the supervisor records its intent (job id and
@@ -30,6 +31,21 @@ CANCELLED = "CANCELLED"
 LOST = "LOST"  # the backend no longer knows the job and has no exit code for it
 OUT_OF_MEMORY = "OUT_OF_MEMORY"  # killed for exceeding its memory limit (Slurm's name for it)
 FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED, LOST, OUT_OF_MEMORY})
+
+
+class BackendUnavailable(BackendError):
+    """The backend could not be reached (its controller is down, a command timed out): nothing was decided.
+
+    Unlike other backend errors this says nothing about the job: the
+    supervisor keeps the job's last known state and tries again with backoff
+    (a submit that met it leaves the job PENDING, its attempt not used up).
+    """
+
+
+class InvalidBackendOption(BackendError):
+    """A backend option with a value the backend cannot use (a configuration problem: exit 9)."""
+
+    exit_code = 9
 
 
 class UnsatisfiableRequest(BackendError):
@@ -118,6 +134,7 @@ class ComputeBackend:
 
     name = "base"
     starts_at_once = False  # True when submit() starts the job (no queue): it is RUNNING right away
+    enforces_walltime = False  # True when the backend itself stops a job at request.walltime_s (Slurm's --time)
 
     def submit(self, request: SubmitRequest) -> str:
         """Start (or queue) one job attempt; returns the backend's id for it.
@@ -126,6 +143,25 @@ class ComputeBackend:
         ``request.attempt`` so that :meth:`find` can locate it from them alone.
         """
         raise NotImplementedError
+
+    def submit_many(self, requests: list[SubmitRequest]) -> list[str | BackendError]:
+        """Submit a batch of attempts at once; one entry per request, in order: its backend id or the error.
+
+        The supervisor hands every job it starts in one turn to this call, so
+        that a backend with a batch form submits a sweep in one request (a
+        Slurm array, a PROMINENCE workflow). A :class:`BackendError` refusing
+        one request must not stop the others: it takes that request's place in
+        the answer. A backend may instead raise a BackendError for the whole
+        batch, but only when nothing of it was started. The default submits
+        the requests one by one.
+        """
+        results: list[str | BackendError] = []
+        for request in requests:
+            try:
+                results.append(self.submit(request))
+            except BackendError as exc:
+                results.append(exc)
+        return results
 
     def find(self, request: SubmitRequest) -> str | None:
         """The backend id of the attempt ``request`` describes, if it was ever submitted, else None.
@@ -161,14 +197,6 @@ class ComputeBackend:
         for name, value in unsupported:
             if value:
                 raise UnsatisfiableRequest(f"the {self.name} backend cannot honour '{name}'", field=name)
-
-    def submit_many(self, requests: list[SubmitRequest]) -> list[str]:
-        """Start several job attempts (a sweep, a workflow) at once; backend ids in the order of ``requests``.
-
-        Backends with a batch form (Slurm arrays, PROMINENCE workflows) use it;
-        the default submits one by one.
-        """
-        return [self.submit(r) for r in requests]
 
     def fetch_outputs(self, backend_id: str, request: SubmitRequest, dest: str) -> list[str]:
         """Bring a finished job's declared outputs into ``dest`` (the workspace root); the paths written.

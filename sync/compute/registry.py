@@ -15,6 +15,7 @@ _BACKENDS: dict[str, str] = {
     "local": "sync.compute.local:LocalBackend",
     "batch": "sync.staged:batch_backend",  # BatchBackend with its staging remote's opener (sync/staged.py)
     "prominence": "sync.compute.prominence:ProminenceBackend",
+    "slurm": "sync.compute.slurm:SlurmBackend",
 }
 
 

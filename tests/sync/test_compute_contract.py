@@ -1,4 +1,5 @@
-"""One contract every compute backend passes (local, PROMINENCE, AWS Batch; Slurm plugs in here).
+"""One contract every compute backend passes: local, Slurm (a real single-node cluster), PROMINENCE (its
+REST API served locally) and AWS Batch (moto, with a stand-in compute environment).
 
 A backend joins by adding a fixture to ``BACKENDS`` that yields a
 :class:`Harness`: how to build the backend (twice, to check that status
@@ -18,6 +19,7 @@ import pytest
 from sync.compute import registry
 from sync.compute.base import CANCELLED, FAILED, LOST, RUNNING, SUCCEEDED, ComputeBackend, SubmitRequest
 from sync.errors import UnknownBackend
+from tests.slurm_cluster import slurm_cluster  # noqa: F401  (a session fixture)
 
 
 @dataclass
@@ -32,6 +34,14 @@ def local_harness(tmp_path):
     root = tmp_path / "jobs"
     root.mkdir()
     return Harness(lambda: registry.get("local", root=root, grace_s=2.0), root, "999999999@nope")
+
+
+@pytest.fixture
+def slurm_harness(slurm_cluster, tmp_path):
+    """The real single-node Slurm (tests/slurm_cluster.py); ids are Slurm's, 999999999 was never issued."""
+    root = tmp_path / "jobs"
+    root.mkdir()
+    return Harness(lambda: registry.get("slurm", poll_interval_s=0.2), root, "999999999")
 
 
 @pytest.fixture
@@ -64,7 +74,7 @@ def batch_harness(tmp_path, batch_world):
     return Harness(lambda: registry.get("batch", **opts), tmp_path / "jobs", "00000000-0000-4000-8000-000000000000")
 
 
-BACKENDS = ["local_harness", "prominence_harness", "batch_harness"]
+BACKENDS = ["local_harness", "slurm_harness", "prominence_harness", "batch_harness"]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict
 
 from catalog import jobs as q
+from sync.errors import BackendError
 from workspace.errors import InvalidArgument, WorkspaceError
 from workspace.history import refs
 from workspace.jobs import environment
@@ -220,10 +221,24 @@ def cancel(repo: Repo, job_ids: list[str] | None = None, all_jobs: bool = False)
                        reason="cancelled by user"):
             done.append(row["id"])
             if row["backend_id"]:
-                to_kill.setdefault(row["backend"], []).append(row["backend_id"])
-    for name, bids in to_kill.items():
-        get_backend(repo, backends, name).cancel(bids)
+                to_kill.setdefault(row["backend"], []).append(row)
+    failure = None
+    for name, killed in to_kill.items():
+        try:
+            get_backend(repo, backends, name).cancel([r["backend_id"] for r in killed])
+        except BackendError as exc:  # they still run: back to what they were, so that nothing is lost
+            failure = failure or exc
+            _uncancel(repo, killed, exc)
+    if failure is not None:
+        raise failure
     return done
+
+
+def _uncancel(repo: Repo, rows: list[dict], exc: Exception) -> None:
+    """Undo the CANCELLED of jobs whose backend could not stop them (its error is recorded on them)."""
+    for r in rows:
+        q.set_state(repo.catalog, r["id"], r["state"], f"cancel failed: {exc}", only_from=("CANCELLED",),
+                    reason=r["reason"], exit_code=r["exit_code"], started_ns=r["started_ns"], finished_ns=None)
 
 
 def _still_runs(repo: Repo, backends: dict, row: dict) -> bool:

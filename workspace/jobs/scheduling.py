@@ -21,7 +21,8 @@ class Scheduling:
 
     Expects from its subclass: ``cat``, ``max_cpus``, the ``pending``/``running``/
     ``states``/``policies``/``not_before`` tables, ``_order``, ``_check_blocked``,
-    ``_has_max_queue``, and the methods ``_set`` and ``_notify_job``.
+    ``_has_max_queue``, and the methods ``_set`` and ``_notify_job``; it may
+    override ``_uses_local_cpus`` (jobs on a cluster do not count against ``max_cpus``).
     """
 
     def _schedule(self) -> list[dict]:
@@ -62,8 +63,13 @@ class Scheduling:
                 self._queued_too_long(job, now)
 
     def _cpus(self, job: dict) -> int:
+        if not self._uses_local_cpus(job):
+            return 0  # its backend has a queue of its own (Slurm): the cluster decides when it runs
         # a job asking for more than the limit runs alone rather than never
         return min(self.max_cpus, int((job.get("resources") or {}).get("cpus") or 1))
+
+    def _uses_local_cpus(self, job: dict) -> bool:
+        return True
 
     def _deps_verdict(self, job: dict) -> str | None:
         """None when every dependency is done, "wait" while some run, else why the job cannot run."""

@@ -22,10 +22,12 @@ import socket
 import time
 
 from catalog import jobs as q
-from sync.compute.base import CANCELLED, FAILED, OUT_OF_MEMORY, RUNNING, SUCCEEDED, BackendStatus
+from sync.compute.base import (CANCELLED, FAILED, OUT_OF_MEMORY, QUEUED, RUNNING, SUCCEEDED, BackendStatus,
+                               BackendUnavailable)
 from sync.errors import BackendError
 from workspace.faults import checkpoint
 from workspace.jobs import notify as notify_mod
+from workspace.jobs.backend_health import BackendHealth
 from workspace.jobs.launch import find_started, get_backend, submit_request
 from workspace.jobs.liveness import record_supervisor
 from workspace.jobs.outputs import collect_outputs
@@ -72,7 +74,7 @@ class Supervisor(Scheduling):
         self._check_blocked = True  # a dependency ended badly since the last full scan
         self._outbox: list[dict] = []  # jobs to notify about, handed to the notifier after the turn's transaction
         self._has_max_queue = False
-        self._trouble: dict[str, str] = {}  # backend name -> the last status error logged
+        self.health = BackendHealth(self.cat, self.notifier.log_path)  # backoff for unreachable backends
 
     # -- the loop ------------------------------------------------------------
     def run(self) -> str:
@@ -172,7 +174,7 @@ class Supervisor(Scheduling):
             if jid in self.pending:
                 timeout = min(timeout, max(0.0, (when - now) / 1e9))
         for job in self.running.values():
-            deadline = _deadline_ns(job)
+            deadline = _deadline_ns(job, self._enforces_walltime(job))
             if deadline:
                 timeout = min(timeout, max(0.0, (deadline - now) / 1e9))
         by_backend = self._running_by_backend()
@@ -191,41 +193,48 @@ class Supervisor(Scheduling):
         return groups
 
     def _poll(self) -> list[tuple[dict, object]]:
-        """Ask each backend once for all its running jobs; returns the (job, status) pairs that ended."""
+        """Ask each backend once for all its running jobs; returns the (job, status) pairs that ended.
+
+        The state changes of one poll (started, a new pending reason) are one transaction.
+        """
         now = time.time_ns()
         ended = []
         for name, jobs in self._running_by_backend().items():
             backend = get_backend(self.repo, self.backends, name)
-            try:
-                statuses = backend.status([j["backend_id"] for j in jobs])  # one call for all of them
-            except BackendError as exc:  # unreachable, refused credentials: the jobs keep their last known state
-                self._backend_trouble(name, exc)
-                continue
-            for job in jobs:
-                st = statuses.get(job["backend_id"])
-                if st is None:
-                    continue
-                if st.final:
-                    ended.append((job, st))
-                elif st.state == RUNNING and job["state"] == "QUEUED":
-                    self._set(job, "RUNNING", only_from=("QUEUED",), started_ns=st.started_ns or now)
-                else:
-                    timed_out = self._check_timeout(job, backend, now)
-                    if timed_out is not None:
-                        ended.append((job, timed_out))
+            statuses = self.health.status(name, backend, jobs)  # one call for all of them; {} while unreachable
+            waiting = []
+            with self.cat.write():
+                for job in jobs:
+                    st = statuses.get(job["backend_id"])
+                    if st is None:
+                        continue
+                    if st.final:
+                        ended.append((job, st))
+                    elif st.state == RUNNING and job["state"] == "QUEUED":
+                        self._set(job, "RUNNING", only_from=("QUEUED",), started_ns=st.started_ns or now,
+                                  reason=st.reason)  # no longer why it waited
+                    else:
+                        if st.state == QUEUED and job["state"] == "QUEUED" and st.reason != job.get("reason"):
+                            self._set(job, "QUEUED", st.reason or "waiting in the backend's queue",
+                                      only_from=("QUEUED",), reason=st.reason)  # why it waits: 'ws jobs show'
+                        waiting.append(job)
+            for job in waiting:  # a cancel is a backend call: after the transaction
+                timed_out = self._check_timeout(job, backend, now)
+                if timed_out is not None:
+                    ended.append((job, timed_out))
         if time.monotonic() - self._last_sync > MAX_WAIT_S:
             self._sync_external()
         return ended
 
-    def _backend_trouble(self, name: str, exc: Exception) -> None:
-        """Log a failed status poll once per distinct error; the next turn asks again (backends rate-limit)."""
-        if self._trouble.get(name) != str(exc):
-            self._trouble[name] = str(exc)
-            notify_mod.log_problems(self.notifier.log_path, [f"backend {name}: status failed, its jobs keep their "
-                                                             f"last known state: {exc}"])
+    def _enforces_walltime(self, job: dict) -> bool:
+        return get_backend(self.repo, self.backends, job["backend"]).enforces_walltime
+
+    def _uses_local_cpus(self, job: dict) -> bool:
+        """Whether a job counts against ``max_cpus``: not when its backend has a queue of its own (Slurm)."""
+        return get_backend(self.repo, self.backends, job["backend"]).starts_at_once
 
     def _check_timeout(self, job: dict, backend, now: int):
-        deadline = _deadline_ns(job)
+        deadline = _deadline_ns(job, backend.enforces_walltime)
         if not deadline or now < deadline:
             return None
         backend.cancel([job["backend_id"]])
@@ -234,6 +243,9 @@ class Supervisor(Scheduling):
 
     def _ended(self, job: dict, st, commit: tuple[str | None, str | None] | None) -> None:
         self.running.pop(job["id"], None)
+        if st.started_ns and not job.get("started_ns"):  # it ran between two polls: the backend knows since when
+            q.update_job(self.cat, job["id"], started_ns=st.started_ns)
+            job["started_ns"] = st.started_ns
         if st.state == SUCCEEDED:
             commit_id, problem = commit or (None, None)
             if problem:
@@ -242,7 +254,7 @@ class Supervisor(Scheduling):
             # file times come from the kernel's coarse clock and may trail our start stamp by a tick
             when = {"finished_ns": max(st.finished_ns, job.get("started_ns") or 0)} if st.finished_ns else {}
             if self._set(job, "SUCCEEDED", "outputs committed" if commit_id else None, only_from=ACTIVE,
-                         exit_code=st.exit_code, output_commit=commit_id, **when):
+                         exit_code=st.exit_code, output_commit=commit_id, reason=None, **when):
                 self._notify_job(job)
         elif st.state == CANCELLED:
             if self._set(job, "CANCELLED", st.reason or "cancelled", only_from=ACTIVE, exit_code=st.exit_code,
@@ -286,16 +298,24 @@ class Supervisor(Scheduling):
         self._claim(ready)
         checkpoint("jobs:intent")
         started, refused = [], []
-        for job in list(self.claimed.values()):
-            backend = get_backend(self.repo, self.backends, job["backend"])
-            t0 = time.time_ns()  # before the process exists: a fast job may end before we record it
+        by_backend: dict[str, list[dict]] = {}
+        for job in self.claimed.values():
+            by_backend.setdefault(job["backend"], []).append(job)
+        for name, jobs in by_backend.items():  # one batch per backend: a sweep can become one Slurm array
+            backend = get_backend(self.repo, self.backends, name)
+            t0 = time.time_ns()  # before the processes exist: a fast job may end before we record it
             try:
-                bid = backend.submit(submit_request(self.repo, job, job["attempts"]))
-            except BackendError as exc:  # a backend refusing one job must not stop the others
-                refused.append((job, exc))
-                continue
+                results = backend.submit_many([submit_request(self.repo, j, j["attempts"]) for j in jobs])
+            except BackendError as exc:
+                results = [exc] * len(jobs)
             checkpoint("jobs:submitted")
-            started.append((job, bid, t0))
+            if any(not isinstance(r, BackendUnavailable) for r in results):
+                self.health.reachable(name)
+            for job, result in zip(jobs, results):  # a backend refusing one job must not stop the others
+                if isinstance(result, BackendError):
+                    refused.append((job, result))
+                else:
+                    started.append((job, result, t0))
         for job, bid in self._record_started(started, refused):
             get_backend(self.repo, self.backends, job["backend"]).cancel([bid])
         self._order = [j for j in self._order if j in self.pending] if self._order is not None else None
@@ -327,10 +347,25 @@ class Supervisor(Scheduling):
                     q.record_backend_id(self.cat, job["id"], job["attempts"], bid)
                     self.states[job["id"]] = (q.get_job(self.cat, job["id"]) or {}).get("state", "CANCELLED")
                     stray.append((job, bid))
+            delays: dict[str, float] = {}  # one backoff step per unreachable backend, not per job
             for job, exc in refused:
-                self._failed(job, f"backend {job['backend']} refused the job: {exc}", None)
+                if isinstance(exc, BackendUnavailable):
+                    if job["backend"] not in delays:
+                        delays[job["backend"]] = self.health.next_delay(job["backend"])
+                    self._unclaim(job, exc, delays[job["backend"]])
+                else:
+                    self._failed(job, f"backend {job['backend']} refused the job: {exc}", None)
         self.claimed.clear()
         return stray
+
+    def _unclaim(self, job: dict, exc: BackendError, delay: float) -> None:
+        """Back to PENDING, the attempt not used up: the backend was unreachable, nothing was submitted."""
+        detail = f"backend {job['backend']} unreachable: {exc}; trying again in {delay:g}s"
+        if self._set(job, "PENDING", detail, only_from=("QUEUED",), attempts=max(0, job["attempts"] - 1),
+                     backend_id=None, reason=detail):
+            self.pending[job["id"]] = job
+            self._order = None
+            self.not_before[job["id"]] = time.time_ns() + int(delay * 1e9)
 
     # -- bookkeeping -------------------------------------------------------------
     def _set(self, job: dict, state: str, detail: str | None = None, only_from=None, **fields) -> bool:
@@ -370,9 +405,11 @@ class Supervisor(Scheduling):
         return state
 
 
-def _deadline_ns(job: dict) -> int | None:
+def _deadline_ns(job: dict, walltime_enforced: bool = False) -> int | None:
+    """When the supervisor stops a running job: its timeout, else its walltime unless the backend enforces that."""
     pol = job.get("policies") or {}
-    limit = pol.get("timeout_s") or (job.get("resources") or {}).get("walltime_s")
+    walltime = None if walltime_enforced else (job.get("resources") or {}).get("walltime_s")
+    limit = pol.get("timeout_s") or walltime
     start = job.get("started_ns")
     if not limit or not start or job.get("state") != "RUNNING":
         return None
