@@ -118,3 +118,17 @@ def list_refs(cat: Catalog) -> list[tuple[str, str]]:
 def has_commits(cat: Catalog) -> bool:
     """Whether the catalog records any commit."""
     return cat.query_one("SELECT 1 FROM commits LIMIT 1") is not None
+
+
+def iter_trees(cat: Catalog) -> Iterable[tuple[str, bytes]]:
+    """Every stored tree as (id, bytes), streamed."""
+    yield from cat.conn.execute("SELECT id, data FROM trees")
+
+
+def replace_refs(cat: Catalog, branches: dict[str, str], head: str, now_ns: int) -> None:
+    """Make the catalog's branches and HEAD exactly these (after a crash, the ref files win)."""
+    with cat.write() as conn:
+        conn.execute("DELETE FROM refs")
+        conn.executemany("INSERT INTO refs(name, commit_id, updated_ns) VALUES (?,?,?)",
+                         [(n, c, now_ns) for n, c in branches.items()])
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('HEAD', ?)", (head,))

@@ -181,3 +181,13 @@ def chunk_packs(cat: Catalog) -> dict[str, str]:
 def has_files(cat: Catalog) -> bool:
     """Whether the catalog records any file."""
     return cat.query_one("SELECT 1 FROM files LIMIT 1") is not None
+
+
+def history_object_ids(cat: Catalog) -> set[str]:
+    """Ids of the history objects (file chunk lists, trees, commits) the local packs hold."""
+    return {r[0] for r in cat.query("SELECT id FROM chunks WHERE kind != 0")}
+
+
+def recorded_pack_ids(cat: Catalog) -> set[str]:
+    """Ids of every pack the catalog records."""
+    return {r[0] for r in cat.query("SELECT id FROM packs")}

@@ -70,3 +70,15 @@ def run_ws():
         return proc
 
     return run
+
+
+def data_packs(root_or_store) -> list[str]:
+    """Pack files holding only data chunks (a commit also writes a small pack of history objects)."""
+    from workspace.objects import packs
+
+    packs_dir = getattr(root_or_store, "packs_dir", None) or str(Path(root_or_store) / ".ws" / "objects" / "packs")
+    out = []
+    for path in sorted(Path(packs_dir).glob("??/*.pack")):
+        if all(e.kind == packs.KIND_CHUNK for e in packs.read_index(str(path))):
+            out.append(str(path))
+    return out

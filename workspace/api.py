@@ -16,19 +16,23 @@ long operations report through an optional ``progress`` callback
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
 from catalog.statcache import ManifestEntry
-from workspace.errors import WorkspaceError
-from workspace.history import manifest as manifest_mod, refs
+from workspace import config as config_mod
+from workspace.errors import InvalidConfig, WorkspaceBusy, WorkspaceError
+from workspace.history import manifest as manifest_mod, reffiles, refs
 from workspace.repo import Repo
 from workspace.types import Commit, CommitResult, Diff, DiffEntry, FsckReport, GcReport, LsEntry, Progress, Status
 
 if TYPE_CHECKING:
+    from workspace.maintenance.rebuild import RebuildReport
     from sync.push import PushResult
     from sync.remote_check import RemoteFsckReport
     from sync.remotes import RemoteInfo
     from workspace.jobs.api import JobsAPI
+    from workspace.maintenance.rebuild import RebuildReport
     from workspace.releases.collection import Releases
     from workspace.releases.exchange import PullResult
     from workspace.tree.diff import CommitChanges
@@ -45,6 +49,68 @@ def error_bases() -> tuple[type[Exception], ...]:
 
 class Workspace(Repo):
     """A project folder under ws control: the repository handle plus one method per verb."""
+
+    # -- opening, locking, recovering -------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike | None = None) -> Workspace:
+        """The workspace at or above ``path``, its catalog brought up to date with ``.ws/`` when it lags.
+
+        A workspace made before history objects existed is upgraded in place
+        (history, release records and job records written under ``.ws/``).
+        """
+        ws = super().open(path)
+        if not reffiles.in_sync(ws) or ws._format() < config_mod.FORMAT:
+            from workspace.history import reconcile
+
+            if reconcile.on_open(ws) or ws._format() < config_mod.FORMAT:
+                ws._finish_upgrade()
+        return ws
+
+    def _format(self) -> int:
+        """The config's format; a malformed config is reported by the commands that need it, not here."""
+        try:
+            return config_mod.format_of(self.config)
+        except InvalidConfig:
+            return config_mod.FORMAT
+
+    def _finish_upgrade(self) -> None:
+        """The parts of the upgrade that belong to releases and jobs; then the config says format 2."""
+        from workspace.jobs import records
+        from workspace.releases.collection import Releases
+
+        try:
+            with self.lock(timeout=0):
+                Releases(self).export_files()
+                records.export(self)
+                config = self.reload_config()
+                config.setdefault("core", {})["format"] = config_mod.FORMAT
+                self.save_config(config)
+        except (WorkspaceBusy, PermissionError):
+            pass  # another writer has the lock (it finishes the upgrade), or this user cannot write
+
+    @contextmanager
+    def lock(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the workspace write lock, with the catalog caught up to ``.ws/`` (a crash may have left it behind)."""
+        with super().lock(timeout):
+            if not reffiles.in_sync(self):
+                from workspace.history import reconcile
+
+                reconcile.catch_up(self)
+            yield
+
+    @classmethod
+    def rebuild_catalog(cls, path: str | os.PathLike | None = None) -> RebuildReport:
+        """``ws fsck --rebuild-catalog``: a new catalog from ``.ws/`` alone (the old one kept aside)."""
+        from workspace.jobs import records
+        from workspace.maintenance.rebuild import rebuild_catalog
+        from workspace.releases.collection import Releases
+
+        report = rebuild_catalog(path)
+        with cls.open(path) as ws:
+            report.releases, problems = Releases(ws).restore_from_files()
+            report.jobs, more = records.restore(ws)
+        report.problems += problems + more
+        return report
 
     # -- HEAD, history, branches ---------------------------------------------
     def head(self) -> tuple[str | None, str | None]:
@@ -79,11 +145,11 @@ class Workspace(Repo):
 
     def create_branch(self, name: str, ref: str = "HEAD") -> str:
         """Make a branch at ``ref``; returns its commit id."""
-        return refs.create_branch(self.catalog, name, ref)
+        return refs.create_branch(self, name, ref)
 
     def delete_branch(self, name: str) -> None:
         """Remove a branch (not the current one)."""
-        refs.delete_branch(self.catalog, name)
+        refs.delete_branch(self, name)
 
     # -- reading committed content ----------------------------------------------
     def ls(self, ref: str = "HEAD", pattern: str | None = None) -> list[LsEntry]:

@@ -13,7 +13,16 @@ from typing import Any
 
 from workspace.errors import InvalidConfig
 
-DEFAULTS: dict[str, Any] = {"core": {"format": 1}}
+# 1: history only in the catalog; 2: history as pack objects, refs and release records as files
+FORMAT = 2
+DEFAULTS: dict[str, Any] = {"core": {"format": FORMAT}}
+
+
+def format_of(config: dict[str, Any]) -> int:
+    """The ``[core] format`` a workspace's config declares (1 when absent: the first workspaces)."""
+    core = config.get("core", {})
+    value = core.get("format", 1) if isinstance(core, dict) else 1
+    return value if isinstance(value, int) else 1
 
 
 def load(path: Path) -> dict[str, Any]:

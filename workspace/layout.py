@@ -9,6 +9,7 @@ from pathlib import Path
 from workspace.errors import NotAWorkspace, PathOutsideWorkspace
 
 WS_DIR = ".ws"
+HEAD_REF_PREFIX = "ref: refs/heads/"  # .ws/HEAD when HEAD is on a branch, as in git
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,21 @@ class Layout:
     @property
     def jobs_dir(self) -> Path:
         return self.ws_dir / "jobs"
+
+    @property
+    def head_file(self) -> Path:
+        """``HEAD``: ``ref: refs/heads/<branch>`` or a commit id (detached), as in git."""
+        return self.ws_dir / "HEAD"
+
+    @property
+    def heads_dir(self) -> Path:
+        """``refs/heads/<branch>``: one small file per branch holding its commit id."""
+        return self.ws_dir / "refs" / "heads"
+
+    @property
+    def releases_dir(self) -> Path:
+        """``releases/<title>/<version>.json``: every local release record (the remote record format)."""
+        return self.ws_dir / "releases"
 
     def rel(self, path: str | os.PathLike, cwd: str | os.PathLike | None = None) -> str:
         """A user-given path as a workspace-relative POSIX path ('' for the root).

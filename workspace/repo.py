@@ -23,8 +23,9 @@ from catalog.db import Catalog
 from catalog.errors import CatalogError
 from workspace import config as config_mod
 from workspace.errors import AlreadyAWorkspace, InvalidArgument, WorkspaceError
-from workspace.layout import WS_DIR, Layout, find_root
+from workspace.layout import HEAD_REF_PREFIX, WS_DIR, Layout, find_root
 from workspace.lock import pack_guard, workspace_lock
+from workspace.objects.durable import write_atomic
 
 if TYPE_CHECKING:
     from workspace.objects.store import ObjectStore
@@ -65,6 +66,7 @@ class Repo:
         # build .ws under a temporary name so a crash never leaves a half-made workspace
         (tmp / "objects" / "packs").mkdir(parents=True)
         config_mod.save(tmp / "config.toml", dict(config_mod.DEFAULTS))
+        write_atomic(tmp / "HEAD", f"{HEAD_REF_PREFIX}{DEFAULT_BRANCH}\n".encode())
         _new_catalog(tmp / "catalog.db")
         os.rename(tmp, root / WS_DIR)
         return cls(root)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sync.errors import DamagedRemote, RemoteReleaseConflict, UnknownRemoteRelease
-from tests.conftest import write
+from tests.conftest import data_packs, write
 from workspace.api import Workspace
 from workspace.errors import PathOutsideWorkspace, UncommittedChanges
 
@@ -376,7 +376,7 @@ def test_pull_fetches_only_missing_chunks_with_range_gets(ws, tmp_path):
 def test_damaged_local_pack_is_not_pushed(ws, tmp_path, cli):
     release(ws, {"a.bin": os.urandom(800_000)}, "1.0.0")
     ws.add_remote("origin", str(tmp_path / "remote"))
-    pack = next(p for p in (ws.root / ".ws" / "objects" / "packs").rglob("*.pack"))
+    pack = Path(data_packs(ws.root)[0])
     data = bytearray(pack.read_bytes())
     data[len(data) // 2] ^= 0xFF
     pack.write_bytes(bytes(data))

@@ -16,7 +16,7 @@ import pytest
 from sync.errors import DamagedRemote, SyncError
 from sync.storage import registry
 from sync.storage.fsspec_backend import FsspecBackend
-from tests.conftest import write
+from tests.conftest import data_packs, write
 from workspace.api import Workspace
 from workspace.errors import DamagedObjectError
 from workspace.objects import packs
@@ -80,7 +80,7 @@ def test_remote_pack_with_a_damaged_entry_header_is_refused_by_pull_and_remote_f
 
 def test_push_refuses_a_local_pack_with_a_damaged_entry_header(ws, tmp_path, cli):
     _release(ws, {"a.bin": os.urandom(50_000), "b.bin": os.urandom(60_000)})
-    [pack] = ws.store.list_pack_files()
+    [pack] = data_packs(ws.store)
     _flip(pack, _entry_header_id_byte(pack))
     ws.add_remote("origin", str(tmp_path / "remote"))
     res = cli(ws.root, "push")
@@ -100,7 +100,7 @@ def test_gc_verifies_every_chunk_it_copies_and_keeps_a_pack_it_cannot_copy(ws):
     ws.catalog.conn.execute("DELETE FROM commits WHERE message='both'")  # drop.bin becomes garbage
     head = ws.head()[1]
     ws.catalog.conn.execute("UPDATE commits SET parents='[]' WHERE id=?", (head,))
-    [pack] = ws.store.list_pack_files()
+    [pack] = data_packs(ws.store)
     entry = next(e for e in packs.read_index(pack) if e.raw_length == 1000)
     _flip(pack, entry.offset + 500)  # keep.bin's only chunk: gc must not copy it as if it were sound
     report = ws.gc()
@@ -120,7 +120,7 @@ def test_gc_copies_verified_chunks_then_fsck_is_clean(ws):
     ws.catalog.conn.execute("DELETE FROM commits WHERE message='both'")
     head = ws.head()[1]
     ws.catalog.conn.execute("UPDATE commits SET parents='[]' WHERE id=?", (head,))
-    [old] = ws.store.list_pack_files()
+    [old] = data_packs(ws.store)
     report = ws.gc()
     assert report.packs_rewritten == 1 and not os.path.exists(old)
     assert ws.read("HEAD", "keep.bin") == keep and ws.fsck().ok
@@ -214,7 +214,7 @@ def test_an_adopted_pack_is_durable_before_it_is_recorded(pushed, tmp_path, monk
     monkeypatch.setattr(packs, "fsync_dir", spy)
     monkeypatch.setattr(pull_mod, "fsync_dir", spy, raising=False)
     copy = Workspace.clone(str(remote), "ds", tmp_path / "copy")
-    [local] = copy.store.list_pack_files()
+    [local] = data_packs(copy.store)
     assert os.path.dirname(local) in synced
     copy.close()
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import write
+from tests.conftest import data_packs, write
 
 
 @pytest.fixture
@@ -112,7 +113,7 @@ def test_fsck_exit_code_on_damage(tmp_path, run_ws):
     proj = tmp_path / "p"
     write(proj, "x.bin", os.urandom(50_000))
     run_ws(proj, "commit", "-m", "one", check=True)
-    [pack] = list((proj / ".ws/objects/packs").rglob("*.pack"))
+    [pack] = [Path(p) for p in data_packs(proj)]
     data = bytearray(pack.read_bytes())
     data[1000] ^= 0xFF
     pack.write_bytes(bytes(data))

@@ -15,7 +15,7 @@ import sync
 import workspace
 from catalog.errors import CatalogError
 from sync.errors import SyncError
-from tests.conftest import write
+from tests.conftest import data_packs, write
 from workspace.cli.errors import error_exit_code
 from workspace.errors import DamagedObjectError, WorkspaceError
 
@@ -118,7 +118,7 @@ def test_fsck_fails_on_a_damaged_entry_header(ws, run_ws):
     write(ws.root, "b.bin", bytes(reversed(range(256))) * 1200)
     ws.commit("two chunks in one pack")
     ws.close()
-    [pack] = ws.store.list_pack_files()
+    [pack] = data_packs(ws.store)
     second = packs.read_index(pack)[1]
     with open(pack, "r+b") as f:
         f.seek(second.offset - packs.ENTRY.size)

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 
-from tests.conftest import write
+from tests.conftest import data_packs, write
 from workspace.errors import DamagedObjectError
 
 
 def _packs(ws):
-    return ws.store.list_pack_files()
+    return data_packs(ws.store)
 
 
 def test_fsck_clean(ws):
     write(ws.root, "a.txt", "hello")
     ws.commit("one")
     report = ws.fsck()
-    assert report.ok and report.packs == 1 and report.files == 1 and report.commits == 1
+    assert report.ok and report.packs == 2 and report.files == 1 and report.commits == 1  # data + history
 
 
 def test_fsck_detects_flipped_byte_and_names_file(ws):
@@ -145,18 +146,36 @@ def _replace_catalog_with_an_empty_one(ws, tmp_path):
 
 
 def test_gc_with_an_empty_catalog_deletes_nothing(ws, tmp_path, run_ws):
+    """A re-created empty catalog is caught up from the ref files and packs before gc looks at anything."""
     for i in range(3):
         write(ws.root, f"f{i}.bin", os.urandom(20_000))
         ws.commit(f"commit {i}")
-    before = sorted(_packs(ws))
-    assert len(before) == 3
+    log = [c.id for c in ws.log()]
+    before = sorted(ws.store.list_pack_files())
+    assert len(before) == 6  # a data pack and a history pack per commit
     _replace_catalog_with_an_empty_one(ws, tmp_path)
+    proc = run_ws(ws.root, "gc")
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert sorted(ws.store.list_pack_files()) == before
+    assert [c["id"] for c in json.loads(run_ws(ws.root, "log", "--json", check=True).stdout)] == log
+    assert run_ws(ws.root, "fsck").returncode == 0
+
+
+def test_gc_with_an_empty_catalog_and_no_ref_files_deletes_nothing(ws, tmp_path, run_ws):
+    """Nothing left to catch up from: gc refuses instead of taking every pack for garbage."""
+    for i in range(2):
+        write(ws.root, f"f{i}.bin", os.urandom(20_000))
+        ws.commit(f"commit {i}")
+    before = sorted(ws.store.list_pack_files())
+    _replace_catalog_with_an_empty_one(ws, tmp_path)
+    import shutil
+
+    (ws.root / ".ws" / "HEAD").unlink()
+    shutil.rmtree(ws.root / ".ws" / "refs")
     proc = run_ws(ws.root, "gc")
     assert proc.returncode == 6, (proc.returncode, proc.stderr)
     assert proc.stderr.strip().count("\n") == 0 and "ws fsck --rebuild-catalog" in proc.stderr
-    assert sorted(_packs(ws)) == before
-    fsck = run_ws(ws.root, "fsck")
-    assert fsck.stdout.count("(not in the catalog)") + fsck.stderr.count("(not in the catalog)") == 3
+    assert sorted(ws.store.list_pack_files()) == before
 
 
 def test_gc_keeps_an_unknown_pack_whose_chunks_files_need(ws):
@@ -199,9 +218,10 @@ def test_a_leftover_of_a_killed_commit_is_reported_by_fsck_and_reclaimed_by_gc(w
     assert len(_packs(ws)) == 2
     report = ws.fsck()
     assert report.ok  # a leftover of an interrupted commit is normal
-    assert len(report.unknown_packs) == 1 and "(not in the catalog)" in report.unknown_packs[0]
+    # its data pack and its history pack (the commit object never reached a ref)
+    assert len(report.unknown_packs) == 2 and "(not in the catalog)" in report.unknown_packs[0]
     gc = ws.gc()
-    assert gc.packs_deleted == 1 and gc.kept == []
+    assert gc.packs_deleted == 2 and gc.kept == []
     assert _packs(ws) == [base_pack]
     assert ws.fsck().ok
 
@@ -216,6 +236,6 @@ def test_a_leftover_whose_chunks_a_later_commit_stored_again_is_reclaimed(ws, ru
     run_ws(ws.root, "commit", "-m", "again", check=True)  # the same chunks, now in a recorded pack
     assert len(_packs(ws)) == 3
     gc = ws.gc()
-    assert gc.packs_deleted == 1 and gc.kept == []
+    assert gc.packs_deleted == 2 and gc.kept == []  # the leftover's data pack and history pack
     assert len(_packs(ws)) == 2 and ws.fsck().ok
     assert ws.read("HEAD", "data/f1.bin") == (ws.root / "data/f1.bin").read_bytes()

@@ -18,7 +18,7 @@ FIXTURE = Path(__file__).parent.parent / "fixtures" / "legacy_v1.tar.gz"
 def legacy(tmp_path):
     """The extracted legacy workspace (its remote re-pointed at the extracted copy) and what it printed then."""
     with tarfile.open(FIXTURE) as tar:
-        tar.extractall(tmp_path, filter="data")
+        tar.extractall(tmp_path, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     root = tmp_path / "proj"
     config = root / ".ws" / "config.toml"
     config.write_text(config.read_text().replace("/tmp/legacy/remote", str(tmp_path / "remote")))

@@ -242,8 +242,15 @@ def fsck(
                                          help="Check this remote instead of the local store."),
     read_data: bool = typer.Option(False, "--read-data", help="With --remote: download every pack and "
                                    "verify every chunk's SHA-256 (default: structure only)."),
+    rebuild_catalog: bool = typer.Option(False, "--rebuild-catalog", help="Build a new .ws/catalog.db from the "
+                                         "packs, ref files, release and job records under .ws/ (the old file is "
+                                         "kept as catalog.db.broken-TIME), then check everything."),
 ) -> None:
-    """Verify every pack, every chunk's SHA-256 and every catalog reference. Exits 6 on damage."""
+    """Verify every pack, every chunk's SHA-256 and every catalog reference. Exits 6 on damage.
+
+    Example: ws fsck --rebuild-catalog   (after 'the catalog ... is damaged' or '... is missing')
+    """
+    rebuilt = _rebuild(json_) if rebuild_catalog else None
     ws = _ws()
     if remote is not None:  # REMOTE-FSCK (sync work): packs, indexes and release records of a remote
         from workspace.cli.remotes import fsck_remote_command
@@ -253,7 +260,7 @@ def fsck(
     with progress(quiet or json_) as cb:
         report = ws.fsck(progress=cb)
     if json_:
-        emit_json(report.to_dict())
+        emit_json(report.to_dict() if rebuilt is None else {**report.to_dict(), "rebuild": rebuilt.to_dict()})
     else:
         out(f"checked {report.packs} packs, {report.chunks} chunks, {report.files} files, {report.commits} commits")
         for p in report.problems:
@@ -265,6 +272,21 @@ def fsck(
         out("ok" if report.ok else f"{len(report.problems)} problem(s) found")
     if not report.ok:
         raise typer.Exit(6)
+
+
+def _rebuild(json_: bool):
+    from workspace.api import Workspace
+
+    report = Workspace.rebuild_catalog()
+    if json_:
+        return report
+    if report.kept_aside:
+        out(f"the old catalog is kept as {report.kept_aside}")
+    out(f"rebuilt the catalog: {report.packs} packs, {report.commits} commits, {report.trees} trees, "
+        f"{report.files} files, {report.branches} branches, {report.releases} releases, {report.jobs} jobs")
+    for p in report.problems:
+        err(f"problem: {p}")
+    return report
 
 
 @app.command()

@@ -12,8 +12,9 @@ import time
 from catalog import history
 from catalog.db import Catalog
 from workspace.errors import AmbiguousRef, InvalidArgument, UnknownRef
+from workspace.history import reffiles
 # HEAD's catalog key and the first branch are defined where a new repository writes them
-from workspace.repo import DEFAULT_BRANCH, HEAD_KEY
+from workspace.repo import DEFAULT_BRANCH, HEAD_KEY, Repo
 
 _BRANCH_RE = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<!/)(?<!\.lock)$")
 _SUFFIX_RE = re.compile(r"(~\d*|\^)+$")
@@ -35,14 +36,22 @@ def read_head(cat: Catalog) -> tuple[str | None, str | None]:
     return None, value
 
 
-def set_head_branch(cat: Catalog, branch: str) -> None:
-    """Attach HEAD to a branch."""
-    history.set_meta(cat, HEAD_KEY, f"ref:{branch}")
+def set_head_branch(repo: Repo, branch: str) -> None:
+    """Attach HEAD to a branch: ``.ws/HEAD`` first, then the catalog's index of it."""
+    reffiles.write_head(repo.layout, branch)
+    history.set_meta(repo.catalog, HEAD_KEY, f"ref:{branch}")
 
 
-def set_head_detached(cat: Catalog, commit_id: str) -> None:
-    """Point HEAD at a commit directly."""
-    history.set_meta(cat, HEAD_KEY, commit_id)
+def set_head_detached(repo: Repo, commit_id: str) -> None:
+    """Point HEAD at a commit directly: ``.ws/HEAD`` first, then the catalog."""
+    reffiles.write_head(repo.layout, None, commit_id)
+    history.set_meta(repo.catalog, HEAD_KEY, commit_id)
+
+
+def set_branch(repo: Repo, name: str, commit_id: str) -> None:
+    """Point a branch at a commit: its file under ``.ws/refs/heads/`` first, then the catalog."""
+    reffiles.write_ref(repo.layout, name, commit_id)
+    history.set_ref(repo.catalog, name, commit_id, time.time_ns())
 
 
 def resolve(cat: Catalog, expr: str) -> str:
@@ -97,21 +106,31 @@ def branches(cat: Catalog) -> list[tuple[str, str, bool]]:
     return [(name, cid, name == current) for name, cid in history.list_refs(cat)]
 
 
-def create_branch(cat: Catalog, name: str, ref: str = "HEAD") -> str:
+def create_branch(repo: Repo, name: str, ref: str = "HEAD") -> str:
     """Make a branch at ``ref``; returns its commit id."""
-    check_branch_name(name)
-    if history.get_ref(cat, name) is not None:
-        raise InvalidArgument(f"branch '{name}' already exists")
-    commit_id = resolve(cat, ref)
-    history.set_ref(cat, name, commit_id, time.time_ns())
+    with repo.lock():
+        check_new_branch(repo, name)
+        commit_id = resolve(repo.catalog, ref)
+        set_branch(repo, name, commit_id)
     return commit_id
 
 
-def delete_branch(cat: Catalog, name: str) -> None:
-    """Remove a branch (not the current one)."""
-    current, _ = read_head(cat)
-    if name == current:
-        raise InvalidArgument(f"cannot delete the current branch '{name}'")
-    if history.get_ref(cat, name) is None:
-        raise UnknownRef(f"unknown branch '{name}'")
-    history.delete_ref(cat, name)
+def check_new_branch(repo: Repo, name: str) -> None:
+    """Refuse a name that is invalid, taken, or collides with another branch's file (``a`` vs ``a/b``)."""
+    check_branch_name(name)
+    if history.get_ref(repo.catalog, name) is not None:
+        raise InvalidArgument(f"branch '{name}' already exists")
+    reffiles.check_free(repo.layout, name)
+
+
+def delete_branch(repo: Repo, name: str) -> None:
+    """Remove a branch (not the current one): its file, then its catalog row."""
+    cat = repo.catalog
+    with repo.lock():
+        current, _ = read_head(cat)
+        if name == current:
+            raise InvalidArgument(f"cannot delete the current branch '{name}'")
+        if history.get_ref(cat, name) is None:
+            raise UnknownRef(f"unknown branch '{name}'")
+        reffiles.delete_ref(repo.layout, name)
+        history.delete_ref(cat, name)

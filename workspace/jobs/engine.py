@@ -20,7 +20,7 @@ from catalog import jobs as q
 from sync.errors import BackendError
 from workspace.errors import InvalidArgument, WorkspaceError
 from workspace.history import refs
-from workspace.jobs import environment
+from workspace.jobs import environment, records
 from workspace.jobs.liveness import record_supervisor
 from workspace.jobs.query import resolve_job, resolve_workflow
 from workspace.jobs.spec import UnknownJob
@@ -105,8 +105,10 @@ def submit(repo: Repo, expanded: list, wait: bool = False, force: bool = False) 
     _check_backends({j.backend for j in expanded})
     rows = plan(repo, expanded, force)
     specs = list(dict.fromkeys(j.spec_name for j in expanded))
+    wf = q.new_id()
+    records.write_submitted(repo, wf, specs, rows)  # the record first: the catalog is its index
     with repo.catalog.write():
-        wf = q.create_workflow(repo.catalog, specs, state="RUNNING")
+        q.create_workflow(repo.catalog, specs, workflow_id=wf, state="RUNNING")
         q.add_jobs(repo.catalog, wf, rows)
     _save_notify(repo, wf, expanded)
     _start(repo, wf, wait)
@@ -266,8 +268,11 @@ def rerun_failed(repo: Repo, workflow_id: str | None = None, wait: bool = False)
         rows.append({**{k: r[k] for k in keep}, "id": nid, "input_commit": head,
                      "depends_on": [new_ids.get(d, d) for d in r["depends_on"]],
                      "log_dir": os.path.join(repo.layout.jobs_dir, nid), "reason": f"rerun of {r['id']}"})
+    specs = sorted({r["name"] for r in rows})
+    new_wf = q.new_id()
+    records.write_submitted(repo, new_wf, specs, rows)
     with repo.catalog.write():
-        new_wf = q.create_workflow(repo.catalog, sorted({r["name"] for r in rows}), state="RUNNING")
+        q.create_workflow(repo.catalog, specs, workflow_id=new_wf, state="RUNNING")
         q.add_jobs(repo.catalog, new_wf, rows)
     _copy_notify(repo, wf, new_wf)
     _start(repo, new_wf, wait)

@@ -71,7 +71,33 @@ def fsck(repo: Repo, progress: Progress | None = None) -> FsckReport:
             damaged_files.add(f.id)
     known = {f.id for f in files}
     _check_history(repo.catalog, report, known, damaged_files)
+    _check_history_objects(repo, files, report)
     return report
+
+
+def _check_history_objects(repo: Repo, files: list[q.FileInfo], report: FsckReport) -> None:
+    """Every commit, tree and multi-chunk file the catalog indexes must also be an object in a pack,
+    and every ref file must say what the catalog says: otherwise a lost catalog would lose history."""
+    from workspace.history import reffiles
+    from workspace.objects import history as objects
+
+    cat = repo.catalog
+    stored = q.history_object_ids(cat)
+    commits = history.all_commits(cat)
+    reachable: set[str] = set()
+    for rec in commits:
+        trees.reachable_trees(cat, rec.tree_id, reachable)
+    lacking = [f"commit {rec.id[:12]}" for rec in commits if rec.id not in stored]
+    lacking += [f"tree {tid[:12]}" for tid in sorted(reachable) if tid not in stored]
+    lacking += [f"the chunk list of file {f.id[:12]}" for f in files if objects.needs_file_object(f.id, f.chunk_ids)
+                and objects.object_id(objects.encode_file(objects.FileObject(f.id, f.size, f.chunk_ids)))
+                not in stored]
+    for what in lacking[:20]:
+        report.problems.append(f"{what} is only in the catalog, not in any pack (a rebuilt catalog would lose it)")
+    if len(lacking) > 20:
+        report.problems.append(f"... and {len(lacking) - 20} more history objects only in the catalog")
+    if not reffiles.in_sync(repo):
+        report.problems.append("the ref files under .ws/ (HEAD, refs/heads/) and the catalog disagree")
 
 
 def _check_unknown_packs(repo: Repo, recorded: set[str], report: FsckReport) -> None:

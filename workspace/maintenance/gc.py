@@ -13,6 +13,7 @@ from workspace.errors import DamagedObjectError
 from workspace.history import trees
 from workspace.lock import pack_guard
 from workspace.maintenance.fsck import check_pack_file, pack_id_of
+from workspace.objects import history as objects
 from workspace.objects.store import StoreWriter
 from workspace.repo import Repo
 from workspace.types import FsckReport, GcReport, Progress
@@ -26,16 +27,28 @@ class CatalogLooksEmpty(DamagedObjectError):
 
 def live_files(repo: Repo) -> set[str]:
     """File ids that any commit (reachable or not) or any local release still needs."""
+    return _live(repo)[0]
+
+
+def _live(repo: Repo) -> tuple[set[str], set[str]]:
+    """(live file ids, the history objects of every commit: commit and tree ids)."""
     cat = repo.catalog
     seen_trees: set[str] = set()
-    for rec in history.all_commits(cat):
+    commits = history.all_commits(cat)
+    for rec in commits:
         trees.reachable_trees(cat, rec.tree_id, seen_trees)
     live: set[str] = set()
     for tid in seen_trees:
         data = history.get_tree(cat, tid)
         if data:
             live.update(e.id for e in trees.decode_tree(data) if e.kind == "f")
-    return live | live_file_ids(cat)
+    return live | live_file_ids(cat), {rec.id for rec in commits} | seen_trees
+
+
+def _file_objects(files: list[q.FileInfo]) -> set[str]:
+    """The ids of the chunk-list objects of files made of several chunks."""
+    return {objects.object_id(objects.encode_file(objects.FileObject(f.id, f.size, f.chunk_ids)))
+            for f in files if objects.needs_file_object(f.id, f.chunk_ids)}
 
 
 def gc(repo: Repo, progress: Progress | None = None) -> GcReport:
@@ -58,15 +71,18 @@ def gc(repo: Repo, progress: Progress | None = None) -> GcReport:
             report.bytes_freed += os.path.getsize(tmp)
             os.unlink(tmp)
             report.temp_files_deleted += 1
-        live = live_files(repo)
+        live, history_ids = _live(repo)
         all_files = q.all_files(cat)
         dead_files = [f.id for f in all_files if f.id not in live]
+        # what must stay: the data chunks of live files and the history objects (commits,
+        # trees, chunk lists of live files) that make the catalog rebuildable
         live_chunks = {c for f in all_files if f.id in live for c in f.chunk_ids}
+        live_chunks |= history_ids | _file_objects([f for f in all_files if f.id in live])
         doomed_paths = _repack(repo, live_chunks, dead_files, report)
         repo.store.close()
         for path in doomed_paths:
             Path(path).unlink(missing_ok=True)
-        _reclaim_unlocated(repo, report)
+        _reclaim_unlocated(repo, live_chunks, report)
     return report
 
 
@@ -134,12 +150,12 @@ def _copy_verified(repo: Repo, pack_id: str, keep: list[q.ChunkLocation], writer
         report.kept.append(f"pack {pack_id[:12]}: {len(lost) if check else len(keep)} live chunk(s) fail "
                            "verification, so it is not rewritten; run 'ws fsck'")
         return False
-    for r in keep:  # stored bytes as they are (no recompression), in their old order
-        writer.force_add(r.id, *found[r.id])
+    for r in keep:  # stored bytes as they are (no recompression), in their old order, kind kept
+        writer.force_add(r.id, *found[r.id], kind=r.kind)
     return True
 
 
-def _reclaim_unlocated(repo: Repo, report: GcReport) -> None:
+def _reclaim_unlocated(repo: Repo, live: set[str], report: GcReport) -> None:
     """Delete pack files no chunk row points into, when that is proved to lose nothing.
 
     Such a pack is a leftover (a commit killed after sealing, a duplicate of
@@ -150,7 +166,7 @@ def _reclaim_unlocated(repo: Repo, report: GcReport) -> None:
     cat = repo.catalog
     home = q.chunk_packs(cat)
     located = set(home.values())
-    needed = {c for f in q.all_files(cat) for c in f.chunk_ids}
+    needed = {c for f in q.all_files(cat) for c in f.chunk_ids} | live
     recorded = {pid for pid, _, _ in q.all_packs(cat)}
     for path in repo.store.list_pack_files():
         pid = pack_id_of(path)

@@ -31,6 +31,7 @@ from typing import BinaryIO, Iterator
 import zstandard
 
 from workspace.errors import DamagedObjectError
+from workspace.objects.durable import fsync_dir  # noqa: F401  (re-exported: packs' callers use it)
 
 MAGIC = b"WSPACK01"
 ENTRY = struct.Struct("<2sBBQQ32s")  # b"WC", codec, reserved, raw_len, stored_len, id
@@ -208,15 +209,6 @@ class PackWriter:
             self._f.close()
         finally:
             Path(self.tmp_path).unlink(missing_ok=True)
-
-
-def fsync_dir(path: str) -> None:
-    """Make a rename in ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_index(data_or_file) -> list[PackEntry]:

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from catalog import objects as q
 from catalog import releases as rq
 from workspace.config import author
-from workspace.errors import DamagedObjectError, InvalidArgument, UnknownRef
+from workspace.errors import DamagedObjectError, InvalidArgument, UnknownRef, WorkspaceError
 from workspace.history import refs
 from workspace.history.manifest import get_commit, manifest as commit_manifest
 from workspace.releases.mapping import InvalidReleaseMapping, load_mapping
@@ -23,6 +23,7 @@ from workspace.releases.records import (Release, ReleaseConflict, ReleaseFile, V
                                         file_digest, split_spec, validate_record)
 from workspace.releases.versions import (NoMatchingVersion, UnknownRelease, bump as bump_version, highest,
                                          parse_version, select)
+from workspace.objects.durable import write_atomic
 from workspace.repo import Repo
 
 
@@ -133,6 +134,8 @@ class Releases:
             rec["version"] = version = version if bump is None else bump_version(top, bump)
             self._check_increasing(name, version, top)
             rq.insert_release(self._cat, rec, rows)
+            # the record file before the transaction commits: the catalog is never its only copy
+            write_record_file(self._repo, self.get(name, version).to_record())
         return self.get(name, version)
 
     def _check_increasing(self, name: str, version: str, top: str | None) -> None:
@@ -198,5 +201,54 @@ class Releases:
                 raise DamagedObjectError(
                     f"release '{rec['title']}@{rec['version']}': {len(missing)} file(s) are not stored locally"
                 )
+            write_record_file(self._repo, record)
             rq.insert_release(self._cat, rec, files)
         return self.get(rec["title"], rec["version"])
+
+    # -- the record files under .ws/releases/ ------------------------------------
+    def export_files(self) -> int:
+        """Write the record file of every release that has none (a workspace from before they existed)."""
+        written = 0
+        for release in self.list():
+            if not record_path(self._repo, release.title, release.version).exists():
+                write_record_file(self._repo, release.to_record())
+                written += 1
+        return written
+
+    def restore_from_files(self) -> tuple[int, list[str]]:
+        """Index every record file under ``.ws/releases/`` the catalog lacks (``ws fsck --rebuild-catalog``).
+
+        Returns (releases restored, problems). A record whose files are not
+        stored is a problem, not a release.
+        """
+        from sync.remote import decode_record
+
+        restored, problems = 0, []
+        for path in sorted(self._repo.layout.releases_dir.glob("*/*.json")):
+            try:
+                record = decode_record(path.read_bytes())
+                rec, files = validate_record(record, self._repo.root)
+                if rq.get_release(self._cat, rec["title"], rec["version"]) is not None:
+                    continue
+                q.add_files(self._cat, [q.FileInfo(f["id"], f["size"], f["chunks"]) for f in record["files"]
+                                        if f.get("chunks") and set(f["chunks"]) <= q.known_chunks(
+                                            self._cat, f["chunks"])])
+                self.import_record(record)
+                restored += 1
+            except (ValueError, WorkspaceError) as exc:
+                problems.append(f"{path}: {exc}")
+        return restored, problems
+
+
+def record_path(repo: Repo, title: str, version: str):
+    """Where a local release record lives: ``.ws/releases/<title>/<version>.json``."""
+    return repo.layout.releases_dir / title / f"{version}.json"
+
+
+def write_record_file(repo: Repo, record: dict) -> None:
+    """Write a release record (the remote format) atomically; releases are immutable, so an existing one stays."""
+    from sync.remote import encode_record
+
+    path = record_path(repo, record["title"], record["version"])
+    if not path.exists():
+        write_atomic(path, encode_record(record))

@@ -235,7 +235,7 @@ def _record(repo: Repo, rem: Remote, record: dict, cache_rows: dict[str, StatEnt
     with repo.catalog.write():
         q.add_files(repo.catalog, files)
         if new != old:
-            commit_id = record_commit(repo, None, branch, head, old, new, [], message, None, cache_rows).id
+            commit_id = record_commit(repo, None, branch, head, old, new, files, message, None, cache_rows).id
         elif cache_rows:
             statcache.update_stat_cache(repo.catalog, cache_rows)
         Releases(repo).import_record(record)

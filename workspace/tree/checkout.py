@@ -7,11 +7,9 @@ present before the first file is touched.
 
 from __future__ import annotations
 
-import time
-
 from catalog import history, statcache
 from catalog.statcache import ManifestEntry
-from workspace.errors import InvalidArgument, UnknownRef
+from workspace.errors import UnknownRef
 from workspace.history import refs
 from workspace.history.manifest import get_commit, manifest
 from workspace.repo import Repo
@@ -29,9 +27,9 @@ def checkout(repo: Repo, ref: str, *, force: bool = False, progress: Progress | 
         target = get_commit(cat, target_id)
         _move_tree(repo, target_id, force, progress, what=f"checkout of {ref}")
         if is_branch:
-            refs.set_head_branch(cat, ref)
+            refs.set_head_branch(repo, ref)
         else:
-            refs.set_head_detached(cat, target_id)
+            refs.set_head_detached(repo, target_id)
     return target
 
 
@@ -39,14 +37,12 @@ def switch(repo: Repo, branch: str, *, create: bool = False, force: bool = False
     """Switch to ``branch``; with ``create`` make it at HEAD first (no files change then)."""
     cat = repo.catalog
     if create:
-        refs.check_branch_name(branch)
-        if history.get_ref(cat, branch) is not None:
-            raise InvalidArgument(f"branch '{branch}' already exists")
-        _, head = refs.read_head(cat)
         with repo.lock():
+            refs.check_new_branch(repo, branch)
+            _, head = refs.read_head(cat)
             if head is not None:
-                history.set_ref(cat, branch, head, time.time_ns())
-            refs.set_head_branch(cat, branch)
+                refs.set_branch(repo, branch, head)
+            refs.set_head_branch(repo, branch)
         return get_commit(cat, head) if head else None
     if history.get_ref(cat, branch) is None:
         raise UnknownRef(f"unknown branch '{branch}' (use 'ws switch -c {branch}' to create it)")

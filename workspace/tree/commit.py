@@ -52,8 +52,6 @@ def commit(repo: Repo, message: str, paths: list[str] | None = None, *, progress
                 statcache.update_stat_cache(repo.catalog, cache_rows)
                 raise NothingToCommit("nothing to commit, working tree clean" if not prefixes
                                       else "nothing to commit in the given paths")
-            writer.seal()
-            checkpoint("commit:sealed")
             result = _record(repo, writer, branch, head, old, new, new_files, cache_rows,
                              message.strip(), provenance)
         checkpoint("commit:recorded")
