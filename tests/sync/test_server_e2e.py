@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sync.errors import RejectedCredentials, TransientError
-from tests.conftest import ws_exe
+from tests.conftest import data_packs, ws_exe
 from tests.sync.server_helpers import server_process
 from tests.sync.test_credentials import keyring_dir  # noqa: F401  (a fixture)
 from tests.sync.test_push_pull import release, tree
@@ -249,7 +249,7 @@ def test_a_damaged_local_pack_is_named_as_local_damage_and_never_visible(ws, ws_
     from workspace.objects import packs
 
     release(ws, {"a.bin": os.urandom(50_000), "b.bin": os.urandom(60_000)}, "1.0.0")
-    [pack] = ws.store.list_pack_files()
+    [pack] = data_packs(ws.store)  # (the commit's history objects have a pack of their own)
     first = packs.read_index(str(pack))[0]
     os.chmod(pack, 0o644)
     with open(pack, "r+b") as f:  # one bit of the first chunk's payload
