@@ -27,6 +27,7 @@ def checkout(repo: Repo, ref: str, *, force: bool = False, progress: Progress | 
     target_id = refs.resolve(cat, ref)
     with repo.lock():
         target = get_commit(cat, target_id)
+        cat.check_writable()  # HEAD must move after the tree: a read-only catalog refuses before any file
         _move_tree(repo, target_id, force, progress, what=f"checkout of {ref}")
         if is_branch:
             refs.set_head_branch(cat, ref)
@@ -92,6 +93,7 @@ def restore(repo: Repo, paths: list[str], source: str = "HEAD", *, cwd: str | No
         chosen.update(hits)
     with repo.lock():
         ensure_available(repo, chosen)
+        repo.catalog.check_writable()  # refuse before any file is written, not after
         rows = write_files(repo, chosen, None)
         statcache.update_stat_cache(repo.catalog, rows)
     return sorted(chosen)
