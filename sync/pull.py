@@ -14,6 +14,7 @@ import os
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from catalog import objects as q
@@ -23,6 +24,7 @@ from sync.errors import DamagedRemote, ObjectNotFound
 from sync.remote import Remote, pack_key
 from sync.transfer import DEFAULT_WORKERS, Meter, ProgressFn, bounded_map, coalesce
 from workspace.objects import packs
+from workspace.errors import reporting_no_space
 from workspace.objects.chunking import Piece
 
 if TYPE_CHECKING:
@@ -119,6 +121,11 @@ def _whole_packs(catalog: Catalog, remote_name: str, locs: dict) -> tuple[list[s
 
 def _adopt_pack(store: ObjectStore, remote: Remote, pack_id: str, meter: Meter):
     """Copy a remote pack into the local store after checking every byte of it (packs.check_pack)."""
+    with reporting_no_space(store.packs_dir):  # the local disk, whatever error the backend wrapped it in
+        return _copy_pack(store, remote, pack_id, meter)
+
+
+def _copy_pack(store: ObjectStore, remote: Remote, pack_id: str, meter: Meter):
     key = pack_key(pack_id)
     os.makedirs(store.packs_dir, exist_ok=True)
     tmp = os.path.join(store.packs_dir, f"tmp-{uuid.uuid4().hex}.pack")  # 'ws gc' removes leftovers
@@ -139,8 +146,7 @@ def _adopt_pack(store: ObjectStore, remote: Remote, pack_id: str, meter: Meter):
         os.replace(tmp, final)
         packs.fsync_dir(os.path.dirname(final))  # the rename is durable before the catalog records it
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise
     meter.add(size)
     return pack_id, size, rows

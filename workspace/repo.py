@@ -14,6 +14,7 @@ workspace lock and the pack guard. Modules below the porcelain take a ``Repo``
 from __future__ import annotations
 
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, TypeVar
@@ -22,7 +23,7 @@ from catalog import history as history_queries
 from catalog.db import Catalog
 from catalog.errors import CatalogError
 from workspace import config as config_mod
-from workspace.errors import AlreadyAWorkspace, InvalidArgument, WorkspaceError
+from workspace.errors import AlreadyAWorkspace, InvalidArgument, WorkspaceError, reporting_no_space
 from workspace.layout import WS_DIR, Layout, find_root
 from workspace.lock import pack_guard, workspace_lock
 
@@ -63,10 +64,15 @@ class Repo:
         root.mkdir(parents=True, exist_ok=True)
         tmp = root / (WS_DIR + f".init-{os.getpid()}")
         # build .ws under a temporary name so a crash never leaves a half-made workspace
-        (tmp / "objects" / "packs").mkdir(parents=True)
-        config_mod.save(tmp / "config.toml", dict(config_mod.DEFAULTS))
-        _new_catalog(tmp / "catalog.db")
-        os.rename(tmp, root / WS_DIR)
+        try:
+            with reporting_no_space(root):
+                (tmp / "objects" / "packs").mkdir(parents=True)
+                config_mod.save(tmp / "config.toml", dict(config_mod.DEFAULTS))
+                _new_catalog(tmp / "catalog.db")
+                os.rename(tmp, root / WS_DIR)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # a full disk, say: leave the folder as it was
+            raise
         return cls(root)
 
     @classmethod

@@ -47,6 +47,20 @@ def assert_no_space(proc) -> None:
     assert "no space" in one_error_line(proc).lower()
 
 
+def test_commit_on_a_full_disk_exits_13_and_commits_once_space_is_back(small_disk, run_ws):
+    disk = small_disk("8m")
+    root = new_workspace(disk, run_ws)
+    write(root, "big.bin", os.urandom(3 * MB))
+    disk.fill(leave=1 * MB)  # the pack writer meets the full disk
+    assert_no_space(run_ws(root, "commit", "-m", "big"))
+    assert half_written(root) == []
+    disk.free()
+    assert log(run_ws, root) == ["one"]
+    run_ws(root, "commit", "-m", "big", check=True)
+    assert log(run_ws, root) == ["big", "one"]
+    run_ws(root, "fsck", check=True)
+
+
 def test_commit_whose_catalog_transaction_finds_the_disk_full_exits_13(small_disk, run_ws):
     """Thousands of empty files: no pack bytes, but the commit's one transaction needs about 1 MB of WAL."""
     disk = small_disk("8m")
@@ -75,6 +89,53 @@ def test_status_on_a_full_disk_is_one_line_or_an_answer(small_disk, run_ws):
     assert json.loads(proc.stdout)["added"] == ["b.txt"]
 
 
+# -- pull and clone -------------------------------------------------------------------------
+@pytest.fixture
+def remote(tmp_path):
+    """A folder remote (on the ordinary disk) with ds@1.0.0 (small) and ds@2.0.0 (adds 2 MB)."""
+    src = Workspace.init(tmp_path / "src")
+    try:
+        write(src.root, "small.txt", "small\n")
+        src.commit("small")
+        src.releases.create("ds", version="1.0.0")
+        write(src.root, "big.bin", os.urandom(2 * MB))
+        src.commit("big")
+        src.releases.create("ds", version="2.0.0")
+        src.add_remote("origin", str(tmp_path / "remote"))
+        src.push()
+    finally:
+        src.close()
+    return tmp_path / "remote"
+
+
+@pytest.mark.parametrize("leave", [1 * MB, 3 * MB], ids=["while-downloading", "while-writing-files"])
+def test_pull_on_a_full_disk_exits_13_and_pulls_once_space_is_back(small_disk, run_ws, remote, leave):
+    disk = small_disk("8m")
+    run_ws(disk.path, "clone", remote, "ds@1.0.0", "w", check=True)
+    root = disk.path / "w"
+    disk.fill(leave=leave)
+    assert_no_space(run_ws(root, "pull", "ds@2.0.0"))
+    assert half_written(root) == []
+    assert not (root / "big.bin").exists()
+    disk.free()
+    assert log(run_ws, root) == ["pull ds@1.0.0 from origin"]
+    run_ws(root, "pull", "ds@2.0.0", check=True)
+    assert len((root / "big.bin").read_bytes()) == 2 * MB
+    run_ws(root, "fsck", check=True)
+    assert json.loads(run_ws(root, "status", "--json", check=True).stdout)["modified"] == []
+
+
+def test_clone_on_a_full_disk_exits_13_leaves_nothing_and_clones_once_space_is_back(small_disk, run_ws, remote):
+    disk = small_disk("8m")
+    disk.fill(leave=1 * MB)
+    assert_no_space(run_ws(disk.path, "clone", remote, "ds@2.0.0", "c"))
+    assert not (disk.path / "c").exists()
+    disk.free()
+    run_ws(disk.path, "clone", remote, "ds@2.0.0", "c", check=True)
+    run_ws(disk.path / "c", "fsck", check=True)
+
+
+# -- read-only catalogs -------------------------------------------------------------------------
 def test_a_read_only_mount_answers_reads_and_refuses_writes_with_exit_12(small_disk, run_ws):
     """No -wal or -shm file (every ws closed cleanly): SQLite could not open the catalog at all."""
     disk = small_disk("8m")
@@ -175,3 +236,14 @@ def test_a_catalog_whose_commit_fails_for_space_rolls_back_and_says_so(small_dis
     assert cat.query("SELECT key FROM meta WHERE key IN ('big', 'small')") == [("small",)]
     cat.close()
     assert sqlite3.connect(disk.path / "c.db").execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_init_on_a_full_disk_exits_13_and_leaves_no_half_made_workspace(small_disk, run_ws):
+    disk = small_disk("8m")
+    (disk.path / "w").mkdir()
+    disk.fill(leave=0)
+    assert_no_space(run_ws(disk.path, "init", "w"))
+    assert list((disk.path / "w").iterdir()) == []
+    disk.free()
+    run_ws(disk.path, "init", "w", check=True)
+    run_ws(disk.path / "w", "fsck", check=True)
