@@ -25,6 +25,7 @@ from sync.remote import Remote, pack_key
 from sync.transfer import DEFAULT_WORKERS, Meter, ProgressFn, bounded_map, coalesce
 from workspace.objects import packs
 from workspace.errors import reporting_no_space
+from workspace.faults import checkpoint
 from workspace.objects.chunking import Piece
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ def fetch_chunks(catalog: Catalog, store: ObjectStore, remote: Remote, chunk_ids
         result.chunks_fetched += len(rows)
         result.bytes_fetched += size
         result.requests += 1
+        checkpoint("pull:fetched")  # tests: killed with some packs recorded, the rest still to fetch
     fetch = lambda span: _fetch_span(remote, span, meter)  # noqa: E731
     with store.writer() as writer:
         # a small window keeps memory bounded: at most workers + 1 spans of 8 MiB in flight
@@ -92,6 +94,7 @@ def fetch_chunks(catalog: Catalog, store: ObjectStore, remote: Remote, chunk_ids
             result.bytes_fetched += nbytes
             result.requests += 1
             _record_sealed(catalog, writer)
+            checkpoint("pull:fetched")
         writer.seal()
         _record_sealed(catalog, writer)
     return result

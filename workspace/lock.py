@@ -102,3 +102,22 @@ def workspace_lock(path: Path, timeout: float | None = None) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this machine (in this pid namespace) now.
+
+    A pid may have been reused by another process since; callers that clean up
+    after a dead process must treat "alive" as "keep" and never the reverse.
+    """
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, it is someone else's
+    return True

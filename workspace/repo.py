@@ -48,8 +48,12 @@ class Repo:
 
     # -- making and opening -------------------------------------------------
     @classmethod
-    def init(cls: type[R], path: str | os.PathLike = ".") -> R:
-        """Make ``path`` a workspace: ``.ws/`` with catalog.db, objects/ and config.toml."""
+    def init(cls: type[R], path: str | os.PathLike = ".", *, files: dict[str, bytes] | None = None) -> R:
+        """Make ``path`` a workspace: ``.ws/`` with catalog.db, objects/ and config.toml.
+
+        ``files`` are written into ``.ws/`` before it appears (``ws clone``'s
+        marker), so no crash can leave the folder without them.
+        """
         root = Path(os.path.abspath(path))
         if (root / WS_DIR).exists():
             raise AlreadyAWorkspace(f"{root} is already a ws workspace" + _catalog_advice(root))
@@ -69,6 +73,8 @@ class Repo:
                 (tmp / "objects" / "packs").mkdir(parents=True)
                 config_mod.save(tmp / "config.toml", dict(config_mod.DEFAULTS))
                 _new_catalog(tmp / "catalog.db")
+                for name, data in (files or {}).items():
+                    (tmp / name).write_bytes(data)
                 os.rename(tmp, root / WS_DIR)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)  # a full disk, say: leave the folder as it was

@@ -8,6 +8,7 @@ workspace: release records, the working tree, commits and the locks.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -243,23 +244,39 @@ def _record(repo: Repo, rem: Remote, record: dict, cache_rows: dict[str, StatEnt
     return commit_id
 
 
+CLONE_MARKER = "clone.json"  # in .ws/ while a clone is unfinished: {"url", "release", "remote", "created"}
+
+
 def clone(kind: type[R], url: str, spec: str, directory: str | os.PathLike, *, options: dict | None = None,
           remote_name: str = DEFAULT_NAME, progress: Progress | None = None, workers: int = 4) -> tuple[R, PullResult]:
     """A new workspace (a ``kind``) in ``directory`` holding release NAME[@EXPR] from ``url``.
 
     The remote becomes ``origin`` (the default remote). On failure the new
-    folder is removed again, so a failed clone leaves nothing behind.
+    folder is removed again, so a failed clone leaves nothing behind. A clone
+    that was killed (no chance to clean up) leaves ``.ws/clone.json`` naming
+    its URL and release: running the same clone again resumes it, fetching
+    only what the first run had not recorded; any other clone into that
+    folder is refused (:class:`CloneTargetExists`).
     """
+    from sync.storage.registry import normalize_url
+
     target = Path(os.path.abspath(directory))
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise CloneTargetExists(f"{target} already exists and is not empty")
-    created = not target.exists()
+    wanted = {"url": normalize_url(url), "release": spec, "remote": remote_name}
+    unfinished = _unfinished_clone(target, wanted)
+    created = unfinished["created"] if unfinished else not target.exists()
     repo = None
     try:
-        remotes.connect(remote_name, url, dict(options or {})).check()  # fail before creating anything
-        repo = kind.init(target)
-        add_remote(repo, remote_name, url, options, default=True)
+        if unfinished:
+            repo = kind.open(target)
+            if remote_name not in {r.name for r in remotes.list_remotes(repo.config)}:  # killed before adding it
+                add_remote(repo, remote_name, url, options, default=True)
+        else:
+            remotes.connect(remote_name, url, dict(options or {})).check()  # fail before creating anything
+            marker = json.dumps(dict(wanted, created=created), sort_keys=True).encode()
+            repo = kind.init(target, files={CLONE_MARKER: marker})
+            add_remote(repo, remote_name, url, options, default=True)
         result = pull(repo, remote_name, spec, progress=progress, workers=workers)
+        (repo.layout.ws_dir / CLONE_MARKER).unlink()  # finished: an ordinary workspace from here on
         return repo, result
     except BaseException:
         if repo is not None:
@@ -269,3 +286,39 @@ def clone(kind: type[R], url: str, spec: str, directory: str | os.PathLike, *, o
         elif (target / ".ws").exists():
             shutil.rmtree(target / ".ws", ignore_errors=True)
         raise
+
+
+def _unfinished_clone(target: Path, wanted: dict) -> dict | None:
+    """The marker of an unfinished clone of ``wanted`` in ``target`` (resume it), or None (a new clone).
+
+    Raises CloneTargetExists for a folder that is not empty and does not hold
+    an unfinished clone of the same URL and release (compared as given:
+    ``ds`` and ``ds@latest`` are different clones). The ``.ws.init-<pid>``
+    folder of a clone killed while it made the workspace is removed first.
+    """
+    from workspace.layout import WS_DIR
+    from workspace.lock import process_alive
+
+    if not target.exists():
+        return None
+    if not target.is_dir():
+        raise CloneTargetExists(f"{target} already exists and is not a folder")
+    entries = list(target.iterdir())
+    prefix = WS_DIR + ".init-"
+    dead = [e for e in entries if e.name.startswith(prefix) and e.name[len(prefix):].isdigit()
+            and not process_alive(int(e.name[len(prefix):]))]
+    if entries and len(dead) == len(entries):
+        for leftover in dead:
+            shutil.rmtree(leftover, ignore_errors=True)
+        return None
+    if not entries:
+        return None
+    try:
+        found = json.loads((target / WS_DIR / CLONE_MARKER).read_text())
+    except (OSError, ValueError):
+        raise CloneTargetExists(f"{target} already exists and is not empty") from None
+    if not isinstance(found, dict) or any(found.get(k) != v for k, v in wanted.items()):
+        what = found if isinstance(found, dict) else {}
+        raise CloneTargetExists(f"{target} holds an unfinished clone of {what.get('release')} from "
+                                f"{what.get('url')}; run that clone again to finish it, or remove {target}")
+    return found
