@@ -19,6 +19,7 @@ from catalog import objects as q
 from catalog.db import Catalog
 from workspace.objects import packs
 from workspace.errors import DamagedObjectError, reporting_no_space
+from workspace.layout import tree_temp_name
 from workspace.objects.chunking import Chunker, Digest, Piece
 
 
@@ -175,7 +176,7 @@ class ObjectStore:
         but wrong chunks. ``locs`` may give chunk locations to save queries.
         """
         folder = os.path.dirname(dest) or "."
-        tmp = os.path.join(folder, f".ws-tmp-{os.getpid()}-{threading.get_ident()}-{os.path.basename(dest)}")
+        tmp = os.path.join(folder, tree_temp_name(os.path.basename(dest), str(threading.get_ident())))
         locs = locs if locs is not None else q.chunk_locations(self.catalog, info.chunk_ids)
         whole = None if chunks_verified and info.chunk_ids == [info.id] else hashlib.sha256()
         with reporting_no_space(folder):  # a full disk: the partial file is removed, NoSpace names the folder

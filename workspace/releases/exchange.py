@@ -154,6 +154,7 @@ def pull(repo: Repo, remote: str | None, spec: str, *, force: bool = False, prog
     from sync.errors import UnknownRemoteRelease
     from sync.pull import fetch_chunks, needed_chunks
     from workspace.tree.apply_release import plan_files, write_tree
+    from workspace.tree.leftovers import remove_dead_temp_files
     from workspace.tree.write import remove_file
 
     name, expr = split_spec(spec)
@@ -177,6 +178,7 @@ def pull(repo: Repo, remote: str | None, spec: str, *, force: bool = False, prog
                                workers)
         result.chunks_fetched, result.bytes_fetched = fetched.chunks_fetched, fetched.bytes_fetched
         with repo.lock():  # the tree may have changed while we downloaded: plan again, authoritatively
+            remove_dead_temp_files(repo)  # what a killed pull (or checkout) left in the tree
             check_not_conflicting(repo, record)
             plan = plan_files(repo, record["files"], force, what)
             dropped = dropped_paths(repo, record, plan.head, plan.ids)

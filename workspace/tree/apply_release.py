@@ -20,10 +20,12 @@ from pathlib import Path
 from catalog import objects as q
 from catalog.statcache import StatEntry
 from workspace.errors import DamagedObjectError, reporting_no_space
+from workspace.faults import checkpoint
 from workspace.history import refs
 from workspace.history.manifest import Manifest, head_manifest
 from workspace.layout import safe_join
 from workspace.repo import Repo
+from workspace.tree.leftovers import noting_temp_folders, parent_folders
 from workspace.tree.scan import working_ids
 from workspace.tree.write import clear_file_parents, dirty_error
 from workspace.types import Progress
@@ -79,7 +81,7 @@ def write_tree(repo: Repo, writes: list[dict], progress: Progress | None) -> dic
 
     A failure (a full disk is :class:`NoSpace`) leaves no temporary file behind.
     """
-    with reporting_no_space(repo.root):
+    with reporting_no_space(repo.root), noting_temp_folders(repo, parent_folders(f["path"] for f in writes)):
         return _write_tree(repo, writes, progress)
 
 
@@ -102,6 +104,7 @@ def _write_tree(repo: Repo, writes: list[dict], progress: Progress | None) -> di
             dest = root + "/" + f["path"]  # every parent folder was checked by safe_join above
             tmp = _stage_one(repo, f, dest, locs)
             staged.append((f, dest, tmp))  # list.append is atomic: safe from worker threads
+            checkpoint("pull:staged")  # tests: killed with temporary files in the tree
             meter.add(f["size"])
 
     # threads pay off for big files (hashing and I/O release the GIL); for tiny files the

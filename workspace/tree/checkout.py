@@ -15,6 +15,7 @@ from workspace.errors import InvalidArgument, UnknownRef
 from workspace.history import refs
 from workspace.history.manifest import get_commit, manifest
 from workspace.repo import Repo
+from workspace.tree.leftovers import remove_dead_temp_files
 from workspace.tree.scan import under_any, working_ids
 from workspace.tree.write import check_destinations, dirty_error, ensure_available, remove_file, write_files
 from workspace.types import Commit, Progress
@@ -28,6 +29,7 @@ def checkout(repo: Repo, ref: str, *, force: bool = False, progress: Progress | 
     with repo.lock():
         target = get_commit(cat, target_id)
         cat.check_writable()  # HEAD must move after the tree: a read-only catalog refuses before any file
+        remove_dead_temp_files(repo)  # what a killed writer left, before the tree is compared
         _move_tree(repo, target_id, force, progress, what=f"checkout of {ref}")
         if is_branch:
             refs.set_head_branch(cat, ref)
@@ -94,6 +96,7 @@ def restore(repo: Repo, paths: list[str], source: str = "HEAD", *, cwd: str | No
     with repo.lock():
         ensure_available(repo, chosen)
         repo.catalog.check_writable()  # refuse before any file is written, not after
+        remove_dead_temp_files(repo)
         rows = write_files(repo, chosen, None)
         statcache.update_stat_cache(repo.catalog, rows)
     return sorted(chosen)
