@@ -154,6 +154,8 @@ class Catalog:
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
             app = self.conn.execute("PRAGMA application_id").fetchone()[0]
         except sqlite3.DatabaseError as exc:
+            if not _is_damage(exc):
+                raise _translate(exc, self.path) from exc  # full, read-only, I/O: not damage
             raise CatalogCorrupt(self.damaged_message(f"is not a database ({exc})")) from exc
         finally:
             self._create = False

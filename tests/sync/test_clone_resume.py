@@ -81,3 +81,26 @@ def test_another_clone_into_a_killed_clones_folder_is_refused(tmp_path, run_ws, 
     assert (tmp_path / "half" / ".ws").is_dir()  # what the first clone fetched is still there to resume
     run_ws(tmp_path, "clone", remote, "ds@1.0.0", "half", check=True)
     run_ws(tmp_path / "half", "fsck", check=True)
+
+
+def test_the_same_clone_does_not_join_one_still_running_there(tmp_path, run_ws, remote):
+    """The marker names the process carrying the clone on; while it runs, a second one keeps out."""
+    import subprocess
+
+    from workspace.layout import host_tag
+
+    killed = run_ws(tmp_path, "clone", remote, "ds@1.0.0", "half", env={"WS_CRASH_AT": "pull:fetched"})
+    assert killed.returncode == -9, killed.stderr
+    marker_path = tmp_path / "half" / ".ws" / "clone.json"
+    marker = json.loads(marker_path.read_text())
+    running = subprocess.Popen(["sleep", "300"])  # stands for a clone of ds@1.0.0 still at work there
+    try:
+        marker_path.write_text(json.dumps(dict(marker, writer=f"{running.pid}@{host_tag()}")))
+        proc = run_ws(tmp_path, "clone", remote, "ds@1.0.0", "half")
+        assert proc.returncode == 8, proc.stderr
+        assert "still running" in one_error_line(proc)
+    finally:
+        running.kill()
+        running.wait()
+    run_ws(tmp_path, "clone", remote, "ds@1.0.0", "half", check=True)  # its process is gone: resumed
+    run_ws(tmp_path / "half", "fsck", check=True)

@@ -246,7 +246,7 @@ def _record(repo: Repo, rem: Remote, record: dict, cache_rows: dict[str, StatEnt
     return commit_id
 
 
-CLONE_MARKER = "clone.json"  # in .ws/ while a clone is unfinished: {"url", "release", "remote", "created"}
+CLONE_MARKER = "clone.json"  # in .ws/ while a clone is unfinished: url, release, remote, created, writer
 
 
 def clone(kind: type[R], url: str, spec: str, directory: str | os.PathLike, *, options: dict | None = None,
@@ -261,6 +261,7 @@ def clone(kind: type[R], url: str, spec: str, directory: str | os.PathLike, *, o
     folder is refused (:class:`CloneTargetExists`).
     """
     from sync.storage.registry import normalize_url
+    from workspace.layout import writer_id
 
     target = Path(os.path.abspath(directory))
     wanted = {"url": normalize_url(url), "release": spec, "remote": remote_name}
@@ -268,17 +269,18 @@ def clone(kind: type[R], url: str, spec: str, directory: str | os.PathLike, *, o
     created = unfinished["created"] if unfinished else not target.exists()
     repo = None
     try:
+        marker = json.dumps(dict(wanted, created=created, writer=writer_id()), sort_keys=True).encode()
         if unfinished:
             repo = kind.open(target)
+            _replace_file(repo.layout.ws_dir / CLONE_MARKER, marker)  # this process carries it on now
             if remote_name not in {r.name for r in remotes.list_remotes(repo.config)}:  # killed before adding it
                 add_remote(repo, remote_name, url, options, default=True)
         else:
             remotes.connect(remote_name, url, dict(options or {})).check()  # fail before creating anything
-            marker = json.dumps(dict(wanted, created=created), sort_keys=True).encode()
             repo = kind.init(target, files={CLONE_MARKER: marker})
             add_remote(repo, remote_name, url, options, default=True)
         result = pull(repo, remote_name, spec, progress=progress, workers=workers)
-        (repo.layout.ws_dir / CLONE_MARKER).unlink()  # finished: an ordinary workspace from here on
+        (repo.layout.ws_dir / CLONE_MARKER).unlink(missing_ok=True)  # finished: an ordinary workspace now
         return repo, result
     except BaseException:
         if repo is not None:
@@ -298,7 +300,7 @@ def _unfinished_clone(target: Path, wanted: dict) -> dict | None:
     ``ds`` and ``ds@latest`` are different clones). The ``.ws.init-<pid>``
     folder of a clone killed while it made the workspace is removed first.
     """
-    from workspace.layout import WS_DIR
+    from workspace.layout import WS_DIR, host_tag, parse_writer_id
     from workspace.lock import process_alive
 
     if not target.exists():
@@ -323,4 +325,19 @@ def _unfinished_clone(target: Path, wanted: dict) -> dict | None:
         what = found if isinstance(found, dict) else {}
         raise CloneTargetExists(f"{target} holds an unfinished clone of {what.get('release')} from "
                                 f"{what.get('url')}; run that clone again to finish it, or remove {target}")
+    owner = parse_writer_id(str(found.get("writer", "")))
+    if owner is not None and owner[1] == host_tag() and process_alive(owner[0]):
+        raise CloneTargetExists(f"{target} is being cloned by process {owner[0]}, which is still running; "
+                                "wait for it to finish")
     return found
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all (a temporary name, then a rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
