@@ -247,3 +247,28 @@ def test_init_on_a_full_disk_exits_13_and_leaves_no_half_made_workspace(small_di
     disk.free()
     run_ws(disk.path, "init", "w", check=True)
     run_ws(disk.path / "w", "fsck", check=True)
+
+
+def test_checkout_on_a_full_disk_exits_13_and_finishes_once_space_is_back(small_disk, run_ws):
+    """Files are written one by one: what a full disk interrupted is finished by the same checkout, no --force."""
+    disk = small_disk("16m")
+    run_ws(disk.path, "init", "w", check=True)
+    root = disk.path / "w"
+    for i in range(3):
+        write(root, f"s{i}.txt", f"small {i}\n")
+    write(root, "gone.txt", "only in the first commit\n")
+    run_ws(root, "commit", "-m", "small", check=True)
+    (root / "gone.txt").unlink()
+    for i in range(3):
+        write(root, f"s{i}.txt", os.urandom(MB + MB // 2))
+    run_ws(root, "commit", "-m", "big", check=True)
+    run_ws(root, "checkout", "HEAD~1", check=True)
+    disk.fill(leave=2 * MB)  # room for the first big file, not for the second
+    assert_no_space(run_ws(root, "checkout", "main"))
+    assert half_written(root) == []
+    disk.free()
+    run_ws(root, "checkout", "main", check=True)
+    st = json.loads(run_ws(root, "status", "--json", check=True).stdout)
+    assert (st["branch"], st["added"], st["modified"], st["deleted"]) == ("main", [], [], [])
+    assert not (root / "gone.txt").exists()
+    run_ws(root, "fsck", check=True)

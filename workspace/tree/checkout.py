@@ -61,7 +61,14 @@ def _move_tree(repo: Repo, target_id: str, force: bool, progress: Progress | Non
     new = manifest(repo.catalog, target_id)
     ids, files = working_ids(repo, head=old)
     dirty = {p for p in old if ids.get(p) != old[p].file_id or (p in files and files[p].mode != old[p].mode)}
-    conflicts = [p for p in dirty if new.get(p) != old[p]]
+
+    def at_target(p: str) -> bool:  # already as the target has it: moving it loses nothing
+        if p not in new:
+            return p not in ids
+        return ids.get(p) == new[p].file_id and files[p].mode == new[p].mode
+
+    # a change that is the target's own (a checkout interrupted by a full disk, say) is no conflict
+    conflicts = [p for p in dirty if new.get(p) != old[p] and not at_target(p)]
     conflicts += [p for p in ids if p not in old and p in new and ids[p] != new[p].file_id]
     if conflicts and not force:
         raise dirty_error(sorted(conflicts), what)
