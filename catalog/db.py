@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from catalog.errors import CatalogBusy, CatalogCorrupt, CatalogError, CatalogMissing, CatalogReadOnly
+from catalog.errors import (CatalogBusy, CatalogCorrupt, CatalogError, CatalogFull, CatalogMissing,
+                            CatalogReadOnly)
 from catalog.versions import APPLICATION_ID, LEGACY_VERSIONS, SCHEMA_VERSION
 
 DEFAULT_BUSY_TIMEOUT = 30.0
@@ -47,10 +48,16 @@ class Catalog:
         if not self._create and not os.path.exists(self.path):
             raise CatalogMissing(self.damaged_message("is missing"))
         try:
-            conn = sqlite3.connect(f"{Path(self.path).as_uri()}?mode={mode}", uri=True,
-                                   timeout=self.busy_timeout, isolation_level=None)
+            return self._open(f"mode={mode}")
         except sqlite3.DatabaseError as exc:
-            raise _translate(exc, self.path) from exc
+            if self._create or _is_damage(exc) or not read_only_mount(self.path):
+                raise self._open_error(exc) from exc
+            return self._open_on_read_only_mount()
+
+    def _open(self, options: str) -> sqlite3.Connection:
+        """A connection with ``options`` (URI query), the file checked once, WAL mode on; sqlite3 errors pass."""
+        conn = sqlite3.connect(f"{Path(self.path).as_uri()}?{options}", uri=True,
+                               timeout=self.busy_timeout, isolation_level=None)
         try:
             if not self._create and not self._checked:
                 self._check_identity(conn)  # before WAL mode is set: that would change a foreign file
@@ -58,12 +65,43 @@ class Catalog:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=OFF")
-        except BaseException as exc:
+        except BaseException:
             conn.close()
-            if isinstance(exc, sqlite3.DatabaseError):
-                raise CatalogCorrupt(self.damaged_message(f"cannot be read ({exc})")) from exc
             raise
         return conn
+
+    def _open_on_read_only_mount(self) -> sqlite3.Connection:
+        """Open the catalog of a read-only file system for reading (SQLite's WAL rules decide how).
+
+        SQLite reads a WAL database read-only only through its ``-shm`` file.
+        With one left beside the catalog (a ws process was killed, or the
+        mount became read-only while one ran), ``mode=ro`` reads the
+        write-ahead log through it. Without one, the write-ahead log must be
+        empty, and then ``immutable=1`` opens the file without any: nothing
+        can change it through a read-only mount. A non-empty log without its
+        ``-shm`` cannot be read at all, so that is refused (exit 12) rather
+        than ignored, which would hide the latest commits.
+        """
+        try:
+            return self._open("mode=ro")
+        except sqlite3.DatabaseError as exc:
+            if _is_damage(exc):
+                raise self._open_error(exc) from exc
+        wal = self.path + "-wal"
+        if _file_size(wal):
+            raise CatalogReadOnly(f"catalog {self.path} is on a read-only mount and its write-ahead log {wal} "
+                                  f"holds changes that SQLite can read only with {self.path}-shm, which is "
+                                  "missing; mount it read-write once and run any ws command (e.g. 'ws status')")
+        try:
+            return self._open("mode=ro&immutable=1")
+        except sqlite3.DatabaseError as exc:
+            raise self._open_error(exc) from exc
+
+    def _open_error(self, exc: sqlite3.DatabaseError) -> CatalogError:
+        """The error for a catalog that could not be opened: damage, or what SQLite reported."""
+        if _is_damage(exc):
+            return CatalogCorrupt(self.damaged_message(f"cannot be read ({exc})"))
+        return _translate(exc, self.path)
 
     def _check_identity(self, conn: sqlite3.Connection) -> None:
         """Refuse a file that is empty, truncated or not a ws catalog, reading only.
@@ -79,14 +117,13 @@ class Catalog:
             tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             pages = conn.execute("PRAGMA page_count").fetchone()[0]
             page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        except sqlite3.DatabaseError:
-            raise CatalogCorrupt(self.damaged_message("is not an SQLite database")) from None
+        except sqlite3.DatabaseError as exc:
+            if _is_damage(exc):
+                raise CatalogCorrupt(self.damaged_message("is not an SQLite database")) from None
+            raise  # a full disk, a read-only mount...: not damage (the caller translates it)
         if app != APPLICATION_ID and not (app == 0 and version in LEGACY_VERSIONS):
             raise CatalogCorrupt(self.damaged_message("is not a ws catalog" if tables else "is empty"))
-        try:
-            wal = os.stat(self.path + "-wal").st_size
-        except FileNotFoundError:
-            wal = 0
+        wal = _file_size(self.path + "-wal")
         size = os.stat(self.path).st_size
         if not wal and size < pages * page_size:  # with a WAL, pages may live there, not in the file
             raise CatalogCorrupt(self.damaged_message(
@@ -117,6 +154,8 @@ class Catalog:
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
             app = self.conn.execute("PRAGMA application_id").fetchone()[0]
         except sqlite3.DatabaseError as exc:
+            if not _is_damage(exc):
+                raise _translate(exc, self.path) from exc  # full, read-only, I/O: not damage
             raise CatalogCorrupt(self.damaged_message(f"is not a database ({exc})")) from exc
         finally:
             self._create = False
@@ -129,7 +168,13 @@ class Catalog:
     # -- transactions -----------------------------------------------------
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; nested calls join the outer one."""
+        """One write transaction; nested calls join the outer one.
+
+        Whatever fails (a statement, or the COMMIT itself: a full disk often
+        shows only then) is rolled back and reported as itself: SQLite may
+        already have rolled back on its own, and a rollback that fails too
+        is never what gets reported.
+        """
         conn = self.conn
         if conn.in_transaction:
             yield conn
@@ -141,16 +186,44 @@ class Catalog:
         try:
             yield conn
         except sqlite3.DatabaseError as exc:  # a statement in the block: read-only, damaged, full disk
-            _rollback(conn)
+            self._rollback(conn)
             raise _translate(exc, self.path) from exc
         except BaseException:
-            _rollback(conn)
+            self._rollback(conn)
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
-            _rollback(conn)  # never let a failed rollback hide why the commit failed
+            self._rollback(conn)  # never let a failed rollback hide why the commit failed
             raise _translate(exc, self.path) from exc
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        """Roll back if a transaction is still open (SQLite may already have rolled it back).
+
+        If the rollback fails too, the connection is dropped: left in a
+        transaction, the next ``write()`` would join it and never commit.
+        """
+        if not conn.in_transaction:
+            return
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.DatabaseError:
+            pass  # the error that got us here is the one to report
+        if conn.in_transaction:
+            if getattr(self._local, "conn", None) is conn:
+                self._local.conn = None
+            conn.close()  # closing a connection rolls back whatever it still holds
+
+    def check_writable(self) -> None:
+        """Raise :class:`CatalogReadOnly` (or another CatalogError) now if the catalog cannot be written.
+
+        For commands that must record what they do after touching the working
+        tree (checkout, restore): they ask first, so a read-only catalog leaves
+        the tree as it was. A write statement that changes nothing is enough:
+        SQLite refuses it on a read-only file before looking at any row.
+        """
+        with self.write() as conn:
+            conn.execute("DELETE FROM meta WHERE 0")
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[tuple]:
         """Run a read query and return all rows."""
@@ -167,27 +240,59 @@ class Catalog:
             raise _translate(exc, self.path) from exc
 
 
-def _rollback(conn: sqlite3.Connection) -> None:
-    """Roll back if a transaction is still open (SQLite may already have rolled it back)."""
-    if conn.in_transaction:
-        try:
-            conn.execute("ROLLBACK")
-        except sqlite3.DatabaseError:
-            pass  # the error that got us here is the one to report
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite found the file itself damaged or foreign (not: busy, full, read-only...)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+    msg = str(exc)
+    return "malformed" in msg or "not a database" in msg
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def read_only_mount(path: str) -> bool:
+    """Whether the file system holding ``path`` is mounted read-only."""
+    try:
+        return bool(os.statvfs(os.path.dirname(path) or ".").f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _disk_full(path: str) -> bool:
+    """Whether the file system holding ``path`` has (about) no space left for an unprivileged write."""
+    try:
+        st = os.statvfs(os.path.dirname(path) or ".")
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024 or bool(st.f_files and st.f_favail == 0)
 
 
 def _translate(exc: sqlite3.DatabaseError, path: str) -> CatalogError:
     """The narrow CatalogError for what SQLite reported, so callers can tell what they may skip.
 
     SQLite's primary result code decides (the message is the fallback for
-    errors raised without one); the text is kept in the message.
+    errors raised without one); the text is kept in the message. A full disk
+    shows as SQLITE_FULL when a write to the database or its log fails, but as
+    an I/O error when SQLite cannot grow its shared-memory file: an I/O error
+    on a file system with no space left is taken for what it is.
     """
     msg = str(exc)
     code = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if isinstance(code, int) else None
     if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in msg or "busy" in msg:
         return CatalogBusy(f"catalog {path} is busy (another ws process holds it): {msg}")
-    if primary == sqlite3.SQLITE_READONLY or "readonly database" in msg:
+    if primary == sqlite3.SQLITE_FULL or (primary == sqlite3.SQLITE_IOERR and _disk_full(path)):
+        return CatalogFull(f"no space left on the device holding the catalog {path} ({msg}); "
+                           "free some space and run the command again")
+    if primary == sqlite3.SQLITE_READONLY or "readonly database" in msg or (
+            primary == sqlite3.SQLITE_CANTOPEN and (read_only_mount(path) or not os.access(
+                os.path.dirname(path), os.W_OK))):
         return CatalogReadOnly(f"catalog {path} is read-only ({msg}); check the permissions of the file "
                                "and its folder, and whether the disk is mounted read-only")
     if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in msg or "not a database" in msg:

@@ -39,3 +39,13 @@ class CatalogReadOnly(CatalogError):
     """
 
     exit_code = 12
+
+
+class CatalogFull(CatalogError):
+    """SQLite could not write the catalog because the disk (or quota) is full (SQLITE_FULL).
+
+    The transaction was rolled back: nothing of it is in the catalog. The exit
+    code is the workspace's no-space code (13), so every full disk reads the same.
+    """
+
+    exit_code = 13

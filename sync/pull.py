@@ -15,6 +15,7 @@ import os
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from catalog import objects as q
@@ -25,6 +26,8 @@ from sync.remote import Remote, pack_key
 from sync.storage.base import ChunkQueries
 from sync.transfer import DEFAULT_WORKERS, Meter, ProgressFn, bounded_map, coalesce
 from workspace.objects import packs
+from workspace.errors import reporting_no_space
+from workspace.faults import checkpoint
 from workspace.objects.chunking import Piece
 
 if TYPE_CHECKING:
@@ -77,6 +80,7 @@ def fetch_chunks(catalog: Catalog, store: ObjectStore, remote: Remote, chunk_ids
         result.chunks_fetched += len(rows)
         result.bytes_fetched += size
         result.requests += 1
+        checkpoint("pull:fetched")  # tests: killed with some packs recorded, the rest still to fetch
     fetch = lambda span: _fetch_span(remote, span, meter)  # noqa: E731
     with store.writer() as writer:
         # a small window keeps memory bounded: at most workers + 1 spans of 8 MiB in flight
@@ -87,6 +91,7 @@ def fetch_chunks(catalog: Catalog, store: ObjectStore, remote: Remote, chunk_ids
             result.bytes_fetched += nbytes
             result.requests += 1
             _record_sealed(catalog, writer)
+            checkpoint("pull:fetched")
         writer.seal()
         _record_sealed(catalog, writer)
     return result
@@ -129,6 +134,11 @@ def _whole_packs(known: dict, locs: dict) -> tuple[list[str], list]:
 
 def _adopt_pack(store: ObjectStore, remote: Remote, pack_id: str, meter: Meter):
     """Copy a remote pack into the local store after checking every byte of it (packs.check_pack)."""
+    with reporting_no_space(store.packs_dir):  # the local disk, whatever error the backend wrapped it in
+        return _copy_pack(store, remote, pack_id, meter)
+
+
+def _copy_pack(store: ObjectStore, remote: Remote, pack_id: str, meter: Meter):
     key = pack_key(pack_id)
     os.makedirs(store.packs_dir, exist_ok=True)
     tmp = os.path.join(store.packs_dir, f"tmp-{uuid.uuid4().hex}.pack")  # 'ws gc' removes leftovers
@@ -149,8 +159,7 @@ def _adopt_pack(store: ObjectStore, remote: Remote, pack_id: str, meter: Meter):
         os.replace(tmp, final)
         packs.fsync_dir(os.path.dirname(final))  # the rename is durable before the catalog records it
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise
     meter.add(size)
     return pack_id, size, rows

@@ -47,6 +47,32 @@ def error_bases() -> tuple[type[Exception], ...]:
     return (WorkspaceError, CatalogError, SyncError)
 
 
+def as_library_error(exc: BaseException) -> BaseException:
+    """``exc``, or the error of ours that a bare disk failure stands for; anything else is returned as is.
+
+    A full disk or quota becomes :class:`~workspace.errors.NoSpace` (exit 13),
+    a read-only file system :class:`~catalog.errors.CatalogReadOnly` (exit 12).
+    The code that writes names these itself, with its path, after removing
+    what it half-wrote; this is the CLI's net for a write that did not, so
+    that neither is ever shown as a traceback.
+    """
+    import errno
+
+    from workspace.errors import NO_SPACE_ERRNOS, NoSpace, no_space_message
+
+    if not isinstance(exc, OSError) or isinstance(exc, error_bases()):
+        return exc
+    where = exc.filename or "the workspace"
+    if exc.errno in NO_SPACE_ERRNOS:
+        return NoSpace(no_space_message(where, exc))
+    if exc.errno == errno.EROFS:
+        from catalog.errors import CatalogReadOnly
+
+        return CatalogReadOnly(f"{where} is on a read-only file system, so this command cannot write it; "
+                               "reading commands (status, log, diff, ls, cat) still work")
+    return exc
+
+
 class Workspace(Repo):
     """A project folder under ws control: the repository handle plus one method per verb."""
 

@@ -45,11 +45,15 @@ def save(path: Path, data: dict[str, Any]) -> None:
     import tomli_w
 
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        tomli_w.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            tomli_w.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk: the old config stays as it was, no stray .tmp
+        raise
 
 
 def author(config: dict[str, Any]) -> str:

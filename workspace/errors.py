@@ -1,5 +1,14 @@
 """Errors of the workspace layer. Each carries the CLI exit code documented in docs/errors.md."""
 
+from __future__ import annotations
+
+import errno
+from contextlib import contextmanager
+from typing import Iterator
+
+# a full disk, or a full quota: the same remedy (free space), the same error
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
 
 class WorkspaceError(Exception):
     """Base class of every workspace error."""
@@ -69,3 +78,52 @@ class InvalidArgument(WorkspaceError):
     """An argument the library cannot act on (bad branch name, glob, ...)."""
 
     exit_code = 2
+
+
+class NoSpace(WorkspaceError):
+    """The disk (or the quota) holding the workspace is full: a write got ENOSPC or EDQUOT.
+
+    The command that met it removed what it had half-written; freeing space and
+    running it again finishes the work.
+    """
+
+    exit_code = 13
+
+
+def no_space_cause(exc: BaseException | None) -> OSError | None:
+    """The OSError saying a disk or quota is full behind ``exc`` (itself or a cause), if any.
+
+    Causes are followed because a layer may have wrapped it (a storage
+    backend's error for a local write, a thread pool's result).
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def no_space_message(where: object, cause: OSError) -> str:
+    """The one line for a full disk met while writing ``where``."""
+    return (f"no space left on the device holding {where} ({cause.strerror or 'disk full'}); "
+            "free some space and run the command again")
+
+
+@contextmanager
+def reporting_no_space(where: object) -> Iterator[None]:
+    """Inside the block, a full disk or quota (ENOSPC, EDQUOT) becomes :class:`NoSpace` naming ``where``.
+
+    Whoever writes must still remove what it half-wrote (in its own ``except``
+    or ``finally`` inside this block); this only names the failure.
+    """
+    try:
+        yield
+    except NoSpace:
+        raise
+    except Exception as exc:
+        cause = no_space_cause(exc)
+        if cause is None:
+            raise
+        raise NoSpace(no_space_message(where, cause)) from exc

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from workspace.errors import NotAWorkspace, PathOutsideWorkspace
 
 WS_DIR = ".ws"
 HEAD_REF_PREFIX = "ref: refs/heads/"  # .ws/HEAD when HEAD is on a branch, as in git
+TREE_TMP_PREFIX = ".ws-tmp-"  # files ws is writing (or putting aside) in the working tree; the walk skips them
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,11 @@ class Layout:
     def releases_dir(self) -> Path:
         """``releases/<title>/<version>.json``: every local release record (the remote record format)."""
         return self.ws_dir / "releases"
+
+    @property
+    def tree_tmp_dir(self) -> Path:
+        """Notes of the folders where each writer puts ``.ws-tmp-`` files (one file per writer)."""
+        return self.ws_dir / "tree-tmp"
 
     def rel(self, path: str | os.PathLike, cwd: str | os.PathLike | None = None) -> str:
         """A user-given path as a workspace-relative POSIX path ('' for the root).
@@ -126,3 +134,57 @@ def safe_join(root: Path, rel: str) -> Path:
         if cur.is_symlink():
             raise PathOutsideWorkspace(f"refusing path {rel!r}: '{cur.relative_to(root)}' is a symlink")
     return root / rel
+
+
+# -- temporary files in the working tree ------------------------------------------------------
+_host_tag: str | None = None
+_TREE_TMP_RE = re.compile(r"\.ws-tmp-(\d+)(?:@([0-9a-f]{8}))?-(del|\d+)-(.+)", re.DOTALL)
+_WRITER_RE = re.compile(r"(\d+)@([0-9a-f]{8})(?:-.*)?", re.DOTALL)
+
+
+class TreeTempName(NamedTuple):
+    """What a ``.ws-tmp-`` name says: who wrote it, and which file it stands for."""
+
+    pid: int
+    host: str | None  # None: named by a ws that did not tag names with their machine
+    parked: bool  # a file put aside (to be deleted), not a file being written
+    name: str  # the real name it is written for, or was put aside from
+
+
+def host_tag() -> str:
+    """8 hex digits naming this machine and its pid namespace: a pid means something only where it runs."""
+    global _host_tag
+    if _host_tag is None:
+        import hashlib
+        import socket
+
+        try:
+            namespace = os.stat("/proc/self/ns/pid").st_ino  # containers on one host have their own pids
+        except OSError:
+            namespace = 0
+        _host_tag = hashlib.sha256(f"{socket.gethostname()}\0{namespace}".encode()).hexdigest()[:8]
+    return _host_tag
+
+
+def writer_id() -> str:
+    """``<pid>@<host tag>``: this process, as temporary names and notes carry it."""
+    return f"{os.getpid()}@{host_tag()}"
+
+
+def tree_temp_name(name: str, role: str) -> str:
+    """``.ws-tmp-<pid>@<host>-<role>-<name>``; ``role`` is ``del`` for a file put aside, else a thread id."""
+    return f"{TREE_TMP_PREFIX}{writer_id()}-{role}-{name}"
+
+
+def parse_tree_temp_name(name: str) -> TreeTempName | None:
+    """The parts of a temporary name (also the untagged ``.ws-tmp-<pid>-...`` of older versions), else None."""
+    m = _TREE_TMP_RE.fullmatch(name)
+    if m is None:
+        return None
+    return TreeTempName(int(m.group(1)), m.group(2), m.group(3) == "del", m.group(4))
+
+
+def parse_writer_id(text: str) -> tuple[int, str] | None:
+    """(pid, host tag) of a note's name ``<pid>@<host>[-...]``, else None."""
+    m = _WRITER_RE.fullmatch(text)
+    return (int(m.group(1)), m.group(2)) if m else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import math
 import os
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from catalog.errors import CatalogReadOnly
 from workspace.errors import InvalidConfig, WorkspaceBusy
 
 DEFAULT_TIMEOUT = 30.0
@@ -50,6 +52,22 @@ def _acquire(fd: int, mode: int, timeout: float, busy: str) -> None:
             delay = min(delay * 2, 0.1)
 
 
+def _open_lock_file(path: Path) -> int:
+    """The lock file, opened for writing (created if missing); a read-only mount is exit 12, said once.
+
+    Every command that takes a lock is about to record something, which a
+    read-only file system cannot hold: refuse before anything is touched.
+    """
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.EROFS:
+            raise CatalogReadOnly(f"the workspace {path.parent.parent} is on a read-only file system, so this "
+                                  "command cannot record anything; reading commands (status, log, diff, ls, "
+                                  "cat) still work") from exc
+        raise
+
+
 @contextmanager
 def pack_guard(path: Path, exclusive: bool, timeout: float | None = None) -> Iterator[None]:
     """Readers of local packs (push) hold it shared; ``ws gc``, which deletes packs, holds it exclusive.
@@ -57,7 +75,7 @@ def pack_guard(path: Path, exclusive: bool, timeout: float | None = None) -> Ite
     A push can take minutes, so it does not hold the workspace lock (commits go
     on meanwhile); this separate lock only keeps gc from removing packs it reads.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_lock_file(path)
     try:
         busy = "a push is reading packs" if exclusive else "ws gc is rewriting packs"
         _acquire(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, lock_timeout(timeout), busy)
@@ -73,7 +91,7 @@ def workspace_lock(path: Path, timeout: float | None = None) -> Iterator[None]:
     flock is released by the kernel when the process dies, so a killed commit
     never leaves a stale lock behind.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_lock_file(path)
     try:
         _acquire(fd, fcntl.LOCK_EX, lock_timeout(timeout), "another ws process is writing")
         try:
@@ -84,3 +102,22 @@ def workspace_lock(path: Path, timeout: float | None = None) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this machine (in this pid namespace) now.
+
+    A pid may have been reused by another process since; callers that clean up
+    after a dead process must treat "alive" as "keep" and never the reverse.
+    """
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, it is someone else's
+    return True

@@ -14,6 +14,7 @@ workspace lock and the pack guard. Modules below the porcelain take a ``Repo``
 from __future__ import annotations
 
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, TypeVar
@@ -22,7 +23,7 @@ from catalog import history as history_queries
 from catalog.db import Catalog
 from catalog.errors import CatalogError
 from workspace import config as config_mod
-from workspace.errors import AlreadyAWorkspace, InvalidArgument, WorkspaceError
+from workspace.errors import AlreadyAWorkspace, InvalidArgument, WorkspaceError, reporting_no_space
 from workspace.layout import HEAD_REF_PREFIX, WS_DIR, Layout, find_root
 from workspace.lock import pack_guard, workspace_lock
 from workspace.objects.durable import write_atomic
@@ -48,8 +49,12 @@ class Repo:
 
     # -- making and opening -------------------------------------------------
     @classmethod
-    def init(cls: type[R], path: str | os.PathLike = ".") -> R:
-        """Make ``path`` a workspace: ``.ws/`` with catalog.db, objects/ and config.toml."""
+    def init(cls: type[R], path: str | os.PathLike = ".", *, files: dict[str, bytes] | None = None) -> R:
+        """Make ``path`` a workspace: ``.ws/`` with catalog.db, objects/ and config.toml.
+
+        ``files`` are written into ``.ws/`` before it appears (``ws clone``'s
+        marker), so no crash can leave the folder without them.
+        """
         root = Path(os.path.abspath(path))
         if (root / WS_DIR).exists():
             raise AlreadyAWorkspace(f"{root} is already a ws workspace" + _catalog_advice(root))
@@ -64,11 +69,18 @@ class Repo:
         root.mkdir(parents=True, exist_ok=True)
         tmp = root / (WS_DIR + f".init-{os.getpid()}")
         # build .ws under a temporary name so a crash never leaves a half-made workspace
-        (tmp / "objects" / "packs").mkdir(parents=True)
-        config_mod.save(tmp / "config.toml", dict(config_mod.DEFAULTS))
-        write_atomic(tmp / "HEAD", f"{HEAD_REF_PREFIX}{DEFAULT_BRANCH}\n".encode())
-        _new_catalog(tmp / "catalog.db")
-        os.rename(tmp, root / WS_DIR)
+        try:
+            with reporting_no_space(root):
+                (tmp / "objects" / "packs").mkdir(parents=True)
+                config_mod.save(tmp / "config.toml", dict(config_mod.DEFAULTS))
+                write_atomic(tmp / "HEAD", f"{HEAD_REF_PREFIX}{DEFAULT_BRANCH}\n".encode())
+                _new_catalog(tmp / "catalog.db")
+                for name, data in (files or {}).items():
+                    (tmp / name).write_bytes(data)
+                os.rename(tmp, root / WS_DIR)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # a full disk, say: leave the folder as it was
+            raise
         return cls(root)
 
     @classmethod

@@ -126,3 +126,16 @@ def test_fsck_fails_on_a_damaged_entry_header(ws, run_ws):
     proc = run_ws(ws.root, "fsck")
     assert proc.returncode == 6, proc.stdout + proc.stderr
     assert "problem:" in proc.stderr
+
+
+def test_a_bare_full_disk_or_read_only_file_system_is_one_line_not_a_traceback():
+    """The CLI's net for a write no layer named: ENOSPC/EDQUOT exit 13, EROFS exit 12."""
+    import errno
+
+    from workspace.cli.errors import error_message
+
+    full = OSError(errno.ENOSPC, "No space left on device", "/w/x")
+    assert error_exit_code(full) == 13 and "no space left" in error_message(full)
+    assert error_exit_code(OSError(errno.EDQUOT, "Disk quota exceeded", "/w/x")) == 13
+    assert error_exit_code(OSError(errno.EROFS, "Read-only file system", "/w/x")) == 12
+    assert error_exit_code(OSError(errno.EIO, "Input/output error")) is None  # still a traceback: unexpected

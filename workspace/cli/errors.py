@@ -14,11 +14,19 @@ def error_exit_code(exc: BaseException) -> int | None:
     documented in docs/errors.md. The bases are checked, not any ``exit_code``
     attribute: click's own Exit has one too, and must pass through untouched.
     """
-    from workspace.api import error_bases
+    from workspace.api import as_library_error, error_bases
 
+    exc = as_library_error(exc)  # a full disk or a read-only file system that no layer named
     if isinstance(exc, error_bases()):
         return int(exc.exit_code)
     return None
+
+
+def error_message(exc: BaseException) -> str:
+    """The one line printed for an error :func:`error_exit_code` maps (after ``ws: error: ``)."""
+    from workspace.api import as_library_error
+
+    return str(as_library_error(exc))
 
 
 def run_guarded(fn) -> int:
@@ -36,5 +44,5 @@ def run_guarded(fn) -> int:
         code = error_exit_code(exc)
         if code is None:
             raise
-        sys.stderr.write(f"ws: error: {exc}\n")
+        sys.stderr.write(f"ws: error: {error_message(exc)}\n")
         return code

@@ -14,7 +14,7 @@ import sys
 import typer
 from typer.core import TyperGroup
 
-from workspace.cli.errors import EXIT_INTERRUPTED, error_exit_code as _error_exit_code  # noqa: E402
+from workspace.cli.errors import EXIT_INTERRUPTED, error_exit_code as _error_exit_code, error_message  # noqa: E402
 
 
 class WsGroup(TyperGroup):
@@ -30,7 +30,7 @@ class WsGroup(TyperGroup):
             code = _error_exit_code(exc)
             if code is None:
                 raise
-            sys.stderr.write(f"ws: error: {exc}\n")
+            sys.stderr.write(f"ws: error: {error_message(exc)}\n")
             raise typer.Exit(code) from None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from catalog import history, statcache
 from catalog.db import Catalog
-from catalog.errors import CatalogBusy, CatalogReadOnly
+from catalog.errors import CatalogBusy, CatalogFull, CatalogReadOnly
 from catalog.history import CommitRecord
 from catalog.statcache import ManifestEntry
 from workspace.errors import DamagedObjectError, UnknownRef
@@ -51,8 +51,8 @@ def head_manifest(cat: Catalog) -> Manifest:
         manifest = flatten(cat, rec.tree_id)
         try:
             statcache.replace_head_manifest(cat, head, manifest)
-        except (CatalogBusy, CatalogReadOnly):
-            pass  # only a cache: reading must work on a busy or read-only catalog
+        except (CatalogBusy, CatalogReadOnly, CatalogFull):
+            pass  # only a cache: reading must work on a busy, read-only or full catalog
     return manifest
 
 

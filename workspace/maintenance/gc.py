@@ -16,6 +16,7 @@ from workspace.maintenance.fsck import check_pack_file, pack_id_of
 from workspace.objects import history as objects
 from workspace.objects.store import StoreWriter
 from workspace.repo import Repo
+from workspace.tree.leftovers import remove_dead_temp_files
 from workspace.types import FsckReport, GcReport, Progress
 
 REWRITE_WASTE = 0.25  # rewrite a pack when at least this share of it is garbage
@@ -71,6 +72,7 @@ def gc(repo: Repo, progress: Progress | None = None) -> GcReport:
             report.bytes_freed += os.path.getsize(tmp)
             os.unlink(tmp)
             report.temp_files_deleted += 1
+        report.temp_files_deleted += remove_dead_temp_files(repo, everywhere=True)  # .ws-tmp-* in the tree
         live, history_ids = _live(repo)
         all_files = q.all_files(cat)
         dead_files = [f.id for f in all_files if f.id not in live]

@@ -30,7 +30,7 @@ from typing import BinaryIO, Iterator
 
 import zstandard
 
-from workspace.errors import DamagedObjectError
+from workspace.errors import DamagedObjectError, reporting_no_space
 from workspace.objects.durable import fsync_dir  # noqa: F401  (re-exported: packs' callers use it)
 
 MAGIC = b"WSPACK01"
@@ -142,21 +142,27 @@ class PackWriter:
     """Appends entries to a new pack under a temporary name.
 
     ``finish()`` writes the footer, fsyncs, and renames the file to its final
-    name; only then may an index or catalog refer to it.
+    name; only then may an index or catalog refer to it. A write that fails
+    (a full disk) spoils the pack: ``finish()`` then refuses and deletes it,
+    so a pack under its final name is always whole. A full disk or quota is
+    raised as :class:`workspace.errors.NoSpace`.
     """
 
     def __init__(self, directory: str | os.PathLike):
         self.directory = os.fspath(directory)
-        os.makedirs(self.directory, exist_ok=True)
         self.tmp_path = os.path.join(self.directory, f"tmp-{uuid.uuid4().hex}.pack")
-        self._f: BinaryIO = open(self.tmp_path, "wb")
-        try:
-            self._f.write(MAGIC)
-        except BaseException:
-            self.abort()
-            raise
+        self._f: BinaryIO | None = None
+        self._spoiled = False
         self.size = len(MAGIC)
         self.entries: list[PackEntry] = []
+        with reporting_no_space(self.directory):
+            os.makedirs(self.directory, exist_ok=True)
+            self._f = open(self.tmp_path, "wb")
+            try:
+                self._f.write(MAGIC)
+            except BaseException:
+                self.abort()
+                raise
 
     def add(self, chunk_id: str, raw_length: int, codec: int, payload, kind: int = KIND_CHUNK) -> PackEntry:
         """Append one object's stored bytes."""
@@ -178,35 +184,53 @@ class PackWriter:
 
     def write_entry(self, chunk_id: str, raw_length: int, codec: int, payload, kind: int = KIND_CHUNK) -> None:
         """Write one reserved entry's header and payload."""
-        self._f.write(ENTRY.pack(ENTRY_MAGIC, codec, kind, raw_length, len(payload), bytes.fromhex(chunk_id)))
-        self._f.write(payload)
+        if self._spoiled:
+            raise PackError(f"pack {self.tmp_path} was not written whole")
+        try:
+            with reporting_no_space(self.directory):
+                self._f.write(ENTRY.pack(ENTRY_MAGIC, codec, kind, raw_length, len(payload),
+                                         bytes.fromhex(chunk_id)))
+                self._f.write(payload)
+        except BaseException:
+            self._spoiled = True  # some of the entry may be written: no later offset can be trusted
+            raise
 
     def finish(self, final_path_for) -> tuple[str, str, list[PackEntry]]:
         """Seal the pack; returns (pack id, final path, entries).
 
-        ``final_path_for(pack_id)`` names the final location.
+        ``final_path_for(pack_id)`` names the final location. On any failure
+        the unfinished file is deleted.
         """
-        index = b"".join(index_record(e) for e in self.entries)
-        pack_id = hashlib.sha256(index).hexdigest()
-        self._f.write(index)
-        self._f.write(TRAILER.pack(self.size, len(self.entries), TRAILER_MAGIC))
-        self.size += len(index) + TRAILER.size
-        self._f.flush()
-        if self._f.tell() != self.size:
-            raise PackError(f"pack {self.tmp_path} has {self._f.tell()} bytes, expected {self.size}")
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self._f.close()
-        final = final_path_for(pack_id)
-        os.makedirs(os.path.dirname(final), exist_ok=True)
-        os.replace(self.tmp_path, final)
+        try:
+            with reporting_no_space(self.directory):
+                if self._spoiled:
+                    raise PackError(f"pack {self.tmp_path} was not written whole")
+                index = b"".join(index_record(e) for e in self.entries)
+                pack_id = hashlib.sha256(index).hexdigest()
+                self._f.write(index)
+                self._f.write(TRAILER.pack(self.size, len(self.entries), TRAILER_MAGIC))
+                self.size += len(index) + TRAILER.size
+                self._f.flush()
+                if self._f.tell() != self.size:
+                    raise PackError(f"pack {self.tmp_path} has {self._f.tell()} bytes, expected {self.size}")
+                os.fsync(self._f.fileno())
+                self._f.close()
+                final = final_path_for(pack_id)
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                os.replace(self.tmp_path, final)
+        except BaseException:
+            self.abort()
+            raise
         fsync_dir(os.path.dirname(final))
         return pack_id, final, self.entries
 
     def abort(self) -> None:
-        """Drop the unfinished pack."""
+        """Drop the unfinished pack (safe to call more than once, and after a failed write)."""
         try:
-            self._f.close()
+            if self._f is not None:
+                self._f.close()
+        except OSError:
+            pass  # flushing what is being thrown away failed (a full disk): it does not matter
         finally:
             Path(self.tmp_path).unlink(missing_ok=True)
 

@@ -18,7 +18,8 @@ from typing import Iterator
 from catalog import objects as q
 from catalog.db import Catalog
 from workspace.objects import packs
-from workspace.errors import DamagedObjectError
+from workspace.errors import DamagedObjectError, reporting_no_space
+from workspace.layout import tree_temp_name
 from workspace.objects.chunking import Chunker, Digest, Piece
 
 
@@ -153,7 +154,8 @@ class ObjectStore:
         try:
             if os.path.isdir(dest) and not os.path.islink(dest):
                 raise IsADirectoryError(dest)
-            os.replace(tmp, dest)
+            with reporting_no_space(os.path.dirname(dest) or "."):
+                os.replace(tmp, dest)  # a folder that must grow can need a block even for a rename
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -174,25 +176,26 @@ class ObjectStore:
         but wrong chunks. ``locs`` may give chunk locations to save queries.
         """
         folder = os.path.dirname(dest) or "."
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".ws-tmp-{os.getpid()}-{threading.get_ident()}-{os.path.basename(dest)}")
+        tmp = os.path.join(folder, tree_temp_name(os.path.basename(dest), str(threading.get_ident())))
         locs = locs if locs is not None else q.chunk_locations(self.catalog, info.chunk_ids)
         whole = None if chunks_verified and info.chunk_ids == [info.id] else hashlib.sha256()
-        try:
-            with open(tmp, "wb") as f:
-                for cid in info.chunk_ids:
-                    raw = self._decoded(info, cid, locs.get(cid))
-                    if whole is not None:
-                        whole.update(raw)
-                    f.write(raw)
-            if whole is not None and whole.hexdigest() != info.id:
-                raise DamagedObject(f"file {info.id[:12]} does not match its SHA-256")
-            if mode is not None:
-                os.chmod(tmp, mode)
-            return tmp
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with reporting_no_space(folder):  # a full disk: the partial file is removed, NoSpace names the folder
+            os.makedirs(folder, exist_ok=True)
+            try:
+                with open(tmp, "wb") as f:
+                    for cid in info.chunk_ids:
+                        raw = self._decoded(info, cid, locs.get(cid))
+                        if whole is not None:
+                            whole.update(raw)
+                        f.write(raw)
+                if whole is not None and whole.hexdigest() != info.id:
+                    raise DamagedObject(f"file {info.id[:12]} does not match its SHA-256")
+                if mode is not None:
+                    os.chmod(tmp, mode)
+                return tmp
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
 
     def _decoded(self, info: q.FileInfo, cid: str, loc: q.ChunkLocation | None) -> bytes:
         """A chunk of ``info`` decoded but not hashed (stage_file's whole-file check, or the pull, covers it)."""
@@ -224,6 +227,7 @@ class StoreWriter:
         self.bytes_in = 0
         self.bytes_stored = 0
         self._chunker: Chunker | None = None
+        self._unsealed: list[packs.PackWriter] = []  # rolled packs whose footer is not written yet
         # pack file writes and fsyncs run on their own thread, overlapping hashing
         self._io = None
         self._queued: deque = deque()
@@ -236,19 +240,29 @@ class StoreWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._chunker is not None:
             self._chunker.close()
-        if exc_type is not None and self._pack is not None:
-            pack, self._pack = self._pack, None
-            self._batch = []
-            self._submit(pack.abort)
-        if self._io is not None:
-            try:
-                self._drain()
-            except Exception:
-                if exc_type is None:
-                    raise
-            finally:
-                self._io.shutdown()
+        failed = exc_type is not None
+        try:
+            self._drain(raise_first=not failed)
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            if self._io is not None:
+                self._io.shutdown()  # the I/O thread is idle from here on
                 self._io = None
+            if failed:
+                self._discard_unsealed()
+
+    def _discard_unsealed(self) -> None:
+        """After a failure: delete every pack this writer started and did not seal (their temporary files).
+
+        Sealed packs stay: they are whole, and unreferenced until recorded,
+        which ``ws gc`` reclaims (another process may hold the same pack).
+        """
+        pending = ([self._pack] if self._pack is not None else []) + self._unsealed
+        self._pack, self._batch, self._unsealed = None, [], []
+        for pack in pending:
+            pack.abort()
 
     def _submit(self, fn, *args) -> None:
         if self._io is None:
@@ -259,9 +273,16 @@ class StoreWriter:
         while len(self._queued) > self.MAX_QUEUED:
             self._queued.popleft().result()
 
-    def _drain(self) -> None:
+    def _drain(self, raise_first: bool = True) -> None:
+        """Wait for every queued write; the first failure is raised (after all finished) if ``raise_first``."""
+        first: BaseException | None = None
         while self._queued:
-            self._queued.popleft().result()
+            try:
+                self._queued.popleft().result()
+            except BaseException as exc:  # keep waiting: nothing may still be writing when we return
+                first = first or exc
+        if first is not None and raise_first:
+            raise first
 
     def _known(self, chunk_id: str) -> bool:
         if chunk_id in self._seen:
@@ -341,6 +362,8 @@ class StoreWriter:
         self._flush_batch()
         pack = self._pack
         self._pack = None
+        with self._sealed_lock:
+            self._unsealed.append(pack)
         self._submit(self._finish, pack)
 
     def _finish(self, pack: packs.PackWriter) -> None:
@@ -348,6 +371,7 @@ class StoreWriter:
         pack_id, final, entries = pack.finish(self.store.pack_path)
         rows = [q.ChunkLocation(e.id, pack_id, e.offset, e.length, e.raw_length, e.codec, e.kind) for e in entries]
         with self._sealed_lock:
+            self._unsealed.remove(pack)
             self.sealed.append((pack_id, os.path.getsize(final), rows))
 
     def take_sealed(self) -> list[tuple[str, int, list[q.ChunkLocation]]]:

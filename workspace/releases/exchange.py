@@ -8,6 +8,7 @@ workspace: release records, the working tree, commits and the locks.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -153,6 +154,7 @@ def pull(repo: Repo, remote: str | None, spec: str, *, force: bool = False, prog
     from sync.errors import UnknownRemoteRelease
     from sync.pull import fetch_chunks, needed_chunks
     from workspace.tree.apply_release import plan_files, write_tree
+    from workspace.tree.leftovers import remove_dead_temp_files
     from workspace.tree.write import remove_file
 
     name, expr = split_spec(spec)
@@ -176,6 +178,7 @@ def pull(repo: Repo, remote: str | None, spec: str, *, force: bool = False, prog
                                workers)
         result.chunks_fetched, result.bytes_fetched = fetched.chunks_fetched, fetched.bytes_fetched
         with repo.lock():  # the tree may have changed while we downloaded: plan again, authoritatively
+            remove_dead_temp_files(repo)  # what a killed pull (or checkout) left in the tree
             check_not_conflicting(repo, record)
             plan = plan_files(repo, record["files"], force, what)
             dropped = dropped_paths(repo, record, plan.head, plan.ids)
@@ -243,23 +246,41 @@ def _record(repo: Repo, rem: Remote, record: dict, cache_rows: dict[str, StatEnt
     return commit_id
 
 
+CLONE_MARKER = "clone.json"  # in .ws/ while a clone is unfinished: url, release, remote, created, writer
+
+
 def clone(kind: type[R], url: str, spec: str, directory: str | os.PathLike, *, options: dict | None = None,
           remote_name: str = DEFAULT_NAME, progress: Progress | None = None, workers: int = 4) -> tuple[R, PullResult]:
     """A new workspace (a ``kind``) in ``directory`` holding release NAME[@EXPR] from ``url``.
 
     The remote becomes ``origin`` (the default remote). On failure the new
-    folder is removed again, so a failed clone leaves nothing behind.
+    folder is removed again, so a failed clone leaves nothing behind. A clone
+    that was killed (no chance to clean up) leaves ``.ws/clone.json`` naming
+    its URL and release: running the same clone again resumes it, fetching
+    only what the first run had not recorded; any other clone into that
+    folder is refused (:class:`CloneTargetExists`).
     """
+    from sync.storage.registry import normalize_url
+    from workspace.layout import writer_id
+
     target = Path(os.path.abspath(directory))
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise CloneTargetExists(f"{target} already exists and is not empty")
-    created = not target.exists()
+    wanted = {"url": normalize_url(url), "release": spec, "remote": remote_name}
+    unfinished = _unfinished_clone(target, wanted)
+    created = unfinished["created"] if unfinished else not target.exists()
     repo = None
     try:
-        remotes.connect(remote_name, url, dict(options or {})).check()  # fail before creating anything
-        repo = kind.init(target)
-        add_remote(repo, remote_name, url, options, default=True)
+        marker = json.dumps(dict(wanted, created=created, writer=writer_id()), sort_keys=True).encode()
+        if unfinished:
+            repo = kind.open(target)
+            _replace_file(repo.layout.ws_dir / CLONE_MARKER, marker)  # this process carries it on now
+            if remote_name not in {r.name for r in remotes.list_remotes(repo.config)}:  # killed before adding it
+                add_remote(repo, remote_name, url, options, default=True)
+        else:
+            remotes.connect(remote_name, url, dict(options or {})).check()  # fail before creating anything
+            repo = kind.init(target, files={CLONE_MARKER: marker})
+            add_remote(repo, remote_name, url, options, default=True)
         result = pull(repo, remote_name, spec, progress=progress, workers=workers)
+        (repo.layout.ws_dir / CLONE_MARKER).unlink(missing_ok=True)  # finished: an ordinary workspace now
         return repo, result
     except BaseException:
         if repo is not None:
@@ -268,4 +289,55 @@ def clone(kind: type[R], url: str, spec: str, directory: str | os.PathLike, *, o
             shutil.rmtree(target, ignore_errors=True)
         elif (target / ".ws").exists():
             shutil.rmtree(target / ".ws", ignore_errors=True)
+        raise
+
+
+def _unfinished_clone(target: Path, wanted: dict) -> dict | None:
+    """The marker of an unfinished clone of ``wanted`` in ``target`` (resume it), or None (a new clone).
+
+    Raises CloneTargetExists for a folder that is not empty and does not hold
+    an unfinished clone of the same URL and release (compared as given:
+    ``ds`` and ``ds@latest`` are different clones). The ``.ws.init-<pid>``
+    folder of a clone killed while it made the workspace is removed first.
+    """
+    from workspace.layout import WS_DIR, host_tag, parse_writer_id
+    from workspace.lock import process_alive
+
+    if not target.exists():
+        return None
+    if not target.is_dir():
+        raise CloneTargetExists(f"{target} already exists and is not a folder")
+    entries = list(target.iterdir())
+    prefix = WS_DIR + ".init-"
+    dead = [e for e in entries if e.name.startswith(prefix) and e.name[len(prefix):].isdigit()
+            and not process_alive(int(e.name[len(prefix):]))]
+    if entries and len(dead) == len(entries):
+        for leftover in dead:
+            shutil.rmtree(leftover, ignore_errors=True)
+        return None
+    if not entries:
+        return None
+    try:
+        found = json.loads((target / WS_DIR / CLONE_MARKER).read_text())
+    except (OSError, ValueError):
+        raise CloneTargetExists(f"{target} already exists and is not empty") from None
+    if not isinstance(found, dict) or any(found.get(k) != v for k, v in wanted.items()):
+        what = found if isinstance(found, dict) else {}
+        raise CloneTargetExists(f"{target} holds an unfinished clone of {what.get('release')} from "
+                                f"{what.get('url')}; run that clone again to finish it, or remove {target}")
+    owner = parse_writer_id(str(found.get("writer", "")))
+    if owner is not None and owner[1] == host_tag() and process_alive(owner[0]):
+        raise CloneTargetExists(f"{target} is being cloned by process {owner[0]}, which is still running; "
+                                "wait for it to finish")
+    return found
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all (a temporary name, then a rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise

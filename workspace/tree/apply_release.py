@@ -19,11 +19,13 @@ from pathlib import Path
 
 from catalog import objects as q
 from catalog.statcache import StatEntry
-from workspace.errors import DamagedObjectError
+from workspace.errors import DamagedObjectError, reporting_no_space
+from workspace.faults import checkpoint
 from workspace.history import refs
 from workspace.history.manifest import Manifest, head_manifest
 from workspace.layout import safe_join
 from workspace.repo import Repo
+from workspace.tree.leftovers import noting_temp_folders, parent_folders
 from workspace.tree.scan import working_ids
 from workspace.tree.write import clear_file_parents, dirty_error
 from workspace.types import Progress
@@ -75,7 +77,15 @@ def file_parents(files: list[dict], paths: set[str]) -> list[str]:
 
 
 def write_tree(repo: Repo, writes: list[dict], progress: Progress | None) -> dict[str, StatEntry]:
-    """Stage every file under a temporary name (verified), then rename them all into place."""
+    """Stage every file under a temporary name (verified), then rename them all into place.
+
+    A failure (a full disk is :class:`NoSpace`) leaves no temporary file behind.
+    """
+    with reporting_no_space(repo.root), noting_temp_folders(repo, parent_folders(f["path"] for f in writes)):
+        return _write_tree(repo, writes, progress)
+
+
+def _write_tree(repo: Repo, writes: list[dict], progress: Progress | None) -> dict[str, StatEntry]:
     from sync.transfer import Meter, bounded_map
 
     meter = Meter(progress, "writing", sum(f["size"] for f in writes))
@@ -94,6 +104,7 @@ def write_tree(repo: Repo, writes: list[dict], progress: Progress | None) -> dic
             dest = root + "/" + f["path"]  # every parent folder was checked by safe_join above
             tmp = _stage_one(repo, f, dest, locs)
             staged.append((f, dest, tmp))  # list.append is atomic: safe from worker threads
+            checkpoint("pull:staged")  # tests: killed with temporary files in the tree
             meter.add(f["size"])
 
     # threads pay off for big files (hashing and I/O release the GIL); for tiny files the
@@ -110,12 +121,18 @@ def write_tree(repo: Repo, writes: list[dict], progress: Progress | None) -> dic
             Path(tmp).unlink(missing_ok=True)
         raise
     rows: dict[str, StatEntry] = {}
-    for f, dest, tmp in staged:  # every file verified: now they may take their real names
-        if os.path.isdir(dest) and not os.path.islink(dest):
-            shutil.rmtree(dest)  # an untracked folder where the release has a file (only with --force)
-        os.replace(tmp, dest)
-        st = os.stat(dest)
-        rows[f["path"]] = StatEntry(st.st_size, st.st_mtime_ns, st.st_ino, f["id"], started)
+    try:
+        for f, dest, tmp in staged:  # every file verified: now they may take their real names
+            if os.path.isdir(dest) and not os.path.islink(dest):
+                shutil.rmtree(dest)  # an untracked folder where the release has a file (only with --force)
+            os.replace(tmp, dest)
+            st = os.stat(dest)
+            rows[f["path"]] = StatEntry(st.st_size, st.st_mtime_ns, st.st_ino, f["id"], started)
+    except BaseException:
+        for f, _, tmp in staged:  # a rename failed (a folder that had to grow on a full disk)
+            if f["path"] not in rows:
+                Path(tmp).unlink(missing_ok=True)
+        raise
     return rows
 
 

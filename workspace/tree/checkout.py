@@ -13,6 +13,7 @@ from workspace.errors import UnknownRef
 from workspace.history import refs
 from workspace.history.manifest import get_commit, manifest
 from workspace.repo import Repo
+from workspace.tree.leftovers import remove_dead_temp_files
 from workspace.tree.scan import under_any, working_ids
 from workspace.tree.write import check_destinations, dirty_error, ensure_available, remove_file, write_files
 from workspace.types import Commit, Progress
@@ -25,6 +26,8 @@ def checkout(repo: Repo, ref: str, *, force: bool = False, progress: Progress | 
     target_id = refs.resolve(cat, ref)
     with repo.lock():
         target = get_commit(cat, target_id)
+        cat.check_writable()  # HEAD must move after the tree: a read-only catalog refuses before any file
+        remove_dead_temp_files(repo)  # what a killed writer left, before the tree is compared
         _move_tree(repo, target_id, force, progress, what=f"checkout of {ref}")
         if is_branch:
             refs.set_head_branch(repo, ref)
@@ -54,7 +57,14 @@ def _move_tree(repo: Repo, target_id: str, force: bool, progress: Progress | Non
     new = manifest(repo.catalog, target_id)
     ids, files = working_ids(repo, head=old)
     dirty = {p for p in old if ids.get(p) != old[p].file_id or (p in files and files[p].mode != old[p].mode)}
-    conflicts = [p for p in dirty if new.get(p) != old[p]]
+
+    def at_target(p: str) -> bool:  # already as the target has it: moving it loses nothing
+        if p not in new:
+            return p not in ids
+        return ids.get(p) == new[p].file_id and files[p].mode == new[p].mode
+
+    # a change that is the target's own (a checkout interrupted by a full disk, say) is no conflict
+    conflicts = [p for p in dirty if new.get(p) != old[p] and not at_target(p)]
     conflicts += [p for p in ids if p not in old and p in new and ids[p] != new[p].file_id]
     if conflicts and not force:
         raise dirty_error(sorted(conflicts), what)
@@ -88,6 +98,8 @@ def restore(repo: Repo, paths: list[str], source: str = "HEAD", *, cwd: str | No
         chosen.update(hits)
     with repo.lock():
         ensure_available(repo, chosen)
+        repo.catalog.check_writable()  # refuse before any file is written, not after
+        remove_dead_temp_files(repo)
         rows = write_files(repo, chosen, None)
         statcache.update_stat_cache(repo.catalog, rows)
     return sorted(chosen)

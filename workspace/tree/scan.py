@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable, NamedTuple
 
 from catalog import statcache
-from catalog.errors import CatalogBusy, CatalogReadOnly
+from catalog.errors import CatalogBusy, CatalogFull, CatalogReadOnly
 from catalog.statcache import ManifestEntry, StatEntry
 from workspace.history.manifest import head_manifest
 from workspace.objects.hashing import hash_file
@@ -150,6 +150,6 @@ def working_ids(repo: Repo, under: list[str] | None = None, progress: Progress |
     deletes = [p for p in cache if p not in files and (under is None or under_any(p, under))]
     try:
         statcache.update_stat_cache(repo.catalog, updates, deletes)
-    except (CatalogBusy, CatalogReadOnly):
-        pass  # the cache is an optimization; a busy or read-only catalog must not fail a read
+    except (CatalogBusy, CatalogReadOnly, CatalogFull):
+        pass  # the cache is an optimization; a busy, read-only or full catalog must not fail a read
     return ids, files

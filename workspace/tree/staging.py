@@ -9,7 +9,8 @@ its SHA-256). Until :meth:`apply`, :meth:`undo` restores the tree exactly. What
 :meth:`apply` does after the commit is recorded is only unlinks, removal of
 emptied folders and renames within one folder.
 
-Temporary names start with ``.ws-tmp-``, which status and commit never see.
+Temporary names start with ``.ws-tmp-``, which status and commit never see; their folders
+are noted (workspace.tree.leftovers) so that a killed transaction's files are cleaned up.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from pathlib import Path
 from catalog import objects as q
 from catalog.statcache import ManifestEntry, StatEntry
 from workspace.errors import DamagedObjectError, UncommittedChanges
-from workspace.layout import safe_join
+from workspace.layout import safe_join, tree_temp_name
 from workspace.objects.store import DamagedObject
 from workspace.repo import Repo
+from workspace.tree.leftovers import noting_temp_folders, parent_folders
 
 
 class StagedTree:
@@ -42,6 +44,7 @@ class StagedTree:
         self._staged: list[tuple[str, Path, str]] = []  # (path, destination, temporary name)
         self._recorded: dict[str, int] = {}
         self._applying = False
+        self._note = None  # noting_temp_folders(), from prepare() until apply() or undo()
 
     def __enter__(self) -> "StagedTree":
         self.prepare()
@@ -55,6 +58,9 @@ class StagedTree:
     def prepare(self) -> None:
         """Check destinations, park removals, make folders, stage content; undone entirely on failure."""
         self._check()
+        # a note of where our .ws-tmp- files go, so that the next writer cleans up if we are killed
+        self._note = noting_temp_folders(self.repo, parent_folders([*self.removals, *self.writes]))
+        self._note.__enter__()
         try:
             for path in sorted(self.removals):
                 self._park(safe_join(self.repo.root, path))
@@ -85,7 +91,7 @@ class StagedTree:
                     raise UncommittedChanges(f"'{above}' is a file where '{path}' needs a folder; move it away first")
 
     def _park(self, full: Path) -> None:
-        tmp = full.with_name(f".ws-tmp-{os.getpid()}-del-{full.name}")
+        tmp = full.with_name(tree_temp_name(full.name, "del"))
         try:
             os.rename(full, tmp)
         except FileNotFoundError:
@@ -125,6 +131,12 @@ class StagedTree:
         for full, tmp in reversed(self._parked):
             os.rename(tmp, full)
         self._parked = []
+        self._drop_note()
+
+    def _drop_note(self) -> None:
+        if self._note is not None:
+            note, self._note = self._note, None
+            note.__exit__(None, None, None)
 
     # -- after the commit is recorded ---------------------------------------
     def apply(self) -> dict[str, StatEntry]:
@@ -144,6 +156,7 @@ class StagedTree:
             rows[path] = StatEntry(st.st_size, st.st_mtime_ns, st.st_ino, self.writes[path].file_id,
                                    self._recorded[path])
         self._staged = []
+        self._drop_note()
         return rows
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import marshal
 
 from catalog import statcache
-from catalog.errors import CatalogBusy, CatalogReadOnly
+from catalog.errors import CatalogBusy, CatalogFull, CatalogReadOnly
 from workspace.history import refs
 from workspace.history.manifest import head_manifest
 from workspace.repo import Repo
@@ -115,6 +115,6 @@ def _save(repo: Repo, gen: int, updates: dict, deletes: list[str], clean: dict[s
     blob = marshal.dumps((_SNAPSHOT_FORMAT, clean, tracked_dirs))
     try:
         statcache.update_with_snapshot(repo.catalog, gen, updates, deletes, blob)
-    except (CatalogBusy, CatalogReadOnly):
-        pass  # caches only: a busy or read-only catalog must not fail a read-only command;
-        # anything else (a damaged catalog, a full disk) is the command's error
+    except (CatalogBusy, CatalogReadOnly, CatalogFull):
+        pass  # caches only: a busy, read-only or full catalog must not fail a read-only command;
+        # anything else (a damaged catalog, an I/O error) is the command's error

@@ -16,6 +16,7 @@ from catalog.statcache import ManifestEntry, StatEntry
 from workspace.errors import DamagedObjectError, UncommittedChanges
 from workspace.layout import safe_join
 from workspace.repo import Repo
+from workspace.tree.leftovers import noting_temp_folders, parent_folders
 from workspace.types import Progress
 
 
@@ -62,20 +63,21 @@ def write_files(repo: Repo, entries: dict[str, ManifestEntry], progress: Progres
     done = 0
     rows: dict[str, StatEntry] = {}
     infos = q.get_files(repo.catalog, {e.file_id for e in entries.values()})
-    for path in sorted(entries):
-        e = entries[path]
-        dest = safe_join(repo.root, path)
-        clear_file_parents(repo, path)
-        recorded = time.time_ns()
-        try:
-            repo.store.write_file_to(infos[e.file_id], str(dest), e.mode)
-        except DamagedObject as exc:
-            raise DamagedObjectError(f"cannot write '{path}': {exc}") from exc
-        st = os.stat(dest)
-        rows[path] = StatEntry(st.st_size, st.st_mtime_ns, st.st_ino, e.file_id, recorded)
-        done += e.size
-        if progress:
-            progress("writing", done, total)
+    with noting_temp_folders(repo, parent_folders(entries)):  # found and removed if we are killed
+        for path in sorted(entries):
+            e = entries[path]
+            dest = safe_join(repo.root, path)
+            clear_file_parents(repo, path)
+            recorded = time.time_ns()
+            try:
+                repo.store.write_file_to(infos[e.file_id], str(dest), e.mode)
+            except DamagedObject as exc:
+                raise DamagedObjectError(f"cannot write '{path}': {exc}") from exc
+            st = os.stat(dest)
+            rows[path] = StatEntry(st.st_size, st.st_mtime_ns, st.st_ino, e.file_id, recorded)
+            done += e.size
+            if progress:
+                progress("writing", done, total)
     return rows
 
 
