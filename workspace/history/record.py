@@ -83,10 +83,26 @@ def record_commit(repo: Repo, writer: StoreWriter | None, branch: str | None, he
         else:
             reffiles.write_head(repo.layout, None, cid)
         checkpoint("commit:ref-written")
-        _index(repo, [w for w in (writer, meta) if w is not None],
-               CommitRecord(cid, root_id, parents, branch, message, who, now, provenance),
-               tree_rows, new_files, head, old, new, cache_rows)
+        try:
+            _index(repo, [w for w in (writer, meta) if w is not None],
+                   CommitRecord(cid, root_id, parents, branch, message, who, now, provenance),
+                   tree_rows, new_files, head, old, new, cache_rows)
+        except BaseException:
+            _undo_ref(repo, branch, head)
+            raise
     return Commit(cid, parents, branch, message, who, now, root_id, provenance)
+
+
+def _undo_ref(repo: Repo, branch: str | None, head: str | None) -> None:
+    """The catalog refused the commit (a full disk, say): move the ref file back, so the command's
+    failure means what it says. If even that fails, the commit stays and the catalog catches up later."""
+    try:
+        if branch is not None and head is None:
+            reffiles.delete_ref(repo.layout, branch)  # the branch's first commit: there was no file
+        elif head is not None:
+            reffiles.put_back(reffiles.ref_path(repo.layout, branch), f"{head}\n".encode())
+    except OSError:
+        pass
 
 
 def _index(repo: Repo, writers: list[StoreWriter], rec: CommitRecord, tree_rows: list[tuple[str, bytes]],

@@ -105,3 +105,27 @@ def in_sync(repo: Repo) -> bool:
     if head_value(*head) != (history.get_meta(cat, HEAD_KEY) or f"ref:{DEFAULT_BRANCH}"):
         return False
     return read_refs(repo.layout) == dict(history.list_refs(cat))
+
+
+def put_back(path: Path, data: bytes) -> None:
+    """Undo a ref move: atomically if the disk allows, else in place.
+
+    A ref's content has a fixed length (a commit id and a newline), so writing
+    it over the newer one in place needs no new disk block: it works on the
+    full disk that made the catalog refuse the commit being undone.
+    """
+    try:
+        write_atomic(path, data)
+    except OSError:
+        with open(path, "r+b") as f:
+            if len(f.read()) != len(data):
+                raise
+            f.seek(0)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def ref_path(layout: Layout, branch: str | None) -> Path:
+    """The file of a branch, or ``.ws/HEAD`` for a detached HEAD (branch None)."""
+    return layout.head_file if branch is None else _ref_path(layout, branch)
