@@ -43,6 +43,13 @@ def error_bases() -> tuple[type[Exception], ...]:
     return (WorkspaceError, CatalogError, SyncError)
 
 
+def redact_secrets(text: str) -> str:
+    """``text`` with the userinfo of every URL in it hidden (``https://***@host``): the CLI shows nothing else."""
+    from sync.urls import redact
+
+    return redact(text)
+
+
 class Workspace(Repo):
     """A project folder under ws control: the repository handle plus one method per verb."""
 
