@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass, field, replace
 
 from workspace.errors import PathOutsideWorkspace
-from workspace.jobs.spec import InvalidSpec, JobPolicies, JobSpec, MissingInput, Resources, SpecNotFound, render
+from workspace.jobs.spec import (InvalidSpec, JobPolicies, JobSpec, MissingInput, Resources, SpecNotFound, render,
+                                 render_command)
 from workspace.jobs.specfile import find_spec
 from workspace.repo import Repo
 from workspace.tree.scan import working_ids
@@ -234,16 +235,26 @@ def spec_fingerprint(spec: JobSpec) -> dict:
     return {k: getattr(spec, k) for k in KEY_FIELDS}
 
 
-def job_key(spec: JobSpec, params: dict, input_ids: dict[str, str], upstream_keys: list[str]) -> str:
-    """SHA-256 of the canonical JSON of spec content, params, input ids and upstream keys."""
+def job_key(spec: JobSpec, params: dict, input_ids: dict[str, str], upstream_keys: list[str],
+            quoted_command: str | None = None) -> str:
+    """SHA-256 of the canonical JSON of spec content, params, input ids and upstream keys.
+
+    ``quoted_command``: the job's command line when shell quoting made it
+    differ from plain str.format (what ws ran before it quoted values). Only
+    then is it hashed too, so every other job keeps the key it had and stays
+    SKIPPED on the next run, while a job whose line changed runs again.
+    """
     doc = {"spec": spec_fingerprint(spec), "params": params, "inputs": input_ids, "upstream": sorted(upstream_keys)}
+    if quoted_command is not None:
+        doc["quoted_command"] = quoted_command
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _render(template: str, params: dict, spec: JobSpec, fld: str) -> str:
+def _render(template: str, params: dict, spec: JobSpec, fld: str, shell: bool = False):
+    """A filled template; for the command (``shell``) the line and whether quoting changed it."""
     try:
-        return render(template, params)
+        return render_command(template, params) if shell else render(template, params)
     except (KeyError, IndexError, ValueError, AttributeError) as exc:
         raise InvalidSpec(f"{spec.where}: field '{fld}': cannot fill template: {exc}") from None
 
@@ -261,11 +272,12 @@ def expand_spec(repo: Repo, spec: JobSpec, overrides: dict, upstream_keys: list[
         if workdir:
             _check_workdir(repo, workdir, spec)
         input_ids = resolve_inputs(repo, spec, inputs, upstream_outputs, cache)
+        command, quoted = _render(spec.command, params, spec, "command", shell=True)
         jobs.append(ExpandedJob(
             spec_name=spec.name,
-            key=job_key(spec, params, input_ids, upstream_keys),
+            key=job_key(spec, params, input_ids, upstream_keys, command if quoted else None),
             params=params,
-            command=_render(spec.command, params, spec, "command"),
+            command=command,
             outputs=outputs,
             inputs=inputs,
             input_ids=input_ids,
