@@ -303,6 +303,18 @@ class Workspace(Repo):
 
         return run_spec(self, spec, params, backend, wait=wait, force=force, dry_run=dry_run, cwd=cwd)
 
+    def dry_run(self, spec: str, params: dict | list[str] | None = None, *, backend: str | None = None,
+                force: bool = False, cwd: str | None = None) -> Iterator[dict]:
+        """``ws run --dry-run``: the row each job would get (``state`` PENDING or SKIPPED), one at a time.
+
+        Nothing is recorded; the rows come as the sweep is expanded, so a big
+        sweep streams in flat memory. Errors found before expanding (the cap
+        ``[jobs] max_jobs_per_run`` among them) are raised by this call.
+        """
+        from workspace.jobs.engine import dry_run_rows
+
+        return dry_run_rows(self, spec, params, backend, force=force, cwd=cwd)
+
 
 def clone(url: str, spec: str, directory: str | os.PathLike, *, options: dict | None = None,
           progress: Progress | None = None) -> tuple[Workspace, PullResult]:
