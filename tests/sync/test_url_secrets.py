@@ -166,3 +166,12 @@ def test_a_notify_url_with_credentials_is_refused_and_post_failures_hide_userinf
     # a Notify built in Python is not parsed from YAML: the failure it records still hides the userinfo
     problems = notify.send(Notify(on=["finished"], url=f"http://hook:{SECRET}@127.0.0.1:9/x"), {}, str(tmp_path))
     assert problems and all(SECRET not in p and "http://***@127.0.0.1:9/x" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("url", ["file:///srv/a@b/ds", "/srv/a@b/ds", "s3://bucket/ds@1.0/x", "memory://team",
+                                 "simplecache::s3://bucket/p@q"])
+def test_an_at_sign_outside_the_authority_is_not_a_credential(ws, url):
+    from sync.urls import has_userinfo, redact
+
+    assert not has_userinfo(url) and redact(url) == url
+    assert ws.add_remote("r", url).url == url  # stored and shown as given
