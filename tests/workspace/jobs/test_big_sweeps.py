@@ -18,7 +18,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import write, ws_exe
-from workspace.jobs.expand import DEFAULT_MAX_JOBS_PER_RUN, iter_expand, sweep, sweep_size
+from workspace.jobs.expand import iter_expand
+from workspace.jobs.sweeps import DEFAULT_MAX_JOBS_PER_RUN, sweep, sweep_size
 from workspace.jobs.spec import InvalidSpec, JobSpec, validate
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from tests.conftest import write
 from workspace.errors import InvalidArgument, PathOutsideWorkspace
-from workspace.jobs.expand import expand, parse_overrides, sweep, sweep_size
+from workspace.jobs.expand import expand, parse_overrides, sweep
+from workspace.jobs.sweeps import sweep_size
 from workspace.jobs.spec import InvalidSpec, JobPolicies, JobSpec, MissingInput
 from workspace.jobs.specfile import find_spec, load_spec
 
