@@ -24,6 +24,7 @@ import re
 from typing import Any, Mapping
 
 from sync.errors import InvalidCredentials, MissingCredentials, RejectedCredentials, SyncError, UnknownRemote
+from sync.urls import redact
 
 SERVICE = "ws"
 # per URL scheme: the secrets a remote needs, and the optional ones ``ws login`` also asks for
@@ -60,6 +61,34 @@ def env_prefix(remote_name: str) -> str:
 def login_hint(remote_name: str) -> str:
     """How to fix missing or rejected credentials, for error messages."""
     return f"run 'ws login {remote_name}' or set {env_prefix(remote_name)}<KEY> environment variables"
+
+
+def _env_hint(remote_name: str, url: str) -> str:
+    """Which environment variables carry a remote's secrets (the AWS ones too for S3)."""
+    hint = f"{env_prefix(remote_name)}<KEY> environment variables"
+    if any(p.split("://", 1)[0].lower() in ("s3", "s3a") for p in url.split("::") if "://" in p):
+        hint += f" (for S3: {', '.join(_AWS_ENV[k] for k in ('key', 'secret'))})"
+    return hint
+
+
+def url_secrets_hint(remote_name: str, url: str, how: str = "add", option: tuple[str, str] | None = None) -> str:
+    """What to do instead of writing secrets into a remote's URL, for :func:`sync.urls.check_no_credentials`.
+
+    ``how``: ``add`` (``ws remote add``), ``clone`` (no workspace yet, so the
+    environment first), or ``configured`` (a URL already in ``.ws/config.toml``).
+    ``option`` (key, value): the URL with credentials is that option's value.
+    """
+    from sync.urls import strip_userinfo
+
+    bare = f"'{strip_userinfo(url)}'" + (f" -o {option[0]}={strip_userinfo(option[1])}" if option else "")
+    if how == "clone":
+        return (f"clone {bare} with the secrets in {_env_hint(remote_name, url)}, then "
+                f"'ws login {remote_name}' keeps them in the keyring")
+    if how == "configured":
+        return (f"remote '{remote_name}' has them in .ws/config.toml: run 'ws remote remove {remote_name}', "
+                f"then ws remote add {remote_name} {bare}, and 'ws login {remote_name}' "
+                f"(or set {_env_hint(remote_name, url)})")
+    return f"add {bare} and run 'ws login {remote_name}', or set {_env_hint(remote_name, url)}"
 
 
 def needed(url: str, options: Mapping[str, Any] | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -252,10 +281,10 @@ def login(config: Mapping[str, Any], remote_name: str, secrets: Mapping[str, str
     if missing:
         raise InvalidCredentials(f"remote '{remote_name}' ({scheme_of(url)}) needs {', '.join(missing)} too")
     store_secrets(remote_name, clean)
-    return {"remote": remote_name, "url": url, "stored": sorted(clean), "service": SERVICE}
+    return {"remote": remote_name, "url": redact(url), "stored": sorted(clean), "service": SERVICE}
 
 
 def logout(config: Mapping[str, Any], remote_name: str) -> dict:
     """Delete a configured remote's secrets from the keyring (``ws login --forget``)."""
     url, _ = remote_config(config, remote_name)
-    return {"remote": remote_name, "url": url, "removed": forget_secrets(remote_name)}
+    return {"remote": remote_name, "url": redact(url), "removed": forget_secrets(remote_name)}

@@ -2,14 +2,16 @@
 
 Answered from the catalog alone (what push wrote and what pulls and listings
 saw), never from the network. ``Workspace.status`` calls :func:`remote_rows`
-on every ``ws status``, so this module imports only the standard library and
-:mod:`catalog` (no fsspec, boto3 or SQLModel, not even a dataclass).
+on every ``ws status``, so this module imports only the standard library,
+:mod:`catalog` and :mod:`sync.urls` (no fsspec, boto3 or SQLModel, not even a
+dataclass). A URL is shown without its userinfo.
 """
 
 from __future__ import annotations
 
 from catalog import remotes as rq
 from catalog.db import Catalog
+from sync.urls import redact
 
 _SHOWN = 3  # releases named in the one-line summary
 
@@ -23,7 +25,7 @@ def remote_rows(config: dict, catalog: Catalog) -> list[dict]:
         if not isinstance(table, dict):
             continue
         missing = [f"{t}@{v}" for t, v in rq.releases_not_on(catalog, name)]
-        rows.append({"remote": name, "url": table.get("url", ""), "releases_not_pushed": missing,
+        rows.append({"remote": name, "url": redact(table.get("url", "")), "releases_not_pushed": missing,
                      "summary": _summary(name, missing)})
     return rows
 

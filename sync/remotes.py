@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from catalog import remotes as rq
 from catalog.db import Catalog
 from sync.errors import InvalidRemoteName, RemoteExists, UnknownRemote
+from sync.urls import check_no_credentials, check_options, redact
 from workspace.errors import InvalidArgument
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -63,24 +64,33 @@ def default_remote_name(config: dict) -> str | None:
 def list_remotes(config: dict) -> list[RemoteInfo]:
     """Every configured remote, by name."""
     default = default_remote_name(config)
-    return [RemoteInfo(n, t.get("url", ""), dict(t.get("options", {})), n == default)
+    return [RemoteInfo(n, redact(t.get("url", "")), _shown(t.get("options", {})), n == default)
             for n, t in sorted(_tables(config).items()) if isinstance(t, dict)]
 
 
+def _shown(options) -> dict:
+    """Options as shown: a URL-valued one without its userinfo (configs from before ws refused them)."""
+    return {k: redact(v) for k, v in options.items()} if isinstance(options, dict) else {}
+
+
 def add(config: dict, name: str, url: str, options: dict | None = None, default: bool = False) -> RemoteInfo:
-    """Add ``[remote.NAME]`` to ``config`` (the first remote becomes the default). Secrets are refused."""
+    """Add ``[remote.NAME]`` to ``config`` (the first remote becomes the default). Secrets are refused,
+    as options and inside URLs (``https://user:password@host``)."""
+    from sync.credentials import url_secrets_hint
     from sync.storage.registry import check_url, normalize_url
 
     check_name(name)
-    url = check_url(normalize_url(url))  # refuse now what no backend could open later (exit 2)
     options = {str(k): v for k, v in (options or {}).items()}
+    check_no_credentials(url, url_secrets_hint(name, url))
+    check_options(options, lambda k, v: url_secrets_hint(name, url, option=(k, v)))
+    url = check_url(normalize_url(url))  # refuse now what no backend could open later (exit 2)
     secret = sorted(set(k.lower() for k in options) & _SECRET_OPTIONS)
     if secret:
         raise InvalidArgument(f"option {secret[0]!r} is a secret; store it with 'ws login {name}', "
                               "secrets never go into .ws/")
     remotes = config.setdefault("remote", {})
     if name in remotes:
-        raise RemoteExists(f"remote '{name}' already exists ({remotes[name].get('url')}); remove it first")
+        raise RemoteExists(f"remote '{name}' already exists ({redact(remotes[name].get('url'))}); remove it first")
     remotes[name] = {"url": url, "options": options}
     sync_table = config.setdefault("sync", {})
     if default or not sync_table.get("default_remote"):
@@ -111,13 +121,23 @@ def open_remote(config: dict, name: str | None = None):
     if not name:
         raise UnknownRemote("no remote given and no default remote; add one with 'ws remote add NAME URL'")
     url, options = credentials.remote_config(config, name)
+    # written by a ws from before they were refused
+    check_no_credentials(url, credentials.url_secrets_hint(name, url, how="configured"))
+    check_options(options, lambda k, v: credentials.url_secrets_hint(name, url, "configured", (k, v)))
     return connect(name, url, options)
 
 
 def connect(name: str, url: str, options: dict):
-    """A Remote for ``url`` with credentials resolved for ``name`` (local folders need none)."""
+    """A Remote for ``url`` with credentials resolved for ``name`` (local folders need none).
+
+    A URL with credentials in it is refused (``ws clone`` comes here first).
+    """
+    from sync.credentials import url_secrets_hint
     from sync.remote import Remote
     from sync.storage.registry import open_backend, scheme_of
+
+    check_no_credentials(url, url_secrets_hint(name, url, how="clone"))
+    check_options(options, lambda k, v: url_secrets_hint(name, url, "clone", (k, v)))
 
     if scheme_of(url) not in ("file", "memory"):
         from sync import credentials

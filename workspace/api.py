@@ -73,6 +73,13 @@ def as_library_error(exc: BaseException) -> BaseException:
     return exc
 
 
+def redact_secrets(text: str) -> str:
+    """``text`` with the userinfo of every URL in it hidden (``https://***@host``): the CLI shows nothing else."""
+    from sync.urls import redact
+
+    return redact(text)
+
+
 class Workspace(Repo):
     """A project folder under ws control: the repository handle plus one method per verb."""
 
@@ -387,6 +394,18 @@ class Workspace(Repo):
         from workspace.jobs.engine import run_spec
 
         return run_spec(self, spec, params, backend, wait=wait, force=force, dry_run=dry_run, cwd=cwd)
+
+    def dry_run(self, spec: str, params: dict | list[str] | None = None, *, backend: str | None = None,
+                force: bool = False, cwd: str | None = None) -> Iterator[dict]:
+        """``ws run --dry-run``: the row each job would get (``state`` PENDING or SKIPPED), one at a time.
+
+        Nothing is recorded; the rows come as the sweep is expanded, so a big
+        sweep streams in flat memory. Errors found before expanding (the cap
+        ``[jobs] max_jobs_per_run`` among them) are raised by this call.
+        """
+        from workspace.jobs.engine import dry_run_rows
+
+        return dry_run_rows(self, spec, params, backend, force=force, cwd=cwd)
 
 
 def clone(url: str, spec: str, directory: str | os.PathLike, *, options: dict | None = None,

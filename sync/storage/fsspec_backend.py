@@ -16,6 +16,7 @@ import uuid
 from sync.errors import (MissingCredentials, ObjectExists, ObjectNotFound, RejectedCredentials, SyncError,
                          TransientError)
 from sync.storage.base import LocalFile, ObjectInfo, Payload, check_key, payload_bytes
+from sync.urls import redact
 from workspace.objects.packs import fsync_dir
 
 # S3 parts of 8 MiB: 32 MiB packs go up as 4 parts, in parallel
@@ -43,7 +44,7 @@ class FsspecBackend:
         try:
             self.fs, self.root = fsspec.core.url_to_fs(url, **options)
         except (ImportError, ValueError, TypeError) as exc:
-            raise SyncError(f"remote {self.label}: cannot open {url}: {exc}") from exc
+            raise SyncError(f"remote {self.label}: cannot open {redact(url)}: {redact(str(exc))}") from exc
         self.root = self.root.rstrip("/")
         self.local = protocol in ("file", "local")
         if self.local:
@@ -177,9 +178,9 @@ class FsspecBackend:
 
 
 def translate_error(exc: BaseException, label: str) -> SyncError:
-    """One of our errors for whatever a filesystem raised."""
+    """One of our errors for whatever a filesystem raised (a URL it echoes loses its userinfo)."""
     name = type(exc).__name__
-    text = str(exc) or name
+    text = redact(str(exc)) or name
     if name in ("NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError"):
         return MissingCredentials(f"remote {label}: no credentials ({text}); run 'ws login {label}'")
     if isinstance(exc, PermissionError) or any(w in text for w in ("AccessDenied", "InvalidAccessKeyId",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 from sync.errors import SyncError
+from sync.urls import check_no_credentials, check_options, redact
 
 Factory = Callable[[str, dict, str], object]
 _FACTORIES: dict[str, Factory] = {}
@@ -51,7 +52,7 @@ def check_url(url: str) -> str:
         known = set(_FACTORIES) | set(known_implementations) | set(registry)
         bad = [p for p in unknown if p not in known]
         if bad:
-            raise UnsupportedURL(f"cannot use remote URL {url!r}: no storage backend for '{bad[0]}://'; "
+            raise UnsupportedURL(f"cannot use remote URL {redact(url)!r}: no storage backend for '{bad[0]}://'; "
                                  f"known: {', '.join(sorted(known))}")
     return url
 
@@ -72,6 +73,9 @@ def open_backend(url: str, options: dict | None = None, label: str | None = None
     from sync.storage.retry import RetryBackend
 
     options = dict(options or {})
+    hint = "give secrets with 'ws login NAME' or WS_REMOTE_<NAME>_<KEY> environment variables"
+    check_no_credentials(url, hint)  # every URL ws opens comes through here
+    check_options({k: v for k, v in options.items() if k == "endpoint_url"}, lambda k, v: hint)  # others: secrets
     check_url(url)
     scheme = scheme_of(url)
     factory = _FACTORIES.get(scheme, _fsspec)

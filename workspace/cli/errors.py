@@ -29,6 +29,35 @@ def error_message(exc: BaseException) -> str:
     return str(as_library_error(exc))
 
 
+def error_line(exc: BaseException) -> str:
+    """The one line an error of ours becomes on stderr; a URL in it never shows its userinfo."""
+    from workspace.api import redact_secrets
+
+    return f"ws: error: {redact_secrets(error_message(exc))}\n"
+
+
+def redact_exception(exc: BaseException | None) -> None:
+    """Hide URL userinfo in a bug's exception (and those it chains) before Python prints its traceback.
+
+    A library below us (fsspec, s3fs, botocore) may echo a URL in its message;
+    ws refuses URLs with credentials, and this is the last line of defence.
+    """
+    from workspace.api import redact_secrets
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        try:
+            exc.args = tuple(redact_secrets(a) if isinstance(a, str) else a for a in exc.args)
+            if isinstance(exc, OSError):
+                for attr in ("strerror", "filename", "filename2"):
+                    if isinstance(getattr(exc, attr, None), str):
+                        setattr(exc, attr, redact_secrets(getattr(exc, attr)))
+        except (AttributeError, TypeError):  # an exception type with read-only args: leave it
+            pass
+        exc = exc.__cause__ or exc.__context__
+
+
 def run_guarded(fn) -> int:
     """Run a fast-path command: library errors become one line and their exit code."""
     import sys
@@ -43,6 +72,7 @@ def run_guarded(fn) -> int:
     except Exception as exc:
         code = error_exit_code(exc)
         if code is None:
+            redact_exception(exc)
             raise
-        sys.stderr.write(f"ws: error: {error_message(exc)}\n")
+        sys.stderr.write(error_line(exc))
         return code

@@ -8,12 +8,23 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 
 def emit_json(obj: Any) -> None:
     """Print ``obj`` as JSON on stdout."""
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def emit_json_stream(head: dict, key: str, items: Iterable[Any]) -> None:
+    """Print ``{**head, key: [items...]}`` as JSON on stdout, one item per line as each comes (flat memory)."""
+    inner = json.dumps(head, indent=2, default=str)[1:-1].rstrip()  # the head's members, indented
+    sys.stdout.write("{" + inner + ("," if head else "") + f"\n  {json.dumps(key)}: [")
+    first = True
+    for item in items:
+        sys.stdout.write(("\n    " if first else ",\n    ") + json.dumps(item, default=str))
+        first = False
+    sys.stdout.write(("\n  " if not first else "") + "]\n}\n")
 
 
 def out(line: str = "") -> None:

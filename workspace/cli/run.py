@@ -14,7 +14,7 @@ import typer
 from workspace.cli import app
 from workspace.cli.common import JSON, open_workspace as _ws
 from workspace.cli.jobs import jobs_app
-from workspace.cli.output import emit_json, err, out, table
+from workspace.cli.output import emit_json, emit_json_stream, err, out, table
 
 OK = ("SUCCEEDED", "SKIPPED")
 
@@ -49,20 +49,35 @@ def run(
     """
     import os
 
-    res = _ws().run(spec, param or [], backend=backend, wait=wait, force=force, dry_run=dry_run, cwd=os.getcwd())
+    if dry_run:
+        _print_dry_run(_ws().dry_run(spec, param or [], backend=backend, force=force, cwd=os.getcwd()), json_)
+        return
+    res = _ws().run(spec, param or [], backend=backend, wait=wait, force=force, cwd=os.getcwd())
     jobs = res["jobs"]
     if json_:
         emit_json({"workflow": res["workflow"], "state": res.get("state"), "jobs": [_brief(j) for j in jobs]})
-    elif dry_run:
-        table(["NAME", "PARAMS", "WOULD", "COMMAND"],
-              [[j["name"], _params(j["params"]), "skip" if j["state"] == "SKIPPED" else "run", j["command"]]
-               for j in jobs])
-        out(f"{sum(j['state'] != 'SKIPPED' for j in jobs)} to run, "
-            f"{sum(j['state'] == 'SKIPPED' for j in jobs)} skipped (dry run: nothing recorded)")
     else:
         _print_run(res, wait)
-    if wait and not dry_run and any(j["state"] not in OK for j in jobs):
+    if wait and any(j["state"] not in OK for j in jobs):
         raise typer.Exit(1)
+
+
+def _print_dry_run(rows, json_: bool) -> None:
+    """One line (or JSON object) per job as it is expanded: a sweep of 100,000 jobs streams in flat memory."""
+    counts = {"run": 0, "skip": 0}
+
+    def counted():
+        for row in rows:
+            counts["skip" if row["state"] == "SKIPPED" else "run"] += 1
+            yield row
+
+    if json_:
+        emit_json_stream({"workflow": None, "state": None}, "jobs", (_brief(j) for j in counted()))
+        return
+    for j in counted():
+        would = "skip" if j["state"] == "SKIPPED" else "run"
+        out(f"{would:<4}  {j['name']}  {_params(j['params'])}  {j['command']}")
+    out(f"{counts['run']} to run, {counts['skip']} skipped (dry run: nothing recorded)")
 
 
 def _print_run(res: dict, wait: bool) -> None:

@@ -14,7 +14,7 @@ import sys
 import typer
 from typer.core import TyperGroup
 
-from workspace.cli.errors import EXIT_INTERRUPTED, error_exit_code as _error_exit_code, error_message  # noqa: E402
+from workspace.cli.errors import EXIT_INTERRUPTED, error_exit_code as _error_exit_code, error_line, redact_exception
 
 
 class WsGroup(TyperGroup):
@@ -29,8 +29,9 @@ class WsGroup(TyperGroup):
         except Exception as exc:
             code = _error_exit_code(exc)
             if code is None:
+                redact_exception(exc)
                 raise
-            sys.stderr.write(f"ws: error: {error_message(exc)}\n")
+            sys.stderr.write(error_line(exc))
             raise typer.Exit(code) from None
 
 

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 
 from catalog import jobs as q
@@ -44,33 +45,80 @@ class NothingToRerun(WorkspaceError):
 
 
 # -- submitting ----------------------------------------------------------------
-def plan(repo: Repo, expanded: list, force: bool = False) -> list[dict]:
-    """The catalog rows ``submit`` would record, dependencies resolved to job ids, skips decided."""
-    _, head = refs.read_head(repo.catalog)
-    section = repo.config.get("jobs") if isinstance(repo.config.get("jobs"), dict) else {}
-    base_env = environment.base_environment(tuple(section.get("record_env") or ()))
-    rows, ids_by_spec = [], {}
-    for job in expanded:
+class _Planner:
+    """Turns expanded jobs into catalog rows, one at a time (what :func:`iter_plan` and :func:`submit` share)."""
+
+    def __init__(self, repo: Repo, force: bool):
+        self.repo, self.force = repo, force
+        _, self.head = refs.read_head(repo.catalog)
+        section = repo.config.get("jobs") if isinstance(repo.config.get("jobs"), dict) else {}
+        self.base_env = environment.base_environment(tuple(section.get("record_env") or ()))
+        # job ids of specs that later specs depend on; none for the others, so memory stays flat
+        self.ids_by_spec: dict[str, list[str]] = {}
+        self.jobs_dir = str(repo.layout.jobs_dir)
+        self._asdicts: dict[int, tuple[object, dict]] = {}  # the jobs of a spec share its resources, policies
+
+    def _asdict(self, obj) -> dict:
+        """``asdict(obj)``, made once per object (a sweep's jobs share one; asdict per job was a third of a plan)."""
+        hit = self._asdicts.get(id(obj))
+        if hit is None or hit[0] is not obj:
+            hit = self._asdicts[id(obj)] = (obj, asdict(obj))
+        return dict(hit[1])
+
+    def row(self, job) -> dict:
+        """The row of one job: dependencies resolved to job ids, skipped when its key already succeeded."""
+        repo = self.repo
         if job.workdir:
             repo.layout.rel(job.workdir, cwd=repo.root)  # a workdir outside the workspace is refused (exit 5)
         jid = q.new_id()
         row = {
             "id": jid, "name": job.spec_name, "key": job.key, "params": job.params, "backend": job.backend,
             "priority": job.policies.priority, "command": job.command, "spec_path": job.spec_path,
-            "resources": asdict(job.resources), "policies": asdict(job.policies), "env": job.env,
-            "workdir": job.workdir, "outputs": job.outputs, "input_commit": head,
-            "depends_on": [d for s in job.depends_on for d in ids_by_spec.get(s, [])],
-            "log_dir": os.path.join(repo.layout.jobs_dir, jid), "state": "PENDING",
-            "environment": environment.job_environment(base_env, job.command, job.env, job.workdir or "."),
+            "resources": self._asdict(job.resources), "policies": self._asdict(job.policies), "env": job.env,
+            "workdir": job.workdir, "outputs": job.outputs, "input_commit": self.head,
+            "depends_on": [d for s in job.depends_on for d in self.ids_by_spec.get(s, [])],
+            "log_dir": os.path.join(self.jobs_dir, jid), "state": "PENDING",
+            "environment": environment.job_environment(self.base_env, job.command, job.env, job.workdir or "."),
         }
-        prev = None if force else q.succeeded_with_key(repo.catalog, job.key)
+        prev = None if self.force else q.succeeded_with_key(repo.catalog, job.key)
         if prev:
             earlier = q.get_job(repo.catalog, prev) or {}
             row.update(state="SKIPPED", reason=f"already succeeded as job {prev}",
                        output_commit=earlier.get("output_commit"))
-        rows.append(row)
-        ids_by_spec.setdefault(job.spec_name, []).append(jid)
-    return rows
+        if getattr(job, "depended_on", True):
+            self.ids_by_spec.setdefault(job.spec_name, []).append(jid)
+        return row
+
+
+def iter_plan(repo: Repo, expanded: Iterable, force: bool = False) -> Iterator[dict]:
+    """The catalog rows ``submit`` would record, one per expanded job as it comes: dependencies
+    resolved to job ids, skips decided (a job whose key already succeeded is SKIPPED unless ``force``)."""
+    planner = _Planner(repo, force)
+    for job in expanded:
+        yield planner.row(job)
+
+
+def plan(repo: Repo, expanded: Iterable, force: bool = False) -> list[dict]:
+    """The catalog rows ``submit`` would record, as a list (see :func:`iter_plan`)."""
+    return list(iter_plan(repo, expanded, force))
+
+
+def dry_run_rows(repo: Repo, name_or_path: str, overrides: dict | list[str] | None = None, backend: str | None = None,
+            *, force: bool = False, cwd: str | None = None) -> Iterator[dict]:
+    """What ``ws run --dry-run`` prints: the row each job would get, produced as the sweep is expanded.
+
+    Nothing is recorded. Errors found before expanding (unknown spec, cycles,
+    ``--param``, the cap ``[jobs] max_jobs_per_run``) are raised by this call;
+    per-job ones (templates, paths, inputs) as the rows are read. Memory stays
+    flat however big the sweep: ``ws run --dry-run`` prints each row as it comes.
+    """
+    from workspace.jobs.expand import iter_expand, parse_overrides
+    from workspace.jobs.specfile import find_spec
+
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    expanded = iter_expand(repo, [find_spec(repo, name_or_path, cwd=cwd)], overrides or {}, backend=backend)
+    return iter_plan(repo, expanded, force)
 
 
 def run_spec(repo: Repo, name_or_path: str, overrides: dict | list[str] | None = None, backend: str | None = None,
@@ -79,40 +127,58 @@ def run_spec(repo: Repo, name_or_path: str, overrides: dict | list[str] | None =
 
     ``overrides`` set parameters: a dict, or ``KEY=VALUE`` strings as ``--param`` gives them.
     Returns ``{"workflow": id or None, "jobs": [rows]}``; with ``dry_run``
-    nothing is recorded and the rows say what would run or be skipped.
+    nothing is recorded and the rows say what would run or be skipped
+    (:func:`dry_run_rows` gives them one at a time instead of as a list).
     """
-    from workspace.jobs.expand import expand, parse_overrides
+    from workspace.jobs.expand import iter_expand, parse_overrides
     from workspace.jobs.specfile import find_spec
 
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
-    expanded = expand(repo, [find_spec(repo, name_or_path, cwd=cwd)], overrides or {}, backend=backend)
     if dry_run:
-        return {"workflow": None, "jobs": plan(repo, expanded, force)}
+        return {"workflow": None, "jobs": list(dry_run_rows(repo, name_or_path, overrides, backend, force=force,
+                                                            cwd=cwd))}
+    expanded = iter_expand(repo, [find_spec(repo, name_or_path, cwd=cwd)], overrides or {}, backend=backend)
     wf = submit(repo, expanded, wait=wait, force=force)
     return {"workflow": wf, "jobs": q.list_jobs(repo.catalog, workflow=wf),
             "state": (q.get_workflow(repo.catalog, wf) or {}).get("state")}
 
 
-def submit(repo: Repo, expanded: list, wait: bool = False, force: bool = False) -> str:
-    """Record a workflow for ``expanded`` and run it; returns the workflow id.
+def submit(repo: Repo, expanded: Iterable, wait: bool = False, force: bool = False) -> str:
+    """Record a workflow for ``expanded`` (a list or an iterator of jobs) and run it; returns the workflow id.
 
-    With ``wait`` the supervisor runs here and this returns when every job is
-    final; otherwise a detached supervisor is started and this returns at once.
+    Rows are built as the jobs come (no list of expanded jobs is kept), then
+    recorded in one transaction. With ``wait`` the supervisor runs here and
+    this returns when every job is final; otherwise a detached supervisor is
+    started and this returns at once.
     """
-    if not expanded:
+    planner = _Planner(repo, force)
+    rows: list[dict] = []
+    specs: dict[str, None] = {}
+    notify: dict = {}
+    backends: set[str] = set()
+    for job in expanded:
+        if job.backend not in backends:
+            _check_backends({job.backend})
+            backends.add(job.backend)
+        rows.append(planner.row(job))
+        specs.setdefault(job.spec_name, None)
+        if job.notify is not None:
+            notify[job.spec_name] = job.notify
+    if not rows:
         raise InvalidArgument("nothing to run: the specs expanded to no job")
-    _check_backends({j.backend for j in expanded})
-    rows = plan(repo, expanded, force)
-    specs = list(dict.fromkeys(j.spec_name for j in expanded))
     wf = q.new_id()
-    records.write_submitted(repo, wf, specs, rows)  # the record first: the catalog is its index
+    records.write_submitted(repo, wf, list(specs), rows)  # the record first: the catalog is its index
     with repo.catalog.write():
-        q.create_workflow(repo.catalog, specs, workflow_id=wf, state="RUNNING")
-        q.add_jobs(repo.catalog, wf, rows)
-    _save_notify(repo, wf, expanded)
+        q.create_workflow(repo.catalog, list(specs), workflow_id=wf, state="RUNNING")
+        for start in range(0, len(rows), _BATCH):
+            q.add_jobs(repo.catalog, wf, rows[start:start + _BATCH])
+    _save_notify(repo, wf, notify)
     _start(repo, wf, wait)
     return wf
+
+
+_BATCH = 5000  # rows per INSERT of one submission (all in one transaction)
 
 
 def _check_backends(names: set[str]) -> None:
@@ -124,14 +190,13 @@ def _check_backends(names: set[str]) -> None:
             raise UnknownBackend(f"unknown compute backend '{name}' (known: {', '.join(registry.names())})")
 
 
-def _save_notify(repo: Repo, wf: str, expanded: list) -> None:
+def _save_notify(repo: Repo, wf: str, settings: dict) -> None:
     """Spec name -> notify settings, for the (possibly detached) supervisor."""
     from workspace.jobs.notify import save_settings
 
     folder = workflow_dir(repo, wf)
     os.makedirs(folder, exist_ok=True)
-    save_settings(os.path.join(folder, "notify.json"),
-                  {j.spec_name: j.notify for j in expanded if j.notify is not None})
+    save_settings(os.path.join(folder, "notify.json"), settings)
 
 
 def _start(repo: Repo, wf: str, wait: bool) -> None:

@@ -1,7 +1,7 @@
-"""Expanding specs into jobs: the spec DAG, parameter sweeps, input ids and job keys.
+"""Expanding specs into jobs: the spec DAG, input ids and job keys, one job at a time.
 
-A spec's ``params`` is either a mapping of lists (the jobs are their product)
-or a list of records (one job each). Each expanded job gets a key: SHA-256 of
+The parameter sets come from :mod:`workspace.jobs.sweeps` (lazily, under the
+cap ``[jobs] max_jobs_per_run``). Each expanded job gets a key: SHA-256 of
 the canonical JSON of the spec's content (minus params), this job's params,
 the content ids of its input files, and the keys of the spec's upstream jobs,
 so that changing one input re-runs only the jobs that read it (directly or
@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import itertools
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from workspace.errors import PathOutsideWorkspace
-from workspace.jobs.spec import InvalidSpec, JobPolicies, JobSpec, MissingInput, Resources, SpecNotFound, render
+from workspace.layout import WS_DIR
+from workspace.jobs.spec import (InvalidSpec, JobPolicies, JobSpec, MissingInput, Resources, SpecNotFound, render,
+                                 render_command)
 from workspace.jobs.specfile import find_spec
+from workspace.jobs.sweeps import check_job_count, sweep
 from workspace.repo import Repo
 from workspace.tree.scan import working_ids
 
@@ -49,6 +52,7 @@ class ExpandedJob:
     spec_path: str | None = None
     notify: object | None = None
     spec: JobSpec | None = field(default=None, repr=False)
+    depended_on: bool = True  # a spec of the run depends on this one's: its job ids are kept for theirs
 
     def to_dict(self) -> dict:
         """JSON-able form for ``ws run --dry-run --json``."""
@@ -105,28 +109,6 @@ def _visit(name: str, by_name: dict[str, JobSpec], done: set[str], stack: list[s
     order.append(name)
 
 
-# -- sweeps ----------------------------------------------------------------------------
-def sweep(spec: JobSpec, overrides: dict | None = None) -> list[dict]:
-    """The parameter sets of a spec: the product of lists, or the records; overrides set values."""
-    overrides = {k: v for k, v in (overrides or {}).items()}
-    params = spec.params
-    if isinstance(params, list):
-        combos = [dict(rec) for rec in params]
-        for rec in combos:
-            rec.update({k: v for k, v in overrides.items() if k in rec})
-    else:
-        lists = {k: ([overrides[k]] if k in overrides else v) for k, v in params.items()}
-        names = list(lists)
-        combos = [dict(zip(names, values)) for values in itertools.product(*(lists[n] for n in names))]
-    unique, seen = [], set()
-    for c in combos or [{}]:
-        sig = json.dumps(c, sort_keys=True, default=str)
-        if sig not in seen:
-            seen.add(sig)
-            unique.append(c)
-    return unique
-
-
 def parse_overrides(pairs: list[str]) -> dict:
     """``KEY=VALUE`` strings from ``--param`` as a dict; values read like YAML scalars (1 -> int)."""
     import yaml
@@ -147,8 +129,26 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 # -- inputs ----------------------------------------------------------------------------
+def _plain_relative(pattern: str) -> str | None:
+    """What ``Layout.rel(pattern, cwd=root)`` gives for a relative path that stays inside and off ``.ws/``,
+    without pathlib (a sweep checks every job's paths); None for anything else (the full check decides)."""
+    if not pattern or os.path.isabs(pattern):
+        return None
+    norm = os.path.normpath(pattern)
+    if norm == "." or norm == ".." or norm.startswith("../") or norm == WS_DIR or norm.startswith(WS_DIR + "/"):
+        return None
+    try:
+        norm.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return norm
+
+
 def _check_inside(repo: Repo, pattern: str, where: str, fld: str) -> str:
     """The pattern as a workspace-relative path; escapes raise PathOutsideWorkspace (exit 5)."""
+    fast = _plain_relative(pattern)
+    if fast is not None:
+        return fast
     try:
         rel = repo.layout.rel(pattern, cwd=repo.root)
     except PathOutsideWorkspace as exc:
@@ -181,17 +181,21 @@ def _matches(path: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, pattern.rstrip("/") + "/*")
 
 
-def _produced_upstream(pattern: str, upstream_outputs: list[str]) -> bool:
-    """Whether an upstream spec's declared outputs may create files this input glob reads."""
-    for out in upstream_outputs:
-        out_prefix = _static_prefix(re.sub(r"\{[^}]*\}", "*", out)).rstrip("/")
-        in_prefix = _static_prefix(pattern).rstrip("/")
+def output_prefix(output: str) -> str:
+    """The folder part of a declared output before any wildcard or template field (what inputs compare with)."""
+    return _static_prefix(re.sub(r"\{[^}]*\}", "*", output)).rstrip("/")
+
+
+def _produced_upstream(pattern: str, upstream_prefixes: set[str]) -> bool:
+    """Whether an upstream spec's declared outputs (their :func:`output_prefix`) may create files this glob reads."""
+    in_prefix = _static_prefix(pattern).rstrip("/")
+    for out_prefix in upstream_prefixes:
         if not out_prefix or not in_prefix or out_prefix.startswith(in_prefix) or in_prefix.startswith(out_prefix):
             return True
     return False
 
 
-def resolve_inputs(repo: Repo, spec: JobSpec, patterns: list[str], upstream_outputs: list[str],
+def resolve_inputs(repo: Repo, spec: JobSpec, patterns: list[str], upstream_prefixes: set[str],
                    cache: dict | None = None) -> dict[str, str]:
     """Input path -> content id for a job's (rendered) input globs, read through the stat cache.
 
@@ -212,7 +216,7 @@ def resolve_inputs(repo: Repo, spec: JobSpec, patterns: list[str], upstream_outp
     out: dict[str, str] = {}
     for i, rel in enumerate(rels):
         hits = {p: fid for p, fid in ids.items() if _matches(p, rel)}
-        if not hits and not _produced_upstream(rel, upstream_outputs):
+        if not hits and not _produced_upstream(rel, upstream_prefixes):
             raise MissingInput(f"{spec.where}: field 'inputs[{i}]': '{patterns[i]}' matches no file in the workspace")
         out.update(hits)
     return dict(sorted(out.items()))
@@ -234,24 +238,49 @@ def spec_fingerprint(spec: JobSpec) -> dict:
     return {k: getattr(spec, k) for k in KEY_FIELDS}
 
 
-def job_key(spec: JobSpec, params: dict, input_ids: dict[str, str], upstream_keys: list[str]) -> str:
-    """SHA-256 of the canonical JSON of spec content, params, input ids and upstream keys."""
-    doc = {"spec": spec_fingerprint(spec), "params": params, "inputs": input_ids, "upstream": sorted(upstream_keys)}
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+def job_key(spec: JobSpec, params: dict, input_ids: dict[str, str], upstream_keys: list[str],
+            quoted_command: str | None = None) -> str:
+    """SHA-256 of the canonical JSON of spec content, params, input ids and upstream keys.
+
+    ``quoted_command``: the job's command line when shell quoting made it
+    differ from plain str.format (what ws ran before it quoted values). Only
+    then is it hashed too, so every other job keeps the key it had and stays
+    SKIPPED on the next run, while a job whose line changed runs again.
+    """
+    return _key(_canonical(spec_fingerprint(spec)), _canonical(sorted(upstream_keys)), params, input_ids,
+                quoted_command)
+
+
+def _canonical(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _key(spec_json: str, upstream_json: str, params: dict, input_ids: dict[str, str],
+         quoted_command: str | None) -> str:
+    """:func:`job_key` from the parts a sweep shares already in canonical JSON (made once per spec).
+
+    The text is exactly ``json.dumps`` of the whole document with sorted keys
+    (inputs, params, quoted_command, spec, upstream), so keys do not depend on
+    which of the two functions made them.
+    """
+    text = ('{"inputs":' + _canonical(input_ids) + ',"params":' + _canonical(params)
+            + ("" if quoted_command is None else ',"quoted_command":' + _canonical(quoted_command))
+            + ',"spec":' + spec_json + ',"upstream":' + upstream_json + "}")
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _render(template: str, params: dict, spec: JobSpec, fld: str) -> str:
+def _render(template: str, params: dict, spec: JobSpec, fld: str, shell: bool = False):
+    """A filled template; for the command (``shell``) the line and whether quoting changed it."""
     try:
-        return render(template, params)
+        return render_command(template, params) if shell else render(template, params)
     except (KeyError, IndexError, ValueError, AttributeError) as exc:
         raise InvalidSpec(f"{spec.where}: field '{fld}': cannot fill template: {exc}") from None
 
 
-def expand_spec(repo: Repo, spec: JobSpec, overrides: dict, upstream_keys: list[str], upstream_outputs: list[str],
-                cache: dict | None = None) -> list[ExpandedJob]:
-    """The jobs of one spec (one per parameter set)."""
-    jobs = []
+def expand_spec(repo: Repo, spec: JobSpec, overrides: dict, upstream_keys: list[str], upstream_prefixes: set[str],
+                cache: dict | None = None) -> Iterator[ExpandedJob]:
+    """The jobs of one spec (one per parameter set), one at a time."""
+    spec_json, upstream_json = _canonical(spec_fingerprint(spec)), _canonical(sorted(upstream_keys))
     for params in sweep(spec, overrides):
         inputs = [_render(p, params, spec, f"inputs[{i}]") for i, p in enumerate(spec.inputs)]
         outputs = [_render(p, params, spec, f"outputs[{i}]") for i, p in enumerate(spec.outputs)]
@@ -260,12 +289,13 @@ def expand_spec(repo: Repo, spec: JobSpec, overrides: dict, upstream_keys: list[
         workdir = _render(spec.workdir, params, spec, "workdir") if spec.workdir else None
         if workdir:
             _check_workdir(repo, workdir, spec)
-        input_ids = resolve_inputs(repo, spec, inputs, upstream_outputs, cache)
-        jobs.append(ExpandedJob(
+        input_ids = resolve_inputs(repo, spec, inputs, upstream_prefixes, cache)
+        command, quoted = _render(spec.command, params, spec, "command", shell=True)
+        yield ExpandedJob(
             spec_name=spec.name,
-            key=job_key(spec, params, input_ids, upstream_keys),
+            key=_key(spec_json, upstream_json, params, input_ids, command if quoted else None),
             params=params,
-            command=_render(spec.command, params, spec, "command"),
+            command=command,
             outputs=outputs,
             inputs=inputs,
             input_ids=input_ids,
@@ -278,16 +308,24 @@ def expand_spec(repo: Repo, spec: JobSpec, overrides: dict, upstream_keys: list[
             spec_path=spec.path,
             notify=spec.notify,
             spec=spec,
-        ))
-    return jobs
+        )
 
 
-def expand(repo: Repo, specs: list[JobSpec], overrides: dict | None = None, backend: str | None = None) -> list[ExpandedJob]:
-    """Every job of the given specs and of the specs they depend on, dependencies first.
+def iter_expand(repo: Repo, specs: list[JobSpec], overrides: dict | None = None,
+                backend: str | None = None) -> Iterator[ExpandedJob]:
+    """Every job of the given specs and of the specs they depend on, dependencies first, one at a time.
 
-    ``overrides`` (from ``--param``) set a parameter in every spec that declares
-    it; naming a parameter no spec declares is an error. ``backend`` replaces
-    each spec's backend.
+    Everything that can be checked without building jobs is checked before
+    this returns (the DAG, ``--param`` names, resources, and the cap
+    ``[jobs] max_jobs_per_run``, from the sizes of the parameter lists); the
+    per-job checks (templates, paths, inputs) happen as the iterator is
+    consumed. ``overrides`` (from ``--param``) set a parameter in every spec
+    that declares it; naming a parameter no spec declares is an error.
+    ``backend`` replaces each spec's backend.
+
+    Memory does not grow with the size of a sweep: only the keys and output
+    folders of specs that others depend on are kept (their dependents' keys
+    need them).
     """
     from workspace.errors import InvalidArgument
     from workspace.jobs.spec import param_names, validate
@@ -302,19 +340,39 @@ def expand(repo: Repo, specs: list[JobSpec], overrides: dict | None = None, back
         ordered = [validate(replace(s, backend=backend)) for s in ordered]
     for spec in ordered:
         check_resources(spec)
+    check_job_count(repo.config, ordered, overrides)
+    return _expand_ordered(repo, ordered, overrides)
+
+
+def _expand_ordered(repo: Repo, ordered: list[JobSpec], overrides: dict) -> Iterator[ExpandedJob]:
+    by_name = {s.name: s for s in ordered}
+    upstream = {s.name: _upstream(s, by_name) for s in ordered}
+    needed = {name for ups in upstream.values() for name in ups}  # specs some other spec depends on
     keys: dict[str, list[str]] = {}
-    outputs: dict[str, list[str]] = {}
+    prefixes: dict[str, set[str]] = {}
     cache: dict = {}
-    result: list[ExpandedJob] = []
     for spec in ordered:
-        up = _upstream(spec, {s.name: s for s in ordered})
-        up_keys = [k for name in up for k in keys[name]]
-        up_outputs = [o for name in up for o in outputs[name]]
-        jobs = expand_spec(repo, spec, overrides, up_keys, up_outputs, cache)
-        keys[spec.name] = [j.key for j in jobs]
-        outputs[spec.name] = [o for j in jobs for o in j.outputs]
-        result.extend(jobs)
-    return result
+        up_keys = [k for name in upstream[spec.name] for k in keys[name]]
+        up_prefixes = set().union(*(prefixes[name] for name in upstream[spec.name]))
+        if spec.name in needed:
+            keys[spec.name], prefixes[spec.name] = [], set()
+        for job in expand_spec(repo, spec, overrides, up_keys, up_prefixes, cache):
+            if spec.name in needed:
+                keys[spec.name].append(job.key)
+                prefixes[spec.name].update(output_prefix(o) for o in job.outputs)
+            else:
+                job.depended_on = False
+            yield job
+
+
+def expand(repo: Repo, specs: list[JobSpec], overrides: dict | None = None, backend: str | None = None) -> list[ExpandedJob]:
+    """Every job of the given specs and of the specs they depend on, dependencies first, as a list.
+
+    The same as :func:`iter_expand` (whose checks and cap apply), for callers
+    that want the jobs at hand; ``ws run``, ``ws run --dry-run`` and
+    ``ws jobs validate`` stream them instead.
+    """
+    return list(iter_expand(repo, specs, overrides, backend))
 
 
 def check_resources(spec: JobSpec) -> None:
@@ -346,6 +404,8 @@ def _upstream(spec: JobSpec, by_name: dict[str, JobSpec]) -> list[str]:
     return sorted(seen)
 
 
-def check_workspace(repo: Repo, spec: JobSpec) -> list[ExpandedJob]:
-    """Everything ``ws jobs validate`` checks that needs the workspace: deps, cycles, inputs, outputs."""
-    return expand(repo, [spec])
+def check_workspace(repo: Repo, spec: JobSpec) -> int:
+    """Everything ``ws jobs validate`` checks that needs the workspace (deps, cycles, the cap, inputs,
+    outputs); returns how many jobs the spec and its dependencies expand to. Jobs are checked one at a
+    time and dropped, so memory stays flat however big the sweep."""
+    return sum(1 for _ in iter_expand(repo, [spec]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sync.urls import has_userinfo, redact
 from workspace.jobs.spec import (NOTIFY_EVENTS, NOTIFY_FIELDS, POLICY_FIELDS, RESOURCE_FIELDS, TOP_FIELDS,
                                  InvalidSpec, JobPolicies, JobSpec, Notify, Resources)
 
@@ -235,4 +236,7 @@ def _notify(value: Any, where: str) -> Notify | None:
         raise InvalidSpec(f"{where}: field 'notify': needs a 'command' or a 'url'")
     if n.url and not re.match(r"^https?://", n.url):
         raise InvalidSpec(f"{where}: field 'notify.url': must start with http:// or https://")
+    if n.url and has_userinfo(n.url):  # a spec is committed, its URL recorded under .ws/ and in messages
+        raise InvalidSpec(f"{where}: field 'notify.url': must not hold credentials ({redact(n.url)}); "
+                          "use notify.command with the secret from the environment (curl -u \"$HOOK_AUTH\" ...)")
     return n

@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from catalog import jobs as q
 from catalog.db import Catalog
+from sync.urls import redact
 
 COMMAND_TIMEOUT_S = 60.0
 URL_TIMEOUT_S = 10.0
@@ -102,9 +103,9 @@ def _post(url: str, payload: dict) -> list[str]:
         resp = requests.post(url, data=json.dumps(payload, default=str), timeout=URL_TIMEOUT_S,
                              headers={"Content-Type": "application/json"})
     except requests.RequestException as exc:
-        return [f"notify POST to {url} failed: {exc}"]
+        return [redact(f"notify POST to {url} failed: {exc}")]  # recorded as an event: no userinfo
     if resp.status_code >= 400:
-        return [f"notify POST to {url} answered {resp.status_code}"]
+        return [f"notify POST to {redact(url)} answered {resp.status_code}"]
     return []
 
 

@@ -239,7 +239,7 @@ def validate_specs(repo: Repo, target: str | None = None, cwd: str | os.PathLike
     if target is not None:
         spec = find_spec(repo, target, cwd=cwd)
         jobs = check_workspace(repo, spec)
-        return [{"path": spec.path, "name": spec.name, "ok": True, "jobs": len(jobs), "error": None,
+        return [{"path": spec.path, "name": spec.name, "ok": True, "jobs": jobs, "error": None,
                  "exit_code": 0}]
     files = spec_files(repo.root)
     if not files:
@@ -249,7 +249,7 @@ def validate_specs(repo: Repo, target: str | None = None, cwd: str | os.PathLike
         shown = str(p.relative_to(repo.root))
         try:
             spec = load_spec(p, shown)
-            n = len(check_workspace(repo, spec))
+            n = check_workspace(repo, spec)
             reports.append({"path": shown, "name": spec.name, "ok": True, "jobs": n, "error": None, "exit_code": 0})
         except WorkspaceError as exc:
             reports.append({"path": shown, "name": None, "ok": False, "jobs": 0, "error": str(exc),

@@ -8,7 +8,9 @@ everything else in jobs, and imports nothing of them.
 
 from __future__ import annotations
 
+import functools
 import re
+import shlex
 import string
 from dataclasses import asdict, dataclass, field
 
@@ -120,9 +122,74 @@ def template_fields(template: str) -> set[str]:
     return names
 
 
+RAW = "raw"  # ``{name:raw}``: a command placeholder filled without shell quoting
+
+
 def render(template: str, params: dict) -> str:
-    """Fill a template with a job's parameters."""
+    """Fill a path or env template with a job's parameters, as is (no shell reads these)."""
     return template.format(**params)
+
+
+class _ShellFormatter(string.Formatter):
+    """str.format for ``/bin/sh -c`` lines: each value shell-quoted after its format spec; ``:raw`` not.
+
+    ``changed`` tells whether quoting altered any value, i.e. whether the line
+    differs from what plain str.format gives (what ws rendered before quoting).
+    """
+
+    def __init__(self) -> None:
+        self.changed = False
+
+    def format_field(self, value, format_spec: str) -> str:
+        if format_spec == RAW:
+            return format(value)
+        text = format(value, format_spec)
+        quoted = shlex.quote(text)
+        if quoted != text:
+            self.changed = True
+        return quoted
+
+
+_CONVERSIONS = {None: lambda v: v, "s": str, "r": repr, "a": ascii}
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(template: str) -> tuple | None:
+    """A template's (literal, name, conversion, format spec) parts, or None when a field is not a plain
+    name with a plain spec (``{a.b}``, ``{a[0]}``, ``{x:{w}}``: those go through string.Formatter)."""
+    parts = []
+    for literal, fname, spec, conv in string.Formatter().parse(template):
+        if fname is not None and (not fname.isidentifier() or "{" in (spec or "") or conv not in _CONVERSIONS):
+            return None
+        parts.append((literal, fname, _CONVERSIONS[conv] if fname is not None else None, spec or ""))
+    return tuple(parts)
+
+
+def render_command(template: str, params: dict) -> tuple[str, bool]:
+    """Fill a command template: values shell-quoted (``shlex.quote``), ``{name:raw}`` as is.
+
+    Returns the line and whether quoting changed it (compared with plain
+    str.format), which :func:`workspace.jobs.expand.job_key` needs: a job whose
+    line is unchanged keeps the key it had before values were quoted.
+    """
+    parts = _compiled(template)
+    if parts is None:
+        formatter = _ShellFormatter()
+        return formatter.vformat(template, (), params), formatter.changed
+    out, changed = [], False  # the same as _ShellFormatter, without its per-call overhead (big sweeps)
+    for literal, fname, convert, spec in parts:
+        out.append(literal)
+        if fname is None:
+            continue
+        value = convert(params[fname])
+        if spec == RAW:
+            out.append(format(value))
+            continue
+        text = format(value, spec)
+        quoted = shlex.quote(text)
+        changed = changed or quoted != text
+        out.append(quoted)
+    return "".join(out), changed
 
 
 def param_names(params: dict | list) -> set[str]:
@@ -160,7 +227,7 @@ def validate(spec: JobSpec, backends: list[str] | None = None) -> JobSpec:
     if isinstance(spec.params, list):
         _check_records(spec)
     names = param_names(spec.params)
-    _check_template(spec.command, names, where, "command")
+    _check_template(spec.command, names, where, "command", shell=True)
     for i, out in enumerate(spec.outputs):
         _check_template(out, names, where, f"outputs[{i}]")
     for i, inp in enumerate(spec.inputs):
@@ -179,11 +246,12 @@ def _check_records(spec: JobSpec) -> None:
                           f"({', '.join(sorted(keys[0]))})")
 
 
-def _check_template(template: str, names: set[str], where: str, fld: str) -> None:
+def _check_template(template: str, names: set[str], where: str, fld: str, shell: bool = False) -> None:
     try:
         used = template_fields(template)
     except ValueError as exc:
         raise InvalidSpec(f"{where}: field '{fld}': bad template: {exc} (write '{{{{' for a literal brace)") from None
+    _check_raw(template, where, fld, shell)
     for name in sorted(used):
         if name == "" or name.isdigit():
             raise InvalidSpec(f"{where}: field '{fld}': positional placeholder '{{{name}}}' is not allowed; "
@@ -191,3 +259,16 @@ def _check_template(template: str, names: set[str], where: str, fld: str) -> Non
         if name not in names:
             raise InvalidSpec(f"{where}: field '{fld}': unknown template field '{{{name}}}' "
                               f"(parameters: {', '.join(sorted(names)) or 'none'})")
+
+
+def _check_raw(template: str, where: str, fld: str, shell: bool) -> None:
+    """``{name:raw}`` stands alone, and only in ``command`` (the one field a shell reads)."""
+    for _, fname, spec, _ in string.Formatter().parse(template):
+        if fname is None or RAW not in (spec or ""):
+            continue
+        if not shell:
+            raise InvalidSpec(f"{where}: field '{fld}': '{{{fname}:{spec}}}': ':raw' is for 'command' only "
+                              "(this field is not read by a shell, so values are never quoted here)")
+        if spec != RAW:
+            raise InvalidSpec(f"{where}: field '{fld}': '{{{fname}:{spec}}}': write '{{{fname}:raw}}' alone "
+                              "('raw' takes no other format spec)")

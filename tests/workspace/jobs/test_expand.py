@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import write
 from workspace.errors import InvalidArgument, PathOutsideWorkspace
 from workspace.jobs.expand import expand, parse_overrides, sweep
+from workspace.jobs.sweeps import sweep_size
 from workspace.jobs.spec import InvalidSpec, JobPolicies, JobSpec, MissingInput
 from workspace.jobs.specfile import find_spec, load_spec
 
@@ -40,7 +41,7 @@ def test_records_sweep_and_overrides(ws):
 
 
 def test_no_params_is_one_job(ws):
-    assert sweep(JobSpec(name="x", command="true")) == [{}]
+    assert list(sweep(JobSpec(name="x", command="true"))) == [{}]
     assert len(expand(ws, [JobSpec(name="x", command="true")])) == 1
 
 
@@ -171,9 +172,9 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
                        st.lists(st.integers(0, 5), min_size=1, max_size=4, unique=True), min_size=1))
 def test_product_size_and_uniqueness(params):
     spec = JobSpec(name="p", command=" ".join(f"{{{k}}}" for k in params), params=params)
-    combos = sweep(spec)
+    combos = list(sweep(spec))  # an iterator: sweeps are expanded lazily
     expected = 1
     for values in params.values():
         expected *= len(values)
-    assert len(combos) == expected
+    assert len(combos) == expected == sweep_size(spec)
     assert len({tuple(sorted(c.items())) for c in combos}) == expected
