@@ -20,7 +20,7 @@ from catalog import objects as q
 from catalog import remotes as rq
 from catalog.db import Catalog
 from sync.errors import DamagedRemote, ObjectNotFound
-from sync.remote import Remote, pack_key
+from sync.remote import Remote, pack_key, record_size_problems, release_key
 from sync.transfer import DEFAULT_WORKERS, Meter, ProgressFn, bounded_map, coalesce
 from workspace.objects import packs
 from workspace.objects.chunking import Piece
@@ -54,18 +54,49 @@ def needed_chunks(catalog: Catalog, record: dict) -> list[str]:
     return [c for c in order if c not in have]
 
 
-def fetch_chunks(catalog: Catalog, store: ObjectStore, remote: Remote, chunk_ids: list[str], progress: ProgressFn | None = None,
-                 workers: int = DEFAULT_WORKERS) -> FetchResult:
-    """Download, verify and store ``chunk_ids``; packs and chunk rows are recorded on success."""
-    result = FetchResult()
-    if not chunk_ids:
-        return result
+def _locate(catalog: Catalog, remote: Remote, chunk_ids, workers: int) -> dict:
+    """Where the remote holds ``chunk_ids`` (those it has), reading its indexes when the cache lacks any."""
     if not rq.known_packs(catalog, remote.name):  # nothing cached yet (a clone): read the indexes first
         remote.sync_index(catalog, workers=2 * workers)
     locs = rq.chunk_locations(catalog, remote.name, chunk_ids)
     if len(locs) < len(set(chunk_ids)):
         remote.sync_index(catalog, workers=2 * workers)  # the cache may be behind the remote
         locs = rq.chunk_locations(catalog, remote.name, chunk_ids)
+    return locs
+
+
+def check_sizes(catalog: Catalog, remote: Remote, record: dict, workers: int = DEFAULT_WORKERS) -> None:
+    """Refuse a (checked) record whose file sizes differ from what their chunks hold, before downloading.
+
+    A file this workspace already has must have its size here; the others'
+    chunks must add up to the record's size by the raw lengths in the local
+    store or the remote's indexes (a record alone cannot tell; read
+    ``sync.remote.record_size_problems``).
+    """
+    files = record["files"]
+    local = q.get_files(catalog, {f["id"] for f in files})
+    problems = [f"'{f['path']}' is {f['size']} bytes by the record, but {local[f['id']].size} bytes here"
+                for f in files if f["id"] in local and local[f["id"]].size != f["size"]]
+    others = [f for f in files if f["id"] not in local]
+    wanted = {c for f in others for c in f["chunks"]}
+    lengths = {c: loc.raw_length for c, loc in q.chunk_locations(catalog, wanted).items()}
+    missing = wanted - lengths.keys()
+    if missing:
+        lengths.update((c, loc.raw_length) for c, loc in _locate(catalog, remote, missing, workers).items())
+    problems += record_size_problems({"files": others}, lengths)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DamagedRemote(f"remote {remote.name}: {release_key(record['title'], record['version'])} is damaged: "
+                            f"{problems[0]}{more}")
+
+
+def fetch_chunks(catalog: Catalog, store: ObjectStore, remote: Remote, chunk_ids: list[str], progress: ProgressFn | None = None,
+                 workers: int = DEFAULT_WORKERS) -> FetchResult:
+    """Download, verify and store ``chunk_ids``; packs and chunk rows are recorded on success."""
+    result = FetchResult()
+    if not chunk_ids:
+        return result
+    locs = _locate(catalog, remote, chunk_ids, workers)
     lost = [c for c in chunk_ids if c not in locs]
     if lost:
         raise DamagedRemote(f"remote {remote.name} lacks {len(lost)} chunk(s) of this release "

@@ -69,3 +69,9 @@ class InvalidArgument(WorkspaceError):
     """An argument the library cannot act on (bad branch name, glob, ...)."""
 
     exit_code = 2
+
+
+class SymlinksNotSupported(WorkspaceError):
+    """Symbolic links to write (a release, a commit) on a system that cannot create them; nothing is written."""
+
+    exit_code = 1

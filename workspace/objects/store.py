@@ -18,8 +18,24 @@ from typing import Iterator
 from catalog import objects as q
 from catalog.db import Catalog
 from workspace.objects import packs
-from workspace.errors import DamagedObjectError
+from workspace.errors import DamagedObjectError, SymlinksNotSupported
 from workspace.objects.chunking import Chunker, Digest, Piece
+from workspace.types import LINK_MODE
+
+MAX_LINK_TARGET = 4095  # PATH_MAX - 1: the longest target a symbolic link can have on Linux
+
+
+def symlinks_supported() -> bool:
+    """Whether this system can create symbolic links (Windows without the privilege cannot)."""
+    return hasattr(os, "symlink") and os.name == "posix"
+
+
+def require_symlinks(what: str, paths: list[str]) -> None:
+    """Refuse, in one line, to write symbolic links where this system cannot create them."""
+    if not symlinks_supported():
+        shown = ", ".join(f"'{p}'" for p in paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        raise SymlinksNotSupported(f"{what} holds symbolic links ({shown}), which this system cannot create; "
+                                   "nothing was written")
 
 
 class DamagedObject(DamagedObjectError):
@@ -172,14 +188,23 @@ class ObjectStore:
         the file (chunk id == file id) is not hashed a second time; any other
         file still is, since a remote record could pair a file id with sound
         but wrong chunks. ``locs`` may give chunk locations to save queries.
+
+        With ``mode`` LINK_MODE the content is a symbolic link's target text and
+        the temporary name becomes that link (``os.symlink``): what it points to
+        is never read or written. The temporary name is created exclusively, so
+        nothing is ever written through a link that happens to stand there.
         """
         folder = os.path.dirname(dest) or "."
         os.makedirs(folder, exist_ok=True)
         tmp = os.path.join(folder, f".ws-tmp-{os.getpid()}-{threading.get_ident()}-{os.path.basename(dest)}")
         locs = locs if locs is not None else q.chunk_locations(self.catalog, info.chunk_ids)
+        if mode == LINK_MODE:
+            return self._stage_link(info, dest, tmp, locs)
         whole = None if chunks_verified and info.chunk_ids == [info.id] else hashlib.sha256()
+        Path(tmp).unlink(missing_ok=True)  # a leftover of a killed writer with our pid and thread id
         try:
-            with open(tmp, "wb") as f:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            with open(fd, "wb") as f:
                 for cid in info.chunk_ids:
                     raw = self._decoded(info, cid, locs.get(cid))
                     if whole is not None:
@@ -193,6 +218,22 @@ class ObjectStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def _stage_link(self, info: q.FileInfo, dest: str, tmp: str, locs: dict) -> str:
+        """A symbolic link under the temporary name ``tmp`` whose target is the file's content (checked)."""
+        target = b"".join(self._decoded(info, cid, locs.get(cid)) for cid in info.chunk_ids)
+        if hashlib.sha256(target).hexdigest() != info.id:
+            raise DamagedObject(f"file {info.id[:12]} does not match its SHA-256")
+        if not 0 < len(target) <= MAX_LINK_TARGET or b"\x00" in target:
+            raise DamagedObject(f"its content ({len(target)} bytes) cannot be the target of a symbolic link "
+                                f"(1 to {MAX_LINK_TARGET} bytes, no NUL)")
+        require_symlinks("this change", [dest])
+        Path(tmp).unlink(missing_ok=True)
+        try:
+            os.symlink(target, tmp)
+        except OSError as exc:
+            raise DamagedObject(f"cannot create a symbolic link: {exc.strerror or exc}") from exc
+        return tmp
 
     def _decoded(self, info: q.FileInfo, cid: str, loc: q.ChunkLocation | None) -> bytes:
         """A chunk of ``info`` decoded but not hashed (stage_file's whole-file check, or the pull, covers it)."""

@@ -20,14 +20,15 @@ from catalog import remotes as rq
 from catalog import statcache
 from catalog.statcache import ManifestEntry, StatEntry
 from sync import remotes
-from sync.remote import Remote, record_digest
+from sync.errors import DamagedRemote
+from sync.remote import Remote, record_digest, release_key
 from sync.remotes import DEFAULT_NAME, RemoteInfo
 from workspace.errors import WorkspaceError
 from workspace.history import refs
 from workspace.history.manifest import Manifest, head_manifest
 from workspace.history.record import record_commit
 from workspace.releases.collection import Releases
-from workspace.releases.records import Release, ReleaseConflict, split_spec, validate_record
+from workspace.releases.records import Release, ReleaseConflict, check_record, split_spec, validate_record
 from workspace.releases.versions import parse_version, select
 from workspace.repo import Repo
 from workspace.types import Progress
@@ -54,6 +55,7 @@ class PullResult:
     commit: str | None = None
     root: str = ""
     extra: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # e.g. stray objects skipped on the remote
 
     def to_dict(self) -> dict:
         """For --json."""
@@ -115,26 +117,35 @@ def _releases_to_push(repo: Repo, remote_name: str, spec: str | None) -> list[Re
 
 
 # -- listing and checking a remote ------------------------------------------------------------
-def remote_releases(repo: Repo, name: str | None = None) -> list[dict]:
+class RemoteReleases(list):
+    """The rows of :func:`remote_releases` (a list, as before), with ``warnings`` about skipped objects."""
+
+    warnings: list[str]
+
+
+def stray_warnings(rem: Remote, keys: list[str]) -> list[str]:
+    """One warning per object under ``releases/`` that is not a release record (skipped, never read)."""
+    return [f"remote {rem.name}: skipped {key}: not a release record (releases/<title>/<version>.json)"
+            for key in keys]
+
+
+def remote_releases(repo: Repo, name: str | None = None) -> RemoteReleases:
     """What a remote holds: title, version, file count and size of each release (reads each record)."""
     rem = open_remote(repo, name)
     rem.check()
-    out = []
-    for title, version in sorted(rem.list_releases(), key=_release_sort_key):
+    found, stray = rem.scan_releases()
+    out = RemoteReleases()
+    out.warnings = stray_warnings(rem, stray)
+    for title, version in sorted(found, key=lambda tv: (tv[0], parse_version(tv[1]))):
         record = rem.read_release(title, version)
-        files = record.get("files", [])
-        out.append({"title": title, "version": version, "files": len(files),
-                    "size": sum(int(f.get("size", 0)) for f in files), "created_at": record.get("created_at"),
-                    "description": record.get("description", "")})
-        rq.mark_release(repo.catalog, rem.name, title, version, record_digest(record), "seen")
+        try:
+            rec, _ = check_record(record)
+        except WorkspaceError as exc:
+            raise DamagedRemote(f"remote {rem.name}: {release_key(title, version)}: {exc}") from None
+        out.append({"title": title, "version": version, "files": rec["file_count"], "size": rec["total_size"],
+                    "created_at": rec["created_at"], "description": rec["description"]})
+        rq.mark_release(repo.catalog, rem.name, title, version, rec["digest"], "seen")
     return out
-
-
-def _release_sort_key(tv: tuple[str, str]):
-    try:
-        return tv[0], parse_version(tv[1])
-    except WorkspaceError:
-        return tv[0], parse_version("0.0.0")
 
 
 def fsck_remote(repo: Repo, name: str | None = None, read_data: bool = False, progress: Progress | None = None):
@@ -143,7 +154,8 @@ def fsck_remote(repo: Repo, name: str | None = None, read_data: bool = False, pr
 
     tmp = repo.layout.ws_dir / "tmp"
     tmp.mkdir(exist_ok=True)
-    return check_remote(open_remote(repo, name), read_data=read_data, progress=progress, tmp_dir=str(tmp))
+    return check_remote(open_remote(repo, name), read_data=read_data, progress=progress, tmp_dir=str(tmp),
+                        check_record=check_record)  # pull's own checks, so fsck refuses what pull refuses
 
 
 # -- pull and clone -----------------------------------------------------------------------
@@ -151,21 +163,27 @@ def pull(repo: Repo, remote: str | None, spec: str, *, force: bool = False, prog
          workers: int = 4) -> PullResult:
     """Fetch NAME[@EXPR] from a remote into the working tree and record it as a commit and a release."""
     from sync.errors import UnknownRemoteRelease
-    from sync.pull import fetch_chunks, needed_chunks
+    from sync.pull import check_sizes, fetch_chunks, needed_chunks
     from workspace.tree.apply_release import plan_files, write_tree
     from workspace.tree.write import remove_file
 
     name, expr = split_spec(spec)
     rem = open_remote(repo, remote)
     rem.check()
-    versions = [v for t, v in rem.list_releases() if t == name]
+    found, stray = rem.scan_releases(name)
+    versions = [v for t, v in found if t == name]
     if not versions:
         raise UnknownRemoteRelease(f"remote {rem.name} has no release named '{name}'")
     version = select(versions, expr)
     record = rem.read_release(name, version)
-    validate_record(record, repo.root)  # unsafe paths (exit 5) and malformed records, before any download
+    try:
+        validate_record(record, repo.root)  # unsafe paths (exit 5) and malformed records, before any download
+    except WorkspaceError as exc:
+        exc.args = (f"remote {rem.name}: {release_key(name, version)}: {exc}",)  # the one line names the object
+        raise
     check_not_conflicting(repo, record)
-    result = PullResult(rem.name, f"{name}@{version}", root=str(repo.root))
+    check_sizes(repo.catalog, rem, record, workers)  # sizes against the chunks' lengths in the indexes
+    result = PullResult(rem.name, f"{name}@{version}", root=str(repo.root), warnings=stray_warnings(rem, stray))
     what = f"pull of {record['title']}@{record['version']}"
     # The download runs without the workspace lock (commits and jobs go on meanwhile), but
     # under the pack guard: gc would delete packs recorded before their file rows are.
