@@ -93,17 +93,24 @@ def is_ws_dir(path: Path) -> bool:
     return path.is_dir() and any((path / name).exists() for name in ("catalog.db", "config.toml", "objects"))
 
 
+def check_rel(rel: str) -> list[str]:
+    """The parts of a stored relative path; PathOutsideWorkspace for one that is absolute, has NUL,
+    empty, '.' or '..' parts, or starts with .ws/ (the text alone; safe_join also checks the disk)."""
+    if not rel or rel.startswith("/") or "\x00" in rel:
+        raise PathOutsideWorkspace(f"refusing unsafe path {rel!r}")
+    parts = rel.split("/")
+    if any(part in ("", ".", "..") for part in parts) or parts[0] == WS_DIR:
+        raise PathOutsideWorkspace(f"refusing unsafe path {rel!r}")
+    return parts
+
+
 def safe_join(root: Path, rel: str) -> Path:
     """Join a stored relative path onto the root, refusing anything that escapes it.
 
     Stored paths come from commits and remote releases, so they are untrusted:
     absolute paths, '..' parts, and parents that are symlinks are all refused.
     """
-    if not rel or rel.startswith("/") or "\x00" in rel:
-        raise PathOutsideWorkspace(f"refusing unsafe path {rel!r}")
-    parts = rel.split("/")
-    if any(part in ("", ".", "..") for part in parts) or parts[0] == WS_DIR:
-        raise PathOutsideWorkspace(f"refusing unsafe path {rel!r}")
+    parts = check_rel(rel)
     cur = root
     for part in parts[:-1]:
         cur = cur / part

@@ -279,3 +279,14 @@ def test_fsck_remote_calls_damaged_every_record_pull_refuses(pushed, target, run
     assert "releases/ds/1.0.0.json" not in proc.stderr
     proc = run_ws(target.root, "fsck", "--remote", "origin")
     assert proc.returncode == (6 if structural else 0), proc.stdout + proc.stderr
+# -- untracked symlinks are protected like untracked files -------------------------------------------------------
+def test_pull_over_an_untracked_symlink_is_refused_like_over_an_untracked_file(pushed, target, tmp_path, run_ws):
+    outside = tmp_path / "mine.txt"
+    outside.write_text("mine")
+    os.symlink(outside, target.root / "README")
+    proc = run_ws(target.root, "pull", "ds")
+    assert proc.returncode == 8 and one_line(proc.stderr) and "README" in proc.stderr, proc.stderr
+    assert os.readlink(target.root / "README") == str(outside) and outside.read_text() == "mine"
+    assert target.head()[1] is None
+
+

@@ -7,10 +7,12 @@ verifies every chunk's SHA-256 before the bytes go anywhere.
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import os
 import threading
+import time
 from collections import OrderedDict, deque
 from pathlib import Path
 from typing import Iterator
@@ -359,6 +361,22 @@ class StoreWriter:
         if self._chunker is None:
             self._chunker = Chunker(packs.encode)
         return self._chunker.digest_many(paths, self.add_piece)
+
+    def add_links(self, paths):
+        """Store the target text of many symbolic links as their content (never following them).
+
+        Yields (path, time before reading, digest or None if no longer a link), like :meth:`add_files`.
+        """
+        for path in paths:
+            recorded = time.time_ns()
+            try:
+                target = os.readlink(os.fsencode(path))
+            except OSError as exc:  # gone, or no longer a link (EINVAL): not what was walked
+                if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EINVAL):
+                    raise
+                yield path, recorded, None
+                continue
+            yield path, recorded, self.add_bytes(target)
 
     def add_file(self, path: str) -> Digest:
         """Chunk, hash and store one file from disk."""

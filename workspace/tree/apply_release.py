@@ -114,7 +114,7 @@ def write_tree(repo: Repo, writes: list[dict], progress: Progress | None) -> dic
         if os.path.isdir(dest) and not os.path.islink(dest):
             shutil.rmtree(dest)  # an untracked folder where the release has a file (only with --force)
         os.replace(tmp, dest)
-        st = os.stat(dest)
+        st = os.lstat(dest)  # a symlink's own stat, as the walk sees it
         rows[f["path"]] = StatEntry(st.st_size, st.st_mtime_ns, st.st_ino, f["id"], started)
     return rows
 
@@ -129,7 +129,7 @@ def _stage_one(repo: Repo, f: dict, dest: str, locs: dict) -> str:
         tmp = repo.store.stage_file(info, dest, f.get("mode", 0o644), locs, chunks_verified=True)
     except DamagedObject as exc:
         raise DamagedObjectError(f"cannot write '{f['path']}': {exc}") from exc
-    if os.path.getsize(tmp) != f["size"]:
+    if os.lstat(tmp).st_size != f["size"]:  # a link's size is its target's length
         Path(tmp).unlink(missing_ok=True)
         raise DamagedObjectError(f"cannot write '{f['path']}': the record says {f['size']} bytes")
     return tmp
