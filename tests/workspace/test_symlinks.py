@@ -240,3 +240,18 @@ def test_the_stat_cache_holds_the_link_not_its_target(ws, outside):
     st = os.lstat(ws.root / "ext")
     assert row == (st.st_size, st.st_ino, link_id(str(outside)))
     assert stat.S_ISLNK(st.st_mode)
+
+
+def test_a_tracked_folder_replaced_by_a_link_is_not_read_through(ws, tmp_path):
+    write(ws.root, "d/x.txt", "mine")
+    ws.commit("d")
+    elsewhere = tmp_path / "elsewhere"
+    write(elsewhere, "x.txt", "secret elsewhere")  # the same name, behind the link
+    (ws.root / "d" / "x.txt").unlink()
+    (ws.root / "d").rmdir()
+    os.symlink(elsewhere, ws.root / "d")
+    st = ws.status()
+    assert (st.added, st.modified, st.deleted) == (["d"], [], ["d/x.txt"])
+    ws.commit("d is a link now")
+    assert [(e.path, e.mode) for e in ws.ls()] == [("d", LINK)]
+    assert b"secret elsewhere" not in b"".join(Path(p).read_bytes() for p in ws.store.list_pack_files())
