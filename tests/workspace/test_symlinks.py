@@ -255,3 +255,4 @@ def test_a_tracked_folder_replaced_by_a_link_is_not_read_through(ws, tmp_path):
     ws.commit("d is a link now")
     assert [(e.path, e.mode) for e in ws.ls()] == [("d", LINK)]
     assert b"secret elsewhere" not in b"".join(Path(p).read_bytes() for p in ws.store.list_pack_files())
+
