@@ -27,6 +27,25 @@ from workspace.types import LINK_MODE
 MAX_LINK_TARGET = 4095  # PATH_MAX - 1: the longest target a symbolic link can have on Linux
 
 
+NAME_MAX = 255  # bytes in one file name on every common file system
+
+
+def temp_name(tag: str, name: str) -> str:
+    """``.ws-tmp-<pid>-<tag>-<name>``, shortened to fit NAME_MAX: any name a commit holds can be staged.
+
+    A shortened one keeps a hash of the whole name, so two long names that
+    share their first bytes still get different temporary names.
+    """
+    prefix = f".ws-tmp-{os.getpid()}-{tag}-"
+    full = prefix + name
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(prefix.encode()) + len(encoded) <= NAME_MAX:
+        return full
+    digest = hashlib.sha256(encoded).hexdigest()[:16]
+    room = NAME_MAX - len(prefix.encode()) - len(digest) - 1
+    return f"{prefix}{digest}-{encoded[:room].decode('utf-8', 'ignore')}"
+
+
 def symlinks_supported() -> bool:
     """Whether this system can create symbolic links (Windows without the privilege cannot)."""
     return hasattr(os, "symlink") and os.name == "posix"
@@ -198,7 +217,7 @@ class ObjectStore:
         """
         folder = os.path.dirname(dest) or "."
         os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".ws-tmp-{os.getpid()}-{threading.get_ident()}-{os.path.basename(dest)}")
+        tmp = os.path.join(folder, temp_name(str(threading.get_ident()), os.path.basename(dest)))
         locs = locs if locs is not None else q.chunk_locations(self.catalog, info.chunk_ids)
         if mode == LINK_MODE:
             return self._stage_link(info, dest, tmp, locs)

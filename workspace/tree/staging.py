@@ -22,7 +22,7 @@ from catalog import objects as q
 from catalog.statcache import ManifestEntry, StatEntry
 from workspace.errors import DamagedObjectError, UncommittedChanges
 from workspace.layout import safe_join
-from workspace.objects.store import DamagedObject
+from workspace.objects.store import DamagedObject, temp_name
 from workspace.repo import Repo
 
 
@@ -85,7 +85,7 @@ class StagedTree:
                     raise UncommittedChanges(f"'{above}' is a file where '{path}' needs a folder; move it away first")
 
     def _park(self, full: Path) -> None:
-        tmp = full.with_name(f".ws-tmp-{os.getpid()}-del-{full.name}")
+        tmp = full.with_name(temp_name("del", full.name))
         try:
             os.rename(full, tmp)
         except FileNotFoundError:
