@@ -155,25 +155,30 @@ def check_path_text(path: str) -> None:
     walk would hide or no file system can hold: ``.ws-tmp-*``, not UTF-8,
     control characters, names over 255 bytes (exit 6).
     """
-    if not path or path.startswith("/") or "\x00" in path:
+    if not path or path[0] == "/" or "\x00" in path:
         raise _unsafe(path)
     parts = path.split("/")
-    for part in parts:
-        if part in ("", ".", ".."):
-            raise _unsafe(path)
-        if part.casefold() in HIDDEN_NAMES:
-            raise _unsafe(path, f"'{part}' is a folder that ws and git keep for themselves")
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _fail(f"path {path!r} is not valid UTF-8") from None
+    if "" in parts or "." in parts or ".." in parts:
+        raise _unsafe(path)
+    folded = path.casefold()
+    if ".ws" in folded or ".git" in folded:  # cheap test first: most paths have neither
+        for part in parts:
+            if part.casefold() in HIDDEN_NAMES:
+                raise _unsafe(path, f"'{part}' is a folder that ws and git keep for themselves")
+            if part.startswith(".ws-tmp-"):
+                raise _fail(f"'{path}' uses a name ws keeps for its temporary files (.ws-tmp-*), "
+                            "which it never shows")
+    if path.isascii():
+        size = len(path)
+    else:
+        try:
+            size = len(path.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise _fail(f"path {path!r} is not valid UTF-8") from None
     if _CONTROL.search(path):
         raise _fail(f"path {path!r} holds a control character")
-    for part in parts:
-        if part.startswith(".ws-tmp-"):
-            raise _fail(f"'{path}' uses a name ws keeps for its temporary files (.ws-tmp-*), which it never shows")
-        if len(part.encode("utf-8")) > MAX_NAME_BYTES:
-            raise _fail(f"'{path}' has a name longer than {MAX_NAME_BYTES} bytes")
+    if size > MAX_NAME_BYTES and any(len(part.encode("utf-8")) > MAX_NAME_BYTES for part in parts):
+        raise _fail(f"'{path}' has a name longer than {MAX_NAME_BYTES} bytes")
 
 
 def _check_chunks(where: str, fid: str, size: int, chunks: list[str]) -> None:
