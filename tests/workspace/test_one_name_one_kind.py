@@ -23,3 +23,33 @@ def test_a_transaction_cannot_make_one_name_both_a_file_and_a_folder(ws):
             t.put_bytes("a/b", b"2")
     assert ws.head()[1] is None  # no commit recorded
     assert sorted(os.listdir(ws.root)) == [".ws"]  # and the tree as it was: nothing staged is left
+
+
+def test_pull_force_replaces_a_tracked_folder_by_the_file_a_release_has(tmp_path):
+    from tests.conftest import write
+    from workspace.api import Workspace
+    from workspace.errors import UncommittedChanges
+
+    src = Workspace.init(tmp_path / "src")
+    write(src.root, "a", "file a")
+    src.commit("a")
+    src.releases.create("ds", version="1.0.0")
+    src.add_remote("origin", str(tmp_path / "remote"))
+    src.push()
+    t = Workspace.init(tmp_path / "t")
+    try:
+        write(t.root, "a/b", "b")
+        t.commit("a is a folder here")
+        t.add_remote("origin", str(tmp_path / "remote"))
+        with pytest.raises(UncommittedChanges):
+            t.pull("origin", "ds")
+        t.pull("origin", "ds", force=True)
+        assert [e.path for e in t.ls()] == ["a"] and (t.root / "a").read_text() == "file a"
+        assert t.status().clean
+        (t.root / "a").unlink()
+        t.restore([str(t.root / "a")])
+        assert (t.root / "a").read_text() == "file a"
+        assert [e.path for e in t.ls("HEAD~1")] == ["a/b"]  # history keeps the folder
+    finally:
+        t.close()
+        src.close()

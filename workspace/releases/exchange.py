@@ -245,6 +245,8 @@ def _record(repo: Repo, rem: Remote, record: dict, cache_rows: dict[str, StatEnt
     new = dict(old)
     for parent in file_parents(record["files"], set(old)):  # replaced by a folder (pull --force)
         del new[parent]
+    for path in _below_files(record["files"], old):  # a folder replaced by a file (pull --force)
+        del new[path]
     for f in record["files"]:
         new[f["path"]] = ManifestEntry(f["id"], f["size"], f.get("mode", 0o644))
     for path in dropped:
@@ -259,6 +261,21 @@ def _record(repo: Repo, rem: Remote, record: dict, cache_rows: dict[str, StatEnt
         Releases(repo).import_record(record)
         rem.mark_release(repo.catalog, record, "seen")
     return commit_id
+
+
+def _below_files(files: list[dict], paths) -> list[str]:
+    """Those of ``paths`` inside a folder that is a file of the release: one name, one kind."""
+    names = {f["path"] for f in files if f["path"] not in paths}  # a file already there has no folder
+    if not names:
+        return []
+    out = []
+    for path in paths:
+        parent = path.rpartition("/")[0]
+        while parent and parent not in names:
+            parent = parent.rpartition("/")[0]
+        if parent:
+            out.append(path)
+    return out
 
 
 def clone(kind: type[R], url: str, spec: str, directory: str | os.PathLike, *, options: dict | None = None,
