@@ -290,3 +290,11 @@ def test_pull_over_an_untracked_symlink_is_refused_like_over_an_untracked_file(p
     assert target.head()[1] is None
 
 
+
+
+def test_a_title_with_only_stray_objects_is_unknown_naming_them(pushed, target, run_ws):
+    _, remote = pushed
+    write(remote, "releases/other/notes.json", "{}")
+    proc = run_ws(target.root, "pull", "other")
+    assert proc.returncode == 4 and one_line(proc.stderr), proc.stderr
+    assert "no release named 'other'" in proc.stderr and "releases/other/notes.json" in proc.stderr

@@ -173,7 +173,8 @@ def pull(repo: Repo, remote: str | None, spec: str, *, force: bool = False, prog
     found, stray = rem.scan_releases(name)
     versions = [v for t, v in found if t == name]
     if not versions:
-        raise UnknownRemoteRelease(f"remote {rem.name} has no release named '{name}'")
+        skipped = f" (skipped {len(stray)} object(s) that are not records, first {stray[0]})" if stray else ""
+        raise UnknownRemoteRelease(f"remote {rem.name} has no release named '{name}'{skipped}")
     version = select(versions, expr)
     record = rem.read_release(name, version)
     try:
