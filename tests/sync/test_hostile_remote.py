@@ -298,3 +298,17 @@ def test_a_title_with_only_stray_objects_is_unknown_naming_them(pushed, target, 
     proc = run_ws(target.root, "pull", "other")
     assert proc.returncode == 4 and one_line(proc.stderr), proc.stderr
     assert "no release named 'other'" in proc.stderr and "releases/other/notes.json" in proc.stderr
+
+
+def test_pull_over_a_tracked_file_turned_into_a_link_with_the_same_text_is_refused(pushed, target, run_ws):
+    ws, _ = pushed
+    target.pull("origin", "ds")
+    (target.root / "README").unlink()
+    os.symlink("hello", target.root / "README")  # the file's text as a link: same id, another kind
+    write(ws.root, "README", "hello again")
+    ws.commit("new readme")
+    ws.releases.create("ds", version="1.1.0")
+    ws.push()
+    proc = run_ws(target.root, "pull", "ds")
+    assert proc.returncode == 8 and one_line(proc.stderr) and "README" in proc.stderr, proc.stderr
+    assert os.readlink(target.root / "README") == "hello"

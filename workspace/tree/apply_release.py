@@ -55,7 +55,9 @@ def plan_files(repo: Repo, files: list[dict], force: bool, what: str) -> TreePla
         if have == f["id"] and stats[path].mode == mode:
             unchanged += 1
             continue
-        clean = (have is None and base is None) or (base is not None and have == base.file_id)
+        # clean: as HEAD has it, content and kind (a file turned into a link of the same text is a change)
+        clean = (have is None and base is None) or (
+            base is not None and have == base.file_id and stats[path].mode == base.mode)
         if have is None and os.path.isdir(os.path.join(repo.root, path)):
             clean = False  # a folder stands where the release has a file: only --force replaces it
         if not clean and not force:
