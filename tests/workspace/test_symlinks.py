@@ -222,9 +222,9 @@ def test_a_system_without_symlinks_refuses_a_release_with_links_in_one_line(ws, 
     ws.releases.create("ds", version="1.0.0")
     ws.add_remote("origin", str(tmp_path / "remote"))
     ws.push()
-    import workspace.objects.store as store_mod
+    import workspace.objects.names as names
 
-    monkeypatch.setattr(store_mod, "symlinks_supported", lambda: False)
+    monkeypatch.setattr(names, "symlinks_supported", lambda: False)
     from workspace.errors import WorkspaceError
 
     with pytest.raises(WorkspaceError) as exc:

@@ -24,6 +24,7 @@ from sync.remote import TITLE_RE, is_version
 from workspace.errors import DamagedObjectError, InvalidArgument, PathOutsideWorkspace, WorkspaceError
 from workspace.layout import WS_DIR, safe_join
 from workspace.objects.hashing import release_digest
+from workspace.objects.names import MAX_LINK_TARGET, NAME_MAX, require_symlinks
 from workspace.types import ENTRY_MODES, FILE_MODE, LINK_MODE
 
 RECORD_FORMAT = 1
@@ -137,8 +138,6 @@ def _fail(msg: str) -> InvalidReleaseRecord:
 
 
 EMPTY_FILE_ID = hashlib.sha256(b"").hexdigest()
-MAX_NAME_BYTES = 255  # NAME_MAX of every common file system
-MAX_LINK_TARGET = 4095  # PATH_MAX - 1: the longest target a symbolic link can have on Linux
 HIDDEN_NAMES = (WS_DIR, ".git")  # folders the walk never enters; as git refuses .git, refused as any component
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -177,8 +176,8 @@ def check_path_text(path: str) -> None:
             raise _fail(f"path {path!r} is not valid UTF-8") from None
     if _CONTROL.search(path):
         raise _fail(f"path {path!r} holds a control character")
-    if size > MAX_NAME_BYTES and any(len(part.encode("utf-8")) > MAX_NAME_BYTES for part in parts):
-        raise _fail(f"'{path}' has a name longer than {MAX_NAME_BYTES} bytes")
+    if size > NAME_MAX and any(len(part.encode("utf-8")) > NAME_MAX for part in parts):
+        raise _fail(f"'{path}' has a name longer than {NAME_MAX} bytes")
 
 
 def _check_chunks(where: str, fid: str, size: int, chunks: list[str]) -> None:
@@ -298,7 +297,5 @@ def validate_record(record: Any, root) -> tuple[dict, list[rq.ReleaseFileRecord]
     _check_in_workspace(files, root)
     links = [f.path for f in files if f.mode == LINK_MODE]
     if links:
-        from workspace.objects import store
-
-        store.require_symlinks(f"release {rec['title']}@{rec['version']}", links)
+        require_symlinks(f"release {rec['title']}@{rec['version']}", links)
     return rec, files

@@ -22,7 +22,8 @@ from catalog import objects as q
 from catalog.statcache import ManifestEntry, StatEntry
 from workspace.errors import DamagedObjectError, UncommittedChanges
 from workspace.layout import safe_join
-from workspace.objects.store import DamagedObject, temp_name
+from workspace.objects.names import temp_name
+from workspace.objects.store import DamagedObject
 from workspace.repo import Repo
 
 

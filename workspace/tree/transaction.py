@@ -22,7 +22,7 @@ from workspace.history import refs
 from workspace.history.manifest import head_manifest, manifest
 from workspace.history.record import record_commit
 from workspace.layout import safe_join
-from workspace.objects.store import MAX_LINK_TARGET
+from workspace.objects.names import MAX_LINK_TARGET
 from workspace.repo import Repo
 from workspace.tree.scan import under_any, working_ids
 from workspace.tree.staging import StagedTree

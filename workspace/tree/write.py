@@ -16,6 +16,7 @@ from catalog import objects as q
 from catalog.statcache import ManifestEntry, StatEntry
 from workspace.errors import DamagedObjectError, UncommittedChanges
 from workspace.layout import check_rel, safe_join
+from workspace.objects.names import require_symlinks
 from workspace.repo import Repo
 from workspace.types import LINK_MODE, Progress
 
@@ -66,8 +67,6 @@ def ensure_available(repo: Repo, entries: dict[str, ManifestEntry]) -> None:
     """
     links = sorted(p for p, e in entries.items() if e.mode == LINK_MODE)
     if links:
-        from workspace.objects.store import require_symlinks
-
         require_symlinks("the target", links)
     infos = q.get_files(repo.catalog, {e.file_id for e in entries.values()})
     missing = [p for p, e in entries.items() if e.file_id not in infos]
