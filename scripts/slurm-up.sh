@@ -117,6 +117,7 @@ if ! pgrep -x munged >/dev/null; then
   runuser -u munge -- /usr/sbin/munged 9>&-  # a daemon: it must not keep our lock
 fi
 # the daemons must not inherit the lock (fd 9): they would hold it for their whole life
+cd /  # the daemons must not keep a folder that may be deleted (a test tree, a worktree) as their cwd
 if ! alive "$D/slurmctld.pid"; then (setsid slurmctld -D -i </dev/null >"$D/log/ctld.out" 2>&1 9>&- &); fi
 if ! alive "$D/slurmd.pid"; then (setsid slurmd -D -N localhost </dev/null >"$D/log/d.out" 2>&1 9>&- &); fi
 for i in $(seq 1 300); do

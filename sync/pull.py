@@ -22,7 +22,7 @@ from catalog import objects as q
 from catalog import remotes as rq
 from catalog.db import Catalog
 from sync.errors import DamagedRemote, ObjectNotFound
-from sync.remote import Remote, pack_key
+from sync.remote import Remote, pack_key, record_size_problems, release_key
 from sync.storage.base import ChunkQueries
 from sync.transfer import DEFAULT_WORKERS, Meter, ProgressFn, bounded_map, coalesce
 from workspace.objects import packs
@@ -57,6 +57,31 @@ def needed_chunks(catalog: Catalog, record: dict) -> list[str]:
                 order.setdefault(c, None)
     have = q.known_chunks(catalog, order)
     return [c for c in order if c not in have]
+
+
+def check_sizes(catalog: Catalog, remote: Remote, record: dict, workers: int = DEFAULT_WORKERS) -> None:
+    """Refuse a (checked) record whose file sizes differ from what their chunks hold, before downloading.
+
+    A file this workspace already has must have its size here; the others'
+    chunks must add up to the record's size by the raw lengths in the local
+    store or the remote's indexes (a record alone cannot tell; read
+    ``sync.remote.record_size_problems``).
+    """
+    files = record["files"]
+    local = q.get_files(catalog, {f["id"] for f in files})
+    problems = [f"'{f['path']}' is {f['size']} bytes by the record, but {local[f['id']].size} bytes here"
+                for f in files if f["id"] in local and local[f["id"]].size != f["size"]]
+    others = [f for f in files if f["id"] not in local]
+    wanted = {c for f in others for c in f["chunks"]}
+    lengths = {c: loc.raw_length for c, loc in q.chunk_locations(catalog, wanted).items()}
+    missing = wanted - lengths.keys()
+    if missing:
+        lengths.update((c, loc.raw_length) for c, loc in _locate(catalog, remote, sorted(missing), workers)[0].items())
+    problems += record_size_problems({"files": others}, lengths)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DamagedRemote(f"remote {remote.name}: {release_key(record['title'], record['version'])} is damaged: "
+                            f"{problems[0]}{more}")
 
 
 def fetch_chunks(catalog: Catalog, store: ObjectStore, remote: Remote, chunk_ids: list[str], progress: ProgressFn | None = None,

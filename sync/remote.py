@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from datetime import datetime, timezone
+from typing import Any, Mapping
 
 from catalog import remotes as rq
 from catalog.db import Catalog
@@ -25,6 +27,8 @@ from workspace.objects.hashing import release_digest
 
 FORMAT = 1
 MARKER = "ws-remote.json"
+TITLE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # a release title (docs/format.md)
+MAX_DEPTH = 64  # JSON nesting a record or the marker may have; ws writes 4 levels, metadata a few more
 
 
 def pack_key(pack_id: str) -> str:
@@ -62,6 +66,24 @@ def encode_record(record: dict) -> bytes:
     return zstandard.ZstdCompressor(level=3).compress(raw)
 
 
+def parse_json(data: bytes | str) -> Any:
+    """JSON from a remote, nested at most MAX_DEPTH levels; ValueError otherwise (never a RecursionError)."""
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise ValueError(f"nested more than {MAX_DEPTH} levels deep") from None
+    stack = [(value, 1)]
+    while stack:  # iterative: a check of nesting must not itself recurse
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= MAX_DEPTH:
+                    raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+                stack.append((child, depth + 1))
+    return value
+
+
 def decode_record(data: bytes) -> dict:
     """The record in a stored object (plain JSON, or a zstd frame of it); ValueError when damaged."""
     if data[:4] == ZSTD_MAGIC:
@@ -71,7 +93,30 @@ def decode_record(data: bytes) -> dict:
             data = zstandard.ZstdDecompressor().decompress(data, max_output_size=_MAX_RECORD)
         except zstandard.ZstdError as exc:
             raise ValueError(f"cannot decompress: {exc}") from exc
-    return json.loads(data)
+    return parse_json(data)
+
+
+def is_version(text: str) -> bool:
+    """Whether ``text`` is a normalized semantic version (the only names a record file may have)."""
+    import semver
+
+    try:
+        return str(semver.Version.parse(text)) == text
+    except (ValueError, TypeError):
+        return False
+
+
+def record_size_problems(record: dict, raw_lengths: Mapping[str, int]) -> list[str]:
+    """Files of a (checked) record whose size is not what their chunks hold, by the chunks' raw lengths.
+
+    Chunks missing from ``raw_lengths`` are not judged here.
+    """
+    out = []
+    for f in record["files"]:
+        lengths = [raw_lengths.get(c) for c in f["chunks"]]
+        if None not in lengths and sum(lengths) != f["size"]:
+            out.append(f"'{f['path']}' is {f['size']} bytes by the record, but its chunks hold {sum(lengths)} bytes")
+    return out
 
 
 def index_bytes(entries: list[packs.PackEntry]) -> bytes:
@@ -101,10 +146,10 @@ class Remote:
             raise NotARemote(f"remote {self.name} ({self.backend.url}) is not a ws remote yet "
                              f"(no {MARKER}); push a release to it first") from None
         try:
-            info = json.loads(raw)
+            info = parse_json(raw)
             fmt = int(info["format"])
-        except (ValueError, KeyError, TypeError):
-            raise DamagedRemote(f"remote {self.name}: {MARKER} is damaged") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DamagedRemote(f"remote {self.name}: {MARKER} is damaged ({exc})") from None
         if fmt > FORMAT:
             raise RemoteTooNew(f"remote {self.name} has format {fmt}; this ws reads format {FORMAT}; upgrade ws")
         return info
@@ -124,14 +169,27 @@ class Remote:
         return self.check()
 
     # -- releases --------------------------------------------------------------
-    def list_releases(self) -> list[tuple[str, str]]:
-        """(title, version) of every release record on the remote."""
-        out = []
-        for obj in self.backend.list("releases/"):
+    def scan_releases(self, title: str | None = None) -> tuple[list[tuple[str, str]], list[str]]:
+        """(title, version) of every release record (of ``title`` only, if given), and the stray keys.
+
+        A record is ``releases/<title>/<version>.json`` with a valid title and a
+        normalized semantic version. Anything else under ``releases/`` is a
+        stray object: readers skip it (it must not block a pull of the title),
+        and ``ws fsck --remote`` reports it.
+        """
+        found, stray = [], []
+        for obj in self.backend.list(f"releases/{title}/" if title else "releases/"):
             parts = obj.key.split("/")
-            if len(parts) == 3 and parts[2].endswith(".json"):
-                out.append((parts[1], parts[2][:-5]))
-        return out
+            if (len(parts) == 3 and parts[2].endswith(".json") and TITLE_RE.match(parts[1])
+                    and is_version(parts[2][:-5])):
+                found.append((parts[1], parts[2][:-5]))
+            else:
+                stray.append(obj.key)
+        return found, stray
+
+    def list_releases(self) -> list[tuple[str, str]]:
+        """(title, version) of every release record on the remote (stray objects skipped)."""
+        return self.scan_releases()[0]
 
     def read_release(self, title: str, version: str) -> dict:
         """The release record title@version; UnknownRemoteRelease when absent."""
@@ -142,8 +200,8 @@ class Remote:
             raise UnknownRemoteRelease(f"remote {self.name} has no release {title}@{version}") from None
         try:
             record = decode_record(raw)
-        except ValueError:
-            raise DamagedRemote(f"remote {self.name}: {key} is not a valid release record") from None
+        except ValueError as exc:
+            raise DamagedRemote(f"remote {self.name}: {key} is not a valid release record ({exc})") from None
         if not isinstance(record, dict) or record.get("title") != title or record.get("version") != version:
             raise DamagedRemote(f"remote {self.name}: {key} does not hold {title}@{version}")
         return record

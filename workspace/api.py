@@ -324,7 +324,7 @@ class Workspace(Repo):
         remove_remote(self, name)
 
     def remote_releases(self, remote: str | None = None) -> list[dict]:
-        """The releases a remote holds (asks the remote)."""
+        """The releases a remote holds (asks the remote); ``.warnings`` of the list names objects it skipped."""
         from workspace.releases.exchange import remote_releases
 
         return remote_releases(self, remote)

@@ -34,6 +34,8 @@ def load(path: Path) -> dict[str, Any]:
         return {}
     except tomllib.TOMLDecodeError as exc:
         raise InvalidConfig(f"{path}: malformed TOML: {exc}") from exc
+    except RecursionError:  # tomllib parses nested arrays recursively
+        raise InvalidConfig(f"{path}: malformed TOML: nested too deeply") from None
     core = data.get("core", {})
     if not isinstance(core, dict):
         raise InvalidConfig(f"{path}: [core] must be a table")

@@ -127,3 +127,9 @@ def reporting_no_space(where: object) -> Iterator[None]:
         if cause is None:
             raise
         raise NoSpace(no_space_message(where, cause)) from exc
+
+
+class SymlinksNotSupported(WorkspaceError):
+    """Symbolic links to write (a release, a commit) on a system that cannot create them; nothing is written."""
+
+    exit_code = 1

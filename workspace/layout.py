@@ -117,17 +117,24 @@ def is_ws_dir(path: Path) -> bool:
     return path.is_dir() and any((path / name).exists() for name in ("catalog.db", "config.toml", "objects"))
 
 
+def check_rel(rel: str) -> list[str]:
+    """The parts of a stored relative path; PathOutsideWorkspace for one that is absolute, has NUL,
+    empty, '.' or '..' parts, or starts with .ws/ (the text alone; safe_join also checks the disk)."""
+    if not rel or rel.startswith("/") or "\x00" in rel:
+        raise PathOutsideWorkspace(f"refusing unsafe path {rel!r}")
+    parts = rel.split("/")
+    if any(part in ("", ".", "..") for part in parts) or parts[0] == WS_DIR:
+        raise PathOutsideWorkspace(f"refusing unsafe path {rel!r}")
+    return parts
+
+
 def safe_join(root: Path, rel: str) -> Path:
     """Join a stored relative path onto the root, refusing anything that escapes it.
 
     Stored paths come from commits and remote releases, so they are untrusted:
     absolute paths, '..' parts, and parents that are symlinks are all refused.
     """
-    if not rel or rel.startswith("/") or "\x00" in rel:
-        raise PathOutsideWorkspace(f"refusing unsafe path {rel!r}")
-    parts = rel.split("/")
-    if any(part in ("", ".", "..") for part in parts) or parts[0] == WS_DIR:
-        raise PathOutsideWorkspace(f"refusing unsafe path {rel!r}")
+    parts = check_rel(rel)
     cur = root
     for part in parts[:-1]:
         cur = cur / part
@@ -171,9 +178,25 @@ def writer_id() -> str:
     return f"{os.getpid()}@{host_tag()}"
 
 
+NAME_MAX = 255  # bytes in one file name on every common file system
+
+
 def tree_temp_name(name: str, role: str) -> str:
-    """``.ws-tmp-<pid>@<host>-<role>-<name>``; ``role`` is ``del`` for a file put aside, else a thread id."""
-    return f"{TREE_TMP_PREFIX}{writer_id()}-{role}-{name}"
+    """``.ws-tmp-<pid>@<host>-<role>-<name>``; ``role`` is ``del`` for a file put aside, else a thread id.
+
+    Shortened to fit NAME_MAX, so any name a commit holds can be staged: a
+    shortened one keeps a hash of the whole name, so two long names that share
+    their first bytes still get different temporary names.
+    """
+    import hashlib
+
+    prefix = f"{TREE_TMP_PREFIX}{writer_id()}-{role}-"
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(prefix.encode()) + len(encoded) <= NAME_MAX:
+        return prefix + name
+    digest = hashlib.sha256(encoded).hexdigest()[:16]
+    room = NAME_MAX - len(prefix.encode()) - len(digest) - 1
+    return f"{prefix}{digest}-{encoded[:room].decode('utf-8', 'ignore')}"
 
 
 def parse_tree_temp_name(name: str) -> TreeTempName | None:

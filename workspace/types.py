@@ -8,6 +8,13 @@ from typing import Callable
 
 Progress = Callable[[str, int, int], None]  # progress(phase, done, total), called by long operations
 
+# The modes a tree entry, a manifest row or a release record may hold: git's, and nothing else
+# (no setuid, setgid, sticky or world-writable bits). A symlink's content is its target text.
+FILE_MODE = 0o644
+EXEC_MODE = 0o755
+LINK_MODE = 0o120000
+ENTRY_MODES = (FILE_MODE, EXEC_MODE, LINK_MODE)
+
 
 def iso(ns: int) -> str:
     """Nanoseconds since the epoch as an ISO 8601 UTC string."""

@@ -1,7 +1,12 @@
 """Storage on any fsspec filesystem: local folders, ``s3://bucket/prefix``, and the rest.
 
 Local folders get atomic, durable writes (temporary name, fsync, rename; a hard
-link for create-only puts, which fails if the key exists). S3 gets create-only
+link for create-only puts, which fails if the key exists). Whole files (packs)
+are copied, never shared: a reflink where the file system can (the copy shares
+no bytes once either side changes), else an in-kernel ``copy_file_range``, else
+a plain copy; so damage on the remote never reaches the local store, and the
+remote stays a second copy. Hard links between them are an opt-in
+(``link=true``, docs/remotes.md says what it risks). S3 gets create-only
 puts through ``If-None-Match: *`` and multipart uploads for large objects
 (s3fs). Other filesystems fall back to check-then-write for create-only puts,
 which is racy between two writers; docs/remotes.md says so.
@@ -37,8 +42,9 @@ class FsspecBackend:
         protocol = url.split("://", 1)[0] if "://" in url else "file"
         self.protocol = protocol
         self.part_size = int(options.pop("part_size", DEFAULT_PART_SIZE))
-        # folders: hard-link whole files instead of copying them (same filesystem only); "link=false" copies
-        self.link = str(options.pop("link", "true")).lower() not in ("0", "false", "no")
+        # folders: "link=true" hard-links whole files instead of copying them (same filesystem only). Off by
+        # default: one inode for both means damage to either copy is damage to both (docs/remotes.md)
+        self.link = str(options.pop("link", "false")).lower() in ("1", "true", "yes")
         if protocol in ("s3", "s3a"):
             options = _s3_options(options)
         try:
@@ -72,17 +78,17 @@ class FsspecBackend:
         return data
 
     def get_file(self, key: str, local_path: str) -> int:
-        """Copy a whole object to a local file (streamed download; for folders a hard link or kernel copy).
+        """Copy a whole object to a local file (streamed download; for folders a reflink or kernel copy).
 
-        A folder remote's objects are never modified in place (every put is a
-        new file renamed over the key), so handing out a hard link is safe and
-        saves writing the bytes again; callers must not modify the file either.
+        With ``link=true`` a folder remote hands out a hard link instead (its
+        objects are never modified in place, every put is a new file renamed
+        over the key); callers must not modify the file either.
         """
         path = self._path(key)
         if self.local:
             try:
                 if not (self.link and _try_link(path, local_path)):
-                    shutil.copyfile(path, local_path)  # another filesystem: sendfile, no trip through Python
+                    copy_file(path, local_path)
             except FileNotFoundError as exc:
                 raise ObjectNotFound(f"remote {self.label}: not found: {key}") from exc
             except OSError as exc:
@@ -146,7 +152,10 @@ class FsspecBackend:
         try:
             os.makedirs(folder, exist_ok=True)
             tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
-            if not (self.link and isinstance(data, LocalFile) and _try_link(data.path, tmp)):
+            if isinstance(data, LocalFile):
+                if not (self.link and _try_link(data.path, tmp)):
+                    copy_file(data.path, tmp, durable=True)
+            else:
                 _write_local(tmp, data)
             try:
                 if exclusive:
@@ -218,11 +227,62 @@ def _s3_options(options: dict) -> dict:
     return out
 
 
+_FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int), a reflink of a whole file
+
+
+def copy_file(src: str, dst: str, durable: bool = False) -> None:
+    """Make ``dst`` (a new file) an independent copy of ``src``, as cheaply as the file systems allow.
+
+    A reflink first (btrfs, XFS, bcachefs...: no bytes are written, and the two
+    files share nothing once either changes), then ``copy_file_range`` (an
+    in-kernel copy; NFS 4.2 and SMB servers copy without the bytes crossing the
+    network), then a plain copy. ``durable``: fsync before returning.
+    """
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        if not _reflink(fin.fileno(), fout.fileno()):
+            done = _kernel_copy(fin.fileno(), fout.fileno())
+            fin.seek(done)
+            fout.seek(done)
+            shutil.copyfileobj(fin, fout, 4 * 1024 * 1024)  # what the kernel did not copy (usually nothing)
+        if durable:
+            fout.flush()
+            os.fsync(fout.fileno())
+
+
+def _reflink(src_fd: int, dst_fd: int) -> bool:
+    """Clone a whole file (FICLONE); False where the file system or platform cannot."""
+    try:
+        import fcntl
+
+        fcntl.ioctl(dst_fd, _FICLONE, src_fd)
+        return True
+    except (ImportError, OSError):  # EOPNOTSUPP, EXDEV, EINVAL, ENOTTY: not here
+        return False
+
+
+def _kernel_copy(src_fd: int, dst_fd: int) -> int:
+    """Copy with copy_file_range from the start of both files; returns the bytes copied (0 if unavailable)."""
+    if not hasattr(os, "copy_file_range"):
+        return 0
+    size = os.fstat(src_fd).st_size
+    done = 0
+    try:
+        while done < size:
+            n = os.copy_file_range(src_fd, dst_fd, min(size - done, 1 << 30), done, done)
+            if n == 0:
+                break
+            done += n
+    except OSError:  # EXDEV on older kernels, ENOSYS, EOPNOTSUPP: the rest goes the ordinary way
+        pass
+    return done
+
+
 def _try_link(src: str, tmp: str) -> bool:
-    """Hard-link a finished local file instead of copying it (same filesystem only).
+    """Hard-link a finished local file instead of copying it (same filesystem only; ``link=true``).
 
     Uploaded files (sealed packs) are never modified afterwards, so sharing the
-    inode is safe and saves a full copy of every pack.
+    inode saves a full copy of every pack; but a damaged block is then damaged
+    in both places, so it is an opt-in.
     """
     try:
         os.link(src, tmp)

@@ -144,15 +144,18 @@ def test_get_file_copies_a_whole_object(backend, tmp_path):
         backend.get_file("data/ab/missing", str(tmp_path / "nothing"))
 
 
-def test_folder_links_unless_told_to_copy(tmp_path):
+def test_folder_copies_unless_told_to_link(tmp_path):
+    """A folder remote is a second copy by default; hard links (one inode for both) are an opt-in."""
     src = tmp_path / "pack"
     src.write_bytes(b"sealed pack bytes")
-    linking, copying = open_backend(str(tmp_path / "a")), open_backend(str(tmp_path / "b"), {"link": "false"})
-    linking.put("packs/aa/x", LocalFile(str(src)))
+    copying, linking = open_backend(str(tmp_path / "a")), open_backend(str(tmp_path / "b"), {"link": "true"})
     copying.put("packs/aa/x", LocalFile(str(src)))
-    assert (tmp_path / "a/packs/aa/x").stat().st_ino == src.stat().st_ino
-    assert (tmp_path / "b/packs/aa/x").stat().st_ino != src.stat().st_ino
-    assert (tmp_path / "b/packs/aa/x").read_bytes() == b"sealed pack bytes"
+    linking.put("packs/aa/x", LocalFile(str(src)))
+    assert (tmp_path / "a/packs/aa/x").stat().st_ino != src.stat().st_ino
+    assert (tmp_path / "a/packs/aa/x").read_bytes() == b"sealed pack bytes"
+    assert (tmp_path / "b/packs/aa/x").stat().st_ino == src.stat().st_ino
+    copying.get_file("packs/aa/x", str(tmp_path / "got"))
+    assert (tmp_path / "got").stat().st_ino != (tmp_path / "a/packs/aa/x").stat().st_ino
 
 
 def test_remote_format_objects_roundtrip(backend, tmp_path):

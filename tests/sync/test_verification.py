@@ -19,6 +19,7 @@ from sync.storage.fsspec_backend import FsspecBackend
 from tests.conftest import data_packs, write
 from workspace.api import Workspace
 from workspace.errors import DamagedObjectError
+from workspace.releases.records import InvalidReleaseRecord
 from workspace.objects import packs
 
 
@@ -192,8 +193,10 @@ def test_a_record_pairing_a_file_with_wrong_chunks_is_refused(pushed, tmp_path, 
     _hostile_copy(ws, "origin", "1.0.1", mutate)
     target = Workspace.init(tmp_path / "target")
     target.add_remote("origin", str(remote))
-    with pytest.raises(DamagedObjectError):
+    # a one-chunk file whose chunk is not the file is refused from the record alone, before any download
+    with pytest.raises((DamagedObjectError, InvalidReleaseRecord)) as exc:
         target.pull("origin", "ds@1.0.1")
+    assert exc.value.exit_code == 6
     assert _no_working_files(target.root)
     assert target.releases.list() == []
     target.close()

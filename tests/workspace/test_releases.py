@@ -258,6 +258,7 @@ def test_import_record_needs_the_content_stored_first(proj):
     rec = _record(proj)
     rec["version"] = "2.0.0"
     rec["files"][0]["id"] = rec["files"][0]["sha256"] = "ab" * 32
+    rec["files"][0]["chunks"] = ["ab" * 32]  # a consistent record, whose content is not here
     with pytest.raises(Exception, match="not stored locally") as info:
         proj.releases.import_record(rec)
     assert info.value.exit_code == 6
@@ -360,7 +361,8 @@ def test_accepted_record_paths_always_land_inside_the_workspace(proj, path, abso
 
     path = "/" + path if absolute else path
     rec = {"format": 1, "title": "ds", "version": "1.0.0", "created_at": "2026-01-01T00:00:00+00:00",
-           "files": [{"path": path, "id": "ab" * 32, "sha256": "ab" * 32, "size": 1, "mode": 0o644}]}
+           "files": [{"path": path, "id": "ab" * 32, "sha256": "ab" * 32, "size": 1, "mode": 0o644,
+                      "chunks": ["ab" * 32]}]}
     try:
         validate_record(rec, proj.root)
     except PathOutsideWorkspace:

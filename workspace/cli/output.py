@@ -37,6 +37,11 @@ def err(line: str) -> None:
     sys.stderr.write(line + "\n")
 
 
+def warn(line: str) -> None:
+    """Print one warning on stderr (the library returns warnings; only the CLI prints them)."""
+    sys.stderr.write(f"ws: warning: {line}\n")
+
+
 def human_size(n: int | None) -> str:
     """Bytes as a short human string (1000-based, like du -h --si)."""
     if n is None:

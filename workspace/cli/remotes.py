@@ -9,7 +9,7 @@ import typer
 from workspace.api import Workspace, clone as clone_workspace
 from workspace.cli import app
 from workspace.cli.common import JSON, QUIET, open_workspace as _ws
-from workspace.cli.output import emit_json, err, human_size, out, progress, table
+from workspace.cli.output import emit_json, err, human_size, out, progress, table, warn
 
 OPTION = typer.Option(None, "--option", "-o", metavar="KEY=VALUE",
                       help="A non-secret remote option, e.g. endpoint_url=http://... or region=eu-west-1 "
@@ -75,6 +75,8 @@ def releases(
 ) -> None:
     """List the releases a remote holds (asks the remote)."""
     rows = _ws().remote_releases(remote)
+    for w in rows.warnings:
+        warn(w)
     if json_:
         emit_json(rows)
         return
@@ -136,6 +138,8 @@ def pull(
     remote, spec = (first, second) if second is not None else (None, first)
     with progress(quiet or json_) as cb:
         res = _ws().pull(remote, spec, force=force, progress=cb, workers=workers)
+    for w in res.warnings:
+        warn(w)
     if json_:
         emit_json(res.to_dict())
         return
@@ -159,6 +163,8 @@ def clone(
     with progress(quiet or json_) as cb:
         ws, res = clone_workspace(url, spec, directory, options=_options(option), progress=cb)
     ws.close()
+    for w in res.warnings:
+        warn(w)
     if json_:
         emit_json(res.to_dict())
         return
@@ -176,6 +182,8 @@ def fsck_remote_command(ws: Workspace, remote: str, read_data: bool, json_: bool
             f"{report.releases} releases" + (f", read {human_size(report.bytes_read)}" if read_data else ""))
         for p in report.orphan_packs:
             out(f"leftover: {p} has no index (an interrupted upload; 'ws push' re-sends its chunks)")
+        for key in report.stray:
+            warn(f"{key} is not a release record (releases/<title>/<version>.json); pull skips it")
         for p in report.problems:
             err(f"problem: {p}")
         out("ok" if report.ok else f"{len(report.problems)} problem(s) found")

@@ -17,6 +17,7 @@ from typing import Iterable, NamedTuple
 from catalog import history
 from catalog.db import Catalog
 from catalog.statcache import ManifestEntry
+from workspace.errors import InvalidArgument
 
 EMPTY_TREE = b"[]"
 
@@ -52,6 +53,9 @@ def build(manifest: dict[str, ManifestEntry]) -> tuple[str, list[tuple[str, byte
             dirs[d] = []
             d = d.rpartition("/")[0]
         dirs[parent].append(TreeEntry(name, "f", e.file_id, e.size, e.mode))
+    both = sorted(manifest.keys() & dirs.keys())
+    if both:  # one name, one kind: a tree with 'a' as file and folder could never be checked out
+        raise InvalidArgument(f"'{both[0]}' cannot be both a file and a folder in one commit")
     out: list[tuple[str, bytes]] = []
     done: dict[str, tuple[str, int]] = {}
     for d in sorted(dirs, key=lambda p: p.count("/") + (1 if p else 0), reverse=True):

@@ -29,6 +29,8 @@ def load_spec(path: str | os.PathLike, display: str | None = None) -> JobSpec:
         raise InvalidSpec(f"{shown}: cannot read: {exc}") from None
     try:
         data = yaml.safe_load(text)
+    except RecursionError:  # PyYAML composes nodes recursively: refuse what Python's stack cannot hold
+        raise InvalidSpec(f"{shown}: not a usable spec: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -37,8 +39,11 @@ def load_spec(path: str | os.PathLike, display: str | None = None) -> JobSpec:
         if "{" in text and "[" in text:  # `outputs: [out/{sample}/]` is a YAML flow mapping, not a template
             hint = "; templates inside [...] or {...} must be quoted: [\"out/{sample}/\"]"
         raise InvalidSpec(f"{shown}{where}: not valid YAML: {problem}{hint}") from None
-    spec = from_dict(data, shown, default_name=p.stem)
-    return validate(spec)
+    try:
+        spec = from_dict(data, shown, default_name=p.stem)
+        return validate(spec)
+    except RecursionError:  # a value nested just below the parser's limit, walked by the field checks
+        raise InvalidSpec(f"{shown}: not a usable spec: nested too deeply") from None
 
 
 def spec_files(root: str | os.PathLike) -> list[Path]:

@@ -9,6 +9,7 @@ chunks. Memory stays bounded by a few read blocks whatever the file size.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import threading
@@ -20,7 +21,7 @@ from typing import Callable, Iterable, Iterator
 
 from pyfastcdc import FastCDC
 
-from workspace.objects.hashing import hash_file  # noqa: F401  (re-exported)
+from workspace.objects.hashing import hash_file, no_follow  # noqa: F401  (hash_file re-exported)
 
 MIN_SIZE = 128 * 1024
 AVG_SIZE = 512 * 1024
@@ -203,13 +204,16 @@ class Chunker:
         for path in paths:
             recorded = time.time_ns()
             try:
-                with open(path, "rb", buffering=0) as f:
+                # a file walked as a regular file and since replaced by a symlink is not followed
+                with open(path, "rb", buffering=0, opener=no_follow) as f:
                     first = f.read(MIN_SIZE + 1)
                     if len(first) > MIN_SIZE:
                         yield from self._drain_small(window, sink, 0)
                         yield path, recorded, self._digest_large(f, first, sink)
                         continue
-            except (FileNotFoundError, IsADirectoryError):
+            except OSError as exc:  # gone, a folder now, or a link now (ELOOP): not what was walked
+                if exc.errno not in (errno.ENOENT, errno.EISDIR, errno.ELOOP):
+                    raise
                 yield from self._drain_small(window, sink, 0)
                 yield path, recorded, None
                 continue

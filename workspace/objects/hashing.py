@@ -6,11 +6,20 @@ import hashlib
 import os
 
 
+def no_follow(path, flags: int) -> int:
+    """An ``opener`` for open(): refuse to follow a symbolic link at the last component (ELOOP)."""
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
+
+
 def hash_file(path: str | os.PathLike, block: int = 1 << 20) -> tuple[str, int]:
-    """SHA-256 (hex) and size of a file, streamed in ``block``-sized reads."""
+    """SHA-256 (hex) and size of a file, streamed in ``block``-sized reads.
+
+    A symbolic link is not followed (OSError ELOOP): one that replaced the
+    file since it was walked is hashed as a link, by :func:`hash_link`, next time.
+    """
     h = hashlib.sha256()
     size = 0
-    with open(path, "rb", buffering=0) as f:
+    with open(path, "rb", buffering=0, opener=no_follow) as f:
         buf = bytearray(block)
         view = memoryview(buf)
         while True:
@@ -20,6 +29,16 @@ def hash_file(path: str | os.PathLike, block: int = 1 << 20) -> tuple[str, int]:
             h.update(view[:n])
             size += n
     return h.hexdigest(), size
+
+
+def hash_link(path: str | os.PathLike) -> tuple[str, int]:
+    """SHA-256 (hex) and size of a symbolic link's target text: its content, as git stores it.
+
+    The link is read, never followed. OSError (EINVAL) when ``path`` is no
+    longer a link.
+    """
+    target = os.readlink(os.fsencode(path))
+    return hashlib.sha256(target).hexdigest(), len(target)
 
 
 def release_digest(files) -> str:

@@ -7,10 +7,12 @@ verifies every chunk's SHA-256 before the bytes go anywhere.
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import os
 import threading
+import time
 from collections import OrderedDict, deque
 from pathlib import Path
 from typing import Iterator
@@ -18,10 +20,11 @@ from typing import Iterator
 from catalog import objects as q
 from catalog.db import Catalog
 from workspace.objects import packs
-from workspace.errors import DamagedObjectError, reporting_no_space
+from workspace.errors import DamagedObjectError, reporting_no_space, no_space_cause
 from workspace.layout import tree_temp_name
 from workspace.objects.chunking import Chunker, Digest, Piece
-
+from workspace.objects.names import MAX_LINK_TARGET, require_symlinks
+from workspace.types import LINK_MODE
 
 class DamagedObject(DamagedObjectError):
     """A chunk or pack failed verification (exit 6); ``path`` names what was damaged."""
@@ -174,15 +177,26 @@ class ObjectStore:
         the file (chunk id == file id) is not hashed a second time; any other
         file still is, since a remote record could pair a file id with sound
         but wrong chunks. ``locs`` may give chunk locations to save queries.
+
+        With ``mode`` LINK_MODE the content is a symbolic link's target text and
+        the temporary name becomes that link (``os.symlink``): what it points to
+        is never read or written. The temporary name is created exclusively, so
+        nothing is ever written through a link that happens to stand there.
         """
         folder = os.path.dirname(dest) or "."
         tmp = os.path.join(folder, tree_temp_name(os.path.basename(dest), str(threading.get_ident())))
         locs = locs if locs is not None else q.chunk_locations(self.catalog, info.chunk_ids)
+        if mode == LINK_MODE:
+            with reporting_no_space(folder):
+                os.makedirs(folder, exist_ok=True)
+                return self._stage_link(info, dest, tmp, locs)
         whole = None if chunks_verified and info.chunk_ids == [info.id] else hashlib.sha256()
         with reporting_no_space(folder):  # a full disk: the partial file is removed, NoSpace names the folder
             os.makedirs(folder, exist_ok=True)
+            Path(tmp).unlink(missing_ok=True)  # a leftover of a killed writer with our pid and thread id
             try:
-                with open(tmp, "wb") as f:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+                with open(fd, "wb") as f:
                     for cid in info.chunk_ids:
                         raw = self._decoded(info, cid, locs.get(cid))
                         if whole is not None:
@@ -196,6 +210,24 @@ class ObjectStore:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
+
+    def _stage_link(self, info: q.FileInfo, dest: str, tmp: str, locs: dict) -> str:
+        """A symbolic link under the temporary name ``tmp`` whose target is the file's content (checked)."""
+        target = b"".join(self._decoded(info, cid, locs.get(cid)) for cid in info.chunk_ids)
+        if hashlib.sha256(target).hexdigest() != info.id:
+            raise DamagedObject(f"file {info.id[:12]} does not match its SHA-256")
+        if not 0 < len(target) <= MAX_LINK_TARGET or b"\x00" in target:
+            raise DamagedObject(f"its content ({len(target)} bytes) cannot be the target of a symbolic link "
+                                f"(1 to {MAX_LINK_TARGET} bytes, no NUL)")
+        require_symlinks("this change", [dest])
+        Path(tmp).unlink(missing_ok=True)
+        try:
+            os.symlink(target, tmp)
+        except OSError as exc:
+            if no_space_cause(exc) is not None:
+                raise  # a full disk: the caller's reporting_no_space names it
+            raise DamagedObject(f"cannot create a symbolic link: {exc.strerror or exc}") from exc
+        return tmp
 
     def _decoded(self, info: q.FileInfo, cid: str, loc: q.ChunkLocation | None) -> bytes:
         """A chunk of ``info`` decoded but not hashed (stage_file's whole-file check, or the pull, covers it)."""
@@ -339,6 +371,22 @@ class StoreWriter:
         if self._chunker is None:
             self._chunker = Chunker(packs.encode)
         return self._chunker.digest_many(paths, self.add_piece)
+
+    def add_links(self, paths):
+        """Store the target text of many symbolic links as their content (never following them).
+
+        Yields (path, time before reading, digest or None if no longer a link), like :meth:`add_files`.
+        """
+        for path in paths:
+            recorded = time.time_ns()
+            try:
+                target = os.readlink(os.fsencode(path))
+            except OSError as exc:  # gone, or no longer a link (EINVAL): not what was walked
+                if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EINVAL):
+                    raise
+                yield path, recorded, None
+                continue
+            yield path, recorded, self.add_bytes(target)
 
     def add_file(self, path: str) -> Digest:
         """Chunk, hash and store one file from disk."""

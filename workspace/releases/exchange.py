@@ -21,14 +21,15 @@ from catalog import remotes as rq
 from catalog import statcache
 from catalog.statcache import ManifestEntry, StatEntry
 from sync import remotes
-from sync.remote import Remote, record_digest
+from sync.errors import DamagedRemote
+from sync.remote import Remote, record_digest, release_key
 from sync.remotes import DEFAULT_NAME, RemoteInfo
 from workspace.errors import WorkspaceError
 from workspace.history import refs
 from workspace.history.manifest import Manifest, head_manifest
 from workspace.history.record import record_commit
 from workspace.releases.collection import Releases
-from workspace.releases.records import Release, ReleaseConflict, split_spec, validate_record
+from workspace.releases.records import Release, ReleaseConflict, check_record, split_spec, validate_record
 from workspace.releases.versions import parse_version, select
 from workspace.repo import Repo
 from workspace.types import Progress
@@ -55,6 +56,7 @@ class PullResult:
     commit: str | None = None
     root: str = ""
     extra: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # e.g. stray objects skipped on the remote
 
     def to_dict(self) -> dict:
         """For --json."""
@@ -116,26 +118,35 @@ def _releases_to_push(repo: Repo, remote_name: str, spec: str | None) -> list[Re
 
 
 # -- listing and checking a remote ------------------------------------------------------------
-def remote_releases(repo: Repo, name: str | None = None) -> list[dict]:
+class RemoteReleases(list):
+    """The rows of :func:`remote_releases` (a list, as before), with ``warnings`` about skipped objects."""
+
+    warnings: list[str]
+
+
+def stray_warnings(rem: Remote, keys: list[str]) -> list[str]:
+    """One warning per object under ``releases/`` that is not a release record (skipped, never read)."""
+    return [f"remote {rem.name}: skipped {key}: not a release record (releases/<title>/<version>.json)"
+            for key in keys]
+
+
+def remote_releases(repo: Repo, name: str | None = None) -> RemoteReleases:
     """What a remote holds: title, version, file count and size of each release (reads each record)."""
     rem = open_remote(repo, name)
     rem.check()
-    out = []
-    for title, version in sorted(rem.list_releases(), key=_release_sort_key):
+    found, stray = rem.scan_releases()
+    out = RemoteReleases()
+    out.warnings = stray_warnings(rem, stray)
+    for title, version in sorted(found, key=lambda tv: (tv[0], parse_version(tv[1]))):
         record = rem.read_release(title, version)
-        files = record.get("files", [])
-        out.append({"title": title, "version": version, "files": len(files),
-                    "size": sum(int(f.get("size", 0)) for f in files), "created_at": record.get("created_at"),
-                    "description": record.get("description", "")})
-        rq.mark_release(repo.catalog, rem.name, title, version, record_digest(record), "seen")
+        try:
+            rec, _ = check_record(record)
+        except WorkspaceError as exc:
+            raise DamagedRemote(f"remote {rem.name}: {release_key(title, version)}: {exc}") from None
+        out.append({"title": title, "version": version, "files": rec["file_count"], "size": rec["total_size"],
+                    "created_at": rec["created_at"], "description": rec["description"]})
+        rq.mark_release(repo.catalog, rem.name, title, version, rec["digest"], "seen")
     return out
-
-
-def _release_sort_key(tv: tuple[str, str]):
-    try:
-        return tv[0], parse_version(tv[1])
-    except WorkspaceError:
-        return tv[0], parse_version("0.0.0")
 
 
 def fsck_remote(repo: Repo, name: str | None = None, read_data: bool = False, progress: Progress | None = None):
@@ -144,7 +155,8 @@ def fsck_remote(repo: Repo, name: str | None = None, read_data: bool = False, pr
 
     tmp = repo.layout.ws_dir / "tmp"
     tmp.mkdir(exist_ok=True)
-    return check_remote(open_remote(repo, name), read_data=read_data, progress=progress, tmp_dir=str(tmp))
+    return check_remote(open_remote(repo, name), read_data=read_data, progress=progress, tmp_dir=str(tmp),
+                        check_record=check_record)  # pull's own checks, so fsck refuses what pull refuses
 
 
 # -- pull and clone -----------------------------------------------------------------------
@@ -152,7 +164,7 @@ def pull(repo: Repo, remote: str | None, spec: str, *, force: bool = False, prog
          workers: int = 4) -> PullResult:
     """Fetch NAME[@EXPR] from a remote into the working tree and record it as a commit and a release."""
     from sync.errors import UnknownRemoteRelease
-    from sync.pull import fetch_chunks, needed_chunks
+    from sync.pull import check_sizes, fetch_chunks, needed_chunks
     from workspace.tree.apply_release import plan_files, write_tree
     from workspace.tree.leftovers import remove_dead_temp_files
     from workspace.tree.write import remove_file
@@ -160,14 +172,21 @@ def pull(repo: Repo, remote: str | None, spec: str, *, force: bool = False, prog
     name, expr = split_spec(spec)
     rem = open_remote(repo, remote)
     rem.check()
-    versions = [v for t, v in rem.list_releases() if t == name]
+    found, stray = rem.scan_releases(name)
+    versions = [v for t, v in found if t == name]
     if not versions:
-        raise UnknownRemoteRelease(f"remote {rem.name} has no release named '{name}'")
+        skipped = f" (skipped {len(stray)} object(s) that are not records, first {stray[0]})" if stray else ""
+        raise UnknownRemoteRelease(f"remote {rem.name} has no release named '{name}'{skipped}")
     version = select(versions, expr)
     record = rem.read_release(name, version)
-    validate_record(record, repo.root)  # unsafe paths (exit 5) and malformed records, before any download
+    try:
+        validate_record(record, repo.root)  # unsafe paths (exit 5) and malformed records, before any download
+    except WorkspaceError as exc:
+        exc.args = (f"remote {rem.name}: {release_key(name, version)}: {exc}",)  # the one line names the object
+        raise
     check_not_conflicting(repo, record)
-    result = PullResult(rem.name, f"{name}@{version}", root=str(repo.root))
+    check_sizes(repo.catalog, rem, record, workers)  # sizes against the chunks' lengths in the indexes
+    result = PullResult(rem.name, f"{name}@{version}", root=str(repo.root), warnings=stray_warnings(rem, stray))
     what = f"pull of {record['title']}@{record['version']}"
     # The download runs without the workspace lock (commits and jobs go on meanwhile), but
     # under the pack guard: gc would delete packs recorded before their file rows are.
@@ -230,6 +249,8 @@ def _record(repo: Repo, rem: Remote, record: dict, cache_rows: dict[str, StatEnt
     new = dict(old)
     for parent in file_parents(record["files"], set(old)):  # replaced by a folder (pull --force)
         del new[parent]
+    for path in _below_files(record["files"], old):  # a folder replaced by a file (pull --force)
+        del new[path]
     for f in record["files"]:
         new[f["path"]] = ManifestEntry(f["id"], f["size"], f.get("mode", 0o644))
     for path in dropped:
@@ -247,6 +268,21 @@ def _record(repo: Repo, rem: Remote, record: dict, cache_rows: dict[str, StatEnt
 
 
 CLONE_MARKER = "clone.json"  # in .ws/ while a clone is unfinished: url, release, remote, created, writer
+
+
+def _below_files(files: list[dict], paths) -> list[str]:
+    """Those of ``paths`` inside a folder that is a file of the release: one name, one kind."""
+    names = {f["path"] for f in files if f["path"] not in paths}  # a file already there has no folder
+    if not names:
+        return []
+    out = []
+    for path in paths:
+        parent = path.rpartition("/")[0]
+        while parent and parent not in names:
+            parent = parent.rpartition("/")[0]
+        if parent:
+            out.append(path)
+    return out
 
 
 def clone(kind: type[R], url: str, spec: str, directory: str | os.PathLike, *, options: dict | None = None,

@@ -12,7 +12,6 @@ against workspace-relative paths), ``description`` (a string) and a free
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,6 @@ from workspace.errors import InvalidConfig
 MAPPING_DIR = "releases"
 PROJECT_FILE = "ws.toml"
 _KEYS = {"include", "exclude", "description", "metadata"}
-TITLE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 class InvalidReleaseMapping(InvalidConfig):
@@ -72,6 +70,8 @@ def _read_toml(path: Path) -> dict:
         return {}
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InvalidReleaseMapping(f"{path}: malformed TOML: {exc}") from exc
+    except RecursionError:  # tomllib parses nested arrays recursively; a pulled file may be hostile
+        raise InvalidReleaseMapping(f"{path}: malformed TOML: nested too deeply") from None
     except OSError as exc:
         raise InvalidReleaseMapping(f"{path}: cannot read: {exc.strerror}") from exc
 

@@ -57,7 +57,9 @@ def plan_files(repo: Repo, files: list[dict], force: bool, what: str) -> TreePla
         if have == f["id"] and stats[path].mode == mode:
             unchanged += 1
             continue
-        clean = (have is None and base is None) or (base is not None and have == base.file_id)
+        # clean: as HEAD has it, content and kind (a file turned into a link of the same text is a change)
+        clean = (have is None and base is None) or (
+            base is not None and have == base.file_id and stats[path].mode == base.mode)
         if have is None and os.path.isdir(os.path.join(repo.root, path)):
             clean = False  # a folder stands where the release has a file: only --force replaces it
         if not clean and not force:
@@ -126,7 +128,7 @@ def _write_tree(repo: Repo, writes: list[dict], progress: Progress | None) -> di
             if os.path.isdir(dest) and not os.path.islink(dest):
                 shutil.rmtree(dest)  # an untracked folder where the release has a file (only with --force)
             os.replace(tmp, dest)
-            st = os.stat(dest)
+            st = os.lstat(dest)  # a symlink's own stat, as the walk sees it
             rows[f["path"]] = StatEntry(st.st_size, st.st_mtime_ns, st.st_ino, f["id"], started)
     except BaseException:
         for f, _, tmp in staged:  # a rename failed (a folder that had to grow on a full disk)
@@ -146,7 +148,7 @@ def _stage_one(repo: Repo, f: dict, dest: str, locs: dict) -> str:
         tmp = repo.store.stage_file(info, dest, f.get("mode", 0o644), locs, chunks_verified=True)
     except DamagedObject as exc:
         raise DamagedObjectError(f"cannot write '{f['path']}': {exc}") from exc
-    if os.path.getsize(tmp) != f["size"]:
+    if os.lstat(tmp).st_size != f["size"]:  # a link's size is its target's length
         Path(tmp).unlink(missing_ok=True)
         raise DamagedObjectError(f"cannot write '{f['path']}': the record says {f['size']} bytes")
     return tmp

@@ -8,6 +8,8 @@ that transaction leaves only unreferenced pack bytes, which ``ws gc`` reclaims.
 
 from __future__ import annotations
 
+from itertools import chain
+
 from catalog import statcache
 from catalog import objects as q
 from catalog.statcache import ManifestEntry, StatEntry
@@ -16,11 +18,12 @@ from workspace.faults import checkpoint
 from workspace.history import refs
 from workspace.history.manifest import Manifest, head_manifest
 from workspace.history.record import record_commit
+from workspace.layout import safe_join
 from workspace.objects.store import StoreWriter
 from workspace.repo import Repo
 from workspace.tree.ignore import IgnoreRules
 from workspace.tree.scan import FileStat, add_tracked, classify, under_any, walk
-from workspace.types import CommitResult, Progress
+from workspace.types import LINK_MODE, CommitResult, Progress
 
 
 def commit(repo: Repo, message: str, paths: list[str] | None = None, *, progress: Progress | None = None,
@@ -31,6 +34,8 @@ def commit(repo: Repo, message: str, paths: list[str] | None = None, *, progress
     prefixes = None
     if paths:
         prefixes = sorted({repo.rel(p, cwd) for p in paths})
+        for pre in filter(None, prefixes):
+            safe_join(repo.root, pre)  # beyond a symlinked folder nothing is ours: exit 5, as git refuses
     with repo.lock():
         branch, head = refs.read_head(repo.catalog)
         old = head_manifest(repo.catalog) if head else {}
@@ -72,7 +77,9 @@ def _ingest(repo: Repo, writer: StoreWriter, files: dict[str, FileStat], todo: l
     new_files: list[q.FileInfo] = []
     cache_rows: dict[str, StatEntry] = {}
     root = str(repo.root) + "/"
-    for full, recorded, digest in writer.add_files(root + p for p in todo):
+    links = [root + p for p in todo if files[p].mode == LINK_MODE]  # their content is their target text
+    regular = (root + p for p in todo if files[p].mode != LINK_MODE)
+    for full, recorded, digest in chain(writer.add_files(regular), writer.add_links(links)):
         path = full[len(root):]
         st = files[path]
         if digest is None:  # deleted since the walk

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
 
 from catalog.db import Catalog
@@ -11,7 +12,7 @@ from workspace.history.manifest import get_commit, manifest
 from workspace.history.read import iter_read, ls
 from workspace.repo import Repo
 from workspace.tree.scan import under_any, working_ids
-from workspace.types import Commit, Diff, DiffEntry
+from workspace.types import LINK_MODE, Commit, Diff, DiffEntry
 
 TEXT_LIMIT = 1 << 20  # larger files get no line diff
 
@@ -85,6 +86,8 @@ def unified(repo: Repo, d: Diff, entry: DiffEntry) -> list[str] | None:
     old = b"".join(iter_read(repo, d.a, entry.path)) if entry.old_id else b""
     if entry.new_id is None:
         new = b""
+    elif d.b is None and entry.new_mode == LINK_MODE:
+        new = os.readlink(os.fsencode(repo.root / entry.path))  # a link's content is its target text
     elif d.b is None:
         new = (repo.root / entry.path).read_bytes()
     else:

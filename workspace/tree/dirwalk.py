@@ -2,8 +2,10 @@
 
 For ``ws status`` on a large tree the cost is one lstat per file; what Python
 adds on top (building per-file objects, comparing them with a cache) used to
-cost more than the syscalls. Here each folder's regular files become two flat
-lists (names; size, mtime_ns, inode, mode) and one 16-byte BLAKE2 digest. A
+cost more than the syscalls. Here each folder's regular files and symbolic
+links become two flat lists (names; size, mtime_ns, inode, mode, all from
+lstat: a link's own, never its target's; mode 0o120000 for a link) and one
+16-byte BLAKE2 digest, so a link whose target text changes changes it. A
 folder whose digest equals the one recorded when it was last proved clean
 needs no further look. Only the other folders' lists are kept and returned.
 
@@ -21,6 +23,7 @@ import threading
 from array import array
 
 from workspace.tree.ignore import IgnoreRules
+from workspace.types import LINK_MODE
 
 Listing = tuple[list[str], list[int]]  # names; flat (size, mtime_ns, ino, mode) per name
 
@@ -62,10 +65,11 @@ def _utf8_only(names: list[str], ints: list[int]) -> Listing:
 
 
 def _list_dir(top: str, rel: str, rules: IgnoreRules, subdirs: list) -> Listing | None:
-    """One folder's regular files as a listing; its subfolders are appended to ``subdirs``."""
+    """One folder's regular files and symlinks as a listing; its subfolders are appended to ``subdirs``."""
     check_files = rules.has_patterns
     lstat = os.lstat
     S_ISREG = statmod.S_ISREG
+    S_ISLNK = statmod.S_ISLNK
     try:
         it = os.scandir(top)
     except (FileNotFoundError, NotADirectoryError, PermissionError):
@@ -85,12 +89,18 @@ def _list_dir(top: str, rel: str, rules: IgnoreRules, subdirs: list) -> Listing 
             except (FileNotFoundError, NotADirectoryError):
                 continue
             mode = st.st_mode
-            if not S_ISREG(mode) or name.startswith(".ws-tmp-"):
+            if S_ISREG(mode):
+                mode = 0o755 if mode & 0o111 else 0o644
+            elif S_ISLNK(mode):  # a link is an entry of its own (its target text), never followed
+                mode = LINK_MODE
+            else:
+                continue
+            if name.startswith(".ws-tmp-"):
                 continue
             if check_files and rules.ignored_file(prefix + name):
                 continue
             names.append(name)
-            ints += (st.st_size, st.st_mtime_ns, st.st_ino, 0o755 if mode & 0o111 else 0o644)
+            ints += (st.st_size, st.st_mtime_ns, st.st_ino, mode)
     if not names:
         return None
     try:

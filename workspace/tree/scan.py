@@ -7,6 +7,7 @@ that a later write within the same timestamp tick could go unseen (git's rule).
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import time
@@ -17,10 +18,10 @@ from catalog import statcache
 from catalog.errors import CatalogBusy, CatalogFull, CatalogReadOnly
 from catalog.statcache import ManifestEntry, StatEntry
 from workspace.history.manifest import head_manifest
-from workspace.objects.hashing import hash_file
+from workspace.objects.hashing import hash_file, hash_link
 from workspace.repo import Repo
 from workspace.tree.ignore import IgnoreRules
-from workspace.types import Progress
+from workspace.types import EXEC_MODE, FILE_MODE, LINK_MODE, Progress
 
 RACY_NS = 50_000_000  # a stat this close to its recording time is re-checked (kernel ticks are ~4 ms)
 COARSE_RACY_NS = 2_000_000_000  # file systems with whole-second (or FAT's 2 s) timestamps
@@ -42,48 +43,87 @@ class FileStat(NamedTuple):
     size: int
     mtime_ns: int
     ino: int
-    mode: int  # 0o755 when executable, else 0o644
+    mode: int  # 0o755 when executable, 0o644, or 0o120000 for a symbolic link (its own lstat)
 
 
 def file_mode(st_mode: int) -> int:
-    """Git-like mode: executable or not."""
-    return 0o755 if st_mode & 0o111 else 0o644
+    """Git-like mode of an lstat: a symbolic link, or a file executable or not."""
+    if stat.S_ISLNK(st_mode):
+        return LINK_MODE
+    return EXEC_MODE if st_mode & 0o111 else FILE_MODE
+
+
+def _entry(st: os.stat_result) -> FileStat | None:
+    """A regular file or symbolic link as the walk records it (from lstat); None for anything else."""
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        return None
+    return FileStat(st.st_size, st.st_mtime_ns, st.st_ino, file_mode(st.st_mode))
 
 
 def walk(root: Path, rules: IgnoreRules, under: Iterable[str] = ()) -> dict[str, FileStat]:
-    """Every regular, non-ignored file below ``root`` (or below the ``under`` prefixes).
+    """Every regular file and symbolic link below ``root`` (or below the ``under`` prefixes), not ignored.
 
-    Symlinks are not followed and not tracked.
+    Symlinks are recorded as links and never followed: below a folder that
+    is a symlink there is nothing of ours, so such a prefix yields nothing
+    (``ws commit`` refuses it first, as git refuses a path "beyond a symbolic link").
     """
     from workspace.tree.dirwalk import flatten, listings
 
     out: dict[str, FileStat] = {}
+    real_dirs: set[str] = set()
     for start in sorted(set(under)) or [""]:
         full = root / start if start else root
-        if start and full.is_file() and not full.is_symlink():
-            if not rules.ignored_file(start):
-                st = full.stat()
-                out[start] = FileStat(st.st_size, st.st_mtime_ns, st.st_ino, file_mode(st.st_mode))
-            continue
+        if start:
+            if _below_a_link(root, start, real_dirs):
+                continue
+            try:
+                st = os.lstat(full)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                entry = _entry(st)
+                if entry is not None and not rules.ignored_file(start):
+                    out[start] = entry
+                continue
         for path, v in flatten(listings(str(full), start, rules)).items():
             out[path] = FileStat._make(v)
     return out
+
+
+def _below_a_link(root: Path, path: str, real_dirs: set[str]) -> bool:
+    """Whether a folder on ``path`` is not a real folder (a symlink, say); ``real_dirs`` caches the good ones."""
+    parent = path.rpartition("/")[0]
+    todo = []
+    while parent and parent not in real_dirs:
+        todo.append(parent)
+        parent = parent.rpartition("/")[0]
+    for folder in reversed(todo):  # outermost first
+        try:
+            if not stat.S_ISDIR(os.lstat(os.path.join(root, folder)).st_mode):
+                return True
+        except OSError:
+            return True
+        real_dirs.add(folder)
+    return False
 
 
 def add_tracked(root: Path, files: dict[str, FileStat], paths: Iterable[str]) -> None:
     """Add tracked files the walk skipped because an ignore rule matches them now.
 
     As in git, ignore rules apply to untracked files only: a tracked file stays
-    tracked (and its changes seen) until it is removed.
+    tracked (and its changes seen) until it is removed. A tracked path whose
+    folder has become a symlink is gone (what the link leads to is not ours).
     """
+    real_dirs: set[str] = set()
     for p in paths:
         full = os.path.join(root, p)
         try:
             st = os.lstat(full)
         except OSError:
             continue
-        if stat.S_ISREG(st.st_mode):
-            files[p] = FileStat(st.st_size, st.st_mtime_ns, st.st_ino, file_mode(st.st_mode))
+        entry = _entry(st)
+        if entry is not None and not _below_a_link(root, p, real_dirs):
+            files[p] = entry
 
 
 def classify(files: dict[str, FileStat], cache: dict[str, StatEntry]) -> tuple[dict[str, str], list[str]]:
@@ -116,8 +156,13 @@ def hash_pending(
         st = files[path]
         recorded = time.time_ns()
         try:
-            fid, size = hash_file(root / path)
+            fid, size = hash_link(root / path) if st.mode == LINK_MODE else hash_file(root / path)
         except (FileNotFoundError, IsADirectoryError):
+            del files[path]
+            continue
+        except OSError as exc:  # a link that became a file (EINVAL) or the reverse (ELOOP): seen next time
+            if exc.errno not in (errno.EINVAL, errno.ELOOP):
+                raise
             del files[path]
             continue
         ids[path] = fid

@@ -152,7 +152,7 @@ class StagedTree:
         rows: dict[str, StatEntry] = {}
         for path, dest, tmp in self._staged:
             os.replace(tmp, dest)
-            st = os.stat(dest)
+            st = os.lstat(dest)  # a symlink's own stat, as the walk sees it
             rows[path] = StatEntry(st.st_size, st.st_mtime_ns, st.st_ino, self.writes[path].file_id,
                                    self._recorded[path])
         self._staged = []

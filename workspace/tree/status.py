@@ -27,7 +27,7 @@ from workspace.tree.ignore import IgnoreRules
 from workspace.tree.scan import FileStat, add_tracked, classify, hash_pending, is_racy
 from workspace.types import Progress, Status
 
-_SNAPSHOT_FORMAT = 2
+_SNAPSHOT_FORMAT = 3  # 3: folder digests cover symbolic links too (2 saw regular files only)
 _PARALLEL_MIN_DIRS = 200  # below this a forked helper costs more than it saves
 
 

@@ -22,11 +22,18 @@ from workspace.history import refs
 from workspace.history.manifest import head_manifest, manifest
 from workspace.history.record import record_commit
 from workspace.layout import safe_join
+from workspace.objects.names import MAX_LINK_TARGET
 from workspace.repo import Repo
 from workspace.tree.scan import under_any, working_ids
 from workspace.tree.staging import StagedTree
 from workspace.tree.write import dirty_error
-from workspace.types import Commit
+from workspace.types import EXEC_MODE, FILE_MODE, LINK_MODE, Commit
+
+
+def _check_file_mode(mode: int) -> None:
+    """Only the modes ws writes: no setuid, setgid, sticky or group/world-writable bits."""
+    if mode not in (FILE_MODE, EXEC_MODE):
+        raise InvalidArgument(f"mode {mode!r} is not one ws writes: use 0o644 or 0o755 (put_symlink for links)")
 
 
 class Transaction:
@@ -62,18 +69,30 @@ class Transaction:
         safe_join(self.repo.root, rel)  # refuses '..', absolute and .ws/ paths
         return rel
 
-    def put_bytes(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        """Stage ``data`` as the content of ``path``."""
+    def put_bytes(self, path: str, data: bytes, mode: int = FILE_MODE) -> None:
+        """Stage ``data`` as the content of ``path`` (``mode`` 0o644 or 0o755)."""
         rel = self._path(path)
+        _check_file_mode(mode)
         digest = self._writer.add_bytes(bytes(data))
         self._stage(rel, digest, mode)
 
     def put_file(self, path: str, local_path: str | os.PathLike, mode: int | None = None) -> None:
-        """Stage the content of a local file as ``path``."""
+        """Stage the content of a local file as ``path`` (a symlink given here is followed: its content)."""
         rel = self._path(path)
         st = os.stat(local_path)
+        mode = mode if mode is not None else (EXEC_MODE if st.st_mode & 0o111 else FILE_MODE)
+        _check_file_mode(mode)
         digest = self._writer.add_file(os.fspath(local_path))
-        self._stage(rel, digest, mode if mode is not None else (0o755 if st.st_mode & 0o111 else 0o644))
+        self._stage(rel, digest, mode)
+
+    def put_symlink(self, path: str, target: str | bytes) -> None:
+        """Stage a symbolic link at ``path`` whose target text is ``target`` (recorded as text, never followed)."""
+        rel = self._path(path)
+        raw = os.fsencode(target)
+        if not 0 < len(raw) <= MAX_LINK_TARGET or b"\x00" in raw:
+            raise InvalidArgument(f"a symbolic link's target is 1 to {MAX_LINK_TARGET} bytes without NUL, "
+                                  f"not {target!r}")
+        self._stage(rel, self._writer.add_bytes(raw), LINK_MODE)
 
     def _stage(self, rel: str, digest, mode: int) -> None:
         self._files.append(q.FileInfo(digest.id, digest.size, digest.chunk_ids))

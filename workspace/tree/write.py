@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from catalog import objects as q
 from catalog.statcache import ManifestEntry, StatEntry
 from workspace.errors import DamagedObjectError, UncommittedChanges
-from workspace.layout import safe_join
+from workspace.layout import check_rel, safe_join
+from workspace.objects.names import require_symlinks
 from workspace.repo import Repo
 from workspace.tree.leftovers import noting_temp_folders, parent_folders
-from workspace.types import Progress
+from workspace.types import LINK_MODE, Progress
 
 
 def dirty_error(paths: list[str], what: str) -> UncommittedChanges:
@@ -28,9 +30,15 @@ def dirty_error(paths: list[str], what: str) -> UncommittedChanges:
 
 
 def check_destinations(repo: Repo, to_write: dict, deleting: set[str]) -> None:
-    """Refuse, before touching anything, paths that are unsafe or blocked by a folder of other files."""
+    """Refuse, before touching anything, paths that are unsafe or blocked by a folder of other files.
+
+    A parent folder that is a symlink is unsafe, unless that symlink is itself
+    one of the paths ``deleting`` removes first (a link replaced by a folder).
+    """
     for path in to_write:
-        dest = safe_join(repo.root, path)
+        dest = _join_after_deletes(repo, path, deleting)
+        if dest is None:
+            continue  # below a link the move deletes first: nothing stands there yet
         if dest.is_dir() and not dest.is_symlink():
             for folder, _dirs, names in os.walk(dest):
                 for name in names:
@@ -41,8 +49,26 @@ def check_destinations(repo: Repo, to_write: dict, deleting: set[str]) -> None:
                             "move them away first")
 
 
+def _join_after_deletes(repo: Repo, path: str, deleting: set[str]) -> Path | None:
+    """safe_join; None for a path below a parent the move deletes first (a link that becomes a folder)."""
+    parts = check_rel(path)
+    for i in range(1, len(parts)):
+        above = "/".join(parts[:i])
+        if above in deleting:
+            safe_join(repo.root, above)  # the link's own parents must be real folders
+            return None
+    return safe_join(repo.root, path)
+
+
 def ensure_available(repo: Repo, entries: dict[str, ManifestEntry]) -> None:
-    """Refuse (DamagedObjectError) when the content of any of ``entries`` is not all in the store."""
+    """Refuse (DamagedObjectError) when the content of any of ``entries`` is not all in the store.
+
+    Symbolic links among them are refused (SymlinksNotSupported) where this
+    system cannot create them: before the first file is touched.
+    """
+    links = sorted(p for p, e in entries.items() if e.mode == LINK_MODE)
+    if links:
+        require_symlinks("the target", links)
     infos = q.get_files(repo.catalog, {e.file_id for e in entries.values()})
     missing = [p for p, e in entries.items() if e.file_id not in infos]
     if missing:
@@ -73,7 +99,7 @@ def write_files(repo: Repo, entries: dict[str, ManifestEntry], progress: Progres
                 repo.store.write_file_to(infos[e.file_id], str(dest), e.mode)
             except DamagedObject as exc:
                 raise DamagedObjectError(f"cannot write '{path}': {exc}") from exc
-            st = os.stat(dest)
+            st = os.lstat(dest)  # a symlink's own stat, as the walk sees it
             rows[path] = StatEntry(st.st_size, st.st_mtime_ns, st.st_ino, e.file_id, recorded)
             done += e.size
             if progress:
