@@ -14,7 +14,6 @@ workspace lock and the pack guard. Modules below the porcelain take a ``Repo``
 from __future__ import annotations
 
 import os
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, TypeVar
@@ -79,6 +78,8 @@ class Repo:
                     (tmp / name).write_bytes(data)
                 os.rename(tmp, root / WS_DIR)
         except BaseException:
+            import shutil  # (not at import: shutil pulls in bz2 and lzma, and ws status opens a Repo)
+
             shutil.rmtree(tmp, ignore_errors=True)  # a full disk, say: leave the folder as it was
             raise
         return cls(root)
