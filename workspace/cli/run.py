@@ -99,16 +99,48 @@ def _print_run(res: dict, wait: bool) -> None:
 def cancel(
     job_ids: Optional[List[str]] = typer.Argument(None, help="Job ids (or prefixes, or a workflow id)."),
     all_: bool = typer.Option(False, "--all", help="Cancel every pending, queued or running job."),
+    reason: Optional[str] = typer.Option(None, "--reason", "-r", metavar="TEXT",
+                                         help="Why: recorded as the job's reason ('cancelled by user: TEXT'), "
+                                         "shown by 'ws jobs show' and kept by 'ws fsck --rebuild-catalog'."),
     json_: bool = JSON,
 ) -> None:
-    """Cancel jobs: pending ones never start, running ones are stopped (SIGTERM, then SIGKILL)."""
+    """Cancel jobs: pending ones never start, running ones are stopped (SIGTERM, then SIGKILL).
+
+    Example: ws jobs cancel 3f2a --reason "wrong reference genome"
+    """
     if not job_ids and not all_:
         raise typer.BadParameter("name job ids or use --all", param_hint="JOB_IDS")
-    done = _ws().jobs.cancel(job_ids or [], all_jobs=all_)
+    done = _ws().jobs.cancel(job_ids or [], all_jobs=all_, reason=reason)
     if json_:
         emit_json({"cancelled": done})
         return
     out(f"cancelled {len(done)} job(s)" + (": " + " ".join(done) if done else ""))
+
+
+@jobs_app.command()
+def delete(
+    job_ids: List[str] = typer.Argument(..., help="Job ids (or prefixes, or a workflow id) of finished jobs."),
+    keep_outputs: bool = typer.Option(True, "--keep-outputs/--no-keep-outputs",
+                                      help="Keep the output commits as if still recorded, so 'ws gc --prune' "
+                                      "keeps them (default); with --no-keep-outputs only a branch, tag or "
+                                      "release keeps them."),
+    json_: bool = JSON,
+) -> None:
+    """Forget finished jobs: their record, events and logs under .ws/jobs. Running jobs are refused.
+
+    Their output commits stay in history. The deletion is written to the job
+    records under .ws/jobs too, so 'ws fsck --rebuild-catalog' does not bring
+    them back.
+
+    Example: ws jobs delete 3f2a9c      ws jobs delete 3f2a 77b0 --json
+    """
+    gone = _ws().jobs.delete(job_ids, keep_outputs=keep_outputs)
+    if json_:
+        emit_json({"deleted": [g["id"] for g in gone],
+                   "kept_commits": sorted({g["output_commit"] for g in gone if g["output_commit"]})
+                   if keep_outputs else []})
+        return
+    out(f"deleted {len(gone)} job(s)" + (": " + " ".join(g["id"] for g in gone) if gone else ""))
 
 
 @jobs_app.command("wait")

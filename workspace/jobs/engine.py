@@ -38,6 +38,12 @@ class WaitTimedOut(WorkspaceError):
     exit_code = 1
 
 
+class JobStillActive(WorkspaceError):
+    """``ws jobs delete`` of a job that is pending, queued or running."""
+
+    exit_code = 1
+
+
 class NothingToRerun(WorkspaceError):
     """``rerun --failed`` found no failed, cancelled, lost or out-of-memory job."""
 
@@ -263,8 +269,12 @@ def wait(repo: Repo, job_ids: list[str], timeout: float | None = None) -> list[d
         delay = min(delay * 2, 0.5)
 
 
-def cancel(repo: Repo, job_ids: list[str] | None = None, all_jobs: bool = False) -> list[str]:
+def cancel(repo: Repo, job_ids: list[str] | None = None, all_jobs: bool = False, reason: str | None = None) -> list[str]:
     """Cancel jobs (or every active job): pending ones at once, running ones on their backend.
+
+    ``reason`` (``ws jobs cancel --reason``) is recorded as the job's reason,
+    ``cancelled by user: REASON``, in the catalog and in the workflow's record
+    under ``.ws/jobs/`` (so a rebuilt catalog keeps it).
 
     A LOST job named by id is stopped too when its backend says it still runs.
     A job whose supervisor died before recording its backend id is found on
@@ -275,6 +285,9 @@ def cancel(repo: Repo, job_ids: list[str] | None = None, all_jobs: bool = False)
         rows = q.jobs_in_states(repo.catalog, q.ACTIVE_STATES)
     else:
         rows = [q.get_job(repo.catalog, j) for j in job_ids_of(repo, job_ids or [])]
+    if reason is not None and not reason.strip():
+        raise InvalidArgument("--reason: give a non-empty text (why the jobs are cancelled)")
+    why = "cancelled by user" + (f": {reason.strip()}" if reason else "")
     backends: dict = {}
     done, to_kill = [], {}
     for row in rows:
@@ -284,9 +297,10 @@ def cancel(repo: Repo, job_ids: list[str] | None = None, all_jobs: bool = False)
             allowed = ("LOST",)
         elif row["state"] in FINAL:
             continue
-        if q.set_state(repo.catalog, row["id"], "CANCELLED", "cancelled by user", only_from=allowed,
-                       reason="cancelled by user"):
+        if q.set_state(repo.catalog, row["id"], "CANCELLED", why, only_from=allowed, reason=why):
             done.append(row["id"])
+            if reason:
+                records.append_op(repo, row["workflow_id"], {"op": "cancel", "id": row["id"], "reason": why})
             if row["backend_id"]:
                 to_kill.setdefault(row["backend"], []).append(row)
     failure = None
@@ -299,6 +313,37 @@ def cancel(repo: Repo, job_ids: list[str] | None = None, all_jobs: bool = False)
     if failure is not None:
         raise failure
     return done
+
+
+def delete(repo: Repo, job_ids: list[str], keep_outputs: bool = True) -> list[dict]:
+    """Forget finished jobs: their catalog rows and events, their log folders under ``.ws/jobs``.
+
+    Refuses (JobStillActive, exit 1) when any named job is pending, queued or
+    running: cancel it first. The deletion is written to the workflows'
+    records before the catalog forgets, so ``ws fsck --rebuild-catalog`` does
+    not bring the jobs back. Output commits stay in history; with
+    ``keep_outputs`` (the default) ``ws gc --prune`` keeps them as if the job
+    were still recorded, without it they are kept only while a branch, tag or
+    release reaches them. Returns ``{id, workflow_id, output_commit, log_dir}`` per job.
+    """
+    from workspace.jobs.liveness import mark_lost
+    from workspace.jobs.query import remove_log_dir
+
+    if not job_ids:
+        raise InvalidArgument("name the jobs to delete (ids, prefixes or a workflow id)")
+    mark_lost(repo)
+    rows = [q.get_job(repo.catalog, j) for j in job_ids_of(repo, job_ids)]
+    active = [r for r in rows if r["state"] not in FINAL]
+    if active:
+        r = active[0]
+        more = f" (and {len(active) - 1} more)" if len(active) > 1 else ""
+        raise JobStillActive(f"job {r['id']} is {r['state']}{more}: only finished jobs can be deleted; "
+                             f"stop it first with 'ws jobs cancel {r['id']}'")
+    records.record_deleted(repo, rows, keep_outputs=keep_outputs)
+    gone = q.delete_jobs(repo.catalog, [r["id"] for r in rows])
+    for g in gone:
+        remove_log_dir(repo, g.get("log_dir"))
+    return gone
 
 
 def _uncancel(repo: Repo, rows: list[dict], exc: Exception) -> None:
