@@ -109,42 +109,70 @@ def plan(repo: Repo, expanded: Iterable, force: bool = False) -> list[dict]:
     return list(iter_plan(repo, expanded, force))
 
 
-def dry_run_rows(repo: Repo, name_or_path: str, overrides: dict | list[str] | None = None, backend: str | None = None,
-            *, force: bool = False, cwd: str | None = None) -> Iterator[dict]:
+def target_spec(repo: Repo, spec, cwd: str | None = None, param_file: str | None = None):
+    """The spec a run starts from: a JobSpec as given (an ad-hoc run's), or one found by name or path;
+    with ``param_file`` its parameters replaced by the file's records (``--param-file``)."""
+    from dataclasses import replace
+
+    from workspace.jobs.spec import JobSpec, param_names, validate
+    from workspace.jobs.specfile import find_spec
+    from workspace.jobs.sweeps import read_param_file
+
+    found = spec if isinstance(spec, JobSpec) else find_spec(repo, spec, cwd=cwd)
+    if param_file is None:
+        return found
+    records = read_param_file(param_file)
+    declared = param_names(found.params)
+    unknown = sorted(set(records[0]) - declared)
+    if declared and unknown:
+        raise InvalidArgument(f"--param-file {param_file}: {found.where} declares no parameter '{unknown[0]}' "
+                              f"(parameters: {', '.join(sorted(declared))})")
+    return validate(replace(found, params=records))
+
+
+def dry_run_rows(repo: Repo, name_or_path, overrides: dict | list[str] | None = None, backend: str | None = None,
+                 *, force: bool = False, cwd: str | None = None, param_file: str | None = None) -> Iterator[dict]:
     """What ``ws run --dry-run`` prints: the row each job would get, produced as the sweep is expanded.
 
     Nothing is recorded. Errors found before expanding (unknown spec, cycles,
     ``--param``, the cap ``[jobs] max_jobs_per_run``) are raised by this call;
     per-job ones (templates, paths, inputs) as the rows are read. Memory stays
     flat however big the sweep: ``ws run --dry-run`` prints each row as it comes.
+    ``name_or_path`` may also be a JobSpec (an ad-hoc run's, see :mod:`workspace.jobs.adhoc`).
     """
     from workspace.jobs.expand import iter_expand, parse_overrides
-    from workspace.jobs.specfile import find_spec
 
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
-    expanded = iter_expand(repo, [find_spec(repo, name_or_path, cwd=cwd)], overrides or {}, backend=backend)
+    spec = target_spec(repo, name_or_path, cwd, param_file)
+    expanded = iter_expand(repo, [spec], overrides or {}, backend=backend)
     return iter_plan(repo, expanded, force)
 
 
-def run_spec(repo: Repo, name_or_path: str, overrides: dict | list[str] | None = None, backend: str | None = None,
-             *, wait: bool = False, force: bool = False, dry_run: bool = False, cwd: str | None = None) -> dict:
+def run_spec(repo: Repo, name_or_path, overrides: dict | list[str] | None = None, backend: str | None = None,
+             *, wait: bool = False, force: bool = False, dry_run: bool = False, cwd: str | None = None,
+             param_file: str | None = None) -> dict:
     """What ``ws run`` does: load, expand and submit one spec (and the specs it depends on).
 
-    ``overrides`` set parameters: a dict, or ``KEY=VALUE`` strings as ``--param`` gives them.
+    ``name_or_path``: a spec name in ``jobs/``, a YAML path, or a JobSpec
+    built in memory (``ws run -- COMMAND``: the same expansion, records, logs
+    and output commits as a spec file). ``overrides`` set parameters: a dict
+    (a value or a list of values each), or ``KEY=V1,V2`` strings as ``--param``
+    gives them. ``param_file``: CSV or JSON Lines records replacing the spec's
+    parameters (``--param-file``).
     Returns ``{"workflow": id or None, "jobs": [rows]}``; with ``dry_run``
     nothing is recorded and the rows say what would run or be skipped
     (:func:`dry_run_rows` gives them one at a time instead of as a list).
     """
     from workspace.jobs.expand import iter_expand, parse_overrides
-    from workspace.jobs.specfile import find_spec
 
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
     if dry_run:
         return {"workflow": None, "jobs": list(dry_run_rows(repo, name_or_path, overrides, backend, force=force,
-                                                            cwd=cwd))}
-    expanded = iter_expand(repo, [find_spec(repo, name_or_path, cwd=cwd)], overrides or {}, backend=backend)
+                                                            cwd=cwd, param_file=param_file))}
+    spec = target_spec(repo, name_or_path, cwd, param_file)
+    expanded = iter_expand(repo, [spec], overrides or {}, backend=backend)
     wf = submit(repo, expanded, wait=wait, force=force)
     return {"workflow": wf, "jobs": q.list_jobs(repo.catalog, workflow=wf),
             "state": (q.get_workflow(repo.catalog, wf) or {}).get("state")}

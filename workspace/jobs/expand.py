@@ -121,21 +121,19 @@ def _visit(name: str, by_name: dict[str, JobSpec], done: set[str], stack: list[s
 
 
 def parse_overrides(pairs: list[str]) -> dict:
-    """``KEY=VALUE`` strings from ``--param`` as a dict; values read like YAML scalars (1 -> int)."""
-    import yaml
+    """``--param`` strings as ``{KEY: [values]}``: ``KEY=VALUE`` or ``KEY=V1,V2,...`` (CSV quoting for commas).
 
+    Values read like YAML scalars (``1`` -> int). A key given twice is an error.
+    """
     from workspace.errors import InvalidArgument
+    from workspace.jobs.sweeps import parse_param_values
 
-    out = {}
+    out: dict = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InvalidArgument(f"--param '{pair}': expected KEY=VALUE")
-        try:
-            parsed = yaml.safe_load(value) if value else ""
-        except yaml.YAMLError:
-            parsed = value
-        out[key.strip()] = parsed if isinstance(parsed, (str, int, float, bool)) else value
+        key, values = parse_param_values(pair)
+        if key in out:
+            raise InvalidArgument(f"--param {key}: given twice; list its values once: {key}=V1,V2,...")
+        out[key] = values
     return out
 
 
