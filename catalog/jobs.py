@@ -418,3 +418,9 @@ def delete_jobs(cat: Catalog, job_ids: Iterable[str]) -> list[dict]:
             conn.execute(f"DELETE FROM workflows WHERE id IN ({wm}) AND id NOT IN "
                          "(SELECT DISTINCT workflow_id FROM jobs)", wfs)
     return [{"id": i, "log_dir": d, "workflow_id": w, "output_commit": c} for i, d, w, c in gone]
+
+
+def job_commits(cat: Catalog) -> set[str]:
+    """Every input and output commit a recorded job names (``ws gc --prune`` keeps them)."""
+    rows = cat.query("SELECT input_commit, output_commit FROM jobs")
+    return {c for row in rows for c in row if c}

@@ -290,11 +290,27 @@ class Workspace(Repo):
 
         return fsck(self, progress)
 
-    def gc(self, progress: Progress | None = None) -> GcReport:
-        """Reclaim pack space that no commit references."""
+    def gc(self, progress: Progress | None = None, *, prune: str | None = None, dry_run: bool = False) -> GcReport:
+        """Reclaim pack space that no commit references.
+
+        ``prune`` (an age: ``2.weeks``, ``3d``, ``now``) first drops commits no
+        branch, HEAD, release or job record reaches and that are older than it;
+        ``dry_run`` only counts what would go.
+        """
+        from workspace.jobs.records import kept_commits
         from workspace.maintenance.gc import gc
 
-        return gc(self, progress)
+        extra = kept_commits(self) if prune is not None else frozenset()
+        return gc(self, progress, prune=prune, dry_run=dry_run, extra_roots=extra)
+
+    def squash(self, branch: str, keep: int = 0, dry_run: bool = False) -> tuple[GcReport, dict]:
+        """Rewrite ``branch``'s history below its ``keep`` newest commits into one commit, then prune what
+        only the old commits held. Returns (what was or would be freed, ``{branch, squashed, kept, old_tip,
+        new_tip}``)."""
+        from workspace.jobs.records import kept_commits
+        from workspace.maintenance.squash import squash
+
+        return squash(self, branch, keep, dry_run=dry_run, extra_roots=kept_commits(self))
 
     # -- releases ------------------------------------------------------------------------
     @property

@@ -216,7 +216,8 @@ def prune(repo: Repo, before: str) -> list[dict]:
     cutoff = parse_before(before)
     from workspace.jobs import records
 
-    records.record_deleted(repo, cj.prunable(repo.catalog, cutoff))  # the records first: a rebuild must not revive them
+    # the records first: a rebuilt catalog must not bring the pruned jobs back
+    records.record_deleted(repo, cj.prunable(repo.catalog, cutoff))
     gone = cj.prune(repo.catalog, cutoff)
     for rec in gone:
         remove_log_dir(repo, rec.get("log_dir"))
