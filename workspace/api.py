@@ -305,8 +305,8 @@ class Workspace(Repo):
 
     def squash(self, branch: str, keep: int = 0, dry_run: bool = False) -> tuple[GcReport, dict]:
         """Rewrite ``branch``'s history below its ``keep`` newest commits into one commit, then prune what
-        only the old commits held. Returns (what was or would be freed, ``{branch, squashed, kept, old_tip,
-        new_tip}``)."""
+        only the old commits held. Returns (what was or would be freed, ``{branch, commits_squashed,
+        commits_kept, old_tip, new_tip}``)."""
         from workspace.jobs.records import kept_commits
         from workspace.maintenance.squash import squash
 

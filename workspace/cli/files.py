@@ -351,10 +351,10 @@ def squash(
     if json_:
         emit_json({**info, **report.to_dict()})
         return
-    if not info["squashed"]:
+    if not info["commits_squashed"]:
         out(f"nothing to squash: {branch} has at most one commit below the {keep} kept")
         return
     verb = "would squash" if dry_run else "squashed"
-    out(f"{verb} {info['squashed']} commit(s) of {branch} into one, kept {info['kept']}; "
+    out(f"{verb} {info['commits_squashed']} commit(s) of {branch} into one, kept {info['commits_kept']}; "
         f"{branch} {'would point' if dry_run else 'points'} at {info['new_tip'][:12]}")
     _print_gc(report)

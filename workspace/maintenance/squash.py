@@ -41,7 +41,7 @@ def _chain(cat, tip: str) -> list[CommitRecord]:
 
 def squash(repo: Repo, branch: str, keep: int = 0, dry_run: bool = False,
            extra_roots: set[str] | frozenset = frozenset()) -> tuple[GcReport, dict]:
-    """Squash ``branch``; returns (what was or would be freed, ``{branch, squashed, kept, old_tip, new_tip}``)."""
+    """Squash ``branch``; returns (what was or would be freed, ``{branch, commits_squashed, commits_kept, old_tip, new_tip}``)."""
     if keep < 0:
         raise InvalidArgument(f"--keep {keep}: give a number of commits >= 0")
     cat = repo.catalog
@@ -51,9 +51,10 @@ def squash(repo: Repo, branch: str, keep: int = 0, dry_run: bool = False,
             raise UnknownRef(f"unknown branch '{branch}'")
         chain = _chain(cat, tip)
         kept, squashed = chain[:keep], chain[keep:]
-        info = {"branch": branch, "old_tip": tip, "new_tip": tip, "squashed": len(squashed), "kept": len(kept)}
+        info = {"branch": branch, "old_tip": tip, "new_tip": tip, "commits_squashed": len(squashed),
+                "commits_kept": len(kept)}
         if len(squashed) <= 1:  # nothing to squash: at most one commit below the kept ones
-            info["squashed"] = 0
+            info["commits_squashed"] = 0
             return GcReport(dry_run=dry_run), info
         replaced = {c.id for c in chain}
         new = _rewrite(squashed, kept, branch)
