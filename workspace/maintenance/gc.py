@@ -87,7 +87,8 @@ def prune_roots(repo: Repo, extra: set[str] | frozenset = frozenset()) -> set[st
     return {r for r in roots if r}
 
 
-def _closure(parents: dict[str, list[str]], roots: set[str]) -> set[str]:
+def reach(parents: dict[str, list[str]], roots: set[str]) -> set[str]:
+    """The commits ``roots`` reach through parents (themselves included), given every commit's parents."""
     keep: set[str] = set()
     todo = [r for r in roots if r in parents]
     while todo:
@@ -114,7 +115,7 @@ def plan_prune(repo: Repo, cutoff_ns: int | None, extra_roots: set[str] | frozen
         roots |= {c.id for c in commits if c.time_ns >= cutoff_ns}
     else:
         roots |= {c.id for c in commits if c.id not in only}
-    keep = _closure(parents, roots)
+    keep = reach(parents, roots)
     return [c.id for c in commits if c.id not in keep]
 
 

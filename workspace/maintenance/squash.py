@@ -20,7 +20,7 @@ from catalog.history import CommitRecord
 from workspace.errors import InvalidArgument, UnknownRef
 from workspace.history import reffiles
 from workspace.lock import pack_guard
-from workspace.maintenance.gc import _closure, collect, prune_roots
+from workspace.maintenance.gc import reach, collect, plan_prune, prune_roots
 from workspace.objects import history as objects
 from workspace.objects.packs import KIND_COMMIT
 from workspace.repo import Repo
@@ -62,22 +62,18 @@ def squash(repo: Repo, branch: str, keep: int = 0, dry_run: bool = False,
             roots = prune_roots(repo, extra_roots) - {tip} | {p for c in kept for p in c.parents[1:]}
             roots |= {r for name, r in history.list_refs(cat) if name != branch}
             commits = history.all_commits(cat)
-            alive = _closure({c.id: c.parents for c in commits}, roots | {c.id for c in commits
+            alive = reach({c.id: c.parents for c in commits}, roots | {c.id for c in commits
                                                                          if c.id not in replaced})
             dropped = [c.id for c in commits if c.id not in alive]
             report = collect(repo, dropped, dry_run=True, extra_trees={c.tree_id for c in new})
             info["new_tip"] = new[-1].id
             return report, info
         _record(repo, branch, new)
-        dropped = [c.id for c in history.all_commits(cat)
-                   if c.id in replaced and c.id not in _closure(_parents(cat), prune_roots(repo, extra_roots))]
-        report = collect(repo, dropped)
+        # only replaced commits go, and only those nothing else reaches (an unreachable commit that is not
+        # one of them keeps its ancestors too, so no kept commit ever loses a parent)
+        report = collect(repo, plan_prune(repo, None, extra_roots, only=replaced))
         info["new_tip"] = new[-1].id
         return report, info
-
-
-def _parents(cat) -> dict[str, list[str]]:
-    return {c.id: c.parents for c in history.all_commits(cat)}
 
 
 def _rewrite(squashed: list[CommitRecord], kept: list[CommitRecord], branch: str) -> list[CommitRecord]:
