@@ -67,8 +67,10 @@ def append_op(repo: Repo, workflow_id: str, op: dict) -> None:
 def record_deleted(repo: Repo, jobs: list[dict], keep_outputs: bool = True) -> None:
     """Write to the records that these jobs (``{id, workflow_id, output_commit}``) are forgotten.
 
-    A workflow whose every job is gone loses its record folder's record file;
-    the others get a ``delete`` line.
+    Each workflow's record gets one ``delete`` line naming them (and, with
+    ``keep_outputs``, their output commits as ``keep_commits``). The record
+    stays even when every job of the workflow is gone: it still holds the
+    kept commits, and a rebuild restores nothing from it.
     """
     by_wf: dict[str, list[dict]] = {}
     for job in jobs:
