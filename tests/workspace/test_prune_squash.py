@@ -118,7 +118,7 @@ def test_prune_age_parsing(proj, run_ws):
     for bad in ("soon", "2.fortnights", "-3d"):
         proc = run_ws(proj, "gc", f"--prune={bad}")
         assert proc.returncode == 2 and proc.stderr.startswith("ws: error: --prune="), proc.stderr
-    for good in ("2.weeks", "3d", "12.hours.ago", "1y", "now", "never"):
+    for good in ("2.weeks", "3d", "12.hours.ago", "1y", "now", "never", "2026-01-31"):
         assert _json(run_ws, proj, "gc", f"--prune={good}", "--dry-run")["dry_run"] is True
 
 

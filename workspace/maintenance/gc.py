@@ -57,7 +57,8 @@ def parse_age(text: str, now_ns: int | None = None) -> int | None:
     """The cut-off (ns) of ``--prune=AGE``: commits older than it may go. ``now`` is now; ``never`` is None.
 
     AGE is written as git writes its expiry times: ``2.weeks``, ``3.days.ago``,
-    ``3d``, ``12h``, ``90m`` (minutes), ``6.months``, ``1y``, or ``now``/``never``.
+    ``3d``, ``12h``, ``90m`` (minutes), ``6.months``, ``1y``, ``now``/``never``, or a
+    date (``2026-01-31``, UTC unless it says otherwise).
     """
     now = now_ns or time.time_ns()
     t = text.strip().lower()
@@ -67,7 +68,16 @@ def parse_age(text: str, now_ns: int | None = None) -> int | None:
         return None
     m = _AGE_RE.match(t)
     if not m:
-        raise InvalidArgument(f"--prune={text}: expected an age like 2.weeks, 3d, 12h, 6.months, or 'now'")
+        from datetime import datetime, timezone
+
+        try:  # a date, as git also takes: commits before it may go
+            when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidArgument(f"--prune={text}: expected an age like 2.weeks, 3d, 12h, 6.months, 'now', "
+                                  "or a date like 2026-01-31") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return int(when.timestamp() * 1e9)
     unit = m.group(2)
     key = "mo" if unit.startswith("month") else unit[0]
     return now - int(float(m.group(1)) * _AGE_S[key] * 1e9)
