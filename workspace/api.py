@@ -449,6 +449,9 @@ class Workspace(Repo):
         if save:
             if name and name != save:
                 raise InvalidArgument("--save NAME names the spec; drop --name")
+            if dry_run:
+                raise InvalidArgument("--save writes jobs/NAME.yaml and runs nothing; drop --dry-run "
+                                      "(or --save to see the jobs)")
             return {"saved": self.save_command(save, command, force=force, **opts), "name": save}
         return self.run_command(command, name=name, wait=wait, force=force, dry_run=dry_run, **opts)
 

@@ -106,10 +106,12 @@ def test_param_on_a_spec_replaces_its_values_and_param_file_its_records(tmp_path
 def test_adhoc_usage_errors(tmp_path, run_ws):
     root = _init(tmp_path, run_ws)
     write(root, "jobs/x.yaml", "name: x\ncommand: 'true'\n")
-    for args in (("run",), ("run", "x", "--", "true"), ("run", "x", "-o", "out/"), ("run", "--")):
+    for args in (("run",), ("run", "x", "--", "true"), ("run", "x", "-o", "out/"), ("run", "--"),
+                 ("run", "--save", "y", "--dry-run", "--", "true"), ("run", "--save", "y", "--name", "z", "--", "true")):
         proc = run_ws(root, *args)
         assert proc.returncode == 2, (args, proc.stderr)
         _one_error_line(proc)
+    assert not (root / "jobs/y.yaml").exists()
     proc = run_ws(root, "run", "--resources", "cpus=2,disk=1", "--", "true")
     assert proc.returncode == 2 and "disk" in _one_error_line(proc)
     proc = run_ws(root, "run", "--", "echo", "{nope}")
