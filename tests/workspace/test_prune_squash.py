@@ -88,26 +88,28 @@ def test_prune_keeps_what_releases_and_jobs_reach(proj, run_ws):
     write(proj, "jobs/mk.yaml", 'name: mk\ncommand: "mkdir -p out && head -c 1000 /dev/urandom > out/{i}.bin"\n'
                                 'outputs: ["out/{i}.bin"]\nparams: {i: [a, b]}\n')
     run_ws(proj, "commit", "-m", "spec", check=True)
-    jobs = {j["params"]["i"]: j for j in _json(run_ws, proj, "run", "mk", "--wait")["jobs"]}
+    # one job after the other: b's output commit is a child of a's
+    jobs = {i: _json(run_ws, proj, "run", "mk", "-p", f"i={i}", "--wait")["jobs"][0] for i in "ab"}
+    a_out, b_out = jobs["a"]["output_commit"], jobs["b"]["output_commit"]
+    assert _json(run_ws, proj, "log")[0]["id"] == b_out and a_out in _ancestry(run_ws, proj, b_out)
     run_ws(proj, "switch", "main", check=True)
     run_ws(proj, "branch", "-d", "rel", check=True)
     run_ws(proj, "branch", "-d", "jobs", check=True)
-    _json(run_ws, proj, "gc", "--prune=now")
+    assert _json(run_ws, proj, "gc", "--prune=now")["commits_dropped"] == 0
     assert _exists(run_ws, proj, released)  # a release reaches it
     assert _readable(proj, released, "data/r.bin")
-    assert all(_exists(run_ws, proj, j["output_commit"]) for j in jobs.values())
-    # a job deleted keeping its outputs still keeps them; one deleted without does not
+    assert _exists(run_ws, proj, a_out) and _exists(run_ws, proj, b_out)  # job records reach them
+    # a job deleted keeping its outputs (the default) still keeps them; one deleted without does not
     _json(run_ws, proj, "jobs", "delete", jobs["a"]["id"])
     _json(run_ws, proj, "jobs", "delete", jobs["b"]["id"], "--no-keep-outputs")
-    a_out, b_out = jobs["a"]["output_commit"], jobs["b"]["output_commit"]
-    assert _json(run_ws, proj, "gc", "--prune=now")["commits_dropped"] >= 0
-    assert _exists(run_ws, proj, a_out)
-    if jobs["b"]["output_commit"] != a_out and b_out not in _ancestry(run_ws, proj, a_out):
-        assert not _exists(run_ws, proj, b_out)
+    assert _json(run_ws, proj, "gc", "--prune=now")["commits_dropped"] == 1
+    assert _exists(run_ws, proj, a_out) and not _exists(run_ws, proj, b_out)
     assert run_ws(proj, "fsck").returncode == 0
     _rebuild(run_ws, proj)
     assert run_ws(proj, "fsck").returncode == 0 and _exists(run_ws, proj, released)
     assert _readable(proj, released, "data/r.bin")
+    assert _exists(run_ws, proj, a_out) and not _exists(run_ws, proj, b_out)
+    assert _json(run_ws, proj, "gc", "--prune=now")["commits_dropped"] == 0  # the kept ones still kept
 
 
 def _ancestry(run_ws, root, commit: str) -> set[str]:
