@@ -372,6 +372,14 @@ def jobs_in_states(cat: Catalog, states: Iterable[str], workflow: str | None = N
     return [_decode_row(r) for r in rows]
 
 
+def prunable(cat: Catalog, before_ns: int) -> list[dict]:
+    """``{id, workflow_id, output_commit}`` of the jobs :func:`prune` would forget."""
+    finals = ",".join("?" * len(FINAL_STATES))
+    rows = cat.query(f"SELECT id, workflow_id, output_commit FROM jobs WHERE state IN ({finals}) "
+                         "AND COALESCE(finished_ns, submitted_ns) < ?", (*FINAL_STATES, before_ns))
+    return [{"id": i, "workflow_id": w, "output_commit": c} for i, w, c in rows]
+
+
 def prune(cat: Catalog, before_ns: int) -> list[dict]:
     """Forget jobs in a final state that finished before ``before_ns``, with their events.
 
@@ -388,3 +396,31 @@ def prune(cat: Catalog, before_ns: int) -> list[dict]:
         conn.execute("DELETE FROM workflows WHERE created_ns < ? AND id NOT IN (SELECT DISTINCT workflow_id FROM jobs)",
                      (before_ns,))
     return [{"id": i, "log_dir": d} for i, d in gone]
+
+
+def delete_jobs(cat: Catalog, job_ids: Iterable[str]) -> list[dict]:
+    """Forget these jobs (any state: the caller checks), with their events; workflows left empty go too.
+
+    Returns ``{id, log_dir, workflow_id, output_commit}`` of each job deleted.
+    """
+    ids = list(job_ids)
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    with cat.write() as conn:
+        gone = conn.execute(f"SELECT id, log_dir, workflow_id, output_commit FROM jobs WHERE id IN ({marks})",
+                            ids).fetchall()
+        conn.execute(f"DELETE FROM job_events WHERE job_id IN ({marks})", ids)
+        conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids)
+        wfs = sorted({w for _, _, w, _ in gone})
+        if wfs:
+            wm = ",".join("?" * len(wfs))
+            conn.execute(f"DELETE FROM workflows WHERE id IN ({wm}) AND id NOT IN "
+                         "(SELECT DISTINCT workflow_id FROM jobs)", wfs)
+    return [{"id": i, "log_dir": d, "workflow_id": w, "output_commit": c} for i, d, w, c in gone]
+
+
+def job_commits(cat: Catalog) -> set[str]:
+    """Every input and output commit a recorded job names (``ws gc --prune`` keeps them)."""
+    rows = cat.query("SELECT input_commit, output_commit FROM jobs")
+    return {c for row in rows for c in row if c}

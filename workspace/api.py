@@ -290,11 +290,27 @@ class Workspace(Repo):
 
         return fsck(self, progress)
 
-    def gc(self, progress: Progress | None = None) -> GcReport:
-        """Reclaim pack space that no commit references."""
+    def gc(self, progress: Progress | None = None, *, prune: str | None = None, dry_run: bool = False) -> GcReport:
+        """Reclaim pack space that no commit references.
+
+        ``prune`` (an age: ``2.weeks``, ``3d``, ``now``) first drops commits no
+        branch, HEAD, release or job record reaches and that are older than it;
+        ``dry_run`` only counts what would go.
+        """
+        from workspace.jobs.records import kept_commits
         from workspace.maintenance.gc import gc
 
-        return gc(self, progress)
+        extra = kept_commits(self) if prune is not None else frozenset()
+        return gc(self, progress, prune=prune, dry_run=dry_run, extra_roots=extra)
+
+    def squash(self, branch: str, keep: int = 0, dry_run: bool = False) -> tuple[GcReport, dict]:
+        """Rewrite ``branch``'s history below its ``keep`` newest commits into one commit, then prune what
+        only the old commits held. Returns (what was or would be freed, ``{branch, commits_squashed,
+        commits_kept, old_tip, new_tip}``)."""
+        from workspace.jobs.records import kept_commits
+        from workspace.maintenance.squash import squash
+
+        return squash(self, branch, keep, dry_run=dry_run, extra_roots=kept_commits(self))
 
     # -- releases ------------------------------------------------------------------------
     @property
@@ -385,18 +401,94 @@ class Workspace(Repo):
         return JobsAPI(self)
 
     def run(self, spec: str, params: dict | list[str] | None = None, *, backend: str | None = None,
-            wait: bool = False, force: bool = False, dry_run: bool = False, cwd: str | None = None) -> dict:
+            wait: bool = False, force: bool = False, dry_run: bool = False, cwd: str | None = None,
+            param_file: str | None = None) -> dict:
         """``ws run``: expand a spec (a name in jobs/ or a YAML path) and its dependencies, and run the jobs.
 
-        ``params`` sets parameters: a dict, or ``KEY=VALUE`` strings as ``--param`` gives them.
+        ``params`` sets parameters: a dict (a value or a list of values each), or
+        ``KEY=V1,V2`` strings as ``--param`` gives them; ``param_file`` (CSV or
+        JSON Lines) replaces the spec's parameters with its records.
         Returns ``{"workflow": id or None, "jobs": [rows], "state": ...}``.
         """
         from workspace.jobs.engine import run_spec
 
-        return run_spec(self, spec, params, backend, wait=wait, force=force, dry_run=dry_run, cwd=cwd)
+        return run_spec(self, spec, params, backend, wait=wait, force=force, dry_run=dry_run, cwd=cwd,
+                        param_file=param_file)
+
+    def run_request(self, spec: str | None, command: list[str] | None, *, params: list[str] | None = None,
+                    param_file: str | None = None, backend: str | None = None, inputs: list[str] | None = None,
+                    outputs: list[str] | None = None, resources: str | None = None, name: str | None = None,
+                    save: str | None = None, wait: bool = False, force: bool = False, dry_run: bool = False,
+                    cwd: str | None = None):
+        """What ``ws run`` asks, checked as a whole: a spec (``spec``) or a command (``command``, after ``--``).
+
+        Dispatches to :meth:`run` / :meth:`dry_run` for a spec, :meth:`run_command`
+        for a command, :meth:`save_command` with ``save`` (returns
+        ``{"saved": path, "name": NAME}``). Options that only make sense for
+        the other kind are refused (InvalidArgument, exit 2).
+        """
+        from workspace.errors import InvalidArgument
+
+        if command is None:
+            if spec is None:
+                raise InvalidArgument("name a spec, or give a command after '--' (ws run -- COMMAND ARGS...)")
+            adhoc = {"--input": inputs, "--output": outputs, "--resources": resources, "--name": name,
+                     "--save": save}
+            given = [k for k, v in adhoc.items() if v]
+            if given:
+                raise InvalidArgument(f"{given[0]} is for a command given after '--' (ws run {given[0]} ... -- "
+                                      "COMMAND); a spec declares it in its file")
+            if dry_run:
+                return self.dry_run(spec, params or [], backend=backend, force=force, cwd=cwd, param_file=param_file)
+            return self.run(spec, params or [], backend=backend, wait=wait, force=force, cwd=cwd,
+                            param_file=param_file)
+        if spec is not None:
+            raise InvalidArgument(f"'{spec}' before '--': a run is either a spec or a command after '--'")
+        opts = dict(inputs=inputs, outputs=outputs, resources=resources, backend=backend, params=params,
+                    param_file=param_file)
+        if save:
+            if name and name != save:
+                raise InvalidArgument("--save NAME names the spec; drop --name")
+            if dry_run:
+                raise InvalidArgument("--save writes jobs/NAME.yaml and runs nothing; drop --dry-run "
+                                      "(or --save to see the jobs)")
+            return {"saved": self.save_command(save, command, force=force, **opts), "name": save}
+        return self.run_command(command, name=name, wait=wait, force=force, dry_run=dry_run, **opts)
+
+    def run_command(self, argv: list[str], *, name: str | None = None, inputs: list[str] | None = None,
+                    outputs: list[str] | None = None, resources: str | None = None, backend: str | None = None,
+                    params: list[str] | None = None, param_file: str | None = None, wait: bool = False,
+                    force: bool = False, dry_run: bool = False) -> dict | Iterator[dict]:
+        """``ws run -- COMMAND ARGS...``: run a command as jobs without a spec file (see workspace.jobs.adhoc).
+
+        The spec is built in memory and goes through the same expansion and
+        engine as a file's. Returns what :meth:`run` returns; with ``dry_run``
+        the rows one at a time, as :meth:`dry_run` does.
+        """
+        from workspace.jobs.adhoc import build
+        from workspace.jobs.engine import dry_run_rows, run_spec
+
+        _, spec = build(argv, name=name, inputs=inputs, outputs=outputs, resources=resources, backend=backend,
+                        params=params, param_file=param_file)
+        if dry_run:
+            return dry_run_rows(self, spec, force=force)
+        return run_spec(self, spec, wait=wait, force=force)
+
+    def save_command(self, save_as: str, argv: list[str], *, inputs: list[str] | None = None,
+                     outputs: list[str] | None = None, resources: str | None = None, backend: str | None = None,
+                     params: list[str] | None = None, param_file: str | None = None, force: bool = False) -> str:
+        """``ws run --save NAME -- COMMAND``: write the ad-hoc run's spec as ``jobs/NAME.yaml``; returns the path.
+
+        SpecExists (exit 8) when the file exists, unless ``force``.
+        """
+        from workspace.jobs.adhoc import build, save
+
+        data, _ = build(argv, name=save_as, inputs=inputs, outputs=outputs, resources=resources, backend=backend,
+                        params=params, param_file=param_file)
+        return save(self, save_as, data, force=force)
 
     def dry_run(self, spec: str, params: dict | list[str] | None = None, *, backend: str | None = None,
-                force: bool = False, cwd: str | None = None) -> Iterator[dict]:
+                force: bool = False, cwd: str | None = None, param_file: str | None = None) -> Iterator[dict]:
         """``ws run --dry-run``: the row each job would get (``state`` PENDING or SKIPPED), one at a time.
 
         Nothing is recorded; the rows come as the sweep is expanded, so a big
@@ -405,7 +497,7 @@ class Workspace(Repo):
         """
         from workspace.jobs.engine import dry_run_rows
 
-        return dry_run_rows(self, spec, params, backend, force=force, cwd=cwd)
+        return dry_run_rows(self, spec, params, backend, force=force, cwd=cwd, param_file=param_file)
 
 
 def clone(url: str, spec: str, directory: str | os.PathLike, *, options: dict | None = None,

@@ -345,9 +345,16 @@ class JobsAPI:
         return expand(self.ws, [find_spec(self.ws, n) for n in names], params or {}, backend=backend)
 
     # -- running (what ``ws jobs cancel|wait|rerun|refresh|supervise`` call) --
-    def cancel(self, job_ids: list[str] | None = None, all_jobs: bool = False) -> list[str]:
-        """Cancel jobs (ids, prefixes or workflow ids), or every active job; returns the ids cancelled."""
-        return _engine().cancel(self.ws, job_ids or [], all_jobs=all_jobs)
+    def cancel(self, job_ids: list[str] | None = None, all_jobs: bool = False, reason: str | None = None) -> list[str]:
+        """Cancel jobs (ids, prefixes or workflow ids), or every active job; returns the ids cancelled.
+
+        ``reason`` is recorded on each as ``cancelled by user: REASON``.
+        """
+        return _engine().cancel(self.ws, job_ids or [], all_jobs=all_jobs, reason=reason)
+
+    def delete(self, job_ids: list[str], keep_outputs: bool = True) -> list[dict]:
+        """Forget finished jobs (record, events, logs); refuses active ones. Output commits stay."""
+        return _engine().delete(self.ws, job_ids, keep_outputs=keep_outputs)
 
     def wait(self, job_ids: list[str], timeout: float | None = None) -> list[dict]:
         """Block until the jobs are final; returns their rows (WaitTimedOut after ``timeout`` s)."""

@@ -38,6 +38,12 @@ class WaitTimedOut(WorkspaceError):
     exit_code = 1
 
 
+class JobStillActive(WorkspaceError):
+    """``ws jobs delete`` of a job that is pending, queued or running."""
+
+    exit_code = 1
+
+
 class NothingToRerun(WorkspaceError):
     """``rerun --failed`` found no failed, cancelled, lost or out-of-memory job."""
 
@@ -103,42 +109,70 @@ def plan(repo: Repo, expanded: Iterable, force: bool = False) -> list[dict]:
     return list(iter_plan(repo, expanded, force))
 
 
-def dry_run_rows(repo: Repo, name_or_path: str, overrides: dict | list[str] | None = None, backend: str | None = None,
-            *, force: bool = False, cwd: str | None = None) -> Iterator[dict]:
+def target_spec(repo: Repo, spec, cwd: str | None = None, param_file: str | None = None):
+    """The spec a run starts from: a JobSpec as given (an ad-hoc run's), or one found by name or path;
+    with ``param_file`` its parameters replaced by the file's records (``--param-file``)."""
+    from dataclasses import replace
+
+    from workspace.jobs.spec import JobSpec, param_names, validate
+    from workspace.jobs.specfile import find_spec
+    from workspace.jobs.sweeps import read_param_file
+
+    found = spec if isinstance(spec, JobSpec) else find_spec(repo, spec, cwd=cwd)
+    if param_file is None:
+        return found
+    records = read_param_file(param_file)
+    declared = param_names(found.params)
+    unknown = sorted(set(records[0]) - declared)
+    if declared and unknown:
+        raise InvalidArgument(f"--param-file {param_file}: {found.where} declares no parameter '{unknown[0]}' "
+                              f"(parameters: {', '.join(sorted(declared))})")
+    return validate(replace(found, params=records))
+
+
+def dry_run_rows(repo: Repo, name_or_path, overrides: dict | list[str] | None = None, backend: str | None = None,
+                 *, force: bool = False, cwd: str | None = None, param_file: str | None = None) -> Iterator[dict]:
     """What ``ws run --dry-run`` prints: the row each job would get, produced as the sweep is expanded.
 
     Nothing is recorded. Errors found before expanding (unknown spec, cycles,
     ``--param``, the cap ``[jobs] max_jobs_per_run``) are raised by this call;
     per-job ones (templates, paths, inputs) as the rows are read. Memory stays
     flat however big the sweep: ``ws run --dry-run`` prints each row as it comes.
+    ``name_or_path`` may also be a JobSpec (an ad-hoc run's, see :mod:`workspace.jobs.adhoc`).
     """
     from workspace.jobs.expand import iter_expand, parse_overrides
-    from workspace.jobs.specfile import find_spec
 
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
-    expanded = iter_expand(repo, [find_spec(repo, name_or_path, cwd=cwd)], overrides or {}, backend=backend)
+    spec = target_spec(repo, name_or_path, cwd, param_file)
+    expanded = iter_expand(repo, [spec], overrides or {}, backend=backend)
     return iter_plan(repo, expanded, force)
 
 
-def run_spec(repo: Repo, name_or_path: str, overrides: dict | list[str] | None = None, backend: str | None = None,
-             *, wait: bool = False, force: bool = False, dry_run: bool = False, cwd: str | None = None) -> dict:
+def run_spec(repo: Repo, name_or_path, overrides: dict | list[str] | None = None, backend: str | None = None,
+             *, wait: bool = False, force: bool = False, dry_run: bool = False, cwd: str | None = None,
+             param_file: str | None = None) -> dict:
     """What ``ws run`` does: load, expand and submit one spec (and the specs it depends on).
 
-    ``overrides`` set parameters: a dict, or ``KEY=VALUE`` strings as ``--param`` gives them.
+    ``name_or_path``: a spec name in ``jobs/``, a YAML path, or a JobSpec
+    built in memory (``ws run -- COMMAND``: the same expansion, records, logs
+    and output commits as a spec file). ``overrides`` set parameters: a dict
+    (a value or a list of values each), or ``KEY=V1,V2`` strings as ``--param``
+    gives them. ``param_file``: CSV or JSON Lines records replacing the spec's
+    parameters (``--param-file``).
     Returns ``{"workflow": id or None, "jobs": [rows]}``; with ``dry_run``
     nothing is recorded and the rows say what would run or be skipped
     (:func:`dry_run_rows` gives them one at a time instead of as a list).
     """
     from workspace.jobs.expand import iter_expand, parse_overrides
-    from workspace.jobs.specfile import find_spec
 
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
     if dry_run:
         return {"workflow": None, "jobs": list(dry_run_rows(repo, name_or_path, overrides, backend, force=force,
-                                                            cwd=cwd))}
-    expanded = iter_expand(repo, [find_spec(repo, name_or_path, cwd=cwd)], overrides or {}, backend=backend)
+                                                            cwd=cwd, param_file=param_file))}
+    spec = target_spec(repo, name_or_path, cwd, param_file)
+    expanded = iter_expand(repo, [spec], overrides or {}, backend=backend)
     wf = submit(repo, expanded, wait=wait, force=force)
     return {"workflow": wf, "jobs": q.list_jobs(repo.catalog, workflow=wf),
             "state": (q.get_workflow(repo.catalog, wf) or {}).get("state")}
@@ -263,8 +297,12 @@ def wait(repo: Repo, job_ids: list[str], timeout: float | None = None) -> list[d
         delay = min(delay * 2, 0.5)
 
 
-def cancel(repo: Repo, job_ids: list[str] | None = None, all_jobs: bool = False) -> list[str]:
+def cancel(repo: Repo, job_ids: list[str] | None = None, all_jobs: bool = False, reason: str | None = None) -> list[str]:
     """Cancel jobs (or every active job): pending ones at once, running ones on their backend.
+
+    ``reason`` (``ws jobs cancel --reason``) is recorded as the job's reason,
+    ``cancelled by user: REASON``, in the catalog and in the workflow's record
+    under ``.ws/jobs/`` (so a rebuilt catalog keeps it).
 
     A LOST job named by id is stopped too when its backend says it still runs.
     A job whose supervisor died before recording its backend id is found on
@@ -275,6 +313,9 @@ def cancel(repo: Repo, job_ids: list[str] | None = None, all_jobs: bool = False)
         rows = q.jobs_in_states(repo.catalog, q.ACTIVE_STATES)
     else:
         rows = [q.get_job(repo.catalog, j) for j in job_ids_of(repo, job_ids or [])]
+    if reason is not None and not reason.strip():
+        raise InvalidArgument("--reason: give a non-empty text (why the jobs are cancelled)")
+    why = "cancelled by user" + (f": {reason.strip()}" if reason else "")
     backends: dict = {}
     done, to_kill = [], {}
     for row in rows:
@@ -284,9 +325,10 @@ def cancel(repo: Repo, job_ids: list[str] | None = None, all_jobs: bool = False)
             allowed = ("LOST",)
         elif row["state"] in FINAL:
             continue
-        if q.set_state(repo.catalog, row["id"], "CANCELLED", "cancelled by user", only_from=allowed,
-                       reason="cancelled by user"):
+        if q.set_state(repo.catalog, row["id"], "CANCELLED", why, only_from=allowed, reason=why):
             done.append(row["id"])
+            if reason:
+                records.append_op(repo, row["workflow_id"], {"op": "cancel", "id": row["id"], "reason": why})
             if row["backend_id"]:
                 to_kill.setdefault(row["backend"], []).append(row)
     failure = None
@@ -299,6 +341,37 @@ def cancel(repo: Repo, job_ids: list[str] | None = None, all_jobs: bool = False)
     if failure is not None:
         raise failure
     return done
+
+
+def delete(repo: Repo, job_ids: list[str], keep_outputs: bool = True) -> list[dict]:
+    """Forget finished jobs: their catalog rows and events, their log folders under ``.ws/jobs``.
+
+    Refuses (JobStillActive, exit 1) when any named job is pending, queued or
+    running: cancel it first. The deletion is written to the workflows'
+    records before the catalog forgets, so ``ws fsck --rebuild-catalog`` does
+    not bring the jobs back. Output commits stay in history; with
+    ``keep_outputs`` (the default) ``ws gc --prune`` keeps them as if the job
+    were still recorded, without it they are kept only while a branch, tag or
+    release reaches them. Returns ``{id, workflow_id, output_commit, log_dir}`` per job.
+    """
+    from workspace.jobs.liveness import mark_lost
+    from workspace.jobs.query import remove_log_dir
+
+    if not job_ids:
+        raise InvalidArgument("name the jobs to delete (ids, prefixes or a workflow id)")
+    mark_lost(repo)
+    rows = [q.get_job(repo.catalog, j) for j in job_ids_of(repo, job_ids)]
+    active = [r for r in rows if r["state"] not in FINAL]
+    if active:
+        r = active[0]
+        more = f" (and {len(active) - 1} more)" if len(active) > 1 else ""
+        raise JobStillActive(f"job {r['id']} is {r['state']}{more}: only finished jobs can be deleted; "
+                             f"stop it first with 'ws jobs cancel {r['id']}'")
+    records.record_deleted(repo, rows, keep_outputs=keep_outputs)
+    gone = q.delete_jobs(repo.catalog, [r["id"] for r in rows])
+    for g in gone:
+        remove_log_dir(repo, g.get("log_dir"))
+    return gone
 
 
 def _uncancel(repo: Repo, rows: list[dict], exc: Exception) -> None:

@@ -6,6 +6,16 @@ the canonical JSON of the spec's content (minus params), this job's params,
 the content ids of its input files, and the keys of the spec's upstream jobs,
 so that changing one input re-runs only the jobs that read it (directly or
 through a dependency).
+
+An input file that an upstream spec of the run writes (it lies at or under one
+of that spec's rendered outputs) is identified in the key by the upstream
+keys alone, never by the bytes found on disk when the run is expanded: those
+are the previous run's output (or nothing yet), so hashing them made a
+dependent's key change between the run that rebuilt its upstream and the
+next one, which then ran it once more. The upstream key names the computation
+that makes the file, so the key is the same before and after it ran and runs
+settle: the second run with nothing changed runs nothing (``input_ids`` still
+lists every file read, for callers that want to see them).
 """
 
 from __future__ import annotations
@@ -53,6 +63,7 @@ class ExpandedJob:
     notify: object | None = None
     spec: JobSpec | None = field(default=None, repr=False)
     depended_on: bool = True  # a spec of the run depends on this one's: its job ids are kept for theirs
+    key_input_ids: dict[str, str] | None = field(default=None, repr=False)  # the input ids the key hashes
 
     def to_dict(self) -> dict:
         """JSON-able form for ``ws run --dry-run --json``."""
@@ -110,21 +121,19 @@ def _visit(name: str, by_name: dict[str, JobSpec], done: set[str], stack: list[s
 
 
 def parse_overrides(pairs: list[str]) -> dict:
-    """``KEY=VALUE`` strings from ``--param`` as a dict; values read like YAML scalars (1 -> int)."""
-    import yaml
+    """``--param`` strings as ``{KEY: [values]}``: ``KEY=VALUE`` or ``KEY=V1,V2,...`` (CSV quoting for commas).
 
+    Values read like YAML scalars (``1`` -> int). A key given twice is an error.
+    """
     from workspace.errors import InvalidArgument
+    from workspace.jobs.sweeps import parse_param_values
 
-    out = {}
+    out: dict = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InvalidArgument(f"--param '{pair}': expected KEY=VALUE")
-        try:
-            parsed = yaml.safe_load(value) if value else ""
-        except yaml.YAMLError:
-            parsed = value
-        out[key.strip()] = parsed if isinstance(parsed, (str, int, float, bool)) else value
+        key, values = parse_param_values(pair)
+        if key in out:
+            raise InvalidArgument(f"--param {key}: given twice; list its values once: {key}=V1,V2,...")
+        out[key] = values
     return out
 
 
@@ -277,9 +286,48 @@ def _render(template: str, params: dict, spec: JobSpec, fld: str, shell: bool = 
         raise InvalidSpec(f"{spec.where}: field '{fld}': cannot fill template: {exc}") from None
 
 
+class Produced:
+    """The paths upstream jobs of a run write (their rendered outputs): exact paths and folders, and globs."""
+
+    def __init__(self) -> None:
+        self.exact: set[str] = set()
+        self.globs: set[str] = set()
+
+    def add(self, output: str) -> None:
+        norm = os.path.normpath(output.rstrip("/")) if output.strip("/") else ""
+        if not norm or norm == ".":
+            return
+        (self.globs if _GLOB_CHARS.search(norm) else self.exact).add(norm)
+
+    def update(self, other: "Produced") -> None:
+        self.exact |= other.exact
+        self.globs |= other.globs
+
+    def __contains__(self, path: str) -> bool:
+        """Whether an upstream job writes ``path`` (the path itself, or a folder above it)."""
+        if self.exact:
+            probe = path
+            while probe:
+                if probe in self.exact:
+                    return True
+                probe = probe.rpartition("/")[0]
+        return any(_matches(path, g) for g in self.globs)
+
+
+def key_inputs(input_ids: dict[str, str], produced: Produced | None) -> dict[str, str]:
+    """The input ids a job key hashes: those of files no upstream job of the run writes."""
+    if not produced or not (produced.exact or produced.globs):
+        return input_ids
+    return {p: fid for p, fid in input_ids.items() if p not in produced}
+
+
 def expand_spec(repo: Repo, spec: JobSpec, overrides: dict, upstream_keys: list[str], upstream_prefixes: set[str],
-                cache: dict | None = None) -> Iterator[ExpandedJob]:
-    """The jobs of one spec (one per parameter set), one at a time."""
+                cache: dict | None = None, produced: Produced | None = None) -> Iterator[ExpandedJob]:
+    """The jobs of one spec (one per parameter set), one at a time.
+
+    ``produced``: what the spec's upstream jobs write; those input files are
+    left out of the key (the upstream keys stand for them).
+    """
     spec_json, upstream_json = _canonical(spec_fingerprint(spec)), _canonical(sorted(upstream_keys))
     for params in sweep(spec, overrides):
         inputs = [_render(p, params, spec, f"inputs[{i}]") for i, p in enumerate(spec.inputs)]
@@ -291,9 +339,10 @@ def expand_spec(repo: Repo, spec: JobSpec, overrides: dict, upstream_keys: list[
             _check_workdir(repo, workdir, spec)
         input_ids = resolve_inputs(repo, spec, inputs, upstream_prefixes, cache)
         command, quoted = _render(spec.command, params, spec, "command", shell=True)
+        hashed = key_inputs(input_ids, produced)
         yield ExpandedJob(
             spec_name=spec.name,
-            key=_key(spec_json, upstream_json, params, input_ids, command if quoted else None),
+            key=_key(spec_json, upstream_json, params, hashed, command if quoted else None),
             params=params,
             command=command,
             outputs=outputs,
@@ -308,6 +357,7 @@ def expand_spec(repo: Repo, spec: JobSpec, overrides: dict, upstream_keys: list[
             spec_path=spec.path,
             notify=spec.notify,
             spec=spec,
+            key_input_ids=hashed,
         )
 
 
@@ -350,16 +400,22 @@ def _expand_ordered(repo: Repo, ordered: list[JobSpec], overrides: dict) -> Iter
     needed = {name for ups in upstream.values() for name in ups}  # specs some other spec depends on
     keys: dict[str, list[str]] = {}
     prefixes: dict[str, set[str]] = {}
+    produced: dict[str, Produced] = {}
     cache: dict = {}
     for spec in ordered:
         up_keys = [k for name in upstream[spec.name] for k in keys[name]]
         up_prefixes = set().union(*(prefixes[name] for name in upstream[spec.name]))
+        up_produced = Produced()
+        for name in upstream[spec.name]:
+            up_produced.update(produced[name])
         if spec.name in needed:
-            keys[spec.name], prefixes[spec.name] = [], set()
-        for job in expand_spec(repo, spec, overrides, up_keys, up_prefixes, cache):
+            keys[spec.name], prefixes[spec.name], produced[spec.name] = [], set(), Produced()
+        for job in expand_spec(repo, spec, overrides, up_keys, up_prefixes, cache, up_produced):
             if spec.name in needed:
                 keys[spec.name].append(job.key)
                 prefixes[spec.name].update(output_prefix(o) for o in job.outputs)
+                for o in job.outputs:
+                    produced[spec.name].add(o)
             else:
                 job.depended_on = False
             yield job

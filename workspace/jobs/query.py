@@ -214,17 +214,25 @@ def parse_before(text: str, now_ns: int | None = None) -> int:
 def prune(repo: Repo, before: str) -> list[dict]:
     """Forget finished jobs older than ``before`` and delete their log folders under ``.ws/jobs``."""
     cutoff = parse_before(before)
+    from workspace.jobs import records
+
+    # the records first: a rebuilt catalog must not bring the pruned jobs back
+    records.record_deleted(repo, cj.prunable(repo.catalog, cutoff))
     gone = cj.prune(repo.catalog, cutoff)
-    logs_root = os.path.realpath(repo.layout.jobs_dir)
     for rec in gone:
-        log_dir = rec.get("log_dir")
-        if not log_dir:
-            continue
-        full = os.path.realpath(log_dir if os.path.isabs(log_dir) else repo.root / log_dir)
-        # only folders ws made itself: never delete what a remote backend's path might point at
-        if full.startswith(logs_root + os.sep):
-            shutil.rmtree(full, ignore_errors=True)
+        remove_log_dir(repo, rec.get("log_dir"))
     return gone
+
+
+def remove_log_dir(repo: Repo, log_dir: str | None) -> None:
+    """Delete a job's log folder, only when it is one ws made itself under ``.ws/jobs``."""
+    if not log_dir:
+        return
+    logs_root = os.path.realpath(repo.layout.jobs_dir)
+    full = os.path.realpath(log_dir if os.path.isabs(log_dir) else repo.root / log_dir)
+    # never delete what a remote backend's path might point at
+    if full.startswith(logs_root + os.sep):
+        shutil.rmtree(full, ignore_errors=True)
 
 
 # -- validate --------------------------------------------------------------------------
