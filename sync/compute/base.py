@@ -230,5 +230,18 @@ class ComputeBackend:
         if timeout > 0:
             time.sleep(timeout)  # remote backends have no event to wait on: plain poll interval
 
+    def check(self) -> list[tuple[str, bool, str]]:
+        """What ``ws backend check`` reports: one (check, passed, detail) per thing that must work.
+
+        Each check reaches the service for real (the controller, the queue or
+        partition, the credentials) and is reported, not raised, so that every
+        check gets its line. The default asks for the status of no job.
+        """
+        try:
+            self.status([])
+        except BackendError as exc:
+            return [("status", False, str(exc))]
+        return [("status", True, f"the {self.name} backend answers")]
+
     def close(self) -> None:
         """Release resources (connections, child handles)."""

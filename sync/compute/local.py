@@ -102,9 +102,27 @@ class LocalBackend(ComputeBackend):
         return int(pid_text), log_dir
 
     # -- the protocol ------------------------------------------------------
+    def check(self) -> list[tuple[str, bool, str]]:
+        """Local jobs need only this machine: its cpus, and how memory limits are enforced."""
+        return [("machine", True, f"runs jobs as processes here ({os.cpu_count() or 1} cpus)")]
+
     def check_resources(self, cpus: int = 1, memory_mb: int | None = None, gpus: int = 0) -> None:
         """Refuse more gpus than this machine has (cpus over the limit run alone; memory is enforced)."""
         limits.check_gpus(gpus)
+
+    def check_request(self, request: SubmitRequest) -> None:
+        """The default refusals (a container, nodes > 1, artifacts...), and scratch disk (``resources.disk``)
+        only while the job's folder has that much free space."""
+        super().check_request(request)
+        if request.disk_mb:
+            from sync.compute.base import UnsatisfiableRequest
+
+            folder = request.workdir if os.path.isdir(request.workdir) else os.getcwd()
+            st = os.statvfs(folder)
+            free_mb = st.f_bavail * st.f_frsize // (1024 * 1024)
+            if free_mb < request.disk_mb:
+                raise UnsatisfiableRequest(f"the local backend has {free_mb} MiB free where the job runs, "
+                                           f"the spec asks for {request.disk_mb} MiB", resource="disk")
 
     def submit(self, request: SubmitRequest) -> str:
         """Start the command in a new session (its own process group), logs appended under log_dir."""

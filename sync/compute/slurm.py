@@ -94,6 +94,40 @@ class SlurmBackend(ComputeBackend):
         except ValueError:
             return DEFAULT_MAX_ARRAY
 
+    def check(self) -> list[tuple[str, bool, str]]:
+        """The controller answers, the partition exists, and sbatch accepts partition, account and qos.
+
+        The last is ``sbatch --test-only``: Slurm validates the job against the
+        user's associations (so the credentials: munge and the account) and
+        submits nothing.
+        """
+        out: list[tuple[str, bool, str]] = []
+        try:
+            config = self.cluster_config()
+            out.append(("controller", True, f"slurmctld of cluster {config.get('ClusterName', '?')} answers"))
+        except BackendError as exc:
+            return [("controller", False, str(exc))]
+        partition = self.settings.partition
+        try:
+            names = [p.strip().rstrip("*") for p in self._run(["sinfo", "-h", "-o", "%P"]).split()]
+            if partition and partition not in names:
+                out.append(("partition", False, f"no partition '{partition}' (partitions: {', '.join(names)})"))
+            else:
+                out.append(("partition", True, f"partition {partition or 'default'} exists"))
+        except BackendError as exc:
+            out.append(("partition", False, str(exc)))
+        argv = ["sbatch", "--test-only", "--wrap", "true", "-o", "/dev/null"]
+        for flag, value in (("--partition", partition), ("--account", self.settings.account),
+                            ("--qos", self.settings.qos)):
+            if value:
+                argv.append(f"{flag}={value}")
+        try:
+            self._run(argv)
+            out.append(("submit", True, "sbatch --test-only accepts a job (partition, account, qos)"))
+        except BackendError as exc:
+            out.append(("submit", False, str(exc)))
+        return out
+
     # -- submitting ----------------------------------------------------------------
     def check_request(self, request: SubmitRequest) -> None:
         """Slurm honours several nodes (``--nodes``) and scratch disk (``--tmp``); the rest as the default says."""

@@ -79,6 +79,8 @@ class _Planner:
             "depends_on": [d for s in job.depends_on for d in self.ids_by_spec.get(s, [])],
             "log_dir": os.path.join(self.jobs_dir, jid), "state": "PENDING",
             "environment": environment.job_environment(self.base_env, job.command, job.env, job.workdir or "."),
+            "labels": dict(getattr(job, "labels", None) or {}), "container": getattr(job, "container", None),
+            "artifacts": list(getattr(job, "artifacts", None) or []), "input_files": dict(job.input_ids or {}),
         }
         prev = None if self.force else q.succeeded_with_key(repo.catalog, job.key)
         if prev:
@@ -159,7 +161,7 @@ def submit(repo: Repo, expanded: Iterable, wait: bool = False, force: bool = Fal
     backends: set[str] = set()
     for job in expanded:
         if job.backend not in backends:
-            _check_backends({job.backend})
+            _check_backends(repo, {job.backend})
             backends.add(job.backend)
         rows.append(planner.row(job))
         specs.setdefault(job.spec_name, None)
@@ -181,13 +183,12 @@ def submit(repo: Repo, expanded: Iterable, wait: bool = False, force: bool = Fal
 _BATCH = 5000  # rows per INSERT of one submission (all in one transaction)
 
 
-def _check_backends(names: set[str]) -> None:
-    from sync.compute import registry
-    from sync.errors import UnknownBackend
+def _check_backends(repo: Repo, names: set[str]) -> None:
+    """Every name is a configured backend or a type (UnknownBackend, exit 9, lists the configured ones)."""
+    from workspace.jobs.backends import resolve
 
     for name in sorted(names):
-        if name not in registry.names():
-            raise UnknownBackend(f"unknown compute backend '{name}' (known: {', '.join(registry.names())})")
+        resolve(repo.config, name)
 
 
 def _save_notify(repo: Repo, wf: str, settings: dict) -> None:
@@ -326,7 +327,7 @@ def rerun_failed(repo: Repo, workflow_id: str | None = None, wait: bool = False)
     new_ids = {r["id"]: q.new_id() for r in old}
     _, head = refs.read_head(repo.catalog)
     keep = ("name", "key", "params", "backend", "priority", "command", "spec_path", "resources", "policies",
-            "env", "workdir", "outputs", "environment")
+            "env", "workdir", "outputs", "environment", "labels", "container", "artifacts", "input_files")
     rows = []
     for r in old:
         nid = new_ids[r["id"]]
