@@ -94,6 +94,8 @@ class ProminenceBackend(ComputeBackend):
         try:
             jobs = self._list("/jobs", {})
         except ProminenceAuthError as exc:
+            if "rejected" not in str(exc):  # no token at all: nothing was asked
+                return [("token", False, str(exc))]
             return [("service", True, f"PROMINENCE at {self.api.url} answers"), ("token", False, str(exc))]
         except BackendError as exc:
             return [("service", False, str(exc))]

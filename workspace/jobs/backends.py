@@ -218,6 +218,12 @@ def check(repo: Repo, name: str) -> list[dict]:
     return rows
 
 
+def is_backend_login(config: dict, name: str, forced: bool = False) -> bool:
+    """Whether ``ws login NAME`` is for a configured backend: asked with ``--backend``, or no remote has that name."""
+    remotes = config.get("remote") if isinstance(config.get("remote"), dict) else {}
+    return forced or (name not in remotes and name in _tables(config))
+
+
 def login_prompts(config: dict, name: str) -> list[tuple[str, str, bool]]:
     """What ``ws login NAME`` asks for a configured backend."""
     info = resolve(config, name)

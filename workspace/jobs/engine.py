@@ -360,27 +360,59 @@ def _copy_notify(repo: Repo, old: str, new: str) -> None:
 def refresh(repo: Repo) -> list[dict]:
     """Ask the backends about every unfinished (or lost) job that has a backend id; update the catalog.
 
-    Returns ``{id, old, new}`` for each job whose state changed. Jobs of dead
-    supervisors are marked LOST first, and a LOST job whose supervisor died
-    before recording its backend id is looked up on its backend. A job that
-    succeeded gets its outputs committed here if no supervisor did it; LOST
-    jobs that still run are handed to a new supervisor for their workflow.
+    Returns ``{id, old, new}`` for each job whose state changed; a backend that
+    could not be reached raises its error after every other backend was asked
+    (see :func:`refresh_report`).
+    """
+    report = refresh_report(repo)
+    if report["errors"]:
+        raise report["errors"][0]
+    return report["changes"]
+
+
+def refresh_report(repo: Repo) -> dict:
+    """What ``ws jobs refresh`` does: ``{"changes": [{id, old, new}], "errors": [BackendError], "backends": {...}}``.
+
+    One status request per backend for all its jobs, rate limited: a backend
+    with a poll interval (Slurm, Batch, PROMINENCE) is not asked again before
+    that many seconds passed since the last request any ``ws`` process recorded
+    for it (this call waits the rest). A backend that cannot be reached keeps
+    its jobs in their last known state, recorded as an outage (``ws jobs``
+    then marks them stale, with the time of the last answer and the error),
+    and the other backends are still asked. Jobs of dead supervisors are
+    marked LOST first, and a LOST job whose supervisor died before recording
+    its backend id is looked up on its backend. A job that succeeded gets its
+    outputs committed here if no supervisor did it; LOST jobs that still run
+    are handed to a new supervisor for their workflow.
     """
     from workspace.jobs.liveness import mark_lost
 
     mark_lost(repo)
     backends: dict = {}
+    errors: list[BackendError] = []
+    seen: dict[str, str] = {}
     rows = q.jobs_in_states(repo.catalog, ("QUEUED", "RUNNING", "LOST"))
     for r in rows:
         if r["state"] == "LOST":
-            find_started(repo, backends, r)
+            try:
+                find_started(repo, backends, r)
+            except BackendError as exc:
+                _outage(repo, r["backend"], exc, errors, seen)
     by_backend: dict[str, list[dict]] = {}
     for r in rows:
-        if r["backend_id"]:
+        if r["backend_id"] and r["backend"] not in seen:
             by_backend.setdefault(r["backend"], []).append(r)
     changes, adopt = [], {}
     for name, jobs in by_backend.items():
-        statuses = get_backend(repo, backends, name).status([j["backend_id"] for j in jobs])
+        try:
+            backend = get_backend(repo, backends, name)
+            _rate_limit(repo, name, backend)
+            statuses = backend.status([j["backend_id"] for j in jobs])  # one request for all of them
+        except BackendError as exc:
+            _outage(repo, name, exc, errors, seen)
+            continue
+        q.record_poll(repo.catalog, name)
+        seen[name] = "ok"
         for job in jobs:
             st = statuses.get(job["backend_id"])
             if st is None or st.state == job["state"]:
@@ -398,7 +430,36 @@ def refresh(repo: Repo) -> list[dict]:
             if q.set_state(repo.catalog, job["id"], "RUNNING", "adopted by a new supervisor (refresh)",
                            only_from=("LOST",), reason=None, started_ns=job["started_ns"] or time.time_ns()):
                 changes.append({"id": job["id"], "old": "LOST", "new": "RUNNING"})
-    return changes
+    for backend in backends.values():
+        backend.close()
+    return {"changes": changes, "errors": errors, "backends": seen}
+
+
+def poll_interval(backend) -> float:
+    """The least time between two status requests to a backend (its own option; 0 for the local one)."""
+    for attr in ("poll_interval", "poll_interval_s"):
+        value = getattr(backend, attr, None)
+        if isinstance(value, (int, float)) and value > 0:
+            return float(value)
+    return 0.0
+
+
+def _rate_limit(repo: Repo, name: str, backend) -> None:
+    """Wait until ``name`` may be asked again (its poll interval since the last recorded request)."""
+    interval = poll_interval(backend)
+    last = (q.backend_poll(repo.catalog, name) or {}).get("last_try_ns")
+    if interval and last:
+        rest = interval - (time.time_ns() - last) / 1e9
+        if rest > 0:
+            time.sleep(min(rest, interval))  # the rate limit itself: at most one request per interval
+
+
+def _outage(repo: Repo, name: str, exc: BackendError, errors: list, seen: dict) -> None:
+    """Record that ``name`` could not be reached: its jobs keep their state and show as stale."""
+    if name not in seen:
+        q.record_poll(repo.catalog, name, error=str(exc))
+        errors.append(exc)
+        seen[name] = str(exc)
 
 
 def _record_final(repo: Repo, job: dict, st) -> dict | None:
