@@ -190,13 +190,16 @@ class ComputeBackend:
         retries and notifications. Backends that support them override this.
         """
         self.check_resources(request.cpus, request.memory_mb, request.gpus)
-        unsupported = [("container.image", request.image), ("container.runtime", request.runtime),
-                       ("resources.nodes", request.nodes > 1),
-                       ("artifacts", request.artifacts), ("retries", request.retries),
-                       ("notify.on", request.notifications)]
-        for name, value in unsupported:
+        unsupported = [("container.image", request.image, "it runs commands directly, without a container runtime"),
+                       ("container.runtime", request.runtime, "it runs commands directly, without a container runtime"),
+                       ("resources.nodes", request.nodes > 1, "it runs each job on one machine"),
+                       ("artifacts", request.artifacts, "it does not fetch URLs before a job"),
+                       ("retries", request.retries, "ws's own policies.retries apply"),
+                       ("notify.on", request.notifications, "use notify.command or notify.url")]
+        for name, value, why in unsupported:
             if value:
-                raise UnsatisfiableRequest(f"the {self.name} backend cannot honour '{name}'", field=name)
+                raise UnsatisfiableRequest(f"the {self.name} backend cannot honour '{name}': {why} (use a backend "
+                                           "that can, see 'ws backend list' and docs/backends.md)", field=name)
 
     def fetch_outputs(self, backend_id: str, request: SubmitRequest, dest: str) -> list[str]:
         """Bring a finished job's declared outputs into ``dest`` (the workspace root); the paths written.
