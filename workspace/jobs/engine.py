@@ -406,7 +406,7 @@ def refresh_report(repo: Repo) -> dict:
     for name, jobs in by_backend.items():
         try:
             backend = get_backend(repo, backends, name)
-            _rate_limit(repo, name, backend)
+            rate_limit(repo, name, backend)
             statuses = backend.status([j["backend_id"] for j in jobs])  # one request for all of them
         except BackendError as exc:
             _outage(repo, name, exc, errors, seen)
@@ -444,7 +444,7 @@ def poll_interval(backend) -> float:
     return 0.0
 
 
-def _rate_limit(repo: Repo, name: str, backend) -> None:
+def rate_limit(repo: Repo, name: str, backend) -> None:
     """Wait until ``name`` may be asked again (its poll interval since the last recorded request)."""
     interval = poll_interval(backend)
     last = (q.backend_poll(repo.catalog, name) or {}).get("last_try_ns")
