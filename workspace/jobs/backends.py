@@ -177,8 +177,10 @@ def open_backend(repo: Repo, name: str) -> ComputeBackend:
     elif kind == "prominence":
         extra["workspace_root"] = str(repo.root)
     elif kind == "batch":
+        tmp = repo.layout.ws_dir / "tmp"  # staging packs are built here, as 'ws push' builds its own
+        tmp.mkdir(exist_ok=True)
         extra.update(workspace_root=str(repo.root), log_root=str(repo.layout.jobs_dir), catalog=repo.catalog,
-                     tmp_dir=str(repo.layout.ws_dir / "tmp"))
+                     tmp_dir=str(tmp))
         extra.update(_staging(repo.config, info.options))
         if info.configured:
             secrets = {**_keyring_secrets(name), **env_secrets(name)}

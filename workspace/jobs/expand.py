@@ -354,7 +354,10 @@ def iter_expand(repo: Repo, specs: list[JobSpec], overrides: dict | None = None,
     if unknown:
         raise InvalidArgument(f"--param {unknown[0]}: no spec declares a parameter '{unknown[0]}'")
     if backend:  # copies: the caller's specs (a Python Job's) keep their own backend
-        ordered = [validate(replace(s, backend=backend)) for s in ordered]
+        from workspace.jobs.backends import configured, names
+
+        known, mine = names(repo.config), [b.name for b in configured(repo.config)]
+        ordered = [validate(replace(s, backend=backend), known, mine) for s in ordered]
     for spec in ordered:
         check_backend(repo, spec)
     check_job_count(repo.config, ordered, overrides)

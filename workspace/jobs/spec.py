@@ -254,7 +254,7 @@ def unknown_backend_message(name: str, known: list[str], configured: list[str]) 
             "('ws backend list'; add one with 'ws backend add NAME TYPE')")
 
 
-def validate(spec: JobSpec, backends: list[str] | None = None) -> JobSpec:
+def validate(spec: JobSpec, backends: list[str] | None = None, configured: list[str] | None = None) -> JobSpec:
     """Check a spec on its own (name, backend, template fields, params); returns it.
 
     Checks that need the workspace (inputs, depends_on, cycles) are made by
@@ -265,7 +265,8 @@ def validate(spec: JobSpec, backends: list[str] | None = None) -> JobSpec:
         raise InvalidSpec(f"{where}: field 'name': '{spec.name}' must be letters, digits, '-', '_' or '.'")
     known = backends if backends is not None else backend_names(spec.path)
     if spec.backend not in known:
-        configured = configured_backends(spec.path) if backends is None else []
+        if configured is None:
+            configured = configured_backends(spec.path) if backends is None else []
         raise InvalidSpec(f"{where}: field 'backend': {unknown_backend_message(spec.backend, known, configured)}")
     if spec.name in spec.depends_on:
         raise InvalidSpec(f"{where}: field 'depends_on': a spec cannot depend on itself ('{spec.name}')")
