@@ -33,7 +33,7 @@ from sync.compute.local_files import (PidRecord, group_alive, is_zombie, kill_gr
                                       read_pid_file, read_start, start_lock, start_locked, start_ticks, unlink,
                                       write_text)
 from sync.compute.base import (CANCELLED, FAILED, LOST, OUT_OF_MEMORY, RUNNING, SUCCEEDED, BackendStatus,
-                               ComputeBackend, SubmitRequest)
+                               ComputeBackend, InvalidBackendOption, SubmitRequest)
 from sync.errors import BackendError
 
 # $1 = the command, $2 = the log dir, $3 = the attempt, $4 = the memory cgroup folder (or ""),
@@ -79,7 +79,13 @@ class LocalBackend(ComputeBackend):
     def __init__(self, root: str | os.PathLike | None = None, grace_s: float = DEFAULT_GRACE_S,
                  memory: str = "auto"):
         self.root = os.path.abspath(root) if root is not None else None
-        self.grace_s = grace_s
+        try:  # strings too: options come from .ws/config.toml
+            self.grace_s = float(grace_s)
+        except (TypeError, ValueError):
+            raise InvalidBackendOption(f"local backend: option grace_s must be a number of seconds, "
+                                       f"not {grace_s!r}") from None
+        if self.grace_s < 0:
+            raise InvalidBackendOption("local backend: option grace_s must not be negative")
         self.memory = limits.MemoryLimiter(memory)
         self._children: dict[int, subprocess.Popen] = {}  # reaped by us, so they never linger as zombies
         self._pidfds: dict[int, int] = {}
