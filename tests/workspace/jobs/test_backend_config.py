@@ -210,3 +210,34 @@ def test_documented_options_are_what_ws_backend_add_accepts(section, kind):
 
     documented = _documented_options(section) - set(SECRET_OPTIONS)
     assert documented == set(allowed_options(kind)), (section, documented ^ set(allowed_options(kind)))
+
+
+def _first_session(section: str) -> str:
+    """The ```sh block under '### A first session' of a backend's section in docs/backends.md."""
+    text = (ROOT / "docs" / "backends.md").read_text()
+    part = text[text.index(section):]
+    part = part[part.index("### A first session"):]
+    return part[part.index("```sh\n") + 6:].split("\n```", 1)[0]
+
+
+def test_the_documented_local_first_session_runs(tmp_path):
+    """The local backend's copy-paste session, as a user would paste it (the others need a cluster or a service:
+    their commands are the ones tests/sync/test_backend_wiring.py runs)."""
+    import subprocess
+
+    from tests.conftest import ws_exe
+
+    script = _first_session("## The local backend")
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "ws").write_text("#!/bin/sh\nexec " + " ".join(ws_exe()) + ' "$@"\n')
+    (shim / "ws").chmod(0o755)
+    import os
+
+    env = dict(os.environ, PATH=f"{shim}:{os.environ['PATH']}")
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "local-demo" / "out" / "3.txt").read_text() == "9\n"
+    listed = [ln for ln in proc.stdout.splitlines() if ln.startswith("[{")]
+    assert listed and all(j["labels"] == {"demo": "squares"} for j in json.loads(listed[0]))
