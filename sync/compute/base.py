@@ -135,6 +135,7 @@ class ComputeBackend:
     name = "base"
     starts_at_once = False  # True when submit() starts the job (no queue): it is RUNNING right away
     enforces_walltime = False  # True when the backend itself stops a job at request.walltime_s (Slurm's --time)
+    fetches_artifacts = False  # True when submit() fetches request.artifacts into the job's folder itself
 
     def submit(self, request: SubmitRequest) -> str:
         """Start (or queue) one job attempt; returns the backend's id for it.
@@ -193,7 +194,8 @@ class ComputeBackend:
         unsupported = [("container.image", request.image, "it runs commands directly, without a container runtime"),
                        ("container.runtime", request.runtime, "it runs commands directly, without a container runtime"),
                        ("resources.nodes", request.nodes > 1, "it runs each job on one machine"),
-                       ("artifacts", request.artifacts, "it does not fetch URLs before a job"),
+                       ("artifacts", request.artifacts and not self.fetches_artifacts,
+                        "it does not fetch URLs before a job"),
                        ("retries", request.retries, "ws's own policies.retries apply"),
                        ("notify.on", request.notifications, "use notify.command or notify.url")]
         for name, value, why in unsupported:

@@ -75,6 +75,7 @@ class LocalBackend(ComputeBackend):
 
     name = "local"
     starts_at_once = True
+    fetches_artifacts = True  # into the job's workdir, before it starts (sync/compute/artifacts.py)
 
     def __init__(self, root: str | os.PathLike | None = None, grace_s: float = DEFAULT_GRACE_S,
                  memory: str = "auto"):
@@ -133,6 +134,10 @@ class LocalBackend(ComputeBackend):
     def submit(self, request: SubmitRequest) -> str:
         """Start the command in a new session (its own process group), logs appended under log_dir."""
         self.check_resources(request.cpus, request.memory_mb, request.gpus)
+        if request.artifacts:
+            from sync.compute.artifacts import fetch_artifacts
+
+            fetch_artifacts(request.artifacts, request.workdir)
         log_dir = request.log_dir
         os.makedirs(log_dir, exist_ok=True)
         for stale in _STALE:

@@ -52,6 +52,7 @@ class SlurmBackend(ComputeBackend):
     name = "slurm"
     starts_at_once = False
     enforces_walltime = True  # --time: Slurm stops the job (TIMEOUT)
+    fetches_artifacts = True  # on the login node, into the job's workdir (the compute nodes share it)
 
     def __init__(self, partition: str | None = None, account: str | None = None, qos: str | None = None,
                  sbatch_options=None, setup=None, array_throttle=None, poll_interval_s=None, max_array_size=None,
@@ -146,9 +147,12 @@ class SlurmBackend(ComputeBackend):
         """One sbatch per group of requests that share a name and resources: a job array when there are several."""
         groups: dict[tuple, list[int]] = {}
         results: list[str | BackendError] = [BackendError("not submitted")] * len(requests)
+        fetched: dict[tuple, BackendError | None] = {}  # a sweep's members share their artifacts: fetched once
         for i, r in enumerate(requests):
             try:
-                self.check_request(r)  # a container, artifacts...: refused, alone
+                self.check_request(r)  # a container...: refused, alone
+                if r.artifacts:  # fetched here, on the login node: the compute nodes share the file system
+                    self._fetch_artifacts(r, fetched)
             except BackendError as exc:
                 results[i] = exc
                 continue
@@ -170,6 +174,20 @@ class SlurmBackend(ComputeBackend):
                 for i, result in zip(chunk, ids):
                     results[i] = result
         return results
+
+    @staticmethod
+    def _fetch_artifacts(request: SubmitRequest, fetched: dict) -> None:
+        from sync.compute.artifacts import fetch_artifacts
+
+        key = (tuple(request.artifacts), request.workdir)
+        if key not in fetched:
+            try:
+                fetch_artifacts(request.artifacts, request.workdir)
+                fetched[key] = None
+            except BackendError as exc:
+                fetched[key] = exc
+        if fetched[key] is not None:
+            raise fetched[key]
 
     def _chunks(self, indices: list[int], down) -> list[list[int]]:
         """A group split into arrays no larger than the cluster allows."""

@@ -124,7 +124,6 @@ def test_new_spec_fields_are_validated(ws, run_ws, text, field, words):
 @pytest.mark.parametrize("text, field", [
     ("resources: {nodes: 2}\n", "resources.nodes"),
     ("container: {image: busybox}\n", "container.image"),
-    ("artifacts: ['https://example.org/data.tgz']\n", "artifacts"),
     ("resources: {disk: 1000000TB}\n", "resources.disk"),
 ])
 def test_the_local_backend_refuses_what_it_cannot_honour(ws, run_ws, text, field):
@@ -134,6 +133,25 @@ def test_the_local_backend_refuses_what_it_cannot_honour(ws, run_ws, text, field
         assert proc.returncode == 9 and f"field '{field}'" in proc.stderr and "local backend" in proc.stderr, \
             proc.stderr
     assert json.loads(run_ws(ws.root, "jobs", "--json", check=True).stdout) == []  # nothing recorded
+
+
+def test_artifacts_are_fetched_into_the_job_folder_before_it_runs(ws, run_ws, tmp_path):
+    ref = tmp_path / "elsewhere" / "ref.txt"
+    ref.parent.mkdir()
+    ref.write_text("reference data\n")
+    write(ws.root, "jobs/a.yaml", f"command: cat ref.txt > out.txt\noutputs: [sub/out.txt]\nworkdir: sub\n"
+                                  f"artifacts: ['file://{ref}']\n")
+    (ws.root / "sub").mkdir()
+    job = json.loads(run_ws(ws.root, "run", "a", "--wait", "--json", check=True).stdout)["jobs"][0]
+    assert job["state"] == "SUCCEEDED"
+    assert (ws.root / "sub" / "out.txt").read_text() == "reference data\n"
+    assert not [p for p in (ws.root / "sub").iterdir() if p.name.startswith(".ws-tmp")]
+    write(ws.root, "jobs/b.yaml", f"command: 'true'\nartifacts: ['file://{tmp_path}/missing.tgz?sig=SECRETSIG']\n")
+    proc = run_ws(ws.root, "run", "b", "--wait", "--json")
+    (job,) = json.loads(proc.stdout)["jobs"]
+    assert proc.returncode == 1 and job["state"] == "FAILED"
+    assert "could not fetch artifact" in job["reason"] and "missing.tgz" in job["reason"]
+    assert "SECRETSIG" not in job["reason"]
 
 
 def test_new_fields_enter_the_key_only_when_set(ws):
