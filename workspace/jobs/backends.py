@@ -274,8 +274,19 @@ def add_backend(repo: Repo, name: str, kind: str, options: dict | None = None) -
 
 
 def remove_backend(repo: Repo, name: str) -> None:
-    """``ws backend remove``: forget a configured backend (its jobs stay recorded; its keyring entry too)."""
+    """``ws backend remove``: forget a configured backend (its recorded jobs stay; its keyring entry too).
+
+    Refused while jobs on it have not ended: ws could no longer follow or cancel them.
+    """
+    from catalog import jobs as q
+
     with repo.lock():
         config = repo.reload_config()
+        live = [j["id"] for j in q.jobs_in_states(repo.catalog, ("PENDING", "QUEUED", "RUNNING"))
+                if j["backend"] == name]
+        if live and name in _tables(config):
+            raise InvalidArgument(f"backend '{name}' has {len(live)} unfinished job(s) ({', '.join(live[:3])}"
+                                  f"{', ...' if len(live) > 3 else ''}); wait for them or cancel them first "
+                                  "('ws jobs cancel ID')")
         remove(config, name)
         repo.save_config(config)

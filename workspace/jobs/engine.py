@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 
 from catalog import jobs as q
-from sync.errors import BackendError
+from sync.errors import BackendError, UnknownBackend
 from workspace.errors import InvalidArgument, WorkspaceError
 from workspace.history import refs
 from workspace.jobs import environment, records
@@ -408,7 +408,7 @@ def refresh_report(repo: Repo) -> dict:
             backend = get_backend(repo, backends, name)
             rate_limit(repo, name, backend)
             statuses = backend.status([j["backend_id"] for j in jobs])  # one request for all of them
-        except BackendError as exc:
+        except (BackendError, UnknownBackend) as exc:  # unknown: removed from the config since
             _outage(repo, name, exc, errors, seen)
             continue
         q.record_poll(repo.catalog, name)

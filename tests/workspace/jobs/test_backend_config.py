@@ -57,6 +57,18 @@ def test_bad_backends_are_refused_and_nothing_is_written(ws, run_ws, args, code,
     assert (ws.root / ".ws" / "config.toml").read_text() == before
 
 
+def test_a_backend_with_unfinished_jobs_cannot_be_removed(ws, run_ws):
+    run_ws(ws.root, "backend", "add", "here", "local", check=True)
+    write(ws.root, "jobs/slow.yaml", "command: sleep 600\nbackend: here\n")
+    wf = json.loads(run_ws(ws.root, "run", "slow", "--json", check=True).stdout)["workflow"]
+    refused = run_ws(ws.root, "backend", "remove", "here")
+    assert refused.returncode == 2 and "unfinished job" in refused.stderr
+    assert "here" in _config(ws)["backend"]
+    run_ws(ws.root, "jobs", "cancel", wf, check=True)
+    run_ws(ws.root, "jobs", "wait", wf, "--timeout", "60")
+    run_ws(ws.root, "backend", "remove", "here", check=True)
+
+
 def test_adding_twice_is_refused(ws, run_ws):
     run_ws(ws.root, "backend", "add", "here", "local", check=True)
     again = run_ws(ws.root, "backend", "add", "here", "slurm")
