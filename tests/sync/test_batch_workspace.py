@@ -165,6 +165,18 @@ def test_a_configured_batch_backend_stages_inputs_through_a_configured_remote(ws
                                     "staging": "stage", "poll_interval": "0", "max_attempts": "1"})
     config_text = (ws.root / ".ws" / "config.toml").read_text()
     assert keys["secret"] not in config_text and tomllib.loads(config_text)["backend"]["aws"]["type"] == "batch"
+    checks = ws.check_backend("aws")
+    assert [(c["check"], c["ok"]) for c in checks] == [("options", True), ("queue", True), ("staging", True)], checks
+    ws.add_backend("nowhere", "batch", {"job_queue": "no-such-queue", "region": batch_world.region,
+                                        "endpoint_url": batch_world.endpoint, "staging": "stage"})
+    bad = {c["check"]: c for c in ws.check_backend("nowhere")}
+    assert not bad["queue"]["ok"] and "no AWS credentials" in bad["queue"]["detail"]  # its own secrets: none
+    monkeypatch.setenv("WS_BACKEND_NOWHERE_AWS_ACCESS_KEY_ID", keys["key"])
+    monkeypatch.setenv("WS_BACKEND_NOWHERE_AWS_SECRET_ACCESS_KEY", keys["secret"])
+    bad = {c["check"]: c for c in ws.check_backend("nowhere")}
+    assert not bad["queue"]["ok"] and "no job queue 'no-such-queue'" in bad["queue"]["detail"]
+    with pytest.raises(Exception, match="no remote of that name"):
+        ws.add_backend("typo", "batch", {"job_queue": queue, "staging": "stgae"})
     write(ws.root, "data/in.txt", "12345\n")
     ws.commit("input")
     write(ws.root, "jobs/count.yaml",

@@ -139,6 +139,12 @@ def add(config: dict, name: str, kind: str, options: dict | None = None) -> Back
     if name in tables:
         raise InvalidArgument(f"backend '{name}' already exists ({tables[name].get('type')}); remove it first")
     options = check_options(name, kind, {str(k): v for k, v in (options or {}).items()})
+    staging = options.get("staging")
+    remotes = config.get("remote") if isinstance(config.get("remote"), dict) else {}
+    if kind == "batch" and staging and "://" not in str(staging) and staging not in remotes:
+        raise InvalidBackendOption(f"option staging={staging}: no remote of that name (remotes: "
+                                   f"{', '.join(sorted(remotes)) or 'none'}); give a configured remote or an "
+                                   "s3:// URL")
     tables[name] = {"type": kind, "options": options}
     return BackendInfo(name, kind, options)
 
