@@ -136,6 +136,7 @@ class ComputeBackend:
     starts_at_once = False  # True when submit() starts the job (no queue): it is RUNNING right away
     enforces_walltime = False  # True when the backend itself stops a job at request.walltime_s (Slurm's --time)
     fetches_artifacts = False  # True when submit() fetches request.artifacts into the job's folder itself
+    stages_inputs = False  # True when the backend reads request.input_files (no shared file system: AWS Batch)
 
     def submit(self, request: SubmitRequest) -> str:
         """Start (or queue) one job attempt; returns the backend's id for it.

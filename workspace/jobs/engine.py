@@ -57,6 +57,7 @@ class _Planner:
         self.ids_by_spec: dict[str, list[str]] = {}
         self.jobs_dir = str(repo.layout.jobs_dir)
         self._asdicts: dict[int, tuple[object, dict]] = {}  # the jobs of a spec share its resources, policies
+        self._stages: dict[str, bool] = {}  # backend name -> whether it stages inputs (needs input_files)
 
     def _asdict(self, obj) -> dict:
         """``asdict(obj)``, made once per object (a sweep's jobs share one; asdict per job was a third of a plan)."""
@@ -64,6 +65,15 @@ class _Planner:
         if hit is None or hit[0] is not obj:
             hit = self._asdicts[id(obj)] = (obj, asdict(obj))
         return dict(hit[1])
+
+    def _stages_inputs(self, name: str) -> bool:
+        if name not in self._stages:
+            from workspace.jobs.launch import get_backend
+
+            backend = get_backend(self.repo, {}, name)
+            self._stages[name] = bool(getattr(backend, "stages_inputs", False))
+            backend.close()
+        return self._stages[name]
 
     def row(self, job) -> dict:
         """The row of one job: dependencies resolved to job ids, skipped when its key already succeeded."""
@@ -80,7 +90,10 @@ class _Planner:
             "log_dir": os.path.join(self.jobs_dir, jid), "state": "PENDING",
             "environment": environment.job_environment(self.base_env, job.command, job.env, job.workdir or "."),
             "labels": dict(getattr(job, "labels", None) or {}), "container": getattr(job, "container", None),
-            "artifacts": list(getattr(job, "artifacts", None) or []), "input_files": dict(job.input_ids or {}),
+            "artifacts": list(getattr(job, "artifacts", None) or []),
+            # the matched files and their ids, only for backends that stage them: a big sweep reading many
+            # files on a shared file system must not copy that list into every row
+            "input_files": dict(job.input_ids or {}) if self._stages_inputs(job.backend) else {},
         }
         prev = None if self.force else q.succeeded_with_key(repo.catalog, job.key)
         if prev:
