@@ -151,6 +151,9 @@ def test_refresh_makes_one_status_request_per_backend(ws, run_ws, server, cloud)
     assert len(server.calls("GET", "/v1/jobs")) - before == 1  # three jobs, one request
     assert cj.backend_poll(ws.catalog, cloud)["error"] is None
     run_ws(ws.root, "jobs", "cancel", "--all", check=True)
+    for wf in wfs:  # the supervisors the refresh started see the cancel on the server and end
+        pid = cj.get_workflow(ws.catalog, wf)["supervisor_pid"]
+        assert poll(lambda: not liveness.pid_alive(pid), 60), f"the supervisor of {wf} did not end"
 
 
 def test_refresh_waits_out_the_poll_interval_of_a_backend(ws, cloud):
