@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from sync.remote_check import RemoteFsckReport
     from sync.remotes import RemoteInfo
     from workspace.jobs.api import JobsAPI
+    from workspace.jobs.backends import BackendInfo
     from workspace.maintenance.rebuild import RebuildReport
     from workspace.releases.collection import Releases
     from workspace.releases.exchange import PullResult
@@ -346,24 +347,60 @@ class Workspace(Repo):
         return remote_releases(self, remote)
 
     def login(self, remote: str, secrets: dict | None = None, *, pairs: list[str] | None = None,
-              text: str | None = None) -> dict:
-        """Store a remote's secrets in the system keyring: a dict, ``KEY=VALUE`` pairs, or the text
-        ``ws login --stdin`` reads (a JSON object or KEY=VALUE lines). Returns what was stored (names only)."""
+              text: str | None = None, backend: bool = False) -> dict:
+        """Store a remote's (or a configured backend's) secrets in the system keyring: a dict, ``KEY=VALUE``
+        pairs, or the text ``ws login --stdin`` reads (a JSON object or KEY=VALUE lines). Returns what was
+        stored (names only). A name that is a configured backend and no remote (or ``backend``) is the backend."""
         from sync import credentials
+        from workspace.jobs import backends
 
-        return credentials.login(self.config, remote, credentials.gather(secrets, pairs, text))
+        given = credentials.gather(secrets, pairs, text)
+        if backends.is_backend_login(self.config, remote, backend):
+            return backends.login(self.config, remote, given)
+        return credentials.login(self.config, remote, given)
 
-    def login_prompts(self, remote: str) -> list[tuple[str, str, bool]]:
-        """What ``ws login`` asks for a remote: (name, label, required) per secret of its kind."""
+    def login_prompts(self, remote: str, *, backend: bool = False) -> list[tuple[str, str, bool]]:
+        """What ``ws login`` asks for a remote or backend: (name, label, required) per secret of its kind."""
         from sync import credentials
+        from workspace.jobs import backends
 
+        if backends.is_backend_login(self.config, remote, backend):
+            return backends.login_prompts(self.config, remote)
         return credentials.prompts_for(self.config, remote)
 
-    def logout(self, remote: str) -> dict:
-        """Delete a remote's secrets from the keyring (``ws login --forget``)."""
+    def logout(self, remote: str, *, backend: bool = False) -> dict:
+        """Delete a remote's (or a configured backend's) secrets from the keyring (``ws login --forget``)."""
         from sync import credentials
+        from workspace.jobs import backends
 
+        if backends.is_backend_login(self.config, remote, backend):
+            return backends.logout(self.config, remote)
         return credentials.logout(self.config, remote)
+
+    # -- compute backends ------------------------------------------------------------------
+    def add_backend(self, name: str, kind: str, options: dict | None = None) -> BackendInfo:
+        """Configure a compute backend (``[backend.NAME]`` in .ws/config.toml); secrets go through ``ws login``."""
+        from workspace.jobs.backends import add_backend
+
+        return add_backend(self, name, kind, options)
+
+    def backends(self) -> list[BackendInfo]:
+        """Every configured compute backend (name, type, options)."""
+        from workspace.jobs.backends import configured
+
+        return configured(self.config)
+
+    def remove_backend(self, name: str) -> None:
+        """Forget a configured backend (its recorded jobs stay)."""
+        from workspace.jobs.backends import remove_backend
+
+        remove_backend(self, name)
+
+    def check_backend(self, name: str) -> list[dict]:
+        """``ws backend check``: reach the backend; ``{check, ok, detail}`` per check."""
+        from workspace.jobs.backends import check
+
+        return check(self, name)
 
     def push(self, remote: str | None = None, spec: str | None = None, *, progress: Progress | None = None,
              workers: int = 4) -> PushResult:

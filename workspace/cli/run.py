@@ -231,14 +231,54 @@ def rerun(
 
 @jobs_app.command()
 def refresh(json_: bool = JSON) -> None:
-    """Ask the backends about unfinished and lost jobs and record what they say."""
-    changes = _ws().jobs.refresh()
+    """Ask the backends about unfinished and lost jobs and record what they say.
+
+    One status request per backend for all its jobs, rate limited (a backend
+    with a poll interval is not asked twice within it, by any ws process). A
+    backend that cannot be reached keeps its jobs' last known state, marked
+    stale in 'ws jobs'; its error is one line on stderr and the exit code is 10.
+
+    JSON: the list of changes, {id, old, new}.
+    """
+    report = _ws().jobs.refresh_report()
+    changes = report["changes"]
     if json_:
         emit_json(changes)
-        return
-    for c in changes:
-        out(f"{c['id']}  {c['old']} -> {c['new']}")
-    out(f"{len(changes)} job(s) changed")
+    else:
+        for c in changes:
+            out(f"{c['id']}  {c['old']} -> {c['new']}")
+        out(f"{len(changes)} job(s) changed")
+    for exc in report["errors"]:
+        err(f"ws: error: {exc} (its jobs keep their last known state, marked stale)")
+    if report["errors"]:
+        raise typer.Exit(10)
+
+
+@jobs_app.command()
+def fetch(job_id: str = typer.Argument(..., help="Job id (or a unique prefix)."), json_: bool = JSON) -> None:
+    """Bring a job's outputs and logs home from its backend (AWS Batch, PROMINENCE) and commit them.
+
+    For a SUCCEEDED job whose outputs never arrived (the fetch failed, its
+    supervisor died, or they were deleted from the working tree): the declared
+    outputs are fetched, verified and, when the job has no output commit yet,
+    committed with its provenance, as the supervisor does. Exit 1 when the
+    commit could not be made.
+
+    Example: ws jobs fetch 3f2a
+    JSON: {id, state, fetched: [paths], output_commit, problem}
+    """
+    res = _ws().jobs.fetch(job_id)
+    if json_:
+        emit_json(res)
+    else:
+        out(f"job {res['id']} ({res['state']}): fetched {len(res['fetched'])} file(s)"
+            + (f"; outputs in commit {res['output_commit'][:12]}" if res["output_commit"] else ""))
+        for path in res["fetched"]:
+            out(f"  {path}")
+        if res["problem"]:
+            err(f"ws: error: {res['problem']}")
+    if res["problem"]:
+        raise typer.Exit(1)
 
 
 @jobs_app.command(hidden=True)

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 
 from catalog import jobs as q
-from sync.errors import BackendError
+from sync.errors import BackendError, UnknownBackend
 from workspace.errors import InvalidArgument, WorkspaceError
 from workspace.history import refs
 from workspace.jobs import environment, records
@@ -63,6 +63,7 @@ class _Planner:
         self.ids_by_spec: dict[str, list[str]] = {}
         self.jobs_dir = str(repo.layout.jobs_dir)
         self._asdicts: dict[int, tuple[object, dict]] = {}  # the jobs of a spec share its resources, policies
+        self._stages: dict[str, bool] = {}  # backend name -> whether it stages inputs (needs input_files)
 
     def _asdict(self, obj) -> dict:
         """``asdict(obj)``, made once per object (a sweep's jobs share one; asdict per job was a third of a plan)."""
@@ -70,6 +71,15 @@ class _Planner:
         if hit is None or hit[0] is not obj:
             hit = self._asdicts[id(obj)] = (obj, asdict(obj))
         return dict(hit[1])
+
+    def _stages_inputs(self, name: str) -> bool:
+        if name not in self._stages:
+            from workspace.jobs.launch import get_backend
+
+            backend = get_backend(self.repo, {}, name)
+            self._stages[name] = bool(getattr(backend, "stages_inputs", False))
+            backend.close()
+        return self._stages[name]
 
     def row(self, job) -> dict:
         """The row of one job: dependencies resolved to job ids, skipped when its key already succeeded."""
@@ -85,6 +95,11 @@ class _Planner:
             "depends_on": [d for s in job.depends_on for d in self.ids_by_spec.get(s, [])],
             "log_dir": os.path.join(self.jobs_dir, jid), "state": "PENDING",
             "environment": environment.job_environment(self.base_env, job.command, job.env, job.workdir or "."),
+            "labels": dict(getattr(job, "labels", None) or {}), "container": getattr(job, "container", None),
+            "artifacts": list(getattr(job, "artifacts", None) or []),
+            # the matched files and their ids, only for backends that stage them: a big sweep reading many
+            # files on a shared file system must not copy that list into every row
+            "input_files": dict(job.input_ids or {}) if self._stages_inputs(job.backend) else {},
         }
         prev = None if self.force else q.succeeded_with_key(repo.catalog, job.key)
         if prev:
@@ -193,7 +208,7 @@ def submit(repo: Repo, expanded: Iterable, wait: bool = False, force: bool = Fal
     backends: set[str] = set()
     for job in expanded:
         if job.backend not in backends:
-            _check_backends({job.backend})
+            _check_backends(repo, {job.backend})
             backends.add(job.backend)
         rows.append(planner.row(job))
         specs.setdefault(job.spec_name, None)
@@ -215,13 +230,12 @@ def submit(repo: Repo, expanded: Iterable, wait: bool = False, force: bool = Fal
 _BATCH = 5000  # rows per INSERT of one submission (all in one transaction)
 
 
-def _check_backends(names: set[str]) -> None:
-    from sync.compute import registry
-    from sync.errors import UnknownBackend
+def _check_backends(repo: Repo, names: set[str]) -> None:
+    """Every name is a configured backend or a type (UnknownBackend, exit 9, lists the configured ones)."""
+    from workspace.jobs.backends import resolve
 
     for name in sorted(names):
-        if name not in registry.names():
-            raise UnknownBackend(f"unknown compute backend '{name}' (known: {', '.join(registry.names())})")
+        resolve(repo.config, name)
 
 
 def _save_notify(repo: Repo, wf: str, settings: dict) -> None:
@@ -399,7 +413,7 @@ def rerun_failed(repo: Repo, workflow_id: str | None = None, wait: bool = False)
     new_ids = {r["id"]: q.new_id() for r in old}
     _, head = refs.read_head(repo.catalog)
     keep = ("name", "key", "params", "backend", "priority", "command", "spec_path", "resources", "policies",
-            "env", "workdir", "outputs", "environment")
+            "env", "workdir", "outputs", "environment", "labels", "container", "artifacts", "input_files")
     rows = []
     for r in old:
         nid = new_ids[r["id"]]
@@ -432,27 +446,59 @@ def _copy_notify(repo: Repo, old: str, new: str) -> None:
 def refresh(repo: Repo) -> list[dict]:
     """Ask the backends about every unfinished (or lost) job that has a backend id; update the catalog.
 
-    Returns ``{id, old, new}`` for each job whose state changed. Jobs of dead
-    supervisors are marked LOST first, and a LOST job whose supervisor died
-    before recording its backend id is looked up on its backend. A job that
-    succeeded gets its outputs committed here if no supervisor did it; LOST
-    jobs that still run are handed to a new supervisor for their workflow.
+    Returns ``{id, old, new}`` for each job whose state changed; a backend that
+    could not be reached raises its error after every other backend was asked
+    (see :func:`refresh_report`).
+    """
+    report = refresh_report(repo)
+    if report["errors"]:
+        raise report["errors"][0]
+    return report["changes"]
+
+
+def refresh_report(repo: Repo) -> dict:
+    """What ``ws jobs refresh`` does: ``{"changes": [{id, old, new}], "errors": [BackendError], "backends": {...}}``.
+
+    One status request per backend for all its jobs, rate limited: a backend
+    with a poll interval (Slurm, Batch, PROMINENCE) is not asked again before
+    that many seconds passed since the last request any ``ws`` process recorded
+    for it (this call waits the rest). A backend that cannot be reached keeps
+    its jobs in their last known state, recorded as an outage (``ws jobs``
+    then marks them stale, with the time of the last answer and the error),
+    and the other backends are still asked. Jobs of dead supervisors are
+    marked LOST first, and a LOST job whose supervisor died before recording
+    its backend id is looked up on its backend. A job that succeeded gets its
+    outputs committed here if no supervisor did it; LOST jobs that still run
+    are handed to a new supervisor for their workflow.
     """
     from workspace.jobs.liveness import mark_lost
 
     mark_lost(repo)
     backends: dict = {}
+    errors: list[BackendError] = []
+    seen: dict[str, str] = {}
     rows = q.jobs_in_states(repo.catalog, ("QUEUED", "RUNNING", "LOST"))
     for r in rows:
         if r["state"] == "LOST":
-            find_started(repo, backends, r)
+            try:
+                find_started(repo, backends, r)
+            except BackendError as exc:
+                _outage(repo, r["backend"], exc, errors, seen)
     by_backend: dict[str, list[dict]] = {}
     for r in rows:
-        if r["backend_id"]:
+        if r["backend_id"] and r["backend"] not in seen:
             by_backend.setdefault(r["backend"], []).append(r)
     changes, adopt = [], {}
     for name, jobs in by_backend.items():
-        statuses = get_backend(repo, backends, name).status([j["backend_id"] for j in jobs])
+        try:
+            backend = get_backend(repo, backends, name)
+            rate_limit(repo, name, backend)
+            statuses = backend.status([j["backend_id"] for j in jobs])  # one request for all of them
+        except (BackendError, UnknownBackend) as exc:  # unknown: removed from the config since
+            _outage(repo, name, exc, errors, seen)
+            continue
+        q.record_poll(repo.catalog, name)
+        seen[name] = "ok"
         for job in jobs:
             st = statuses.get(job["backend_id"])
             if st is None or st.state == job["state"]:
@@ -470,7 +516,36 @@ def refresh(repo: Repo) -> list[dict]:
             if q.set_state(repo.catalog, job["id"], "RUNNING", "adopted by a new supervisor (refresh)",
                            only_from=("LOST",), reason=None, started_ns=job["started_ns"] or time.time_ns()):
                 changes.append({"id": job["id"], "old": "LOST", "new": "RUNNING"})
-    return changes
+    for backend in backends.values():
+        backend.close()
+    return {"changes": changes, "errors": errors, "backends": seen}
+
+
+def poll_interval(backend) -> float:
+    """The least time between two status requests to a backend (its own option; 0 for the local one)."""
+    for attr in ("poll_interval", "poll_interval_s"):
+        value = getattr(backend, attr, None)
+        if isinstance(value, (int, float)) and value > 0:
+            return float(value)
+    return 0.0
+
+
+def rate_limit(repo: Repo, name: str, backend) -> None:
+    """Wait until ``name`` may be asked again (its poll interval since the last recorded request)."""
+    interval = poll_interval(backend)
+    last = (q.backend_poll(repo.catalog, name) or {}).get("last_try_ns")
+    if interval and last:
+        rest = interval - (time.time_ns() - last) / 1e9
+        if rest > 0:
+            time.sleep(min(rest, interval))  # the rate limit itself: at most one request per interval
+
+
+def _outage(repo: Repo, name: str, exc: BackendError, errors: list, seen: dict) -> None:
+    """Record that ``name`` could not be reached: its jobs keep their state and show as stale."""
+    if name not in seen:
+        q.record_poll(repo.catalog, name, error=str(exc))
+        errors.append(exc)
+        seen[name] = str(exc)
 
 
 def _record_final(repo: Repo, job: dict, st) -> dict | None:

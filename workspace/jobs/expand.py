@@ -39,6 +39,8 @@ from workspace.tree.scan import working_ids
 
 # spec fields that change what a job computes; policies, backend, notify do not
 KEY_FIELDS = ("name", "command", "env", "workdir", "inputs", "outputs")
+# hashed only when set, so that the keys of specs without them stay what they were
+OPTIONAL_KEY_FIELDS = ("container", "labels", "artifacts")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
@@ -64,6 +66,9 @@ class ExpandedJob:
     spec: JobSpec | None = field(default=None, repr=False)
     depended_on: bool = True  # a spec of the run depends on this one's: its job ids are kept for theirs
     key_input_ids: dict[str, str] | None = field(default=None, repr=False)  # the input ids the key hashes
+    container: dict | None = None  # {"image", "runtime"}
+    labels: dict = field(default_factory=dict)
+    artifacts: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """JSON-able form for ``ws run --dry-run --json``."""
@@ -244,7 +249,15 @@ def _working_ids(repo: Repo, spec: JobSpec, prefixes: list[str]) -> dict[str, st
 def spec_fingerprint(spec: JobSpec) -> dict:
     """The part of a spec that decides what its jobs compute (what keys hash)."""
     # not spec.to_dict(): asdict deep-copies params, which made a sweep of n jobs cost O(n^2)
-    return {k: getattr(spec, k) for k in KEY_FIELDS}
+    fp = {k: getattr(spec, k) for k in KEY_FIELDS}
+    for k in OPTIONAL_KEY_FIELDS:
+        value = getattr(spec, k, None)
+        if value:
+            fp[k] = {"image": value.image, "runtime": value.runtime} if k == "container" else value
+    r = spec.resources
+    if r.nodes != 1 or r.disk_mb:
+        fp["resources"] = {"nodes": r.nodes, "disk_mb": r.disk_mb}
+    return fp
 
 
 def job_key(spec: JobSpec, params: dict, input_ids: dict[str, str], upstream_keys: list[str],
@@ -329,6 +342,7 @@ def expand_spec(repo: Repo, spec: JobSpec, overrides: dict, upstream_keys: list[
     left out of the key (the upstream keys stand for them).
     """
     spec_json, upstream_json = _canonical(spec_fingerprint(spec)), _canonical(sorted(upstream_keys))
+    container = {"image": spec.container.image, "runtime": spec.container.runtime} if spec.container else None
     for params in sweep(spec, overrides):
         inputs = [_render(p, params, spec, f"inputs[{i}]") for i, p in enumerate(spec.inputs)]
         outputs = [_render(p, params, spec, f"outputs[{i}]") for i, p in enumerate(spec.outputs)]
@@ -358,6 +372,9 @@ def expand_spec(repo: Repo, spec: JobSpec, overrides: dict, upstream_keys: list[
             notify=spec.notify,
             spec=spec,
             key_input_ids=hashed,
+            container=container,
+            labels=spec.labels,
+            artifacts=spec.artifacts,
         )
 
 
@@ -387,9 +404,12 @@ def iter_expand(repo: Repo, specs: list[JobSpec], overrides: dict | None = None,
     if unknown:
         raise InvalidArgument(f"--param {unknown[0]}: no spec declares a parameter '{unknown[0]}'")
     if backend:  # copies: the caller's specs (a Python Job's) keep their own backend
-        ordered = [validate(replace(s, backend=backend)) for s in ordered]
+        from workspace.jobs.backends import configured, names
+
+        known, mine = names(repo.config), [b.name for b in configured(repo.config)]
+        ordered = [validate(replace(s, backend=backend), known, mine) for s in ordered]
     for spec in ordered:
-        check_resources(spec)
+        check_backend(repo, spec)
     check_job_count(repo.config, ordered, overrides)
     return _expand_ordered(repo, ordered, overrides)
 
@@ -431,21 +451,41 @@ def expand(repo: Repo, specs: list[JobSpec], overrides: dict | None = None, back
     return list(iter_expand(repo, specs, overrides, backend))
 
 
-def check_resources(spec: JobSpec) -> None:
-    """Refuse resources the spec's backend can never provide (the local one: more gpus than the machine has).
+def check_backend(repo: Repo, spec: JobSpec) -> None:
+    """Refuse a spec its backend can never run: resources (the local one: more gpus than the machine has),
+    and every field it cannot honour (a container on the local backend, ``resources.nodes`` > 1, artifacts...).
 
     Checked when jobs are expanded (``ws run``, ``ws jobs validate``, the Python
-    API), not when a spec file is parsed: the answer depends on the machine.
+    API), not when a spec file is parsed: the answer depends on the machine and
+    on the configured backend. Nothing is contacted. An unknown backend name is
+    InvalidSpec naming the configured ones.
     """
-    from sync.compute import registry
-    from sync.compute.base import UnsatisfiableRequest
+    from sync.compute.base import SubmitRequest, UnsatisfiableRequest
+    from sync.errors import UnknownBackend
+    from workspace.jobs.backends import configured, open_backend
 
+    try:
+        backend = open_backend(repo, spec.backend)
+    except UnknownBackend:
+        from workspace.jobs.spec import unknown_backend_message
+        from workspace.jobs.backends import names
+
+        raise InvalidSpec(f"{spec.where}: field 'backend': " + unknown_backend_message(
+            spec.backend, names(repo.config), [b.name for b in configured(repo.config)])) from None
     r = spec.resources
     try:
-        registry.get(spec.backend).check_resources(cpus=r.cpus, memory_mb=r.memory_mb, gpus=r.gpus)
+        backend.check_resources(cpus=r.cpus, memory_mb=r.memory_mb, gpus=r.gpus)
+        backend.check_request(SubmitRequest(
+            job_id="000000000000", name=spec.name, command=spec.command, workdir=str(repo.root),
+            log_dir=str(repo.layout.jobs_dir), cpus=r.cpus, memory_mb=r.memory_mb, walltime_s=r.walltime_s,
+            gpus=r.gpus, nodes=r.nodes, disk_mb=r.disk_mb, labels=dict(spec.labels), artifacts=list(spec.artifacts),
+            image=spec.container.image if spec.container else None,
+            runtime=spec.container.runtime if spec.container else None))
     except UnsatisfiableRequest as exc:
-        fld = f"resources.{exc.resource}" if exc.resource else "resources"
+        fld = exc.field or "resources"
         raise InvalidSpec(f"{spec.where}: field '{fld}': {exc}") from None
+    finally:
+        backend.close()
 
 
 def _upstream(spec: JobSpec, by_name: dict[str, JobSpec]) -> list[str]:

@@ -47,21 +47,38 @@ def _check_state(state: str | None) -> str | None:
     return up
 
 
-def list_jobs(repo: Repo, state: str | None = None, name: str | None = None, workflow: str | None = None) -> list[dict]:
-    """Recorded jobs, oldest first, filtered by state, spec name and workflow (the ``--json`` fields).
+def parse_labels(pairs: list[str] | dict | None) -> dict[str, str]:
+    """``--label k=v`` filters as a dict (every one must match); a pair without ``=`` is InvalidArgument (exit 2)."""
+    if isinstance(pairs, dict):
+        return {str(k): str(v) for k, v in pairs.items()}
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", key.strip()):
+            raise InvalidArgument(f"--label '{pair}': expected KEY=VALUE (a label key: letters, digits, _ . -)")
+        out[key.strip()] = value
+    return out
 
+
+def list_jobs(repo: Repo, state: str | None = None, name: str | None = None, workflow: str | None = None,
+              labels: list[str] | dict | None = None) -> list[dict]:
+    """Recorded jobs, oldest first, filtered by state, spec name, workflow and labels (the ``--json`` fields).
+
+    A job of a backend whose last status request failed, and that has not
+    ended, carries ``stale``: ``since`` (the last answer), ``error``, ``error_at``.
     :func:`show_job` has every column of one job.
     """
     refresh_liveness(repo)
     wf = resolve_workflow(repo, workflow) if workflow else None
-    return cj.list_job_summaries(repo.catalog, _check_state(state), name, wf)
+    return cj.list_job_summaries(repo.catalog, _check_state(state), name, wf, labels=parse_labels(labels))
 
 
-def list_jobs_json(repo: Repo, state: str | None = None, name: str | None = None, workflow: str | None = None) -> str:
+def list_jobs_json(repo: Repo, state: str | None = None, name: str | None = None, workflow: str | None = None,
+                   labels: list[str] | dict | None = None) -> str:
     """The same list as a JSON array text, built inside SQLite (the fast path of ``ws jobs --json``)."""
     refresh_liveness(repo)
     wf = resolve_workflow(repo, workflow) if workflow else None
-    return cj.list_jobs_json(repo.catalog, _check_state(state), name, wf)
+    return cj.list_jobs_json(repo.catalog, _check_state(state), name, wf, labels=parse_labels(labels))
 
 
 def resolve_job(repo: Repo, job_id: str) -> str:
@@ -103,6 +120,7 @@ def show_job(repo: Repo, job_id: str) -> dict:
     job["logs"] = {kind: str(p) if p else None for kind, p in (("stdout", log_path(repo, job, False)),
                                                                 ("stderr", log_path(repo, job, True)))}
     job["output_commit_info"] = _commit_info(repo, job.get("output_commit"))
+    job["stale"] = cj.stale_info(repo.catalog, job["backend"], job["state"])
     return job
 
 
