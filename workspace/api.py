@@ -414,3 +414,27 @@ def clone(url: str, spec: str, directory: str | os.PathLike, *, options: dict | 
     from workspace.releases.exchange import clone as clone_release
 
     return clone_release(Workspace, url, spec, directory, options=options, progress=progress)
+
+
+def versions() -> dict:
+    """``ws version``: the package version and the format versions this ws reads and writes.
+
+    ``catalog_schema`` is the last catalog migration (``PRAGMA user_version`` of
+    an up-to-date catalog), ``local_format`` the ``[core] format`` of
+    ``.ws/config.toml``, ``remote_format`` the ``format`` of a remote's
+    ``ws-remote.json``, ``release_record_format`` that of a release record.
+    """
+    import platform
+    from importlib import metadata
+
+    from catalog.migrations import MIGRATIONS
+    from sync.remote import FORMAT as REMOTE_FORMAT
+    from workspace.releases.records import RECORD_FORMAT
+
+    try:
+        version = metadata.version("ws")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        version = "0+unknown"
+    return {"version": version, "catalog_schema": MIGRATIONS[-1].version, "local_format": config_mod.FORMAT,
+            "remote_format": REMOTE_FORMAT, "release_record_format": RECORD_FORMAT,
+            "python": platform.python_version()}

@@ -105,6 +105,9 @@ def login(
     Without --key or --stdin, asks for each secret the remote's kind needs
     (S3: access key id, secret access key, optional session token) with hidden
     input. Environment variables (AWS_*, WS_REMOTE_<NAME>_<KEY>) override the keyring.
+    A folder remote needs no secret: ws login says so and exits 0. On a machine
+    without a keyring backend it fails (exit 11) before asking, naming the
+    environment variables to set instead.
 
     Example: ws login s3data        echo '{"key": "AKIA...", "secret": "..."}' | ws login s3data --stdin
     """
@@ -128,5 +131,8 @@ def login(
         result = ws.login(remote, secrets)
     if json_:
         emit_json(result)
+        return
+    if not result["needs_secrets"]:
+        out(f"Remote '{remote}' ({result['url']}) needs no secret: nothing to store")
         return
     out(f"Stored {', '.join(result['stored'])} for remote '{remote}' in the system keyring")
