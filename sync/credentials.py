@@ -316,11 +316,11 @@ def login(config: Mapping[str, Any], remote_name: str, secrets: Mapping[str, str
     Empty values are dropped; a required secret that is missing is refused
     with InvalidCredentials (exit 2) before anything is stored. A remote that
     needs no secret (a folder, ``memory://``) given none stores nothing and
-    says so (``"needs_secrets": false``).
+    says so (``"needs_secrets": false``); an empty value given for it is still an error.
     """
     url, options = remote_config(config, remote_name)
     clean = {k: v for k, v in secrets.items() if v != ""}
-    if not clean and needs_no_secret(url):
+    if not secrets and needs_no_secret(url):
         return {"remote": remote_name, "url": redact(url), "stored": [], "service": SERVICE,
                 "needs_secrets": False}
     if not clean:
