@@ -214,13 +214,21 @@ class Workspace(Repo):
         return iter_read(self, *split_cat_spec(self.catalog, spec))
 
     # -- the working tree -------------------------------------------------------------
-    def status(self, progress: Progress | None = None) -> Status:
+    def status(self, progress: Progress | None = None, paths: list[str] | None = None, *,
+               cwd: str | None = None) -> Status:
         """Added, modified and deleted paths of the working tree against HEAD, and per remote what is
-        not pushed yet (from the catalog, offline)."""
+        not pushed yet (from the catalog, offline). ``paths``: only those matched by these pathspecs
+        (relative to ``cwd``; see :mod:`workspace.pathspecs`)."""
         from sync.remote_status import remote_rows  # stdlib and catalog only: cheap on the status path
         from workspace.tree.status import compute_status
 
         st = compute_status(self, progress)
+        if paths:
+            from workspace import pathspecs  # only with patterns: pathspec stays off the plain status path
+
+            spec = pathspecs.compile(pathspecs.resolve(p, lambda q: self.rel(q, cwd)) for p in paths)
+            st.added, st.modified, st.deleted = (spec.filter(st.added), spec.filter(st.modified),
+                                                 spec.filter(st.deleted))
         st.remotes = remote_rows(self.config, self.catalog)
         return st
 
