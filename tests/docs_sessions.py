@@ -33,7 +33,7 @@ fence is an HTML comment starting with ``session``::
 - ``needs=...`` names what the session needs from the test run; the test
   (tests/test_docs_sessions.py, ``NEEDS``) starts it and passes its
   environment variables: ``s3`` (a moto S3 server and a fresh bucket:
-  ``AWS_ENDPOINT_URL``, ``BUCKET``, ``AWS_ACCESS_KEY_ID``,
+  ``S3_ENDPOINT``, ``BUCKET``, ``AWS_ACCESS_KEY_ID``,
   ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``), ``server`` (a ws
   server: ``WS_SERVER_URL``, ``WS_TOKEN`` an admin token).
 
@@ -195,7 +195,9 @@ def run_session(session: Session, scratch: Path, env: dict[str, str] | None = No
     scratch.mkdir(parents=True, exist_ok=True)
     logs = Path(tempfile.mkdtemp(prefix="session-logs-", dir=scratch.parent))
     full_env = dict(os.environ, HOME=str(scratch), **(env or {}))
-    full_env.pop("WS_DIR", None)
+    for name in ("WS_DIR", "AWS_ENDPOINT_URL"):  # a session says what it uses
+        if name not in (env or {}):
+            full_env.pop(name, None)
     proc = subprocess.run(["bash", "-c", _script(session, logs)], cwd=scratch, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
     at = (logs / "at").read_text().strip() if (logs / "at").exists() else "0"

@@ -23,7 +23,7 @@ def s3_env(moto_server):  # noqa: F811
     bucket = f"ws-doc-{uuid.uuid4().hex[:10]}"
     boto3.client("s3", endpoint_url=moto_server, region_name=S3_REGION, aws_access_key_id=S3_KEY,
                  aws_secret_access_key=S3_SECRET).create_bucket(Bucket=bucket)
-    return {"AWS_ENDPOINT_URL": moto_server, "BUCKET": bucket, "AWS_ACCESS_KEY_ID": S3_KEY,
+    return {"S3_ENDPOINT": moto_server, "BUCKET": bucket, "AWS_ACCESS_KEY_ID": S3_KEY,
             "AWS_SECRET_ACCESS_KEY": S3_SECRET, "AWS_DEFAULT_REGION": S3_REGION}
 
 
