@@ -194,7 +194,8 @@ def run_session(session: Session, scratch: Path, env: dict[str, str] | None = No
     """Run a session's commands in ``scratch`` (also $HOME); raise SessionFailed naming the first bad command."""
     scratch.mkdir(parents=True, exist_ok=True)
     logs = Path(tempfile.mkdtemp(prefix="session-logs-", dir=scratch.parent))
-    full_env = dict(os.environ, HOME=str(scratch), **(env or {}))
+    full_env = dict(os.environ, HOME=str(scratch), XDG_DATA_HOME=str(scratch / ".local" / "share"),
+                    XDG_CONFIG_HOME=str(scratch / ".config"), **(env or {}))  # a file keyring stays in scratch
     for name in ("WS_DIR", "AWS_ENDPOINT_URL"):  # a session says what it uses
         if name not in (env or {}):
             full_env.pop(name, None)
