@@ -49,13 +49,13 @@ class Repo:
     # -- making and opening -------------------------------------------------
     @classmethod
     def init(cls: type[R], path: str | os.PathLike = ".", *, files: dict[str, bytes] | None = None,
-             spec_folder: bool = True) -> R:
+             spec_folder: bool = False) -> R:
         """Make ``path`` a workspace: ``.ws/`` with catalog.db, objects/ and config.toml.
 
         ``files`` are written into ``.ws/`` before it appears (``ws clone``'s
         marker), so no crash can leave the folder without them. With
-        ``spec_folder`` (the default; a clone passes False), an empty ``jobs/``
-        is made for job specs unless something named so is already there.
+        ``spec_folder`` (what ``ws init`` asks for), an empty ``jobs/`` is made
+        for job specs unless something named so is already there.
         """
         root = Path(os.path.abspath(path))
         if (root / WS_DIR).exists():

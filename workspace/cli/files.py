@@ -17,11 +17,13 @@ from workspace.cli.output import emit_json, err, human_size, out, progress
 def init(directory: str = typer.Argument(".", help="Folder to turn into a workspace (created if missing).")) -> None:
     """Make a folder a ws workspace (creates .ws/ with the catalog, object store and config).
 
+    Also makes an empty jobs/ folder, where job specs (jobs/NAME.yaml) go.
+
     Example: ws init my-project
     """
     from workspace.api import Workspace
 
-    ws = Workspace.init(directory)
+    ws = Workspace.init(directory, spec_folder=True)
     out(f"Initialized empty ws workspace in {ws.layout.ws_dir}")
 
 

@@ -313,7 +313,7 @@ def clone(kind: type[R], url: str, spec: str, directory: str | os.PathLike, *, o
                 add_remote(repo, remote_name, url, options, default=True)
         else:
             remotes.connect(remote_name, url, dict(options or {})).check()  # fail before creating anything
-            repo = kind.init(target, files={CLONE_MARKER: marker}, spec_folder=False)
+            repo = kind.init(target, files={CLONE_MARKER: marker})
             add_remote(repo, remote_name, url, options, default=True)
         result = pull(repo, remote_name, spec, progress=progress, workers=workers)
         (repo.layout.ws_dir / CLONE_MARKER).unlink(missing_ok=True)  # finished: an ordinary workspace now
