@@ -35,7 +35,8 @@ fence is an HTML comment starting with ``session``::
   environment variables: ``s3`` (a moto S3 server and a fresh bucket:
   ``S3_ENDPOINT``, ``BUCKET``, ``AWS_ACCESS_KEY_ID``,
   ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``), ``server`` (a ws
-  server: ``WS_SERVER_URL``, ``WS_TOKEN`` an admin token).
+  server: ``WS_SERVER_URL``, ``WS_TOKEN`` an admin token), ``slurm`` (the
+  single-node Slurm of scripts/slurm-up.sh: ``SLURM_CONF``).
 
 ``python tests/docs_sessions.py FILE.md [NAME]`` runs a file's sessions from
 the command line (sessions with ``needs`` are skipped there).

@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from tests.docs_sessions import ROOT, all_sessions, run_session
+from tests.slurm_cluster import slurm_cluster  # noqa: F401 (a fixture)
 from tests.sync.conftest import S3_KEY, S3_REGION, S3_SECRET, moto_server  # noqa: F401 (a fixture)
 
 
@@ -37,7 +38,15 @@ def server_env(tmp_path):
     server.handle.stop(grace=None)
 
 
-NEEDS = {"s3": "s3_env", "server": "server_env"}
+@pytest.fixture
+def slurm_env(slurm_cluster):  # noqa: F811
+    """The single-node Slurm of the tests (scripts/slurm-up.sh): SLURM_CONF and a short poll interval."""
+    from tests.slurm_cluster import POLL_S
+
+    return {"SLURM_CONF": slurm_cluster.conf, "WS_SLURM_POLL_INTERVAL": POLL_S}
+
+
+NEEDS = {"s3": "s3_env", "server": "server_env", "slurm": "slurm_env"}
 
 DOC_SESSIONS = all_sessions(sorted((ROOT / "docs").glob("*.md")))
 
