@@ -215,13 +215,21 @@ class Workspace(Repo):
         return iter_read(self, *split_cat_spec(self.catalog, spec))
 
     # -- the working tree -------------------------------------------------------------
-    def status(self, progress: Progress | None = None) -> Status:
+    def status(self, progress: Progress | None = None, paths: list[str] | None = None, *,
+               cwd: str | None = None) -> Status:
         """Added, modified and deleted paths of the working tree against HEAD, and per remote what is
-        not pushed yet (from the catalog, offline)."""
+        not pushed yet (from the catalog, offline). ``paths``: only those matched by these pathspecs
+        (relative to ``cwd``; see :mod:`workspace.pathspecs`)."""
         from sync.remote_status import remote_rows  # stdlib and catalog only: cheap on the status path
         from workspace.tree.status import compute_status
 
         st = compute_status(self, progress)
+        if paths:
+            from workspace import pathspecs  # only with patterns: pathspec stays off the plain status path
+
+            spec = pathspecs.compile(pathspecs.resolve(p, lambda q: self.rel(q, cwd)) for p in paths)
+            st.added, st.modified, st.deleted = (spec.filter(st.added), spec.filter(st.modified),
+                                                 spec.filter(st.deleted))
         st.remotes = remote_rows(self.config, self.catalog)
         return st
 
@@ -543,3 +551,27 @@ def clone(url: str, spec: str, directory: str | os.PathLike, *, options: dict | 
     from workspace.releases.exchange import clone as clone_release
 
     return clone_release(Workspace, url, spec, directory, options=options, progress=progress)
+
+
+def versions() -> dict:
+    """``ws version``: the package version and the format versions this ws reads and writes.
+
+    ``catalog_schema`` is the last catalog migration (``PRAGMA user_version`` of
+    an up-to-date catalog), ``local_format`` the ``[core] format`` of
+    ``.ws/config.toml``, ``remote_format`` the ``format`` of a remote's
+    ``ws-remote.json``, ``release_record_format`` that of a release record.
+    """
+    import platform
+    from importlib import metadata
+
+    from catalog.migrations import MIGRATIONS
+    from sync.remote import FORMAT as REMOTE_FORMAT
+    from workspace.releases.records import RECORD_FORMAT
+
+    try:
+        version = metadata.version("ws")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        version = "0+unknown"
+    return {"version": version, "catalog_schema": MIGRATIONS[-1].version, "local_format": config_mod.FORMAT,
+            "remote_format": REMOTE_FORMAT, "release_record_format": RECORD_FORMAT,
+            "python": platform.python_version()}

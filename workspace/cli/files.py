@@ -18,23 +18,32 @@ from workspace.cli.output import emit_json, err, human_size, out, progress
 def init(directory: str = typer.Argument(".", help="Folder to turn into a workspace (created if missing).")) -> None:
     """Make a folder a ws workspace (creates .ws/ with the catalog, object store and config).
 
+    Also makes an empty jobs/ folder, where job specs (jobs/NAME.yaml) go.
+
     Example: ws init my-project
     """
     from workspace.api import Workspace
 
-    ws = Workspace.init(directory)
+    ws = Workspace.init(directory, spec_folder=True)
     out(f"Initialized empty ws workspace in {ws.layout.ws_dir}")
 
 
 @app.command()
-def status(json_: bool = JSON, quiet: bool = QUIET) -> None:
+def status(
+    paths: Optional[List[str]] = typer.Argument(None, help="Only files these pathspecs match: a file, a folder, "
+                                                "or a glob ('data/*.csv'; '*' stops at '/', '**' does not)."),
+    json_: bool = JSON,
+    quiet: bool = QUIET,
+) -> None:
     """Show added, modified and deleted files against HEAD, and what is not yet on each remote.
 
     Only files whose size, mtime or inode changed are re-read.
+
+    Examples: ws status      ws status data      ws status 'data/**/*.csv'
     """
     from workspace.cli.status_view import show_status
 
-    show_status(_ws(), as_json=json_, quiet=quiet)
+    show_status(_ws(), as_json=json_, quiet=quiet, paths=paths)
 
 
 @app.command()
@@ -119,7 +128,7 @@ def show(ref: str = typer.Argument("HEAD", help="Commit to show."), json_: bool 
 def diff(
     a: Optional[str] = typer.Argument(None, help="From this ref (default HEAD)."),
     b: Optional[str] = typer.Argument(None, help="To this ref (default: the working tree)."),
-    path: Optional[List[str]] = typer.Option(None, "--path", "-p", help="Limit to these paths."),
+    path: Optional[List[str]] = typer.Option(None, "--path", "-p", help="Limit to the files these pathspecs match (a file, a folder or a glob; repeatable)."),
     stat: bool = typer.Option(False, "--stat", help="Only the list of changed paths with sizes."),
     json_: bool = JSON,
 ) -> None:
@@ -201,10 +210,13 @@ def checkout(
 
 @app.command()
 def restore(
-    paths: List[str] = typer.Argument(..., help="Files or folders to restore."),
+    paths: List[str] = typer.Argument(..., help="Files, folders or globs to restore (pathspecs: '*' stops at '/', '**' does not)."),
     source: str = typer.Option("HEAD", "--source", "-s", help="Take the content from this ref."),
 ) -> None:
-    """Overwrite working files with their committed version (from HEAD or --source)."""
+    """Overwrite working files with their committed version (from HEAD or --source).
+
+    Examples: ws restore data/labels.csv      ws restore --source HEAD~2 'data/*.csv'
+    """
     ws = _ws()
     written = ws.restore(paths, source)
     out(f"Restored {len(written)} file(s) from {source}")
@@ -213,11 +225,14 @@ def restore(
 @app.command("ls")
 def ls_(
     ref: Optional[str] = typer.Argument(None, help="Commit to list (default HEAD)."),
-    pattern: Optional[str] = typer.Argument(None, help="Glob or folder to filter by."),
+    pattern: Optional[str] = typer.Argument(None, help="A file, folder or glob, from the workspace root ('data/*.txt' stops at '/', 'data/**/*.txt' does not, '*.txt' is any depth)."),
     long: bool = typer.Option(False, "-l", help="Show sizes and ids."),
     json_: bool = JSON,
 ) -> None:
-    """List the files of a commit without touching the working tree."""
+    """List the files of a commit without touching the working tree.
+
+    Examples: ws ls      ws ls HEAD~1 'data/*.csv'      ws ls data
+    """
     entries = _ws().ls_ref_or_pattern(ref, pattern)
     if json_:
         emit_json([e.to_dict() for e in entries])

@@ -171,6 +171,12 @@ def logs(job_id: str = typer.Argument(..., help="Job id (or a unique prefix)."),
          follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends.")) -> None:
     """Print the stdout (or stderr) a job wrote, from the log files recorded in the catalog.
 
+    With --follow, prints as the log grows until the job ends (at once for a job
+    that already ended), then exits with the job's state: 0 when it succeeded
+    (or was skipped), 1 otherwise (failed, cancelled, lost, out of memory). A job
+    that did not succeed gets a line on stderr with its state and exit code and
+    the last lines of its stderr; an empty stdout is said, with where stderr is.
+
     Example: ws jobs logs 3f2a --follow
     """
     ws = _ws()
@@ -180,6 +186,34 @@ def logs(job_id: str = typer.Argument(..., help="Job id (or a unique prefix)."),
     for chunk in ws.jobs.follow(job_id, stderr):
         sys.stdout.write(chunk)
         sys.stdout.flush()
+    end = ws.jobs.log_end(job_id)
+    _tell_end(end, stderr)
+    if not end["ok"]:
+        raise typer.Exit(1)
+
+
+def _tell_end(end: dict, followed_stderr: bool) -> None:
+    """After --follow: how the job ended, on stderr (stdout keeps only the log)."""
+    if end["ok"]:
+        if not followed_stderr and not end["stdout_bytes"]:
+            err(f"ws: job {end['id']} {end['state']}; it wrote nothing on stdout "
+                f"(stderr: {end['stderr']}, 'ws jobs logs {end['id']} --stderr')")
+        return
+    how = f"exit code {end['exit_code']}" if end["exit_code"] is not None else (end["reason"] or "no exit code")
+    if end["reason"] and end["exit_code"] is not None and end["reason"] != how:
+        how += f": {end['reason']}"
+    err(f"ws: job {end['id']} {end['state']} ({how})")
+    if followed_stderr:
+        return
+    if not end["stdout_bytes"]:
+        err("its stdout is empty")
+    if end["stderr_tail"]:
+        err(f"last {len(end['stderr_tail'])} line(s) of its stderr ({end['stderr']}):")
+        for line in end["stderr_tail"]:
+            err(f"  {line}")
+    else:
+        err(f"its stderr is empty too ({end['stderr']})" if not end["stdout_bytes"]
+            else f"its stderr ({end['stderr']}) is empty")
 
 
 @jobs_app.command()

@@ -109,6 +109,9 @@ def login(
     PROMINENCE backend: its token; an AWS Batch backend: AWS keys) with hidden
     input. Environment variables (AWS_*, WS_REMOTE_<NAME>_<KEY>,
     WS_BACKEND_<NAME>_<KEY>) override the keyring.
+    A folder remote needs no secret: ws login says so and exits 0. On a machine
+    without a keyring backend it fails (exit 11) before asking, naming the
+    environment variables to set instead.
 
     Example: ws login s3data        echo '{"key": "AKIA...", "secret": "..."}' | ws login s3data --stdin
              ws login cloud --key token=eyJ...     (a backend added with 'ws backend add cloud prominence')
@@ -136,5 +139,8 @@ def login(
     kind = "backend" if "backend" in result else "remote"
     if json_:
         emit_json(result)
+        return
+    if not result.get("needs_secrets", True):
+        out(f"Remote '{remote}' ({result['url']}) needs no secret: nothing to store")
         return
     out(f"Stored {', '.join(result['stored'])} for {kind} '{remote}' in the system keyring")

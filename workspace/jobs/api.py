@@ -335,6 +335,10 @@ class JobsAPI:
         """Yield a job's log as it grows until the job ends."""
         return query.follow_log(self.ws, job_id, stderr)
 
+    def log_end(self, job_id: str, tail_lines: int = 10) -> dict:
+        """How a job ended: state, exit code, reason, its log files and the last lines of its stderr."""
+        return query.log_end(self.ws, job_id, tail_lines)
+
     def prune(self, before: str) -> list[dict]:
         """Forget finished jobs older than ``before`` (a date or an age like ``30d``)."""
         return query.prune(self.ws, before)

@@ -20,7 +20,6 @@ lists every file read, for callers that want to see them).
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import os
@@ -28,6 +27,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
+from workspace import pathspecs
 from workspace.errors import PathOutsideWorkspace
 from workspace.layout import WS_DIR
 from workspace.jobs.spec import (InvalidSpec, JobPolicies, JobSpec, MissingInput, Resources, SpecNotFound, render,
@@ -182,17 +182,7 @@ def _check_workdir(repo: Repo, workdir: str, spec: JobSpec) -> None:
 
 def _static_prefix(pattern: str) -> str:
     """The folder part of a glob before its first wildcard ('' when it starts with one)."""
-    m = _GLOB_CHARS.search(pattern)
-    if not m:
-        return pattern
-    head = pattern[: m.start()]
-    return head.rsplit("/", 1)[0] if "/" in head else ""
-
-
-def _matches(path: str, pattern: str) -> bool:
-    if not _GLOB_CHARS.search(pattern):
-        return path == pattern or path.startswith(pattern.rstrip("/") + "/")
-    return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, pattern.rstrip("/") + "/*")
+    return pathspecs.static_prefix(pattern) if _GLOB_CHARS.search(pattern) else pattern
 
 
 def output_prefix(output: str) -> str:
@@ -229,7 +219,8 @@ def resolve_inputs(repo: Repo, spec: JobSpec, patterns: list[str], upstream_pref
             cache[cache_key] = ids
     out: dict[str, str] = {}
     for i, rel in enumerate(rels):
-        hits = {p: fid for p, fid in ids.items() if _matches(p, rel)}
+        matcher = pathspecs.compile([rel])  # git's wildmatch, as ws ls and ws status (docs/guide.md)
+        hits = {p: fid for p, fid in ids.items() if matcher.matches(p)}
         if not hits and not _produced_upstream(rel, upstream_prefixes):
             raise MissingInput(f"{spec.where}: field 'inputs[{i}]': '{patterns[i]}' matches no file in the workspace")
         out.update(hits)

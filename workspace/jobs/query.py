@@ -166,6 +166,27 @@ def read_log(repo: Repo, job_id: str, stderr: bool = False) -> str:
     return path.read_bytes().decode("utf-8", errors="replace")
 
 
+def log_end(repo: Repo, job_id: str, tail_lines: int = 10) -> dict:
+    """How a job ended, for ``ws jobs logs --follow``: state, exit code, reason, both log files and
+    the last ``tail_lines`` lines of stderr (``ok`` is True for SUCCEEDED and SKIPPED)."""
+    job = cj.get_job(repo.catalog, resolve_job(repo, job_id))
+    out_path, err_path = log_path(repo, job, False), log_path(repo, job, True)
+
+    def size(path: Path | None) -> int:
+        return path.stat().st_size if path is not None and path.exists() else 0
+
+    tail: list[str] = []
+    if size(err_path):
+        with open(err_path, "rb") as f:
+            f.seek(max(0, size(err_path) - 64 * 1024))  # the tail of a huge log without reading it all
+            tail = f.read().decode("utf-8", errors="replace").splitlines()[-tail_lines:]
+    return {"id": job["id"], "state": job["state"], "ok": job["state"] in ("SUCCEEDED", "SKIPPED"),
+            "final": job["state"] in cj.FINAL_STATES, "exit_code": job.get("exit_code"),
+            "reason": job.get("reason"), "stdout": str(out_path) if out_path else None,
+            "stderr": str(err_path) if err_path else None, "stdout_bytes": size(out_path),
+            "stderr_bytes": size(err_path), "stderr_tail": tail}
+
+
 def follow_log(repo: Repo, job_id: str, stderr: bool = False, poll_s: float = FOLLOW_POLL_S) -> Iterator[str]:
     """Yield a job's log as it grows, until the job is in a final state and the file is read to its end.
 
