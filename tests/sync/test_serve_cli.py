@@ -147,7 +147,7 @@ def test_reader_writer_and_admin_through_the_real_cli(served, tmp_path, run_ws, 
     assert status["remotes"][0]["releases_not_pushed"] == []
     listed = run_ws(src, "remote", "releases", "team", "--json")  # the keyring's reader token
     assert listed.returncode == 0, listed.stderr
-    assert [(r["name"], r["version"]) for r in json.loads(listed.stdout)] == [("ds", "1.0.0")]
+    assert [(r["title"], r["version"]) for r in json.loads(listed.stdout)] == [("ds", "1.0.0")]
     fsck = run_ws(src, "fsck", "--remote", "team", "--read-data")
     assert fsck.returncode == 0, fsck.stderr + fsck.stdout
     clone = run_ws(tmp_path, "clone", served.url, "ds@1.0.0", tmp_path / "copy",
@@ -173,7 +173,7 @@ def test_reader_writer_and_admin_through_the_real_cli(served, tmp_path, run_ws, 
     requests = [x for x in log.splitlines() if " rpc=" in x]
     assert requests and all(" token=" in x for x in requests)
     assert any("rpc=UploadPack token=writer-ann role=writer" in x for x in requests)
-    assert any("rpc=PutRelease token=reader-ann role=reader" in x and "PERMISSION_DENIED" in x for x in requests)
+    assert any("token=reader-ann role=reader" in x and "status=PERMISSION_DENIED" in x for x in requests)
     assert any("rpc=PutRelease token=admin-ann role=admin" in x and "status=OK" in x for x in requests)
     assert any("token=- " in x or "token=-" in x for x in requests if "UNAUTHENTICATED" in x)
 
@@ -193,9 +193,9 @@ def test_title_patterns_through_the_real_cli(served, tmp_path, run_ws):
     assert refused.stderr.startswith("ws: error: remote team: permission denied") and "qc" in refused.stderr
     assert run_ws(other, "push", env={"WS_TOKEN": served.tokens["writer"]}).returncode == 0
     seen = run_ws(raw, "remote", "releases", "team", "--json", env={"WS_TOKEN": raw_reader})
-    assert [r["name"] for r in json.loads(seen.stdout)] == ["raw-a"]
+    assert [r["title"] for r in json.loads(seen.stdout)] == ["raw-a"]
     everything = run_ws(raw, "remote", "releases", "team", "--json", env={"WS_TOKEN": served.tokens["reader"]})
-    assert sorted(r["name"] for r in json.loads(everything.stdout)) == ["qc", "raw-a"]
+    assert sorted(r["title"] for r in json.loads(everything.stdout)) == ["qc", "raw-a"]
     hidden = run_ws(tmp_path, "clone", served.url, "qc@1.0.0", tmp_path / "qc-copy", env={"WS_TOKEN": raw_reader})
     assert hidden.returncode != 0 and hidden.stderr.count("\n") == 1 and not (tmp_path / "qc-copy" / "b.csv").exists()
 
