@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -87,6 +88,7 @@ def serve(root: str | os.PathLike, host: str = "127.0.0.1", port: int = 0, tls_c
     pair = _read_tls_pair(tls_cert, tls_key) if tls_cert else None
     if os.path.lexists(root) and not os.path.isdir(root):
         raise ServerStartError(f"cannot serve {root}: not a folder")
+    _check_port(host, port)
     _fewer_malloc_arenas()
     lock = _lock_root(root)
     try:
@@ -126,6 +128,30 @@ def serve(root: str | os.PathLike, host: str = "127.0.0.1", port: int = 0, tls_c
     for name in ("", SERVICE_NAME):
         checker.set(name, health_pb2.HealthCheckResponse.SERVING)
     return ServerHandle(server, store, checker, host, bound, bool(tls_cert), lock)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port that is taken before gRPC tries it (gRPC's own failure is a log line on stderr
+    and a vague message). gRPC binds with SO_REUSEADDR, so the probe does too; gRPC's bind stays the
+    real test (another process may take the port in between)."""
+    import socket
+
+    if not port:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServerStartError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    for family, kind, proto, _, address in infos[:1]:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                why = ("the port is in use" if exc.errno == errno.EADDRINUSE
+                       else "the address is not one of this machine's" if exc.errno == errno.EADDRNOTAVAIL
+                       else exc.strerror)
+                raise ServerStartError(f"cannot listen on {host}:{port}: {why}") from None
 
 
 def _read_tls_pair(cert: str, key: str) -> tuple[bytes, bytes]:

@@ -89,7 +89,8 @@ def test_token_create_list_revoke_through_the_cli(tmp_path, run_ws, clean_env):
         assert (got.returncode, got.stderr) == (code, line), args
 
 
-def test_serve_refuses_what_it_cannot_use_in_one_line(tmp_path, run_ws, clean_env, tls_files):
+def test_serve_refuses_what_it_cannot_use_in_one_line(tmp_path, run_ws, clean_env, tls_files, monkeypatch):
+    monkeypatch.setenv("GRPC_VERBOSITY", "ERROR")  # gRPC's own error lines must not show (what a grpc client sets)
     a_file = tmp_path / "file"
     a_file.write_text("x")
     cert, key = tls_files
@@ -112,8 +113,10 @@ def test_serve_refuses_what_it_cannot_use_in_one_line(tmp_path, run_ws, clean_en
         port = first.url.rsplit(":", 1)[1]
         taken = run_ws(tmp_path, "serve", "--root", tmp_path / "two", "--port", port)
         assert (taken.returncode, taken.stderr) == (
-            10, f"ws: error: cannot listen on 127.0.0.1:{port}: the port is in use, or the address is not one "
-                "of this machine's\n")
+            10, f"ws: error: cannot listen on 127.0.0.1:{port}: the port is in use\n")
+        elsewhere = run_ws(tmp_path, "serve", "--root", tmp_path / "two", "--host", "192.0.2.1", "--port", "50999")
+        assert (elsewhere.returncode, elsewhere.stderr) == (
+            10, "ws: error: cannot listen on 192.0.2.1:50999: the address is not one of this machine's\n")
         again = run_ws(tmp_path, "serve", "--root", tmp_path / "one", "--port", "0")
         assert (again.returncode, again.stderr) == (10, f"ws: error: another ws server is serving "
                                                         f"{tmp_path / 'one'}\n")
