@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 QUICK = {
     "bench_files.py": ["--many", "20000", "--skip-mixed"],
     "bench_sync.py": ["--skip-mixed", "--many", "20000"],
-    "bench_server.py": ["--runs", "4"],
+    "bench_server.py": ["--runs", "4", "--repeat", "2"],
 }
 
 
