@@ -114,7 +114,10 @@ def test_the_check_sees_private_imports(tmp_path):
     ]
 
 
-SLOW = ("typer", "sqlmodel", "sqlalchemy", "fsspec", "boto3", "yaml", "keyring", "pyfastcdc", "zstandard")
+SLOW = ("typer", "sqlmodel", "sqlalchemy", "fsspec", "boto3", "yaml", "keyring", "pyfastcdc", "zstandard",
+        # issue 12: a clean status parses ws's plain config without tomllib, hashes nothing (hashlib
+        # loads OpenSSL; folder digests use _blake2 directly) and builds no dataclass (inspect)
+        "tomllib", "hashlib", "_hashlib", "dataclasses", "inspect", "shutil", "rich")
 
 
 def test_ws_status_imports_no_slow_library(ws, tmp_path):

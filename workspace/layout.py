@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -15,11 +14,26 @@ HEAD_REF_PREFIX = "ref: refs/heads/"  # .ws/HEAD when HEAD is on a branch, as in
 TREE_TMP_PREFIX = ".ws-tmp-"  # files ws is writing (or putting aside) in the working tree; the walk skips them
 
 
-@dataclass(frozen=True)
 class Layout:
-    """The paths of one workspace."""
+    """The paths of one workspace (immutable; a plain class: ``ws status`` imports no dataclasses)."""
 
+    __slots__ = ("root",)
     root: Path
+
+    def __init__(self, root: Path) -> None:
+        object.__setattr__(self, "root", root)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Layout is immutable: cannot set {name!r}")
+
+    def __repr__(self) -> str:
+        return f"Layout(root={self.root!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return other.__class__ is Layout and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
 
     @property
     def ws_dir(self) -> Path:

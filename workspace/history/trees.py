@@ -10,7 +10,6 @@ those bytes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Iterable, NamedTuple
 
@@ -34,6 +33,8 @@ class TreeEntry(NamedTuple):
 
 def encode_tree(entries: Iterable[TreeEntry]) -> tuple[str, bytes]:
     """Serialize a directory; returns (tree id, bytes)."""
+    import hashlib  # not at import: ws status reads trees, it does not encode them
+
     data = json.dumps([list(e) for e in sorted(entries)], separators=(",", ":")).encode()
     return hashlib.sha256(data).hexdigest(), data
 

@@ -15,7 +15,6 @@ does not overlap across Python threads, but it does across processes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import stat as statmod
@@ -28,9 +27,15 @@ from workspace.types import LINK_MODE
 Listing = tuple[list[str], list[int]]  # names; flat (size, mtime_ns, ino, mode) per name
 
 
+try:  # hashlib.blake2b is this very constructor; importing hashlib would load OpenSSL (~10 M instructions)
+    from _blake2 import blake2b as _blake2b
+except ImportError:  # pragma: no cover - a Python built without its own BLAKE2
+    from hashlib import blake2b as _blake2b
+
+
 def digest(names: list[str], ints: list[int]) -> bytes:
     """The 16-byte digest of one folder's listing."""
-    h = hashlib.blake2b(digest_size=16)
+    h = _blake2b(digest_size=16)
     h.update("\0".join(names).encode("utf-8", "surrogateescape"))
     try:
         h.update(array("Q", ints).tobytes())
