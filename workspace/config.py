@@ -13,7 +13,6 @@ and gives up (``None``) on anything else: then tomllib parses the file, as befor
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +30,22 @@ def format_of(config: dict[str, Any]) -> int:
     return value if isinstance(value, int) else 1
 
 
-_BARE = r"[A-Za-z0-9_-]+"
-_TABLE = re.compile(rf"\[[ \t]*({_BARE}(?:[ \t]*\.[ \t]*{_BARE})*)[ \t]*\]")
-_KEY_VALUE = re.compile(rf"({_BARE})[ \t]*=[ \t]*(?:(0|[+-]?[1-9][0-9]*)|(true|false)|\"([^\"\\\x00-\x1f\x7f]*)\")")
-_COMMENT = re.compile(r"[ \t]*(?:#[^\x00-\x08\x0a-\x1f\x7f]*)?")
+_BARE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+_NOT_IN_STRING = frozenset('"\\' + "".join(map(chr, range(0x20))) + "\x7f")  # tab too: tomllib decides
+_DIGITS = frozenset("0123456789")
+
+
+def _bare(name: str) -> bool:
+    return bool(name) and not name.strip(_BARE)
 
 
 def _parse_simple(text: str) -> dict[str, Any] | None:
     """``text`` parsed if it is in the plain subset (see the module doc), else None (tomllib decides).
 
     Within the subset the result is what tomllib gives; anything it is unsure of (another
-    value type, a quoted or dotted key, a repeated key or table, a table over a value) is None.
+    value type, a quoted or dotted key, a comment after a value, a repeated key or table, a
+    table over a value) is None. String methods only: a regular expression costs more to
+    compile than this whole parse.
     """
     root: dict[str, Any] = {}
     table = root
@@ -50,16 +54,17 @@ def _parse_simple(text: str) -> dict[str, Any] | None:
         if line.endswith("\r"):
             line = line[:-1]
         stripped = line.strip(" \t")
-        if not stripped or stripped.startswith("#"):
-            if _COMMENT.fullmatch(stripped) is None:
+        if not stripped:
+            continue
+        if stripped[0] == "#":
+            if any(c in _NOT_IN_STRING and c != '"' and c != "\\" and c != "\t" for c in stripped):
                 return None
             continue
-        m = _TABLE.match(stripped)
-        if m is not None:
-            if _COMMENT.fullmatch(stripped, m.end()) is None:
+        if stripped[0] == "[":
+            if stripped[-1] != "]":
                 return None
-            names = tuple(part.strip(" \t") for part in m.group(1).split("."))
-            if names in defined:
+            names = tuple(part.strip(" \t") for part in stripped[1:-1].split("."))
+            if not all(map(_bare, names)) or names in defined:
                 return None
             defined.add(names)
             table = root
@@ -68,18 +73,22 @@ def _parse_simple(text: str) -> dict[str, Any] | None:
                 if not isinstance(table, dict):
                     return None
             continue
-        m = _KEY_VALUE.match(stripped)
-        if m is None or _COMMENT.fullmatch(stripped, m.end()) is None:
+        key, eq, value = stripped.partition("=")
+        key, value = key.rstrip(" \t"), value.lstrip(" \t")
+        if not eq or not _bare(key) or key in table or not value:
             return None
-        key, number, boolean, string = m.groups()
-        if key in table:
-            return None
-        if number is not None:
-            table[key] = int(number)
-        elif boolean is not None:
-            table[key] = boolean == "true"
+        if value == "true" or value == "false":
+            table[key] = value == "true"
+        elif value[0] == '"':
+            inner = value[1:-1]
+            if len(value) < 2 or value[-1] != '"' or any(c in _NOT_IN_STRING for c in inner):
+                return None
+            table[key] = inner
         else:
-            table[key] = string
+            digits = value[1:] if value[0] == "-" else value
+            if not digits or not _DIGITS.issuperset(digits) or (digits[0] == "0" and value != "0"):
+                return None
+            table[key] = int(value)
     return root
 
 

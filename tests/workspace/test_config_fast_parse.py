@@ -29,7 +29,7 @@ def test_the_subset_parser_agrees_with_tomllib_or_steps_aside(data):
 @pytest.mark.parametrize("text", [
     "[core]\nformat = 2\n",
     '[core]\nformat = 2\n\n[remote.origin]\nurl = "s3://bucket/ds"\nlink = true\n',
-    "# a comment\n[ core ]  # trailing\r\nformat = 2 # two\n[a.b]\nx = -3\n[a]\ny = \"\"\n",
+    "# a comment\n[ core ]\r\nformat = 2\n  [ a . b ]\nx = -3\n[a]\ny = \"\"\n\tz=0\n",
 ])
 def test_ws_own_configs_take_the_fast_path(text):
     assert config._parse_simple(text) == tomllib.loads(text)
@@ -41,7 +41,8 @@ def test_ws_own_configs_take_the_fast_path(text):
     "[a]\nb = 1\n[a.b]\n",  # a table over a value
     "a = 1_000\n", "a = 0x1f\n", "a = +0\n", "a = 1979-05-27\n", "a = 1.5\n",
     'a = "tab\there"\n', 'a = "\\u00e9"\n', "a = 'literal'\n", "a.b = 1\n", '"q" = 1\n',
-    "[[arr]]\nx = 1\n", "a = [1]\n", "a = {x = 1}\n", "a = \n", "a = 1 b\n", "a = true2\n", "a\r= 1\n",
+    "[[arr]]\nx = 1\n", "a = [1]\n", "a = {x = 1}\n", "a = \n", "a = 1 b\n", "a = true2\n", "a\r= 1\n", "a = 1 # one\n", "[a] # t\n", "a = 01\n", "a = -\n", "a = \"x\n", "[]\n", "[a.]\n",
+    "a = \"x\" \"y\"\n", "# bell \x07\n", "= 1\n",
 ])
 def test_anything_else_goes_to_tomllib(text):
     assert config._parse_simple(text) is None
