@@ -8,17 +8,18 @@ from typing import Iterable, NamedTuple
 from catalog.db import Catalog
 
 
-class CommitRecord(NamedTuple):
-    """A commit as stored."""
-
-    id: str
-    tree_id: str
-    parents: list[str]
-    branch: str | None
-    message: str
-    author: str
-    time_ns: int
-    provenance: dict | None
+# The functional form, for ws status's start-up: see catalog/statcache.py.
+CommitRecord = NamedTuple("CommitRecord", [
+    ("id", str),
+    ("tree_id", str),
+    ("parents", list[str]),
+    ("branch", str | None),
+    ("message", str),
+    ("author", str),
+    ("time_ns", int),
+    ("provenance", dict | None),
+])
+CommitRecord.__doc__ = """A commit as stored."""
 
 
 def _commit(row) -> CommitRecord:

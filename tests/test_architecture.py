@@ -127,8 +127,16 @@ def test_ws_status_imports_no_slow_library(ws, tmp_path):
     ws.releases.create("ds", version="1.0.0")
     ws.add_remote("origin", str(tmp_path / "remote"))
     ws.close()
-    code = ("import atexit, json, sys\n"
-            f"atexit.register(lambda: print(json.dumps([m for m in {SLOW!r} if m in sys.modules]), file=sys.stderr))\n"
+    # compile() too: its first call in a process sets up the ast module (~10 M instructions); a
+    # typing.ForwardRef (a string annotation in a NamedTuple class, a TypeVar bound) calls it
+    code = ("import atexit, builtins, json, sys\n"
+            "compiled = []\n"
+            "real_compile = builtins.compile\n"
+            # str sources only: importing a module without its .pyc compiles its bytes (not what is checked)
+            "builtins.compile = lambda *a, **k: (isinstance(a[0], str) and compiled.append(a[0])) "
+            "or real_compile(*a, **k)\n"
+            f"atexit.register(lambda: print(json.dumps([m for m in {SLOW!r} if m in sys.modules] + "
+            "[f'compile({c!r})' for c in compiled]), file=sys.stderr))\n"
             "sys.argv = ['ws', 'status']\n"
             "from workspace.cli.entry import main\n"
             "main()\n")

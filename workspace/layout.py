@@ -163,13 +163,14 @@ _TREE_TMP_RE = re.compile(r"\.ws-tmp-(\d+)(?:@([0-9a-f]{8}))?-(del|\d+)-(.+)", r
 _WRITER_RE = re.compile(r"(\d+)@([0-9a-f]{8})(?:-.*)?", re.DOTALL)
 
 
-class TreeTempName(NamedTuple):
-    """What a ``.ws-tmp-`` name says: who wrote it, and which file it stands for."""
-
-    pid: int
-    host: str | None  # None: named by a ws that did not tag names with their machine
-    parked: bool  # a file put aside (to be deleted), not a file being written
-    name: str  # the real name it is written for, or was put aside from
+# The functional form, for ws status's start-up: see catalog/statcache.py.
+TreeTempName = NamedTuple("TreeTempName", [
+    ("pid", int),
+    ("host", str | None),  # None: named by a ws that did not tag names with their machine
+    ("parked", bool),  # a file put aside (to be deleted), not a file being written
+    ("name", str),  # the real name it is written for, or was put aside from
+])
+TreeTempName.__doc__ = """What a ``.ws-tmp-`` name says: who wrote it, and which file it stands for."""
 
 
 def host_tag() -> str:

@@ -21,14 +21,15 @@ from workspace.errors import InvalidArgument
 EMPTY_TREE = b"[]"
 
 
-class TreeEntry(NamedTuple):
-    """One entry of a directory."""
-
-    name: str
-    kind: str
-    id: str
-    size: int
-    mode: int
+# The functional form, for ws status's start-up: see catalog/statcache.py.
+TreeEntry = NamedTuple("TreeEntry", [
+    ("name", str),
+    ("kind", str),
+    ("id", str),
+    ("size", int),
+    ("mode", int),
+])
+TreeEntry.__doc__ = """One entry of a directory."""
 
 
 def encode_tree(entries: Iterable[TreeEntry]) -> tuple[str, bytes]:
