@@ -10,7 +10,6 @@ those bytes.
 
 from __future__ import annotations
 
-import json
 from typing import Iterable, NamedTuple
 
 from catalog import history
@@ -35,6 +34,7 @@ TreeEntry.__doc__ = """One entry of a directory."""
 def encode_tree(entries: Iterable[TreeEntry]) -> tuple[str, bytes]:
     """Serialize a directory; returns (tree id, bytes)."""
     import hashlib  # not at import: ws status reads trees, it does not encode them
+    import json
 
     data = json.dumps([list(e) for e in sorted(entries)], separators=(",", ":")).encode()
     return hashlib.sha256(data).hexdigest(), data
@@ -42,6 +42,8 @@ def encode_tree(entries: Iterable[TreeEntry]) -> tuple[str, bytes]:
 
 def decode_tree(data: bytes) -> list[TreeEntry]:
     """Parse a serialized directory."""
+    import json  # not at import: a clean ws status decodes no tree
+
     return [TreeEntry(*e) for e in json.loads(data)]
 
 
