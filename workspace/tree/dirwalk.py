@@ -16,7 +16,6 @@ does not overlap across Python threads, but it does across processes.
 from __future__ import annotations
 
 import os
-import signal
 import stat as statmod
 import threading
 from array import array
@@ -238,6 +237,8 @@ class DirWalk:
         pid, self.pid = self.pid, None
         os.close(self.rfd)  # a helper still writing gets EPIPE and exits
         if kill:
+            import signal  # not at import (its enums cost ~3 M instructions): only a failed walk kills
+
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
