@@ -43,6 +43,8 @@ QUICK = {
     "bench_files.py": ["--many", "20000", "--skip-mixed"],
     "bench_sync.py": ["--skip-mixed", "--many", "20000"],
     "bench_server.py": ["--runs", "4"],
+    "bench_scale.py": ["--max-files", "10000", "--big-size", str(64 << 20), "--commits", "200", "--jobs", "2000",
+                       "--releases", "200"],
 }
 RATIOS = ("commit", "clone", "status", "sitepkgs")
 TARGETS = {"commit": ("cp -r + sync", 0.9), "commit-dvc": ("dvc add", 0.4), "clone": ("restic restore", 0.8),
