@@ -225,6 +225,8 @@ def bench_status(work: Path, run_dir: Path, rounds: int, quick: bool, ws: list[s
     shutil.copytree(data, tree, symlinks=True)
     git = ["git", "-c", "user.email=b@b", "-c", "user.name=b"]
     sh([*git, "init", "-q"], cwd=tree)
+    with open(tree / ".git" / "info" / "exclude", "a") as f:
+        f.write(".ws/\n")  # so that git, too, reports a clean tree (and lists nothing)
     sh([*git, "add", "-A", "-f", "."], cwd=tree)
     sh([*git, "commit", "-q", "-m", "x"], cwd=tree)
     sh([*ws, "init"], cwd=tree)
