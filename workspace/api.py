@@ -24,9 +24,10 @@ from workspace import config as config_mod
 from workspace.errors import InvalidConfig, WorkspaceBusy, WorkspaceError
 from workspace.history import manifest as manifest_mod, reffiles, refs
 from workspace.repo import Repo
-from workspace.types import Commit, CommitResult, Diff, DiffEntry, FsckReport, GcReport, LsEntry, Progress, Status
+from workspace.types import Commit, Progress, Status
 
 if TYPE_CHECKING:
+    from workspace.reports import CommitResult, Diff, DiffEntry, FsckReport, GcReport, LsEntry
     from workspace.maintenance.rebuild import RebuildReport
     from sync.push import PushResult
     from sync.remote_check import RemoteFsckReport
