@@ -25,9 +25,11 @@ from sync.errors import DamagedRemote
 from sync.remote import Remote, record_digest, release_key
 from sync.remotes import DEFAULT_NAME, RemoteInfo
 from workspace.errors import WorkspaceError
+from workspace.faults import checkpoint
 from workspace.history import refs
 from workspace.history.manifest import Manifest, head_manifest
 from workspace.history.record import record_commit
+from workspace.objects.durable import sync_file_system
 from workspace.releases.collection import Releases
 from workspace.releases.records import Release, ReleaseConflict, check_record, split_spec, validate_record
 from workspace.releases.versions import parse_version, select
@@ -204,6 +206,9 @@ def pull(repo: Repo, remote: str | None, spec: str, *, force: bool = False, prog
             cache_rows = write_tree(repo, plan.writes, progress)
             for path in dropped:  # files the older version had and this one dropped
                 remove_file(repo, path)
+            checkpoint("pull:written")  # tests: killed with every file in place, before the sync and the catalog
+            if cache_rows:  # the files and their renames durable before the catalog calls them clean
+                sync_file_system(str(repo.root))
             result.commit = _record(repo, rem, record, cache_rows, f"pull {name}@{version} from {rem.name}", dropped)
     result.files_written, result.files_unchanged = len(plan.writes), plan.unchanged
     return result

@@ -30,7 +30,8 @@ from workspace.tree.scan import working_ids
 from workspace.tree.write import clear_file_parents, dirty_error
 from workspace.types import Progress
 
-_BIG_FILE = 1 << 20  # files at least this big are written by several threads at once
+_BIG_FILE = 1 << 20  # files at least this big are staged one per task, the rest in batches
+_WORKERS = 4  # staging threads: file creation waits on the kernel, hashing and copies release the GIL
 
 
 @dataclass
@@ -123,49 +124,54 @@ def _write_tree(repo: Repo, writes: list[dict], progress: Progress | None) -> di
         clear_file_parents(repo, folder + "/x")  # a tracked file where the release needs a folder
         # checked again right before writing: a symlinked parent may have appeared since validation
         safe_join(repo.root, folder + "/x").parent.mkdir(parents=True, exist_ok=True)
-    staged: list[tuple[dict, str, str]] = []
+    staged: list[tuple[dict, str, str, os.stat_result]] = []
     root = str(repo.root)
 
     def stage(batch: list[dict]) -> None:
-        """Stage a batch of files (runs on worker threads for big files)."""
+        """Stage a batch of files (on a worker thread)."""
         for f in batch:
             dest = root + "/" + f["path"]  # every parent folder was checked by safe_join above
-            tmp = _stage_one(repo, f, dest, locs)
-            staged.append((f, dest, tmp))  # list.append is atomic: safe from worker threads
+            tmp, st = _stage_one(repo, f, dest, locs)
+            staged.append((f, dest, tmp, st))  # list.append is atomic: safe from worker threads
             checkpoint("pull:staged")  # tests: killed with temporary files in the tree
             meter.add(f["size"])
 
-    # threads pay off for big files (hashing and I/O release the GIL); for tiny files the
-    # GIL hand-offs cost more than the work, so those are staged on this thread
-    big = [f for f in writes if f["size"] >= _BIG_FILE]
-    small = [f for f in writes if f["size"] < _BIG_FILE]
+    # Every file on the pool, tiny ones in batches: creating a file is mostly the kernel's work
+    # (the GIL is released), so several creates, copies and hashes overlap across files.
     try:
-        for _ in bounded_map(stage, _batches(big), workers=4):
+        for _ in bounded_map(stage, _batches(sorted(writes, key=_big_first)), workers=_WORKERS):
             pass
-        for batch in _batches(small):
-            stage(batch)
     except BaseException:
-        for _, _, tmp in staged:
+        for _, _, tmp, _ in staged:
             Path(tmp).unlink(missing_ok=True)
         raise
     rows: dict[str, StatEntry] = {}
     try:
-        for f, dest, tmp in staged:  # every file verified: now they may take their real names
-            if os.path.isdir(dest) and not os.path.islink(dest):
-                shutil.rmtree(dest)  # an untracked folder where the release has a file (only with --force)
-            os.replace(tmp, dest)
-            st = os.lstat(dest)  # a symlink's own stat, as the walk sees it
+        for f, dest, tmp, st in staged:  # every file verified: now they may take their real names
+            try:
+                os.replace(tmp, dest)
+            except IsADirectoryError:  # an untracked folder where the release has a file (only with --force)
+                if os.path.islink(dest):
+                    raise
+                shutil.rmtree(dest)
+                os.replace(tmp, dest)
+            # a rename keeps size, mtime and inode: the stat taken when staging is the file's
             rows[f["path"]] = StatEntry(st.st_size, st.st_mtime_ns, st.st_ino, f["id"], started)
     except BaseException:
-        for f, _, tmp in staged:  # a rename failed (a folder that had to grow on a full disk)
+        for f, _, tmp, _ in staged:  # a rename failed (a folder that had to grow on a full disk)
             if f["path"] not in rows:
                 Path(tmp).unlink(missing_ok=True)
         raise
     return rows
 
 
-def _stage_one(repo: Repo, f: dict, dest: str, locs: dict) -> str:
-    """One file under a temporary name, its SHA-256 and size checked."""
+def _big_first(f: dict) -> int:
+    """Sort key: big files first, so the pool does not end waiting on one big file alone."""
+    return -f["size"] if f["size"] >= _BIG_FILE else 0
+
+
+def _stage_one(repo: Repo, f: dict, dest: str, locs: dict) -> tuple[str, os.stat_result]:
+    """One file under a temporary name, its SHA-256 and size checked; the name and its stat."""
     from workspace.objects.store import DamagedObject
 
     info = q.FileInfo(f["id"], f["size"], f["chunks"])
@@ -174,13 +180,14 @@ def _stage_one(repo: Repo, f: dict, dest: str, locs: dict) -> str:
         tmp = repo.store.stage_file(info, dest, f.get("mode", 0o644), locs, chunks_verified=True)
     except DamagedObject as exc:
         raise DamagedObjectError(f"cannot write '{f['path']}': {exc}") from exc
-    if os.lstat(tmp).st_size != f["size"]:  # a link's size is its target's length
+    st = os.lstat(tmp)  # a symlink's own stat, as the walk sees it
+    if st.st_size != f["size"]:  # a link's size is its target's length
         Path(tmp).unlink(missing_ok=True)
         raise DamagedObjectError(f"cannot write '{f['path']}': the record says {f['size']} bytes")
-    return tmp
+    return tmp, st
 
 
-def _batches(writes: list[dict], max_files: int = 256, max_bytes: int = 16 << 20):
+def _batches(writes: list[dict], max_files: int = 128, max_bytes: int = 16 << 20):
     """Group files so that one task stages many tiny files (thread hand-offs cost more than they do)."""
     batch: list[dict] = []
     size = 0
