@@ -207,8 +207,9 @@ def pull(repo: Repo, remote: str | None, spec: str, *, force: bool = False, prog
             for path in dropped:  # files the older version had and this one dropped
                 remove_file(repo, path)
             checkpoint("pull:written")  # tests: killed with every file in place, before the sync and the catalog
-            if cache_rows:  # the files and their renames durable before the catalog calls them clean
-                sync_file_system(str(repo.root))
+            # the files and renames durable before the catalog calls them clean: those written now, and
+            # those a killed run left in place (found unchanged, maybe never flushed)
+            sync_file_system(str(repo.root))
             result.commit = _record(repo, rem, record, cache_rows, f"pull {name}@{version} from {rem.name}", dropped)
     result.files_written, result.files_unchanged = len(plan.writes), plan.unchanged
     return result
