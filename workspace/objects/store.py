@@ -322,6 +322,8 @@ class StoreWriter:
         self.store = store
         self._pack: packs.PackWriter | None = None
         self._seen: set[str] = set()
+        self._stored: set[str] | None = None  # every chunk id in the catalog, once loaded (see _known)
+        self._lookups = 0
         self.sealed: list[tuple[str, int, list[q.ChunkLocation]]] = []
         self._taken = 0  # how many of ``sealed`` take_sealed() has handed out
         self._sealed_lock = threading.Lock()  # the I/O thread appends while callers take
@@ -385,11 +387,22 @@ class StoreWriter:
         if first is not None and raise_first:
             raise first
 
+    LOOKUPS_BEFORE_LOADING = 256  # one query per chunk for a small write...
+    LOAD_AT_MOST = 200_000  # ...then every stored id at once, when the catalog holds at most this many
+
     def _known(self, chunk_id: str) -> bool:
         if chunk_id in self._seen:
             return True
         self._seen.add(chunk_id)
-        return q.has_chunk(self.store.catalog, chunk_id)
+        if self._stored is None:
+            self._lookups += 1
+            if self._lookups == self.LOOKUPS_BEFORE_LOADING:  # a big write: one query instead of thousands
+                self._stored = q.chunk_ids_if_few(self.store.catalog, self.LOAD_AT_MOST)
+            if self._stored is None:  # a small write so far, or too many ids to hold (asked once)
+                return q.has_chunk(self.store.catalog, chunk_id)
+        # a chunk another process stores meanwhile may be written twice: the catalog keeps its first
+        # location and gc reclaims the other copy (the same race a per-chunk query has)
+        return chunk_id in self._stored
 
     def add_piece(self, piece: Piece) -> None:
         """Store one chunk unless it is already stored."""
