@@ -163,8 +163,12 @@ def fsck_remote(repo: Repo, name: str | None = None, read_data: bool = False, pr
 
 # -- pull and clone -----------------------------------------------------------------------
 def pull(repo: Repo, remote: str | None, spec: str, *, force: bool = False, progress: Progress | None = None,
-         workers: int = 4) -> PullResult:
-    """Fetch NAME[@EXPR] from a remote into the working tree and record it as a commit and a release."""
+         workers: int = 4, new_tree: bool = False) -> PullResult:
+    """Fetch NAME[@EXPR] from a remote into the working tree and record it as a commit and a release.
+
+    ``new_tree`` (a clone: nothing else works in this workspace yet) holds the
+    workspace lock for the download too, and writes files as their chunks arrive.
+    """
     from sync.errors import UnknownRemoteRelease
     from sync.pull import check_sizes, fetch_chunks, needed_chunks
     from workspace.tree.apply_release import plan_files, write_tree
@@ -193,17 +197,22 @@ def pull(repo: Repo, remote: str | None, spec: str, *, force: bool = False, prog
     # The download runs without the workspace lock (commits and jobs go on meanwhile), but
     # under the pack guard: gc would delete packs recorded before their file rows are.
     # Lock order everywhere: pack guard, then workspace lock.
-    with repo.pack_guard(exclusive=False):
-        plan_files(repo, record["files"], force, what)  # refuse conflicts before downloading anything
+    def fetch(on_stored=None) -> None:
         fetched = fetch_chunks(repo.catalog, repo.store, rem, needed_chunks(repo.catalog, record), progress,
-                               workers)
+                               workers, on_stored=on_stored)
         result.chunks_fetched, result.bytes_fetched = fetched.chunks_fetched, fetched.bytes_fetched
+
+    with repo.pack_guard(exclusive=False):
+        if not new_tree:
+            plan_files(repo, record["files"], force, what)  # refuse conflicts before downloading anything
+            fetch()
         with repo.lock():  # the tree may have changed while we downloaded: plan again, authoritatively
             remove_dead_temp_files(repo)  # what a killed pull (or checkout) left in the tree
             check_not_conflicting(repo, record)
             plan = plan_files(repo, record["files"], force, what)
             dropped = dropped_paths(repo, record, plan.head, plan.ids)
-            cache_rows = write_tree(repo, plan.writes, progress)
+            # a new tree (a clone) is written while the download goes on: each file once its chunks are stored
+            cache_rows = write_tree(repo, plan.writes, progress, fetch=fetch if new_tree else None)
             for path in dropped:  # files the older version had and this one dropped
                 remove_file(repo, path)
             checkpoint("pull:written")  # tests: killed with every file in place, before the sync and the catalog
@@ -321,7 +330,7 @@ def clone(kind: type[R], url: str, spec: str, directory: str | os.PathLike, *, o
             remotes.connect(remote_name, url, dict(options or {})).check()  # fail before creating anything
             repo = kind.init(target, files={CLONE_MARKER: marker})
             add_remote(repo, remote_name, url, options, default=True)
-        result = pull(repo, remote_name, spec, progress=progress, workers=workers)
+        result = pull(repo, remote_name, spec, progress=progress, workers=workers, new_tree=True)
         (repo.layout.ws_dir / CLONE_MARKER).unlink(missing_ok=True)  # finished: an ordinary workspace now
         return repo, result
     except BaseException:
