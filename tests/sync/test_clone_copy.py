@@ -129,3 +129,19 @@ def test_without_copy_file_range_the_same_files_are_written(remote, tmp_path, mo
         assert store_mod._COPY_RANGE is False  # asked once, then not again
     finally:
         copy.close()
+
+
+def test_a_clone_killed_while_staging_files_during_the_download_resumes_without_leftovers(remote, tmp_path, run_ws):
+    """Files are staged while packs still arrive; a kill there leaves temporary files the next run removes."""
+    url, files = remote
+    killed = run_ws(tmp_path, "clone", url, "ds@1.0.0", "copy", env={"WS_CRASH_AT": "pull:staged"})
+    assert killed.returncode == -9, killed.stderr
+    copy = tmp_path / "copy"
+    assert [p for p in copy.rglob(".ws-tmp-*")], "the kill came after a file was staged"
+
+    again = run_ws(tmp_path, "clone", url, "ds@1.0.0", "copy")
+    assert again.returncode == 0, again.stderr
+    assert _working_files(copy) == files
+    assert not [p for p in copy.rglob(".ws-tmp-*")]
+    st = json.loads(run_ws(copy, "status", "--json", check=True).stdout)
+    assert st["added"] == st["modified"] == st["deleted"] == []

@@ -186,7 +186,7 @@ def pull(repo: Repo, remote: str | None, spec: str, *, force: bool = False, prog
     version = select(versions, expr)
     record = rem.read_release(name, version)
     try:
-        validate_record(record, repo.root)  # unsafe paths (exit 5) and malformed records, before any download
+        checked = validate_record(record, repo.root)  # unsafe paths (exit 5), malformed records: before any download
     except WorkspaceError as exc:
         exc.args = (f"remote {rem.name}: {release_key(name, version)}: {exc}",)  # the one line names the object
         raise
@@ -219,7 +219,8 @@ def pull(repo: Repo, remote: str | None, spec: str, *, force: bool = False, prog
             # the files and renames durable before the catalog calls them clean: those written now, and
             # those a killed run left in place (found unchanged, maybe never flushed)
             sync_file_system(str(repo.root))
-            result.commit = _record(repo, rem, record, cache_rows, f"pull {name}@{version} from {rem.name}", dropped)
+            result.commit = _record(repo, rem, record, cache_rows, f"pull {name}@{version} from {rem.name}", dropped,
+                                    checked)
     result.files_written, result.files_unchanged = len(plan.writes), plan.unchanged
     return result
 
@@ -254,7 +255,7 @@ def dropped_paths(repo: Repo, record: dict, head: Manifest, ids: dict[str, str])
 
 
 def _record(repo: Repo, rem: Remote, record: dict, cache_rows: dict[str, StatEntry], message: str,
-            dropped: list[str]) -> str | None:
+            dropped: list[str], checked: tuple | None = None) -> str | None:
     """One transaction: file rows, the commit that holds the release's files, the release, remote state."""
     from workspace.tree.apply_release import file_parents
 
@@ -277,7 +278,7 @@ def _record(repo: Repo, rem: Remote, record: dict, cache_rows: dict[str, StatEnt
             commit_id = record_commit(repo, None, branch, head, old, new, files, message, None, cache_rows).id
         elif cache_rows:
             statcache.update_stat_cache(repo.catalog, cache_rows)
-        Releases(repo).import_record(record)
+        Releases(repo).import_record(record, checked)
         rem.mark_release(repo.catalog, record, "seen")
     return commit_id
 
