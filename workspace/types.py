@@ -31,6 +31,7 @@ class Status:
     modified: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     remotes: list[dict] = field(default_factory=list)
+    scan: str = field(default="full", compare=False)  # "watch": only what `ws watch` reported changed was read
 
     @property
     def clean(self) -> bool:
@@ -38,6 +39,7 @@ class Status:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        del d["scan"]  # how it was computed, not what it says
         if not self.remotes:
             d.pop("remotes")
         return d

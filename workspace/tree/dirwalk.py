@@ -239,3 +239,60 @@ class DirWalk:
                 pass
         _, status = os.waitpid(pid, 0)
         return status
+
+
+def relist(root: str, rules: IgnoreRules, known: dict[str, bytes], others: list[str],
+           dirty: list) -> tuple[dict[str, bytes], dict[str, Listing]]:
+    """What :class:`DirWalk` would return, walking only what a watcher says may have changed.
+
+    ``known``: digests of the folders proved clean at the snapshot; each is
+    taken as it was unless it is dirty. ``others``: the snapshot's other
+    folders with files, always listed again. ``dirty``: [folder, whole
+    sub-tree?] pairs from the watcher; a folder is listed alone, a sub-tree
+    walked. Folders that are ignored, below a symbolic link or gone give nothing.
+    """
+    subtrees = sorted({d for d, sub in dirty if sub})
+    subtrees = [d for i, d in enumerate(subtrees) if not any(_below(d, s) for s in subtrees[:i])]
+
+    def in_subtree(d: str) -> bool:
+        return any(_below(d, s) for s in subtrees)
+
+    digests = {d: dg for d, dg in known.items() if not in_subtree(d)}
+    detail: dict[str, Listing] = {}
+    visible = _Visible(root, rules)
+    for d in sorted(set(others) | {d for d, sub in dirty if not sub}):
+        if in_subtree(d):
+            continue
+        digests.pop(d, None)
+        if visible(d):
+            _record(d, _list_dir(os.path.join(root, d) if d else root, d, rules, []), known, digests, detail)
+    for s in subtrees:
+        if visible(s):
+            _walk([(os.path.join(root, s) if s else root, s)], rules, known, digests, detail)
+    return digests, detail
+
+
+def _below(d: str, top: str) -> bool:
+    return not top or d == top or d.startswith(top + "/")
+
+
+class _Visible:
+    """Whether the full walk would reach a folder: every part a real folder (not a link), none ignored."""
+
+    def __init__(self, root: str, rules: IgnoreRules):
+        self.root = root
+        self.rules = rules
+        self.seen: dict[str, bool] = {"": True}
+
+    def __call__(self, d: str) -> bool:
+        if d in self.seen:
+            return self.seen[d]
+        parent, _, name = d.rpartition("/")
+        ok = self(parent) and _is_utf8(name) and not self.rules.ignored_dir(d, name)
+        if ok:
+            try:
+                ok = statmod.S_ISDIR(os.lstat(os.path.join(self.root, d)).st_mode)
+            except OSError:
+                ok = False
+        self.seen[d] = ok
+        return ok
