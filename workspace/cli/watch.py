@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import List, Optional
 
 import typer
 
 from workspace.cli import app
 from workspace.cli.common import JSON, open_workspace as _ws
-from workspace.cli.output import emit_json, out
+from workspace.cli.output import emit_json, emit_json_line, out
 
 
 @app.command()
@@ -37,6 +38,9 @@ def watch(
     asks it what changed and falls back to a full scan whenever it cannot vouch
     (not running, restarted, events lost), so the answer is the same either way.
 
+    With --run, each round is 'ws run SPEC --wait' and prints one line (one JSON
+    object per line with --json).
+
     Examples: ws watch --daemon     ws watch --status --json     ws watch --stop
               ws watch --run align   (re-runs the members of jobs/align.yaml whose inputs change)
     """
@@ -46,10 +50,11 @@ def watch(
     if run is not None:
         for r in ws.watch_run(run, param or [], backend=backend, settle=settle, rounds=rounds, cwd=os.getcwd()):
             if json_:
-                emit_json(r)
-            else:
-                ran = ", ".join(_member(j) for j in r["ran"]) or "nothing"
-                out(f"round {r['round']} ({r['why']}): ran {ran}; {r['skipped']} skipped; {r['state']}")
+                emit_json_line(r)  # one line per round, as it ends
+                continue
+            ran = ", ".join(_member(j) for j in r["ran"]) or "nothing"
+            out(f"round {r['round']} ({r['why']}): ran {ran}; {r['skipped']} skipped; {r['state']}")
+            sys.stdout.flush()
         return
     if stop:
         res = ws.watch_stop()
