@@ -114,7 +114,8 @@ def test_the_check_sees_private_imports(tmp_path):
     ]
 
 
-SLOW = ("typer", "sqlmodel", "sqlalchemy", "fsspec", "boto3", "yaml", "keyring", "pyfastcdc", "zstandard")
+SLOW = ("typer", "sqlmodel", "sqlalchemy", "fsspec", "boto3", "yaml", "keyring", "pyfastcdc", "zstandard",
+        "watchdog")
 
 
 def test_ws_status_imports_no_slow_library(ws, tmp_path):

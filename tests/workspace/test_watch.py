@@ -276,3 +276,52 @@ def test_long_workspace_path_uses_a_short_socket_name(tmp_path, run_ws):
     finally:
         run_ws(w.root, "watch", "--stop", check=True)
         w.close()
+
+
+def test_changes_racing_with_status_are_never_lost(watching):
+    """A writer keeps changing files while statuses run; once it stops, status still equals the oracle."""
+    import threading
+
+    ws = watching
+    stop = threading.Event()
+
+    def writer() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            write(ws.root, f"d{i % 3}/s{i % 3}/race{i % 7}.txt", f"round {i}\n")
+            if i % 5 == 0:
+                os.replace(ws.root / f"d{i % 3}/s{i % 3}/race{i % 7}.txt", ws.root / f"d{i % 3}/moved{i % 4}.txt")
+            if i % 11 == 0:
+                shutil.rmtree(ws.root / "churn", ignore_errors=True)
+                write(ws.root, f"churn/c{i}/x.txt", "x")
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        for _ in range(15):
+            ws.status()
+    finally:
+        stop.set()
+        t.join()
+    st = ws.status()
+    assert st.scan == "watch"
+    assert lists(st) == oracle(ws.root, ws.manifest())
+
+
+def test_status_with_a_watcher_imports_no_watchdog(watching):
+    ws = watching
+    write(ws.root, "d0/x.txt", "x")
+    code = ("import json, sys\n"
+            "from workspace.api import Workspace\n"
+            "st = Workspace.open('.').status()\n"
+            "print(json.dumps([st.scan, st.added, 'watchdog' in sys.modules]))\n")
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ws.root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    scan, added, imported = json.loads(proc.stdout)
+    assert added == ["d0/x.txt"] and not imported
+    assert scan == "full"  # the fixture's watcher started after the last snapshot; the next one is watched
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ws.root, capture_output=True, text=True, timeout=120)
+    assert json.loads(proc.stdout) == ["watch", ["d0/x.txt"], False]
