@@ -33,10 +33,14 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from watchdog.observers.inotify_c import InotifyConstants as C, inotify_add_watch, inotify_init, inotify_rm_watch
-
 from workspace.errors import WatchUnavailable
 from workspace.tree.ignore import BUILTIN_DIRS, IGNORE_FILE
+
+try:
+    from watchdog.observers.inotify_c import InotifyConstants as C, inotify_add_watch, inotify_init, inotify_rm_watch
+except Exception as exc:  # not Linux, or a C library without inotify (watchdog raises its own error type)
+    raise WatchUnavailable(f"ws watch needs Linux inotify, which this system lacks ({exc}); "
+                           "ws status scans the whole tree instead") from exc
 
 DIR_MASK = (C.IN_MODIFY | C.IN_ATTRIB | C.IN_MOVED_FROM | C.IN_MOVED_TO | C.IN_CREATE | C.IN_DELETE
             | C.IN_DELETE_SELF | C.IN_MOVE_SELF | C.IN_DONT_FOLLOW | C.IN_ONLYDIR)
