@@ -225,11 +225,14 @@ class Workspace(Repo):
         return st
 
     # -- ws watch -------------------------------------------------------------------------
-    def watch(self, ready_fd: int | None = None) -> None:
-        """``ws watch``: watch the working tree in this process until stopped (SIGTERM, Ctrl-C, ``ws watch --stop``)."""
+    def watch(self, ready_fd: int | None = None, on_ready=None) -> None:
+        """``ws watch``: watch the working tree in this process until stopped (SIGTERM, Ctrl-C, ``ws watch --stop``).
+
+        ``on_ready(state)`` is called once every folder is watched.
+        """
         from workspace.tree.watchd import serve
 
-        serve(self.root, ready_fd)
+        serve(self.root, ready_fd, on_ready)
 
     def watch_start(self) -> dict:
         """``ws watch --daemon``: start the watcher in the background; its state once it watches everything."""

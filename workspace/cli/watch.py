@@ -53,7 +53,8 @@ def watch(
                 emit_json_line(r)  # one line per round, as it ends
                 continue
             ran = ", ".join(_member(j) for j in r["ran"]) or "nothing"
-            out(f"round {r['round']} ({r['why']}): ran {ran}; {r['skipped']} skipped; {r['state']}")
+            tail = f"error: {r['error']}" if r.get("error") else f"ran {ran}; {r['skipped']} skipped; {r['state']}"
+            out(f"round {r['round']} ({r['why']}): {tail}")
             sys.stdout.flush()
         return
     if stop:
@@ -77,7 +78,11 @@ def watch(
             if info.get("unwatched"):
                 out(f"  not watched (always re-read): {', '.join(info['unwatched'])}")
         return
-    ws.watch(ready_fd)
+    def ready(info: dict) -> None:
+        out(f"watching {info['root']} ({info['folders_watched']} folders, pid {info['pid']}); Ctrl-C to stop")
+        sys.stdout.flush()
+
+    ws.watch(ready_fd, on_ready=None if ready_fd is not None else ready)
 
 
 def _member(job: dict) -> str:

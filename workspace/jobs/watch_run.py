@@ -16,6 +16,7 @@ import select
 import time
 from typing import Iterator
 
+from workspace.errors import WorkspaceError
 from workspace.jobs.engine import run_spec
 from workspace.jobs.specfile import find_spec
 from workspace.repo import Repo
@@ -32,6 +33,23 @@ def input_folders(inputs: list[str]) -> list[str]:
         fixed = pattern[: m.start()] if m else pattern
         out.add(fixed.rpartition("/")[0] if m or not fixed.endswith("/") else fixed.rstrip("/"))
     return sorted(out)
+
+
+def watched_folders(repo: Repo, spec: str, cwd: str | None = None) -> list[str]:
+    """The folders of the inputs of ``spec`` and of the specs it depends on, and of their spec files."""
+    todo = [find_spec(repo, spec, cwd=cwd)]
+    seen: set[str] = set()
+    inputs: list[str] = []
+    while todo:
+        s = todo.pop()
+        if s.name in seen:
+            continue
+        seen.add(s.name)
+        inputs += s.inputs
+        if s.path and not os.path.isabs(s.path):
+            inputs.append(s.path)  # an edited spec has new keys: every member runs again
+        todo += [find_spec(repo, d, cwd=cwd) for d in s.depends_on]
+    return input_folders(inputs)
 
 
 def _touches(dirty: list[tuple[str, bool]], folders: list[str]) -> bool:
@@ -56,8 +74,7 @@ def watch_run(repo: Repo, spec: str, params: list[str] | None = None, backend: s
 
     ``rounds`` stops after that many rounds (None: until interrupted).
     """
-    job_spec = find_spec(repo, spec, cwd=cwd)
-    folders = input_folders(job_spec.inputs)
+    folders = watched_folders(repo, spec, cwd)
     repo.layout.watch_dir.mkdir(exist_ok=True)
     watcher = Watcher(repo.root, repo.layout.watch_dir / f"run-barrier-{os.getpid()}")
     try:
@@ -75,7 +92,11 @@ def watch_run(repo: Repo, spec: str, params: list[str] | None = None, backend: s
             if watcher.epoch == epoch and not _touches(dirty, folders):
                 continue  # (a new epoch means events were lost: run, the keys decide)
             n += 1
-            yield _summary(n, run_spec(repo, spec, params, backend, wait=True, cwd=cwd), "inputs changed")
+            try:
+                yield _summary(n, run_spec(repo, spec, params, backend, wait=True, cwd=cwd), "inputs changed")
+            except WorkspaceError as exc:  # an input deleted, a spec being edited: report, keep watching
+                yield {"round": n, "why": "inputs changed", "workflow": None, "state": "ERROR", "ran": [],
+                       "skipped": 0, "error": str(exc)}
     finally:
         watcher.close()
         try:

@@ -191,15 +191,24 @@ class _Server:
         self.log.flush()
 
 
+def _log_line(wdir: Path, line: str) -> None:
+    try:
+        with open(wdir / LOG, "a", encoding="utf-8") as log:
+            log.write(f"{_iso(time.time())} {line}\n")
+    except OSError:
+        pass
+
+
 def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def serve(root: Path, ready_fd: int | None = None) -> None:
+def serve(root: Path, ready_fd: int | None = None, on_ready=None) -> None:
     """Watch the workspace at ``root`` until stopped (``ws watch --stop``, SIGTERM or Ctrl-C).
 
     ``ready_fd``: a pipe to write ``ok`` to once the watches are armed and the
     socket listens, or ``error CODE MESSAGE`` when the watcher cannot start.
+    ``on_ready(state)``: called at that moment too.
     """
     layout = Layout(root)
     wdir = layout.watch_dir
@@ -232,11 +241,11 @@ def serve(root: Path, ready_fd: int | None = None) -> None:
             server.say(f"watching {root} (pid {os.getpid()}, epoch {watcher.epoch}, "
                        f"{watcher.folders()} folders)")
             _ready(ready_fd, "ok")
-            try:
-                server.run()
-            except _Stop:
-                pass
-            server.say("stopped")
+            if on_ready is not None:
+                on_ready(server.info())
+            server.run()
+    except _Stop:
+        pass  # SIGTERM or Ctrl-C, even while arming: clean up below
     finally:
         for s, h in old.items():
             signal.signal(s, h)
@@ -249,6 +258,7 @@ def serve(root: Path, ready_fd: int | None = None) -> None:
         addr.close()
         if watcher is not None:
             watcher.close()
+        _log_line(wdir, "stopped")
         os.close(lock_fd)  # last: until here, another watcher could not start
 
 
