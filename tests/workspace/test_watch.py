@@ -325,3 +325,27 @@ def test_status_with_a_watcher_imports_no_watchdog(watching):
     assert scan == "full"  # the fixture's watcher started after the last snapshot; the next one is watched
     proc = subprocess.run([sys.executable, "-c", code], cwd=ws.root, capture_output=True, text=True, timeout=120)
     assert json.loads(proc.stdout) == ["watch", ["d0/x.txt"], False]
+
+
+def test_hard_links_are_read_again_every_time(watching, tmp_path):
+    """A write through one name of a file changes it under its other names, with no event in their folders."""
+    ws = watching
+    ws.status()
+    os.link(ws.root / "d0/top0.txt", ws.root / "d1/hard.txt")
+    st = ws.status()
+    assert st.scan == "full"  # a file with several links appeared: the watcher starts a new epoch
+    assert lists(st) == oracle(ws.root, ws.manifest())
+    with open(ws.root / "d1/hard.txt", "a") as f:
+        f.write("written through the other name\n")
+    st = ws.status()
+    assert st.scan == "watch" and st.modified == ["d0/top0.txt"]
+    assert lists(st) == oracle(ws.root, ws.manifest())
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("outside\n")
+    os.link(outside, ws.root / "d2/from-outside.txt")
+    ws.status()
+    outside.write_text("changed through the name outside the workspace\n")
+    st = ws.status()
+    assert st.scan == "watch"
+    assert lists(st) == oracle(ws.root, ws.manifest())

@@ -16,7 +16,8 @@ With ``ws watch`` running, even the walk is skipped: the snapshot also
 remembers the watcher's epoch and sequence number (asked, after a barrier,
 *before* the walk it describes), and the next status asks the watcher which
 folders changed since then and lists only those (and the folders that were
-not clean). Any doubt (no watcher, another epoch, no answer) means the full
+not clean, or hold a file with several hard links: a write through another
+name has no event in this folder). Any doubt (no watcher, another epoch, no answer) means the full
 walk, so the answer is the same either way.
 """
 
@@ -49,10 +50,12 @@ def compute_status(repo: Repo, progress: Progress | None = None) -> Status:
     watch = watch_client.changes_since(repo.layout.watch_dir, repo.root, w_epoch, w_seq)
     rules = IgnoreRules(repo.root)
     if snap and watch is not None and watch.vouch:
-        digests, detail = relist(str(repo.root), rules, clean, others, watch.dirty)
+        digests, detail, linked = relist(str(repo.root), rules, clean, others, watch.dirty)
         scan = "watch"
     else:
-        digests, detail = DirWalk(str(repo.root), rules, clean, parallel=len(clean) >= _PARALLEL_MIN_DIRS).finish()
+        walk = DirWalk(str(repo.root), rules, clean, parallel=len(clean) >= _PARALLEL_MIN_DIRS)
+        digests, detail = walk.finish()
+        linked = walk.linked
         scan = "full"
     if head is None:
         return Status(branch, None, added=sorted(_paths(detail)), scan=scan)
@@ -88,7 +91,7 @@ def compute_status(repo: Repo, progress: Progress | None = None) -> Status:
     new_clean = {d: dg for d, dg in digests.items() if d not in detail and clean.get(d) == dg}
     new_clean.update(_proved_clean(detail, digests, ids, manifest, cache, updates))
     deletes = [p for p in cache if p not in walked] if full is not None else []
-    others = sorted(d for d in digests if d not in new_clean)
+    others = sorted({d for d in digests if d not in new_clean} | linked)  # hard links: listed every time
     _save(repo, gen, updates, deletes, (_SNAPSHOT_FORMAT, new_clean, sorted(tracked_dirs), others, *mark))
     return st
 

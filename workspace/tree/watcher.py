@@ -29,6 +29,7 @@ import errno
 import fcntl
 import os
 import secrets
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,14 +211,16 @@ class Watcher:
         if not name:  # about the watched folder itself
             self._mark(base, subtree=True)
             if mask & C.IN_MOVE_SELF and base == b"":
-                self._restart("the workspace folder itself moved")
+                self._new_epoch("the workspace folder itself moved")
             return
         if name in _BUILTIN and mask & C.IN_ISDIR:
             return
         if base == b"" and name == _IGNORE_FILE:
-            self._restart(f"{IGNORE_FILE} changed")
+            self._new_epoch(f"{IGNORE_FILE} changed")
             return
         self._mark(base, subtree=False)
+        if mask & (C.IN_CREATE | C.IN_MOVED_TO) and not mask & C.IN_ISDIR and self._hard_linked(base, name):
+            self._new_epoch("a file with several hard links appeared")  # status walks all, finds each name
         if mask & C.IN_ISDIR and mask & SUBTREE_EVENTS:
             child = os.path.join(base, name) if base else name
             if mask & C.IN_MOVED_FROM:
@@ -226,13 +229,24 @@ class Watcher:
                 self._add_tree(child)
             self._mark(child, subtree=True)
 
-    def _restart(self, why: str) -> None:
-        """Events were lost or the rules changed: a new epoch, and every folder watched again."""
+    def _hard_linked(self, base: bytes, name: bytes) -> bool:
+        try:
+            st = os.lstat(os.path.join(self._root, base, name))
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode) and st.st_nlink > 1
+
+    def _new_epoch(self, why: str) -> None:
+        """From here on, no earlier snapshot is vouched for (status walks everything once)."""
         self.last_restart = why
         self.epoch = secrets.token_hex(8)
-        self.overflows += why.startswith("the inotify queue")
         self.dirty.clear()
         self.pruned_upto = self.seq
+
+    def _restart(self, why: str) -> None:
+        """Events were lost: a new epoch, and every folder watched again."""
+        self.overflows += 1
+        self._new_epoch(why)
         self._add_tree(b"")  # adding a watch that exists returns the same descriptor
 
     # -- what status asks -------------------------------------------------------------
