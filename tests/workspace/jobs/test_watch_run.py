@@ -61,3 +61,31 @@ def test_only_members_whose_inputs_changed_run_again(ws):
 def test_input_folders():
     assert input_folders(["data/raw/*.fastq", "ref/genome.fa", "x/{s}/in.txt", "top.txt", "dir/"]) == [
         "", "data/raw", "dir", "ref", "x"]
+
+
+def test_a_round_that_cannot_start_is_reported_and_the_watch_goes_on(ws):
+    for s in "ab":
+        write(ws.root, f"data/{s}.txt", s)
+    write(ws.root, "jobs/per.yaml", "name: per\ncommand: cat data/{s}.txt\ninputs: ['data/{s}.txt']\n"
+          "params: {s: [a, b]}\n")
+    proc = subprocess.Popen([*ws_exe(), "watch", "--run", "per", "--rounds", "3", "--settle", "0.2", "--json"],
+                            cwd=ws.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _ran(proc.stdout.readline())["ran"] == ["a", "b"]
+        (ws.root / "data/b.txt").unlink()
+        failed = json.loads(proc.stdout.readline())
+        assert failed["round"] == 2 and failed["state"] == "ERROR" and "data/b.txt" in failed["error"]
+        _replace(ws.root / "data/b.txt", "b again")
+        assert _ran(proc.stdout.readline()) == {"round": 3, "ran": ["b"], "skipped": 1, "state": "SUCCEEDED"}
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_watch_options_exclude_each_other(ws, run_ws):
+    proc = run_ws(ws.root, "watch", "--daemon", "--status")
+    assert proc.returncode == 2 and "use one of --daemon, --stop, --status, --run" in proc.stderr
+    proc = run_ws(ws.root, "watch", "--run", "nope")
+    assert proc.returncode == 4 and "ws: error:" in proc.stderr
