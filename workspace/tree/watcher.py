@@ -93,7 +93,12 @@ class Watcher:
         self._root = os.fsencode(self.root)
         self.fd = inotify_init()
         if self.fd < 0:
-            raise WatchUnavailable(f"cannot start inotify: {os.strerror(-self.fd if self.fd < -1 else 24)}")
+            import ctypes
+
+            err = ctypes.get_errno()
+            hint = (" (fs.inotify.max_user_instances reached: other programs hold inotify instances)"
+                    if err == errno.EMFILE else "")
+            raise WatchUnavailable(f"cannot start inotify: {os.strerror(err)}{hint}")
         fcntl.fcntl(self.fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
         fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) | os.O_NONBLOCK)
         self.paths: dict[int, bytes] = {}  # watch descriptor -> folder (relative, b'' the root)
