@@ -30,12 +30,9 @@ from workspace.tree.watcher import Watcher
 MAX_DIRTY = 50_000  # more changed folders than this: status walks everything (cheaper than a huge answer)
 
 
-class _Stop(Exception):
-    """SIGTERM or SIGINT: leave the loop and clean up."""
-
-
 def _raise_stop(signum, frame) -> None:
-    raise _Stop()
+    """SIGTERM ends the watcher as Ctrl-C does: leave the loop and clean up."""
+    raise KeyboardInterrupt
 
 
 def _holder_pid(lock_path: Path) -> int | None:
@@ -244,7 +241,7 @@ def serve(root: Path, ready_fd: int | None = None, on_ready=None) -> None:
             if on_ready is not None:
                 on_ready(server.info())
             server.run()
-    except _Stop:
+    except KeyboardInterrupt:
         pass  # SIGTERM or Ctrl-C, even while arming: clean up below
     finally:
         for s, h in old.items():
