@@ -132,3 +132,15 @@ def replace_refs(cat: Catalog, branches: dict[str, str], head: str, now_ns: int)
         conn.executemany("INSERT INTO refs(name, commit_id, updated_ns) VALUES (?,?,?)",
                          [(n, c, now_ns) for n, c in branches.items()])
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('HEAD', ?)", (head,))
+
+
+def delete_commits(cat: Catalog, ids: Iterable[str]) -> None:
+    """Forget commits (``ws gc --prune``, ``ws squash``); the caller proved nothing kept needs them."""
+    with cat.write() as conn:
+        conn.executemany("DELETE FROM commits WHERE id=?", [(i,) for i in ids])
+
+
+def delete_trees(cat: Catalog, ids: Iterable[str]) -> None:
+    """Forget trees no kept commit uses."""
+    with cat.write() as conn:
+        conn.executemany("DELETE FROM trees WHERE id=?", [(i,) for i in ids])

@@ -26,7 +26,7 @@ JOB_COLUMNS = (
     "id", "workflow_id", "name", "key", "params", "state", "backend", "backend_id", "attempts", "exit_code",
     "priority", "command", "spec_path", "resources", "policies", "env", "workdir", "outputs", "depends_on",
     "input_commit", "output_commit", "log_dir", "environment", "reason", "submitted_ns", "started_ns",
-    "finished_ns", "submitted_at", "started_at", "finished_at",
+    "finished_ns", "submitted_at", "started_at", "finished_at", "labels", "container", "artifacts", "input_files",
 )
 # One job's entry of ``ws jobs --json``. Every write below stores it in ``listing`` so that
 # listing 100,000 jobs is one concatenation (0.1 s) instead of 100,000 json_object calls (0.25 s).
@@ -34,11 +34,11 @@ _LISTING = (
     "json_object('id', id, 'name', name, 'state', state, 'backend', backend, 'backend_id', backend_id, "
     "'params', json(params), 'exit_code', exit_code, 'attempts', attempts, 'workflow', workflow_id, "
     "'submitted_at', submitted_at, 'started_at', started_at, 'finished_at', finished_at, "
-    "'output_commit', output_commit, 'reason', reason)"
+    "'output_commit', output_commit, 'reason', reason, 'labels', json(labels))"
 )
 _TIME_COLUMNS = {"submitted_ns": "submitted_at", "started_ns": "started_at", "finished_ns": "finished_at"}
 JSON_COLUMNS = {"params": {}, "resources": {}, "policies": {}, "env": {}, "outputs": [], "depends_on": [],
-                "environment": None}
+                "environment": None, "labels": {}, "container": None, "artifacts": [], "input_files": {}}
 WORKFLOW_COLUMNS = ("id", "created_ns", "specs", "supervisor_pid", "supervisor_host", "state")
 
 
@@ -164,7 +164,8 @@ def add_jobs(cat: Catalog, workflow_id: str, jobs: list[dict], now_ns: int | Non
         if bad:
             raise ValueError(f"unknown job columns: {bad}")
         rec = {"attempts": 0, "priority": 0, "params": {}, "resources": {}, "policies": {}, "env": {},
-               "outputs": [], "depends_on": [], "state": "PENDING", "submitted_ns": now, **job}
+               "outputs": [], "depends_on": [], "state": "PENDING", "submitted_ns": now, "labels": {},
+               "artifacts": [], "input_files": {}, **job}
         _with_iso(rec)
         rec["id"] = rec.get("id") or new_id()
         rec["workflow_id"] = workflow_id
@@ -282,8 +283,12 @@ def match_job_ids(cat: Catalog, prefix: str, limit: int = 2) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _filters(state: str | Iterable[str] | None, name: str | None, workflow: str | None) -> tuple[str, list]:
+def _filters(state: str | Iterable[str] | None, name: str | None, workflow: str | None,
+             labels: dict[str, str] | None = None) -> tuple[str, list]:
     where, args = [], []
+    for key, value in (labels or {}).items():  # every label must match (AND)
+        where.append("json_extract(labels, ?) = ?")
+        args += ['$."' + key.replace('"', '') + '"', value]
     if state:
         states = [state] if isinstance(state, str) else list(state)
         where.append(f"state IN ({','.join('?' * len(states))})")
@@ -298,13 +303,13 @@ def _filters(state: str | Iterable[str] | None, name: str | None, workflow: str 
 
 
 def list_jobs(cat: Catalog, state: str | Iterable[str] | None = None, name: str | None = None,
-              workflow: str | None = None, limit: int | None = None) -> list[dict]:
+              workflow: str | None = None, limit: int | None = None, labels: dict[str, str] | None = None) -> list[dict]:
     """Jobs (oldest first), filtered by state(s), spec name and workflow; JSON columns decoded.
 
     Each dict also carries ``submitted_at``, ``started_at`` and ``finished_at``
     as ISO 8601 UTC strings (or None).
     """
-    where, args = _filters(state, name, workflow)
+    where, args = _filters(state, name, workflow, labels)
     sql = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs{where} ORDER BY submitted_ns, rowid"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
@@ -312,14 +317,25 @@ def list_jobs(cat: Catalog, state: str | Iterable[str] | None = None, name: str 
 
 
 def list_jobs_json(cat: Catalog, state: str | Iterable[str] | None = None, name: str | None = None,
-                   workflow: str | None = None, limit: int | None = None) -> str:
+                   workflow: str | None = None, limit: int | None = None, labels: dict[str, str] | None = None) -> str:
     """The job list as a JSON array text, built by SQLite: the fast path of ``ws jobs --json``.
 
     Entries come from the stored ``listing`` column; a row without one (written
-    by an older ws) is formatted on the fly.
+    by an older ws) is formatted on the fly. While a backend is unreachable
+    (:func:`outages`), the entries of its unfinished jobs get a ``stale``
+    object: ``since`` (the last status request that answered, or null),
+    ``error`` and ``error_at``.
     """
-    where, args = _filters(state, name, workflow)
-    inner = f"SELECT COALESCE(listing, {_LISTING}) AS entry FROM jobs{where} ORDER BY submitted_ns, rowid"
+    where, args = _filters(state, name, workflow, labels)
+    entry = f"COALESCE(listing, {_LISTING})"
+    down = outages(cat)
+    if down:
+        marks = ",".join("?" * len(down))
+        entry = (f"CASE WHEN backend IN ({marks}) AND state IN ('QUEUED','RUNNING','LOST') THEN json_set({entry}, "
+                 f"'$.stale', (SELECT json_object('since', p.last_ok_at, 'error', p.error, 'error_at', p.error_at) "
+                 f"FROM ({_OUTAGE_SQL}) p WHERE p.name = jobs.backend)) ELSE {entry} END")
+        args = [*down, *args]
+    inner = f"SELECT {entry} AS entry FROM jobs{where} ORDER BY submitted_ns, rowid"
     if limit is not None:
         inner += f" LIMIT {int(limit)}"
     row = cat.query_one(f"SELECT '[' || group_concat(entry, ',') || ']' FROM ({inner})", tuple(args))
@@ -327,13 +343,13 @@ def list_jobs_json(cat: Catalog, state: str | Iterable[str] | None = None, name:
 
 
 def list_job_summaries(cat: Catalog, state: str | Iterable[str] | None = None, name: str | None = None,
-                       workflow: str | None = None) -> list[dict]:
+                       workflow: str | None = None, labels: dict[str, str] | None = None) -> list[dict]:
     """The ``ws jobs --json`` entries as dicts (id, name, state, backend, params, exit_code, times, ...).
 
     Several times faster than :func:`list_jobs` on many jobs (100,000 in about
     0.4 s), because SQLite hands back one stored JSON text instead of 27 columns per row.
     """
-    return json.loads(list_jobs_json(cat, state, name, workflow))
+    return json.loads(list_jobs_json(cat, state, name, workflow, labels=labels))
 
 
 def count_by_state(cat: Catalog, workflow: str | None = None) -> dict[str, int]:
@@ -372,6 +388,14 @@ def jobs_in_states(cat: Catalog, states: Iterable[str], workflow: str | None = N
     return [_decode_row(r) for r in rows]
 
 
+def prunable(cat: Catalog, before_ns: int) -> list[dict]:
+    """``{id, workflow_id, output_commit}`` of the jobs :func:`prune` would forget."""
+    finals = ",".join("?" * len(FINAL_STATES))
+    rows = cat.query(f"SELECT id, workflow_id, output_commit FROM jobs WHERE state IN ({finals}) "
+                         "AND COALESCE(finished_ns, submitted_ns) < ?", (*FINAL_STATES, before_ns))
+    return [{"id": i, "workflow_id": w, "output_commit": c} for i, w, c in rows]
+
+
 def prune(cat: Catalog, before_ns: int) -> list[dict]:
     """Forget jobs in a final state that finished before ``before_ns``, with their events.
 
@@ -388,3 +412,73 @@ def prune(cat: Catalog, before_ns: int) -> list[dict]:
         conn.execute("DELETE FROM workflows WHERE created_ns < ? AND id NOT IN (SELECT DISTINCT workflow_id FROM jobs)",
                      (before_ns,))
     return [{"id": i, "log_dir": d} for i, d in gone]
+
+
+def delete_jobs(cat: Catalog, job_ids: Iterable[str]) -> list[dict]:
+    """Forget these jobs (any state: the caller checks), with their events; workflows left empty go too.
+
+    Returns ``{id, log_dir, workflow_id, output_commit}`` of each job deleted.
+    """
+    ids = list(job_ids)
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    with cat.write() as conn:
+        gone = conn.execute(f"SELECT id, log_dir, workflow_id, output_commit FROM jobs WHERE id IN ({marks})",
+                            ids).fetchall()
+        conn.execute(f"DELETE FROM job_events WHERE job_id IN ({marks})", ids)
+        conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids)
+        wfs = sorted({w for _, _, w, _ in gone})
+        if wfs:
+            wm = ",".join("?" * len(wfs))
+            conn.execute(f"DELETE FROM workflows WHERE id IN ({wm}) AND id NOT IN "
+                         "(SELECT DISTINCT workflow_id FROM jobs)", wfs)
+    return [{"id": i, "log_dir": d, "workflow_id": w, "output_commit": c} for i, d, w, c in gone]
+
+
+def job_commits(cat: Catalog) -> set[str]:
+    """Every input and output commit a recorded job names (``ws gc --prune`` keeps them)."""
+    rows = cat.query("SELECT input_commit, output_commit FROM jobs")
+    return {c for row in rows for c in row if c}
+
+
+# -- backend polls (stale marking, rate limits) -------------------------------------------
+_OUTAGE_SQL = ("SELECT name, error, strftime('%Y-%m-%dT%H:%M:%fZ', error_ns / 1e9, 'unixepoch') AS error_at, "
+               "strftime('%Y-%m-%dT%H:%M:%fZ', last_ok_ns / 1e9, 'unixepoch') AS last_ok_at FROM backend_polls "
+               "WHERE error IS NOT NULL")
+
+
+def record_poll(cat: Catalog, name: str, error: str | None = None, now_ns: int | None = None) -> None:
+    """Record a status request to backend ``name``: answered (``error`` None, the outage ends) or failed."""
+    now = now_ns or time.time_ns()
+    with cat.write() as conn:
+        if error is None:
+            conn.execute("INSERT INTO backend_polls(name, last_ok_ns, last_try_ns, error, error_ns) "
+                         "VALUES (?,?,?,NULL,NULL) ON CONFLICT(name) DO UPDATE SET last_ok_ns=excluded.last_ok_ns, "
+                         "last_try_ns=excluded.last_try_ns, error=NULL, error_ns=NULL", (name, now, now))
+        else:
+            conn.execute("INSERT INTO backend_polls(name, last_ok_ns, last_try_ns, error, error_ns) "
+                         "VALUES (?,NULL,?,?,?) ON CONFLICT(name) DO UPDATE SET last_try_ns=excluded.last_try_ns, "
+                         "error=excluded.error, error_ns=excluded.error_ns", (name, now, error, now))
+
+
+def backend_poll(cat: Catalog, name: str) -> dict | None:
+    """``{name, last_ok_ns, last_try_ns, error, error_ns}`` of a backend, or None if it was never polled."""
+    row = cat.query_one("SELECT name, last_ok_ns, last_try_ns, error, error_ns FROM backend_polls WHERE name=?",
+                        (name,))
+    return dict(zip(("name", "last_ok_ns", "last_try_ns", "error", "error_ns"), row)) if row else None
+
+
+def outages(cat: Catalog) -> list[str]:
+    """Names of the backends whose last status request failed (their unfinished jobs are stale)."""
+    return [r[0] for r in cat.query("SELECT name FROM backend_polls WHERE error IS NOT NULL")]
+
+
+def stale_info(cat: Catalog, backend: str, state: str) -> dict | None:
+    """The ``stale`` object of a job of ``backend`` in ``state`` (None unless unfinished on an unreachable backend)."""
+    if state not in ("QUEUED", "RUNNING", "LOST"):
+        return None
+    poll = backend_poll(cat, backend)
+    if not poll or poll["error"] is None:
+        return None
+    return {"since": iso_time(poll["last_ok_ns"]), "error": poll["error"], "error_at": iso_time(poll["error_ns"])}

@@ -6,7 +6,7 @@ catalog. ``ws status`` compares both with these constants and imports nothing
 else when they match.
 """
 
-SCHEMA_VERSION = 2  # == catalog.migrations.MIGRATIONS[-1].version (a test checks)
+SCHEMA_VERSION = 3  # == catalog.migrations.MIGRATIONS[-1].version (a test checks)
 
 # "wsct": lets ws tell its own catalog from any other SQLite file without reading a table
 APPLICATION_ID = 0x77736374

@@ -36,6 +36,8 @@ _NEEDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "grpc": (("token",), ()),
     "grpcs": (("token",), ()),
 }
+# remotes that never need a secret: a folder (a path or file://) and the process-local memory://
+NO_SECRET_SCHEMES = ("", "file", "memory")
 _TOKEN_SCHEMES = ("ws", "wss", "grpc", "grpcs")  # ws servers: WS_TOKEN is their token
 _AWS_ENV = {"key": "AWS_ACCESS_KEY_ID", "secret": "AWS_SECRET_ACCESS_KEY", "token": "AWS_SESSION_TOKEN"}
 _LABELS = {"key": "access key id", "secret": "secret access key", "token": "session token (empty for none)"}
@@ -135,12 +137,36 @@ def load_secrets(remote_name: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
-def store_secrets(remote_name: str, secrets: Mapping[str, str]) -> None:
+def no_keyring_message(remote_name: str, url: str = "") -> str:
+    """What to do on a machine without a keyring backend (a server, a container, CI)."""
+    return (f"no system keyring is available on this machine to store the secrets of remote '{remote_name}': "
+            "run a keyring service (GNOME Keyring, KWallet, macOS Keychain) or 'pip install keyrings.alt' "
+            f"for a file-based one, or set {_env_hint(remote_name, url)} instead of 'ws login'")
+
+
+def _no_backend(keyring, exc: BaseException | None = None) -> bool:
+    if exc is not None:
+        return isinstance(exc, keyring.errors.NoKeyringError)
+    from keyring.backends import fail
+
+    return isinstance(keyring.get_keyring(), fail.Keyring)
+
+
+def check_keyring(remote_name: str, url: str = "") -> None:
+    """Raise CredentialStoreError (exit 11) saying how to get one when no keyring backend is usable."""
+    keyring = _keyring()
+    if _no_backend(keyring):
+        raise CredentialStoreError(no_keyring_message(remote_name, url))
+
+
+def store_secrets(remote_name: str, secrets: Mapping[str, str], url: str = "") -> None:
     """Replace the keyring entry of a remote with ``secrets``."""
     keyring = _keyring()
     try:
         keyring.set_password(SERVICE, remote_name, json.dumps(dict(secrets), sort_keys=True))
     except (keyring.errors.KeyringError, OSError) as exc:
+        if _no_backend(keyring, exc):
+            raise CredentialStoreError(no_keyring_message(remote_name, url)) from exc
         raise CredentialStoreError(
             f"cannot store secrets for remote '{remote_name}' in the keyring: {exc}; "
             f"set {env_prefix(remote_name)}<KEY> environment variables instead"
@@ -252,14 +278,32 @@ def gather(secrets: Mapping[str, str] | None = None, pairs: list[str] | None = N
     return dict(secrets or {})
 
 
+def needs_no_secret(url: str) -> bool:
+    """True for remotes that never take a secret: folders and ``memory://``."""
+    return scheme_of(url) in NO_SECRET_SCHEMES
+
+
 def prompts_for(config: Mapping[str, Any], remote_name: str) -> list[tuple[str, str, bool]]:
-    """What ``ws login`` asks for a configured remote (see :func:`prompts`)."""
+    """What ``ws login`` asks for a configured remote (see :func:`prompts`).
+
+    Before anything is asked, a machine without a keyring backend is refused
+    with CredentialStoreError saying how to get one or which environment
+    variables to set instead.
+    """
     url, options = remote_config(config, remote_name)
-    return prompts(url, options)
+    asks = prompts(url, options)
+    if asks:
+        check_keyring(remote_name, url)
+    return asks
 
 
 def prompts(url: str, options: Mapping[str, Any] | None = None) -> list[tuple[str, str, bool]]:
-    """What ``ws login`` asks for: (name, label, required) for each secret of the remote's scheme."""
+    """What ``ws login`` asks for: (name, label, required) for each secret of the remote's scheme.
+
+    Empty for a remote that needs no secret (a folder, ``memory://``).
+    """
+    if needs_no_secret(url):
+        return []
     required, optional = needed(url, options)
     if not required and not optional:
         return [("token", "token", True)]  # a generic remote: one secret
@@ -270,18 +314,24 @@ def login(config: Mapping[str, Any], remote_name: str, secrets: Mapping[str, str
     """Store secrets for a configured remote in the keyring; returns what was stored (names only).
 
     Empty values are dropped; a required secret that is missing is refused
-    with InvalidCredentials (exit 2) before anything is stored.
+    with InvalidCredentials (exit 2) before anything is stored. A remote that
+    needs no secret (a folder, ``memory://``) given none stores nothing and
+    says so (``"needs_secrets": false``); an empty value given for it is still an error.
     """
     url, options = remote_config(config, remote_name)
     clean = {k: v for k, v in secrets.items() if v != ""}
+    if not secrets and needs_no_secret(url):
+        return {"remote": remote_name, "url": redact(url), "stored": [], "service": SERVICE,
+                "needs_secrets": False}
     if not clean:
         raise InvalidCredentials(f"no secret given for remote '{remote_name}'")
     required, _ = needed(url, options)
     missing = [k for k in required if k not in clean]
     if missing:
         raise InvalidCredentials(f"remote '{remote_name}' ({scheme_of(url)}) needs {', '.join(missing)} too")
-    store_secrets(remote_name, clean)
-    return {"remote": remote_name, "url": redact(url), "stored": sorted(clean), "service": SERVICE}
+    store_secrets(remote_name, clean, url)
+    return {"remote": remote_name, "url": redact(url), "stored": sorted(clean), "service": SERVICE,
+            "needs_secrets": True}
 
 
 def logout(config: Mapping[str, Any], remote_name: str) -> dict:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from sync.remote_check import RemoteFsckReport
     from sync.remotes import RemoteInfo
     from workspace.jobs.api import JobsAPI
+    from workspace.jobs.backends import BackendInfo
     from workspace.maintenance.rebuild import RebuildReport
     from workspace.releases.collection import Releases
     from workspace.releases.exchange import PullResult
@@ -214,13 +215,21 @@ class Workspace(Repo):
         return iter_read(self, *split_cat_spec(self.catalog, spec))
 
     # -- the working tree -------------------------------------------------------------
-    def status(self, progress: Progress | None = None) -> Status:
+    def status(self, progress: Progress | None = None, paths: list[str] | None = None, *,
+               cwd: str | None = None) -> Status:
         """Added, modified and deleted paths of the working tree against HEAD, and per remote what is
-        not pushed yet (from the catalog, offline)."""
+        not pushed yet (from the catalog, offline). ``paths``: only those matched by these pathspecs
+        (relative to ``cwd``; see :mod:`workspace.pathspecs`)."""
         from sync.remote_status import remote_rows  # stdlib and catalog only: cheap on the status path
         from workspace.tree.status import compute_status
 
         st = compute_status(self, progress)
+        if paths:
+            from workspace import pathspecs  # only with patterns: pathspec stays off the plain status path
+
+            spec = pathspecs.compile(pathspecs.resolve(p, lambda q: self.rel(q, cwd)) for p in paths)
+            st.added, st.modified, st.deleted = (spec.filter(st.added), spec.filter(st.modified),
+                                                 spec.filter(st.deleted))
         st.remotes = remote_rows(self.config, self.catalog)
         return st
 
@@ -325,11 +334,27 @@ class Workspace(Repo):
 
         return fsck(self, progress)
 
-    def gc(self, progress: Progress | None = None) -> GcReport:
-        """Reclaim pack space that no commit references."""
+    def gc(self, progress: Progress | None = None, *, prune: str | None = None, dry_run: bool = False) -> GcReport:
+        """Reclaim pack space that no commit references.
+
+        ``prune`` (an age: ``2.weeks``, ``3d``, ``now``) first drops commits no
+        branch, HEAD, release or job record reaches and that are older than it;
+        ``dry_run`` only counts what would go.
+        """
+        from workspace.jobs.records import kept_commits
         from workspace.maintenance.gc import gc
 
-        return gc(self, progress)
+        extra = kept_commits(self) if prune is not None else frozenset()
+        return gc(self, progress, prune=prune, dry_run=dry_run, extra_roots=extra)
+
+    def squash(self, branch: str, keep: int = 0, dry_run: bool = False) -> tuple[GcReport, dict]:
+        """Rewrite ``branch``'s history below its ``keep`` newest commits into one commit, then prune what
+        only the old commits held. Returns (what was or would be freed, ``{branch, commits_squashed,
+        commits_kept, old_tip, new_tip}``)."""
+        from workspace.jobs.records import kept_commits
+        from workspace.maintenance.squash import squash
+
+        return squash(self, branch, keep, dry_run=dry_run, extra_roots=kept_commits(self))
 
     # -- releases ------------------------------------------------------------------------
     @property
@@ -365,24 +390,60 @@ class Workspace(Repo):
         return remote_releases(self, remote)
 
     def login(self, remote: str, secrets: dict | None = None, *, pairs: list[str] | None = None,
-              text: str | None = None) -> dict:
-        """Store a remote's secrets in the system keyring: a dict, ``KEY=VALUE`` pairs, or the text
-        ``ws login --stdin`` reads (a JSON object or KEY=VALUE lines). Returns what was stored (names only)."""
+              text: str | None = None, backend: bool = False) -> dict:
+        """Store a remote's (or a configured backend's) secrets in the system keyring: a dict, ``KEY=VALUE``
+        pairs, or the text ``ws login --stdin`` reads (a JSON object or KEY=VALUE lines). Returns what was
+        stored (names only). A name that is a configured backend and no remote (or ``backend``) is the backend."""
         from sync import credentials
+        from workspace.jobs import backends
 
-        return credentials.login(self.config, remote, credentials.gather(secrets, pairs, text))
+        given = credentials.gather(secrets, pairs, text)
+        if backends.is_backend_login(self.config, remote, backend):
+            return backends.login(self.config, remote, given)
+        return credentials.login(self.config, remote, given)
 
-    def login_prompts(self, remote: str) -> list[tuple[str, str, bool]]:
-        """What ``ws login`` asks for a remote: (name, label, required) per secret of its kind."""
+    def login_prompts(self, remote: str, *, backend: bool = False) -> list[tuple[str, str, bool]]:
+        """What ``ws login`` asks for a remote or backend: (name, label, required) per secret of its kind."""
         from sync import credentials
+        from workspace.jobs import backends
 
+        if backends.is_backend_login(self.config, remote, backend):
+            return backends.login_prompts(self.config, remote)
         return credentials.prompts_for(self.config, remote)
 
-    def logout(self, remote: str) -> dict:
-        """Delete a remote's secrets from the keyring (``ws login --forget``)."""
+    def logout(self, remote: str, *, backend: bool = False) -> dict:
+        """Delete a remote's (or a configured backend's) secrets from the keyring (``ws login --forget``)."""
         from sync import credentials
+        from workspace.jobs import backends
 
+        if backends.is_backend_login(self.config, remote, backend):
+            return backends.logout(self.config, remote)
         return credentials.logout(self.config, remote)
+
+    # -- compute backends ------------------------------------------------------------------
+    def add_backend(self, name: str, kind: str, options: dict | None = None) -> BackendInfo:
+        """Configure a compute backend (``[backend.NAME]`` in .ws/config.toml); secrets go through ``ws login``."""
+        from workspace.jobs.backends import add_backend
+
+        return add_backend(self, name, kind, options)
+
+    def backends(self) -> list[BackendInfo]:
+        """Every configured compute backend (name, type, options)."""
+        from workspace.jobs.backends import configured
+
+        return configured(self.config)
+
+    def remove_backend(self, name: str) -> None:
+        """Forget a configured backend (its recorded jobs stay)."""
+        from workspace.jobs.backends import remove_backend
+
+        remove_backend(self, name)
+
+    def check_backend(self, name: str) -> list[dict]:
+        """``ws backend check``: reach the backend; ``{check, ok, detail}`` per check."""
+        from workspace.jobs.backends import check
+
+        return check(self, name)
 
     def push(self, remote: str | None = None, spec: str | None = None, *, progress: Progress | None = None,
              workers: int = 4) -> PushResult:
@@ -420,18 +481,94 @@ class Workspace(Repo):
         return JobsAPI(self)
 
     def run(self, spec: str, params: dict | list[str] | None = None, *, backend: str | None = None,
-            wait: bool = False, force: bool = False, dry_run: bool = False, cwd: str | None = None) -> dict:
+            wait: bool = False, force: bool = False, dry_run: bool = False, cwd: str | None = None,
+            param_file: str | None = None) -> dict:
         """``ws run``: expand a spec (a name in jobs/ or a YAML path) and its dependencies, and run the jobs.
 
-        ``params`` sets parameters: a dict, or ``KEY=VALUE`` strings as ``--param`` gives them.
+        ``params`` sets parameters: a dict (a value or a list of values each), or
+        ``KEY=V1,V2`` strings as ``--param`` gives them; ``param_file`` (CSV or
+        JSON Lines) replaces the spec's parameters with its records.
         Returns ``{"workflow": id or None, "jobs": [rows], "state": ...}``.
         """
         from workspace.jobs.engine import run_spec
 
-        return run_spec(self, spec, params, backend, wait=wait, force=force, dry_run=dry_run, cwd=cwd)
+        return run_spec(self, spec, params, backend, wait=wait, force=force, dry_run=dry_run, cwd=cwd,
+                        param_file=param_file)
+
+    def run_request(self, spec: str | None, command: list[str] | None, *, params: list[str] | None = None,
+                    param_file: str | None = None, backend: str | None = None, inputs: list[str] | None = None,
+                    outputs: list[str] | None = None, resources: str | None = None, name: str | None = None,
+                    save: str | None = None, wait: bool = False, force: bool = False, dry_run: bool = False,
+                    cwd: str | None = None):
+        """What ``ws run`` asks, checked as a whole: a spec (``spec``) or a command (``command``, after ``--``).
+
+        Dispatches to :meth:`run` / :meth:`dry_run` for a spec, :meth:`run_command`
+        for a command, :meth:`save_command` with ``save`` (returns
+        ``{"saved": path, "name": NAME}``). Options that only make sense for
+        the other kind are refused (InvalidArgument, exit 2).
+        """
+        from workspace.errors import InvalidArgument
+
+        if command is None:
+            if spec is None:
+                raise InvalidArgument("name a spec, or give a command after '--' (ws run -- COMMAND ARGS...)")
+            adhoc = {"--input": inputs, "--output": outputs, "--resources": resources, "--name": name,
+                     "--save": save}
+            given = [k for k, v in adhoc.items() if v]
+            if given:
+                raise InvalidArgument(f"{given[0]} is for a command given after '--' (ws run {given[0]} ... -- "
+                                      "COMMAND); a spec declares it in its file")
+            if dry_run:
+                return self.dry_run(spec, params or [], backend=backend, force=force, cwd=cwd, param_file=param_file)
+            return self.run(spec, params or [], backend=backend, wait=wait, force=force, cwd=cwd,
+                            param_file=param_file)
+        if spec is not None:
+            raise InvalidArgument(f"'{spec}' before '--': a run is either a spec or a command after '--'")
+        opts = dict(inputs=inputs, outputs=outputs, resources=resources, backend=backend, params=params,
+                    param_file=param_file)
+        if save:
+            if name and name != save:
+                raise InvalidArgument("--save NAME names the spec; drop --name")
+            if dry_run:
+                raise InvalidArgument("--save writes jobs/NAME.yaml and runs nothing; drop --dry-run "
+                                      "(or --save to see the jobs)")
+            return {"saved": self.save_command(save, command, force=force, **opts), "name": save}
+        return self.run_command(command, name=name, wait=wait, force=force, dry_run=dry_run, **opts)
+
+    def run_command(self, argv: list[str], *, name: str | None = None, inputs: list[str] | None = None,
+                    outputs: list[str] | None = None, resources: str | None = None, backend: str | None = None,
+                    params: list[str] | None = None, param_file: str | None = None, wait: bool = False,
+                    force: bool = False, dry_run: bool = False) -> dict | Iterator[dict]:
+        """``ws run -- COMMAND ARGS...``: run a command as jobs without a spec file (see workspace.jobs.adhoc).
+
+        The spec is built in memory and goes through the same expansion and
+        engine as a file's. Returns what :meth:`run` returns; with ``dry_run``
+        the rows one at a time, as :meth:`dry_run` does.
+        """
+        from workspace.jobs.adhoc import build
+        from workspace.jobs.engine import dry_run_rows, run_spec
+
+        _, spec = build(argv, name=name, inputs=inputs, outputs=outputs, resources=resources, backend=backend,
+                        params=params, param_file=param_file)
+        if dry_run:
+            return dry_run_rows(self, spec, force=force)
+        return run_spec(self, spec, wait=wait, force=force)
+
+    def save_command(self, save_as: str, argv: list[str], *, inputs: list[str] | None = None,
+                     outputs: list[str] | None = None, resources: str | None = None, backend: str | None = None,
+                     params: list[str] | None = None, param_file: str | None = None, force: bool = False) -> str:
+        """``ws run --save NAME -- COMMAND``: write the ad-hoc run's spec as ``jobs/NAME.yaml``; returns the path.
+
+        SpecExists (exit 8) when the file exists, unless ``force``.
+        """
+        from workspace.jobs.adhoc import build, save
+
+        data, _ = build(argv, name=save_as, inputs=inputs, outputs=outputs, resources=resources, backend=backend,
+                        params=params, param_file=param_file)
+        return save(self, save_as, data, force=force)
 
     def dry_run(self, spec: str, params: dict | list[str] | None = None, *, backend: str | None = None,
-                force: bool = False, cwd: str | None = None) -> Iterator[dict]:
+                force: bool = False, cwd: str | None = None, param_file: str | None = None) -> Iterator[dict]:
         """``ws run --dry-run``: the row each job would get (``state`` PENDING or SKIPPED), one at a time.
 
         Nothing is recorded; the rows come as the sweep is expanded, so a big
@@ -440,7 +577,7 @@ class Workspace(Repo):
         """
         from workspace.jobs.engine import dry_run_rows
 
-        return dry_run_rows(self, spec, params, backend, force=force, cwd=cwd)
+        return dry_run_rows(self, spec, params, backend, force=force, cwd=cwd, param_file=param_file)
 
 
 def clone(url: str, spec: str, directory: str | os.PathLike, *, options: dict | None = None,
@@ -449,3 +586,27 @@ def clone(url: str, spec: str, directory: str | os.PathLike, *, options: dict | 
     from workspace.releases.exchange import clone as clone_release
 
     return clone_release(Workspace, url, spec, directory, options=options, progress=progress)
+
+
+def versions() -> dict:
+    """``ws version``: the package version and the format versions this ws reads and writes.
+
+    ``catalog_schema`` is the last catalog migration (``PRAGMA user_version`` of
+    an up-to-date catalog), ``local_format`` the ``[core] format`` of
+    ``.ws/config.toml``, ``remote_format`` the ``format`` of a remote's
+    ``ws-remote.json``, ``release_record_format`` that of a release record.
+    """
+    import platform
+    from importlib import metadata
+
+    from catalog.migrations import MIGRATIONS
+    from sync.remote import FORMAT as REMOTE_FORMAT
+    from workspace.releases.records import RECORD_FORMAT
+
+    try:
+        version = metadata.version("ws")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        version = "0+unknown"
+    return {"version": version, "catalog_schema": MIGRATIONS[-1].version, "local_format": config_mod.FORMAT,
+            "remote_format": REMOTE_FORMAT, "release_record_format": RECORD_FORMAT,
+            "python": platform.python_version()}

@@ -25,13 +25,54 @@ def format_of(config: dict[str, Any]) -> int:
     return value if isinstance(value, int) else 1
 
 
+# Remotes that live only as long as this process (``memory://``): never written to
+# config.toml, kept here per config file and merged into what load() returns.
+PROCESS_LOCAL_SCHEMES = ("memory://",)
+_PROCESS_LOCAL: dict[str, dict[str, Any]] = {}
+
+
+def _is_process_local(table: Any) -> bool:
+    return isinstance(table, dict) and str(table.get("url", "")).lower().startswith(PROCESS_LOCAL_SCHEMES)
+
+
+def split_process_local(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(what may be written to config.toml, the process-local remotes and default of ``data``)."""
+    remotes = data.get("remote")
+    if not isinstance(remotes, dict) or not any(_is_process_local(t) for t in remotes.values()):
+        return data, {}
+    kept = dict(data)
+    kept["remote"] = {n: t for n, t in remotes.items() if not _is_process_local(t)}
+    local: dict[str, Any] = {"remote": {n: t for n, t in remotes.items() if _is_process_local(t)}}
+    sync = data.get("sync")
+    if isinstance(sync, dict) and sync.get("default_remote") in local["remote"]:
+        local["default_remote"] = sync["default_remote"]
+        kept["sync"] = {k: v for k, v in sync.items() if k != "default_remote"}
+        if not kept["sync"]:
+            del kept["sync"]
+    if not kept["remote"]:
+        del kept["remote"]
+    return kept, local
+
+
+def _merge_process_local(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    local = _PROCESS_LOCAL.get(os.path.abspath(path))
+    if not local:
+        return data
+    data = dict(data)
+    data["remote"] = {**(data.get("remote") if isinstance(data.get("remote"), dict) else {}), **local["remote"]}
+    if local.get("default_remote"):
+        data["sync"] = {**(data.get("sync") if isinstance(data.get("sync"), dict) else {}),
+                        "default_remote": local["default_remote"]}
+    return data
+
+
 def load(path: Path) -> dict[str, Any]:
-    """The parsed config; a malformed file is an InvalidConfig naming the problem."""
+    """The parsed config (with this process's ``memory://`` remotes); a malformed file is an InvalidConfig."""
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except FileNotFoundError:
-        return {}
+        return _merge_process_local(path, {})
     except tomllib.TOMLDecodeError as exc:
         raise InvalidConfig(f"{path}: malformed TOML: {exc}") from exc
     except RecursionError:  # tomllib parses nested arrays recursively
@@ -39,12 +80,18 @@ def load(path: Path) -> dict[str, Any]:
     core = data.get("core", {})
     if not isinstance(core, dict):
         raise InvalidConfig(f"{path}: [core] must be a table")
-    return data
+    return _merge_process_local(path, data)
 
 
 def save(path: Path, data: dict[str, Any]) -> None:
-    """Write the config atomically (temporary file, then rename)."""
+    """Write the config atomically (temporary file, then rename).
+
+    ``memory://`` remotes are process-local: they are kept in this process
+    (load() returns them) and never written to the file.
+    """
     import tomli_w
+
+    data, local = split_process_local(data)
 
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -56,6 +103,10 @@ def save(path: Path, data: dict[str, Any]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)  # a full disk: the old config stays as it was, no stray .tmp
         raise
+    if local:
+        _PROCESS_LOCAL[os.path.abspath(path)] = local
+    else:
+        _PROCESS_LOCAL.pop(os.path.abspath(path), None)
 
 
 def author(config: dict[str, Any]) -> str:

@@ -48,11 +48,14 @@ class Repo:
 
     # -- making and opening -------------------------------------------------
     @classmethod
-    def init(cls: type[R], path: str | os.PathLike = ".", *, files: dict[str, bytes] | None = None) -> R:
+    def init(cls: type[R], path: str | os.PathLike = ".", *, files: dict[str, bytes] | None = None,
+             spec_folder: bool = False) -> R:
         """Make ``path`` a workspace: ``.ws/`` with catalog.db, objects/ and config.toml.
 
         ``files`` are written into ``.ws/`` before it appears (``ws clone``'s
-        marker), so no crash can leave the folder without them.
+        marker), so no crash can leave the folder without them. With
+        ``spec_folder`` (what ``ws init`` asks for), an empty ``jobs/`` is made
+        for job specs unless something named so is already there.
         """
         root = Path(os.path.abspath(path))
         if (root / WS_DIR).exists():
@@ -82,6 +85,11 @@ class Repo:
 
             shutil.rmtree(tmp, ignore_errors=True)  # a full disk, say: leave the folder as it was
             raise
+        if spec_folder and not os.path.lexists(root / "jobs"):
+            try:
+                (root / "jobs").mkdir()  # where `ws run NAME` looks for jobs/NAME.yaml
+            except OSError:
+                pass  # a convenience only: the workspace is made
         return cls(root)
 
     @classmethod

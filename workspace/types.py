@@ -174,6 +174,9 @@ class GcReport:
     chunks_dropped: int = 0
     bytes_freed: int = 0
     kept: list[str] = field(default_factory=list)  # packs gc could not prove safe to drop, and why
+    commits_dropped: int = 0  # --prune / squash: commits dropped from history
+    files_dropped: int = 0  # file contents no kept commit or release refers to
+    dry_run: bool = False  # nothing was changed: the counts say what would go
 
     def to_dict(self) -> dict:
         return asdict(self)

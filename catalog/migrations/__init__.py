@@ -18,7 +18,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Callable
 
-from catalog.migrations import v001_baseline, v002_object_kinds
+from catalog.migrations import v001_baseline, v002_object_kinds, v003_job_fields
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ MIGRATIONS: list[Migration] = [
     Migration(1, "baseline: the schema of the first releases of ws", v001_baseline.apply),
     Migration(2, "chunks.kind: packs hold history objects (file chunk lists, trees, commits) too",
               v002_object_kinds.apply),
+    Migration(3, "jobs.labels, container, artifacts, input_files; backend_polls (stale backends)",
+              v003_job_fields.apply),
 ]
 
 

@@ -59,6 +59,21 @@ class JobRow(SQLModel, table=True):
     finished_at: Optional[str] = None
     # this job's entry of `ws jobs --json`, rewritten by catalog.jobs on every change
     listing: Optional[str] = None
+    labels: str = "{}"  # JSON object: the spec's labels (migration 3)
+    container: Optional[str] = None  # JSON {"image", "runtime"} or NULL
+    artifacts: str = "[]"  # JSON list of URLs
+    input_files: str = "{}"  # JSON path -> SHA-256 of the files the inputs matched
+
+
+class BackendPollRow(SQLModel, table=True):
+    """Per backend name: the last status request that answered, the last one tried, and the last error."""
+
+    __tablename__ = "backend_polls"
+    name: str = Field(primary_key=True)
+    last_ok_ns: Optional[int] = None
+    last_try_ns: Optional[int] = None
+    error: Optional[str] = None
+    error_ns: Optional[int] = None
 
 
 class JobEventRow(SQLModel, table=True):

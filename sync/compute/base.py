@@ -135,6 +135,8 @@ class ComputeBackend:
     name = "base"
     starts_at_once = False  # True when submit() starts the job (no queue): it is RUNNING right away
     enforces_walltime = False  # True when the backend itself stops a job at request.walltime_s (Slurm's --time)
+    fetches_artifacts = False  # True when submit() fetches request.artifacts into the job's folder itself
+    stages_inputs = False  # True when the backend reads request.input_files (no shared file system: AWS Batch)
 
     def submit(self, request: SubmitRequest) -> str:
         """Start (or queue) one job attempt; returns the backend's id for it.
@@ -190,13 +192,17 @@ class ComputeBackend:
         retries and notifications. Backends that support them override this.
         """
         self.check_resources(request.cpus, request.memory_mb, request.gpus)
-        unsupported = [("container.image", request.image), ("container.runtime", request.runtime),
-                       ("resources.nodes", request.nodes > 1),
-                       ("artifacts", request.artifacts), ("retries", request.retries),
-                       ("notify.on", request.notifications)]
-        for name, value in unsupported:
+        unsupported = [("container.image", request.image, "it runs commands directly, without a container runtime"),
+                       ("container.runtime", request.runtime, "it runs commands directly, without a container runtime"),
+                       ("resources.nodes", request.nodes > 1, "it runs each job on one machine"),
+                       ("artifacts", request.artifacts and not self.fetches_artifacts,
+                        "it does not fetch URLs before a job"),
+                       ("retries", request.retries, "ws's own policies.retries apply"),
+                       ("notify.on", request.notifications, "use notify.command or notify.url")]
+        for name, value, why in unsupported:
             if value:
-                raise UnsatisfiableRequest(f"the {self.name} backend cannot honour '{name}'", field=name)
+                raise UnsatisfiableRequest(f"the {self.name} backend cannot honour '{name}': {why} (use a backend "
+                                           "that can, see 'ws backend list' and docs/backends.md)", field=name)
 
     def fetch_outputs(self, backend_id: str, request: SubmitRequest, dest: str) -> list[str]:
         """Bring a finished job's declared outputs into ``dest`` (the workspace root); the paths written.
@@ -229,6 +235,19 @@ class ComputeBackend:
         """
         if timeout > 0:
             time.sleep(timeout)  # remote backends have no event to wait on: plain poll interval
+
+    def check(self) -> list[tuple[str, bool, str]]:
+        """What ``ws backend check`` reports: one (check, passed, detail) per thing that must work.
+
+        Each check reaches the service for real (the controller, the queue or
+        partition, the credentials) and is reported, not raised, so that every
+        check gets its line. The default asks for the status of no job.
+        """
+        try:
+            self.status([])
+        except BackendError as exc:
+            return [("status", False, str(exc))]
+        return [("status", True, f"the {self.name} backend answers")]
 
     def close(self) -> None:
         """Release resources (connections, child handles)."""

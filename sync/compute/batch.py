@@ -66,6 +66,7 @@ class BatchBackend(ComputeBackend):
     """
 
     name = "batch"
+    stages_inputs = True  # no shared file system: the inputs go up through the staging remote
 
     def __init__(self, job_queue: str | None = None, region: str | None = None, endpoint_url: str | None = None,
                  profile: str | None = None, aws_access_key_id: str | None = None,

@@ -33,7 +33,7 @@ from sync.compute.local_files import (PidRecord, group_alive, is_zombie, kill_gr
                                       read_pid_file, read_start, start_lock, start_locked, start_ticks, unlink,
                                       write_text)
 from sync.compute.base import (CANCELLED, FAILED, LOST, OUT_OF_MEMORY, RUNNING, SUCCEEDED, BackendStatus,
-                               ComputeBackend, SubmitRequest)
+                               ComputeBackend, InvalidBackendOption, SubmitRequest)
 from sync.errors import BackendError
 
 # $1 = the command, $2 = the log dir, $3 = the attempt, $4 = the memory cgroup folder (or ""),
@@ -75,11 +75,18 @@ class LocalBackend(ComputeBackend):
 
     name = "local"
     starts_at_once = True
+    fetches_artifacts = True  # into the job's workdir, before it starts (sync/compute/artifacts.py)
 
     def __init__(self, root: str | os.PathLike | None = None, grace_s: float = DEFAULT_GRACE_S,
                  memory: str = "auto"):
         self.root = os.path.abspath(root) if root is not None else None
-        self.grace_s = grace_s
+        try:  # strings too: options come from .ws/config.toml
+            self.grace_s = float(grace_s)
+        except (TypeError, ValueError):
+            raise InvalidBackendOption(f"local backend: option grace_s must be a number of seconds, "
+                                       f"not {grace_s!r}") from None
+        if self.grace_s < 0:
+            raise InvalidBackendOption("local backend: option grace_s must not be negative")
         self.memory = limits.MemoryLimiter(memory)
         self._children: dict[int, subprocess.Popen] = {}  # reaped by us, so they never linger as zombies
         self._pidfds: dict[int, int] = {}
@@ -102,13 +109,35 @@ class LocalBackend(ComputeBackend):
         return int(pid_text), log_dir
 
     # -- the protocol ------------------------------------------------------
+    def check(self) -> list[tuple[str, bool, str]]:
+        """Local jobs need only this machine: its cpus, and how memory limits are enforced."""
+        return [("machine", True, f"runs jobs as processes here ({os.cpu_count() or 1} cpus)")]
+
     def check_resources(self, cpus: int = 1, memory_mb: int | None = None, gpus: int = 0) -> None:
         """Refuse more gpus than this machine has (cpus over the limit run alone; memory is enforced)."""
         limits.check_gpus(gpus)
 
+    def check_request(self, request: SubmitRequest) -> None:
+        """The default refusals (a container, nodes > 1, artifacts...), and scratch disk (``resources.disk``)
+        only while the job's folder has that much free space."""
+        super().check_request(request)
+        if request.disk_mb:
+            from sync.compute.base import UnsatisfiableRequest
+
+            folder = request.workdir if os.path.isdir(request.workdir) else os.getcwd()
+            st = os.statvfs(folder)
+            free_mb = st.f_bavail * st.f_frsize // (1024 * 1024)
+            if free_mb < request.disk_mb:
+                raise UnsatisfiableRequest(f"the local backend has {free_mb} MiB free where the job runs, "
+                                           f"the spec asks for {request.disk_mb} MiB", resource="disk")
+
     def submit(self, request: SubmitRequest) -> str:
         """Start the command in a new session (its own process group), logs appended under log_dir."""
         self.check_resources(request.cpus, request.memory_mb, request.gpus)
+        if request.artifacts:
+            from sync.compute.artifacts import fetch_artifacts
+
+            fetch_artifacts(request.artifacts, request.workdir)
         log_dir = request.log_dir
         os.makedirs(log_dir, exist_ok=True)
         for stale in _STALE:

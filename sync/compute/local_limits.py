@@ -28,7 +28,7 @@ import os
 import shutil
 import subprocess
 
-from sync.compute.base import UnsatisfiableRequest
+from sync.compute.base import InvalidBackendOption, UnsatisfiableRequest
 from sync.errors import BackendError
 
 MEMORY_MODES = ("auto", "cgroup", "rlimit", "none")
@@ -83,7 +83,7 @@ class MemoryLimiter:
 
     def __init__(self, mode: str = "auto"):
         if mode not in MEMORY_MODES:
-            raise BackendError(f"local backend: memory must be one of {', '.join(MEMORY_MODES)}, not {mode!r}")
+            raise InvalidBackendOption(f"local backend: memory must be one of {', '.join(MEMORY_MODES)}, not {mode!r}")
         self.mode = mode
         self._cgroup_failed: str | None = None  # why cgroups did not work here (auto falls back once)
 

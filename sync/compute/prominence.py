@@ -85,6 +85,23 @@ class ProminenceBackend(ComputeBackend):
         self._resolved: dict[tuple[str, str], str] = {}  # (workflow id, member) -> job id
 
     # -- checks ------------------------------------------------------------------
+    def check(self) -> list[tuple[str, bool, str]]:
+        """The service answers and accepts the token: one ``GET /v1/jobs`` (the active jobs, usually few)."""
+        from sync.compute.prominence_api import ProminenceAuthError
+
+        if not self.api.url:
+            return [("service", False, f"backend '{self.api.backend_name}' has no url option (nor PROMINENCE_URL)")]
+        try:
+            jobs = self._list("/jobs", {})
+        except ProminenceAuthError as exc:
+            if "rejected" not in str(exc):  # no token at all: nothing was asked
+                return [("token", False, str(exc))]
+            return [("service", True, f"PROMINENCE at {self.api.url} answers"), ("token", False, str(exc))]
+        except BackendError as exc:
+            return [("service", False, str(exc))]
+        return [("service", True, f"PROMINENCE at {self.api.url} answers"),
+                ("token", True, f"the token is accepted ({len(jobs)} active job(s) listed)")]
+
     def check_resources(self, cpus: int = 1, memory_mb: int | None = None, gpus: int = 0) -> None:
         """Refuse gpus: PROMINENCE's job description has no such resource."""
         check_resources(cpus, gpus)

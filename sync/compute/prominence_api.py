@@ -52,8 +52,8 @@ def token_env(backend_name: str) -> str:
 
 def token_hint(backend_name: str) -> str:
     """How to give a backend its token, for error messages."""
-    return (f"set {token_env(backend_name)}, or store {{\"token\": ...}} in the keyring "
-            f"(service 'ws', user '{keyring_user(backend_name)}')")
+    return (f"run 'ws login {backend_name}' (the keyring: service 'ws', user '{keyring_user(backend_name)}') "
+            f"or set {token_env(backend_name)}")
 
 
 def keyring_token(backend_name: str) -> Callable[[], str]:

@@ -29,12 +29,17 @@ def names() -> list[str]:
     return sorted(_BACKENDS)
 
 
-def get(name: str, **options) -> ComputeBackend:
-    """A new backend instance for ``name``; options go to its constructor."""
+def target(name: str):
+    """The class (or factory) registered under ``name``, imported."""
     target = _BACKENDS.get(name)
     if target is None:
         raise UnknownBackend(f"unknown compute backend '{name}' (known: {', '.join(names())})")
     if isinstance(target, str):
         module, _, cls_name = target.partition(":")
         target = getattr(importlib.import_module(module), cls_name)
-    return target(**options)
+    return target
+
+
+def get(name: str, **options) -> ComputeBackend:
+    """A new backend instance for ``name``; options go to its constructor."""
+    return target(name)(**options)

@@ -52,6 +52,7 @@ class SlurmBackend(ComputeBackend):
     name = "slurm"
     starts_at_once = False
     enforces_walltime = True  # --time: Slurm stops the job (TIMEOUT)
+    fetches_artifacts = True  # on the login node, into the job's workdir (the compute nodes share it)
 
     def __init__(self, partition: str | None = None, account: str | None = None, qos: str | None = None,
                  sbatch_options=None, setup=None, array_throttle=None, poll_interval_s=None, max_array_size=None,
@@ -94,6 +95,40 @@ class SlurmBackend(ComputeBackend):
         except ValueError:
             return DEFAULT_MAX_ARRAY
 
+    def check(self) -> list[tuple[str, bool, str]]:
+        """The controller answers, the partition exists, and sbatch accepts partition, account and qos.
+
+        The last is ``sbatch --test-only``: Slurm validates the job against the
+        user's associations (so the credentials: munge and the account) and
+        submits nothing.
+        """
+        out: list[tuple[str, bool, str]] = []
+        try:
+            config = self.cluster_config()
+            out.append(("controller", True, f"slurmctld of cluster {config.get('ClusterName', '?')} answers"))
+        except BackendError as exc:
+            return [("controller", False, str(exc))]
+        partition = self.settings.partition
+        try:
+            names = [p.strip().rstrip("*") for p in self._run(["sinfo", "-h", "-o", "%P"]).split()]
+            if partition and partition not in names:
+                out.append(("partition", False, f"no partition '{partition}' (partitions: {', '.join(names)})"))
+            else:
+                out.append(("partition", True, f"partition {partition or 'default'} exists"))
+        except BackendError as exc:
+            out.append(("partition", False, str(exc)))
+        argv = ["sbatch", "--test-only", "--wrap", "true", "-o", "/dev/null"]
+        for flag, value in (("--partition", partition), ("--account", self.settings.account),
+                            ("--qos", self.settings.qos)):
+            if value:
+                argv.append(f"{flag}={value}")
+        try:
+            self._run(argv)
+            out.append(("submit", True, "sbatch --test-only accepts a job (partition, account, qos)"))
+        except BackendError as exc:
+            out.append(("submit", False, str(exc)))
+        return out
+
     # -- submitting ----------------------------------------------------------------
     def check_request(self, request: SubmitRequest) -> None:
         """Slurm honours several nodes (``--nodes``) and scratch disk (``--tmp``); the rest as the default says."""
@@ -112,9 +147,12 @@ class SlurmBackend(ComputeBackend):
         """One sbatch per group of requests that share a name and resources: a job array when there are several."""
         groups: dict[tuple, list[int]] = {}
         results: list[str | BackendError] = [BackendError("not submitted")] * len(requests)
+        fetched: dict[tuple, BackendError | None] = {}  # a sweep's members share their artifacts: fetched once
         for i, r in enumerate(requests):
             try:
-                self.check_request(r)  # a container, artifacts...: refused, alone
+                self.check_request(r)  # a container...: refused, alone
+                if r.artifacts:  # fetched here, on the login node: the compute nodes share the file system
+                    self._fetch_artifacts(r, fetched)
             except BackendError as exc:
                 results[i] = exc
                 continue
@@ -136,6 +174,20 @@ class SlurmBackend(ComputeBackend):
                 for i, result in zip(chunk, ids):
                     results[i] = result
         return results
+
+    @staticmethod
+    def _fetch_artifacts(request: SubmitRequest, fetched: dict) -> None:
+        from sync.compute.artifacts import fetch_artifacts
+
+        key = (tuple(request.artifacts), request.workdir)
+        if key not in fetched:
+            try:
+                fetch_artifacts(request.artifacts, request.workdir)
+                fetched[key] = None
+            except BackendError as exc:
+                fetched[key] = exc
+        if fetched[key] is not None:
+            raise fetched[key]
 
     def _chunks(self, indices: list[int], down) -> list[list[int]]:
         """A group split into arrays no larger than the cluster allows."""

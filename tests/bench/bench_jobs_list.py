@@ -40,6 +40,7 @@ def populate(ws: Workspace, n: int, per_workflow: int = 1000) -> None:
                 "attempts": 1, "exit_code": 0 if state == "SUCCEEDED" else 1, "command": f"python align.py {i}",
                 "resources": {"cpus": 1}, "policies": {"retries": 0}, "outputs": [f"out/s{i % 97}/"],
                 "submitted_ns": t, "started_ns": t + 10**6, "finished_ns": t + 5 * 10**8,
+                "labels": {"project": f"p{i % 10}", "team": "a" if i % 3 else "b"},
             })
         cj.add_jobs(ws.catalog, wid, rows)
 
@@ -77,7 +78,12 @@ def main() -> None:
         for label, cmd in (("ws --help (start-up)", ["--help"]),
                            ("ws jobs --json", ["jobs", "--json"]),
                            ("ws jobs --state FAILED --json", ["jobs", "--state", "FAILED", "--json"]),
-                           ("ws jobs --name align3 --json", ["jobs", "--name", "align3", "--json"])):
+                           ("ws jobs --name align3 --json", ["jobs", "--name", "align3", "--json"]),
+                           ("ws jobs --label project=p3 --json", ["jobs", "--label", "project=p3", "--json"]),
+                           ("... --label p=p3 --label team=a", ["jobs", "-l", "project=p3", "-l", "team=a", "--json"]),
+                           ("ws jobs --json (a backend stale)", ["jobs", "--json"])):
+            if cmd[-1] == "--json" and label.endswith("stale)"):  # an outage of 'local': its unfinished jobs
+                cj.record_poll(Workspace.open(tmp / "proj").catalog, "local", error="cannot reach it")
             rows.append((label, *timed(tmp / "proj", cmd, args.runs)))
         load = os.getloadavg()[0]
         print(f"{args.jobs} recorded jobs, {args.runs} runs each, {os.cpu_count()} cpus, load average {load:.2f}")

@@ -140,3 +140,57 @@ def test_ws_jobs_logs_follow_shows_a_batch_job_while_it_runs(ws, batch_backend_n
     assert seen.index("first\n") < seen.index("second\n")  # live, in order, from the CloudWatch stream
     assert seen.endswith("second\n")  # read to its end, not mixed with the exact stdout that replaced it
     assert read_log(ws, rows[0]["id"]) == "first\nsecond\n"  # afterwards: the command's own stdout
+
+
+def test_a_configured_batch_backend_stages_inputs_through_a_configured_remote(ws, batch_world, monkeypatch):
+    """``ws backend add aws batch -o staging=stage``: the remote's URL and options, secrets from the environment
+    (never .ws/), the spec's inputs staged in, container and labels on the job, outputs committed."""
+    import tomllib
+
+    from workspace.jobs.engine import run_spec
+
+    keys = batch_world.keys
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "WS_REMOTE_", "WS_BACKEND_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("WS_REMOTE_STAGE_KEY", keys["key"])
+    monkeypatch.setenv("WS_REMOTE_STAGE_SECRET", keys["secret"])
+    monkeypatch.setenv("WS_BACKEND_AWS_AWS_ACCESS_KEY_ID", keys["key"])
+    monkeypatch.setenv("WS_BACKEND_AWS_AWS_SECRET_ACCESS_KEY", keys["secret"])
+    ws.add_remote("stage", f"s3://{batch_world.bucket}/cfg-{uuid.uuid4().hex[:8]}",
+                  {"endpoint_url": batch_world.endpoint, "region": batch_world.region})
+    queue = batch_world.new_queue()
+    ws.add_backend("aws", "batch", {"job_queue": queue, "region": batch_world.region,
+                                    "endpoint_url": batch_world.endpoint, "job_role_arn": batch_world.job_role_arn,
+                                    "staging": "stage", "poll_interval": "0", "max_attempts": "1"})
+    config_text = (ws.root / ".ws" / "config.toml").read_text()
+    assert keys["secret"] not in config_text and tomllib.loads(config_text)["backend"]["aws"]["type"] == "batch"
+    checks = ws.check_backend("aws")
+    assert [(c["check"], c["ok"]) for c in checks] == [("options", True), ("queue", True), ("staging", True)], checks
+    ws.add_backend("nowhere", "batch", {"job_queue": "no-such-queue", "region": batch_world.region,
+                                        "endpoint_url": batch_world.endpoint, "staging": "stage"})
+    bad = {c["check"]: c for c in ws.check_backend("nowhere")}
+    assert not bad["queue"]["ok"] and "no AWS credentials" in bad["queue"]["detail"]  # its own secrets: none
+    monkeypatch.setenv("WS_BACKEND_NOWHERE_AWS_ACCESS_KEY_ID", keys["key"])
+    monkeypatch.setenv("WS_BACKEND_NOWHERE_AWS_SECRET_ACCESS_KEY", keys["secret"])
+    bad = {c["check"]: c for c in ws.check_backend("nowhere")}
+    assert not bad["queue"]["ok"] and "no job queue 'no-such-queue'" in bad["queue"]["detail"]
+    with pytest.raises(Exception, match="no remote of that name"):
+        ws.add_backend("typo", "batch", {"job_queue": queue, "staging": "stgae"})
+    write(ws.root, "data/in.txt", "12345\n")
+    ws.commit("input")
+    write(ws.root, "jobs/count.yaml",
+          "command: mkdir -p out && wc -c < data/in.txt > out/n.txt\ninputs: [data/in.txt]\n"
+          "outputs: [out/n.txt]\ncontainer: {image: 'python:3.12-slim', runtime: docker}\n"
+          "labels: {project: demo}\nbackend: aws\n")
+    result = run_spec(ws, "count", wait=True)
+    (job,) = result["jobs"]
+    assert result["state"] == "SUCCEEDED", job["reason"]
+    assert (ws.root / "out" / "n.txt").read_text().strip() == "6"
+    row = q.get_job(ws.catalog, job["id"])
+    assert row["labels"] == {"project": "demo"} and row["container"] == {"image": "python:3.12-slim",
+                                                                         "runtime": "docker"}
+    assert set(row["input_files"]) == {"data/in.txt"}
+    described = batch_world.client("batch").describe_jobs(jobs=[row["backend_id"]])["jobs"][0]
+    assert described["tags"] == {"project": "demo"}
+    assert ws.get_commit(row["output_commit"]).provenance["backend"] == "aws"

@@ -116,8 +116,9 @@ def test_check_resources_refuses_gpus_for_spec_validation():
 def test_the_default_check_request_refuses_what_local_cannot_honour(tmp_path):
     local = registry.get("local", root=tmp_path)
     local.check_request(req(labels={"a": "b"}, output_files=["x"]))
+    local.check_request(req(artifacts=["https://x/y"]))  # fetched into the workdir (sync/compute/artifacts.py)
     for kw, name in [(dict(nodes=2), "resources.nodes"), (dict(image="busybox"), "container.image"),
-                     (dict(artifacts=["https://x/y"]), "artifacts")]:
+                     (dict(retries=1), "retries")]:
         with pytest.raises(UnsatisfiableRequest) as info:
             local.check_request(req(**kw))
         assert info.value.field == name and info.value.exit_code == 9

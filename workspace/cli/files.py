@@ -7,6 +7,7 @@ import sys
 from typing import List, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from workspace.cli import app
 from workspace.cli.common import JSON, QUIET, open_workspace as _ws
@@ -17,23 +18,32 @@ from workspace.cli.output import emit_json, err, human_size, out, progress
 def init(directory: str = typer.Argument(".", help="Folder to turn into a workspace (created if missing).")) -> None:
     """Make a folder a ws workspace (creates .ws/ with the catalog, object store and config).
 
+    Also makes an empty jobs/ folder, where job specs (jobs/NAME.yaml) go.
+
     Example: ws init my-project
     """
     from workspace.api import Workspace
 
-    ws = Workspace.init(directory)
+    ws = Workspace.init(directory, spec_folder=True)
     out(f"Initialized empty ws workspace in {ws.layout.ws_dir}")
 
 
 @app.command()
-def status(json_: bool = JSON, quiet: bool = QUIET) -> None:
+def status(
+    paths: Optional[List[str]] = typer.Argument(None, help="Only files these pathspecs match: a file, a folder, "
+                                                "or a glob ('data/*.csv'; '*' stops at '/', '**' does not)."),
+    json_: bool = JSON,
+    quiet: bool = QUIET,
+) -> None:
     """Show added, modified and deleted files against HEAD, and what is not yet on each remote.
 
     Only files whose size, mtime or inode changed are re-read.
+
+    Examples: ws status      ws status data      ws status 'data/**/*.csv'
     """
     from workspace.cli.status_view import show_status
 
-    show_status(_ws(), as_json=json_, quiet=quiet)
+    show_status(_ws(), as_json=json_, quiet=quiet, paths=paths)
 
 
 @app.command()
@@ -118,7 +128,7 @@ def show(ref: str = typer.Argument("HEAD", help="Commit to show."), json_: bool 
 def diff(
     a: Optional[str] = typer.Argument(None, help="From this ref (default HEAD)."),
     b: Optional[str] = typer.Argument(None, help="To this ref (default: the working tree)."),
-    path: Optional[List[str]] = typer.Option(None, "--path", "-p", help="Limit to these paths."),
+    path: Optional[List[str]] = typer.Option(None, "--path", "-p", help="Limit to the files these pathspecs match (a file, a folder or a glob; repeatable)."),
     stat: bool = typer.Option(False, "--stat", help="Only the list of changed paths with sizes."),
     json_: bool = JSON,
 ) -> None:
@@ -200,10 +210,13 @@ def checkout(
 
 @app.command()
 def restore(
-    paths: List[str] = typer.Argument(..., help="Files or folders to restore."),
+    paths: List[str] = typer.Argument(..., help="Files, folders or globs to restore (pathspecs: '*' stops at '/', '**' does not)."),
     source: str = typer.Option("HEAD", "--source", "-s", help="Take the content from this ref."),
 ) -> None:
-    """Overwrite working files with their committed version (from HEAD or --source)."""
+    """Overwrite working files with their committed version (from HEAD or --source).
+
+    Examples: ws restore data/labels.csv      ws restore --source HEAD~2 'data/*.csv'
+    """
     ws = _ws()
     written = ws.restore(paths, source)
     out(f"Restored {len(written)} file(s) from {source}")
@@ -212,11 +225,14 @@ def restore(
 @app.command("ls")
 def ls_(
     ref: Optional[str] = typer.Argument(None, help="Commit to list (default HEAD)."),
-    pattern: Optional[str] = typer.Argument(None, help="Glob or folder to filter by."),
+    pattern: Optional[str] = typer.Argument(None, help="A file, folder or glob, from the workspace root ('data/*.txt' stops at '/', 'data/**/*.txt' does not, '*.txt' is any depth)."),
     long: bool = typer.Option(False, "-l", help="Show sizes and ids."),
     json_: bool = JSON,
 ) -> None:
-    """List the files of a commit without touching the working tree."""
+    """List the files of a commit without touching the working tree.
+
+    Examples: ws ls      ws ls HEAD~1 'data/*.csv'      ws ls data
+    """
     entries = _ws().ls_ref_or_pattern(ref, pattern)
     if json_:
         emit_json([e.to_dict() for e in entries])
@@ -289,15 +305,71 @@ def _rebuild(json_: bool):
     return report
 
 
-@app.command()
-def gc(json_: bool = JSON) -> None:
-    """Reclaim pack space that no commit references (left by deleted history or interrupted commits)."""
+class _OptionalPruneAge(TyperCommand):
+    """``--prune`` alone means ``--prune=2.weeks`` (git's default expiry); ``--prune=AGE`` sets the age.
+    (click's optional values would take the next option, ``--prune --dry-run``, as the age.)"""
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, ["--prune=2.weeks" if a == "--prune" else a for a in args])
+
+
+@app.command(cls=_OptionalPruneAge)
+def gc(
+    prune: Optional[str] = typer.Option(
+        None, "--prune", metavar="[=AGE]",
+        help="Also drop commits no branch, HEAD, release or job record reaches and older than AGE "
+        "(default 2.weeks; e.g. 3d, 12h, 6.months, now), with the chunks only they held."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Only print what would be freed; change nothing."),
+    json_: bool = JSON,
+) -> None:
+    """Reclaim pack space that no commit references (left by deleted history or interrupted commits).
+
+    Examples: ws gc      ws branch -d old && ws gc --prune=now      ws gc --prune --dry-run
+    """
     ws = _ws()
-    report = ws.gc()
+    report = ws.gc(prune=prune, dry_run=dry_run)
     if json_:
         emit_json(report.to_dict())
         return
-    out(f"deleted {report.packs_deleted} pack(s), rewrote {report.packs_rewritten}, "
+    _print_gc(report)
+
+
+def _print_gc(report) -> None:
+    if report.dry_run:
+        out(f"would drop {report.commits_dropped} commit(s), {report.files_dropped} file content(s), "
+            f"{report.chunks_dropped} chunk(s) and {report.temp_files_deleted} temporary pack(s); "
+            f"would free about {human_size(report.bytes_freed)} (dry run: nothing changed)")
+        return
+    dropped = f"dropped {report.commits_dropped} commit(s); " if report.commits_dropped else ""
+    out(f"{dropped}deleted {report.packs_deleted} pack(s), rewrote {report.packs_rewritten}, "
         f"removed {report.temp_files_deleted} temporary file(s); freed {human_size(report.bytes_freed)}")
     for k in report.kept:
         err(f"kept: {k}")
+
+
+@app.command()
+def squash(
+    branch: str = typer.Argument(..., help="The branch to rewrite."),
+    keep: int = typer.Option(0, "--keep", "-k", metavar="N", min=0,
+                             help="Keep the N newest commits as they are (new ids); squash the rest into one."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Only print what would be squashed and freed."),
+    json_: bool = JSON,
+) -> None:
+    """Rewrite a branch's old history into one commit, then drop what only the old commits held.
+
+    The squashed commit holds the tree of the newest commit squashed. Old commits
+    that another branch, HEAD, a release or a job record still reaches are kept.
+
+    Examples: ws squash main      ws squash main --keep 5 --dry-run
+    """
+    report, info = _ws().squash(branch, keep, dry_run=dry_run)
+    if json_:
+        emit_json({**info, **report.to_dict()})
+        return
+    if not info["commits_squashed"]:
+        out(f"nothing to squash: {branch} has at most one commit below the {keep} kept")
+        return
+    verb = "would squash" if dry_run else "squashed"
+    out(f"{verb} {info['commits_squashed']} commit(s) of {branch} into one, kept {info['commits_kept']}; "
+        f"{branch} {'would point' if dry_run else 'points'} at {info['new_tip'][:12]}")
+    _print_gc(report)

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -20,6 +20,8 @@ STATE = typer.Option(None, "--state", "-s", help="Only jobs in this state (PENDI
 NAME = typer.Option(None, "--name", "-n", help="Only jobs of this spec.", metavar="NAME")
 WORKFLOW = typer.Option(None, "--workflow", "-w", help="Only jobs of this workflow (id, prefix or 'latest').",
                         metavar="ID")
+LABEL = typer.Option(None, "--label", "-l", metavar="KEY=VALUE",
+                     help="Only jobs whose spec has this label (repeatable: every one must match).")
 
 jobs_app = typer.Typer(
     invoke_without_command=True,
@@ -33,38 +35,52 @@ app.add_typer(jobs_app, name="jobs")
 
 @jobs_app.callback()
 def _jobs(ctx: typer.Context, state: Optional[str] = STATE, name: Optional[str] = NAME,
-          workflow: Optional[str] = WORKFLOW, json_: bool = JSON) -> None:
+          workflow: Optional[str] = WORKFLOW, label: Optional[List[str]] = LABEL, json_: bool = JSON) -> None:
     """List recorded jobs (the same as 'ws jobs list').
 
-    Examples: ws jobs      ws jobs --state FAILED      ws jobs --name align --json
+    Examples: ws jobs      ws jobs --state FAILED      ws jobs --name align --json      ws jobs -l project=x
     """
     if ctx.invoked_subcommand is None:
-        _print_list(state, name, workflow, json_)
+        _print_list(state, name, workflow, label, json_)
 
 
 @jobs_app.command("list")
 def list_(state: Optional[str] = STATE, name: Optional[str] = NAME, workflow: Optional[str] = WORKFLOW,
-          json_: bool = JSON) -> None:
+          label: Optional[List[str]] = LABEL, json_: bool = JSON) -> None:
     """List recorded jobs, oldest first.
 
-    JSON: a list of objects with id, name, state, backend, params, exit_code, submitted_at, finished_at, ...
+    A job whose backend could not be reached at the last status request shows
+    its last known state marked stale (text: 'RUNNING?' and a note below the
+    table; JSON: a "stale" object with since, error and error_at).
+
+    JSON: a list of objects with id, name, state, backend, params, labels, exit_code, submitted_at,
+    finished_at, ... and "stale" on stale jobs.
     """
-    _print_list(state, name, workflow, json_)
+    _print_list(state, name, workflow, label, json_)
 
 
-def _print_list(state: Optional[str], name: Optional[str], workflow: Optional[str], json_: bool) -> None:
+def _print_list(state: Optional[str], name: Optional[str], workflow: Optional[str], labels: Optional[List[str]],
+                json_: bool) -> None:
     ws = _ws()
     if json_:
-        sys.stdout.write(ws.jobs.list_json(state, name, workflow) + "\n")
+        sys.stdout.write(ws.jobs.list_json(state, name, workflow, labels or None) + "\n")
         return
-    rows = ws.jobs.list(state, name, workflow)
+    rows = ws.jobs.list(state, name, workflow, labels or None)
     if not rows:
-        out("no jobs recorded" + (" matching the filters" if state or name or workflow else ""))
+        out("no jobs recorded" + (" matching the filters" if state or name or workflow or labels else ""))
         return
     _plain_table(["ID", "NAME", "STATE", "BACKEND", "EXIT", "SUBMITTED", "FINISHED", "PARAMS"],
-                 [[r["id"], r["name"], r["state"], r["backend"], "-" if r["exit_code"] is None else str(r["exit_code"]),
+                 [[r["id"], r["name"], r["state"] + ("?" if r.get("stale") else ""), r["backend"],
+                   "-" if r["exit_code"] is None else str(r["exit_code"]),
                    _short_time(r["submitted_at"]), _short_time(r["finished_at"]), _params(r["params"])]
                   for r in rows])
+    stale: dict[str, dict] = {}
+    for r in rows:
+        if r.get("stale"):
+            stale.setdefault(r["backend"], r["stale"])
+    for backend, info in stale.items():
+        out(f"?: stale: backend {backend} unreachable, last answer {_short_time(info['since']) if info['since'] else 'never'}"
+            f"; last error ({_short_time(info['error_at'])}): {info['error']}")
 
 
 def _plain_table(columns: list[str], rows: list[list[str]]) -> None:
@@ -90,7 +106,7 @@ def show(job_id: str = typer.Argument(..., help="Job id (or a unique prefix)."),
     if json_:
         emit_json(job)
         return
-    out(f"job {job['id']}  {job['name']}  {job['state']}")
+    out(f"job {job['id']}  {job['name']}  {job['state']}" + ("  (stale)" if job.get("stale") else ""))
     for label, value in _show_lines(job):
         out(f"  {label + ':':<14}{value}")
     out("  events:")
@@ -123,8 +139,19 @@ def _show_lines(job: dict) -> list[tuple[str, str]]:
     env = job.get("environment") or {}
     if env:
         lines.append(("ran on", ", ".join(f"{k}={env[k]}" for k in ("host", "user", "python", "platform") if k in env)))
+    if job.get("labels"):
+        lines.insert(3, ("labels", _params(job["labels"])))
+    if job.get("container"):
+        c = job["container"]
+        lines.insert(3, ("container", c["image"] + (f" ({c['runtime']})" if c.get("runtime") else "")))
+    if job.get("artifacts"):
+        lines.append(("artifacts", ", ".join(job["artifacts"])))
     if job["reason"]:
         lines.insert(1, ("reason", job["reason"]))
+    stale = job.get("stale")
+    if stale:
+        lines.insert(1, ("stale", f"backend unreachable; last answer {_short_time(stale['since']) if stale['since'] else 'never'}"
+                                  f"; last error ({_short_time(stale['error_at'])}): {stale['error']}"))
     if job.get("depends_on"):
         lines.append(("depends on", ", ".join(job["depends_on"])))
     return lines
@@ -144,6 +171,12 @@ def logs(job_id: str = typer.Argument(..., help="Job id (or a unique prefix)."),
          follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends.")) -> None:
     """Print the stdout (or stderr) a job wrote, from the log files recorded in the catalog.
 
+    With --follow, prints as the log grows until the job ends (at once for a job
+    that already ended), then exits with the job's state: 0 when it succeeded
+    (or was skipped), 1 otherwise (failed, cancelled, lost, out of memory). A job
+    that did not succeed gets a line on stderr with its state and exit code and
+    the last lines of its stderr; an empty stdout is said, with where stderr is.
+
     Example: ws jobs logs 3f2a --follow
     """
     ws = _ws()
@@ -153,6 +186,34 @@ def logs(job_id: str = typer.Argument(..., help="Job id (or a unique prefix)."),
     for chunk in ws.jobs.follow(job_id, stderr):
         sys.stdout.write(chunk)
         sys.stdout.flush()
+    end = ws.jobs.log_end(job_id)
+    _tell_end(end, stderr)
+    if not end["ok"]:
+        raise typer.Exit(1)
+
+
+def _tell_end(end: dict, followed_stderr: bool) -> None:
+    """After --follow: how the job ended, on stderr (stdout keeps only the log)."""
+    if end["ok"]:
+        if not followed_stderr and not end["stdout_bytes"]:
+            err(f"ws: job {end['id']} {end['state']}; it wrote nothing on stdout "
+                f"(stderr: {end['stderr']}, 'ws jobs logs {end['id']} --stderr')")
+        return
+    how = f"exit code {end['exit_code']}" if end["exit_code"] is not None else (end["reason"] or "no exit code")
+    if end["reason"] and end["exit_code"] is not None and end["reason"] != how:
+        how += f": {end['reason']}"
+    err(f"ws: job {end['id']} {end['state']} ({how})")
+    if followed_stderr:
+        return
+    if not end["stdout_bytes"]:
+        err("its stdout is empty")
+    if end["stderr_tail"]:
+        err(f"last {len(end['stderr_tail'])} line(s) of its stderr ({end['stderr']}):")
+        for line in end["stderr_tail"]:
+            err(f"  {line}")
+    else:
+        err(f"its stderr is empty too ({end['stderr']})" if not end["stdout_bytes"]
+            else f"its stderr ({end['stderr']}) is empty")
 
 
 @jobs_app.command()

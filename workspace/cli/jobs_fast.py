@@ -12,11 +12,12 @@ from __future__ import annotations
 import sys
 
 _OPTIONS = {"--state": "state", "-s": "state", "--name": "name", "-n": "name", "--workflow": "workflow",
-            "-w": "workflow"}
+            "-w": "workflow", "--label": "labels", "-l": "labels"}
 
 
 def parse(argv: list[str]) -> dict | None:
-    """The filters of ``ws jobs [list] --json [--state S] [--name N] [--workflow W]``, or None if not that."""
+    """The filters of ``ws jobs [list] --json [--state S] [--name N] [--workflow W] [--label K=V]...``,
+    or None if not that (``labels`` is a list: the option repeats)."""
     args = list(argv)
     if args and args[0] == "list":
         args.pop(0)
@@ -33,7 +34,12 @@ def parse(argv: list[str]) -> dict | None:
         else:
             return None
         key = _OPTIONS.get(opt)
-        if key is None or key in filters or not value:
+        if key is None or not value:
+            return None
+        if key == "labels":
+            filters.setdefault("labels", []).append(value)
+            continue
+        if key in filters:
             return None
         filters[key] = value
     return filters
@@ -49,7 +55,8 @@ def run(argv: list[str]) -> int | None:
     def answer() -> int:
         from workspace.api import Workspace
 
-        text = Workspace.open().jobs.list_json(filters.get("state"), filters.get("name"), filters.get("workflow"))
+        text = Workspace.open().jobs.list_json(filters.get("state"), filters.get("name"), filters.get("workflow"),
+                                               filters.get("labels"))
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
         return 0

@@ -93,40 +93,54 @@ def show(
 
 @app.command()
 def login(
-    remote: str = typer.Argument(..., help="A remote configured with 'ws remote add'."),
+    remote: str = typer.Argument(..., help="A remote ('ws remote add') or a compute backend ('ws backend add')."),
     key: Optional[List[str]] = typer.Option(None, "--key", help="A secret as KEY=VALUE (repeatable).",
                                             metavar="KEY=VALUE"),
     stdin: bool = typer.Option(False, "--stdin", help="Read secrets from stdin: a JSON object or KEY=VALUE lines."),
-    forget: bool = typer.Option(False, "--forget", help="Delete the remote's secrets from the keyring instead."),
+    forget: bool = typer.Option(False, "--forget", help="Delete the secrets from the keyring instead."),
+    backend: bool = typer.Option(False, "--backend", help="NAME is a compute backend even if a remote has that "
+                                 "name too (a backend whose name no remote has is found without it)."),
     json_: bool = JSON,
 ) -> None:
-    """Store a remote's secrets in the system keyring (never in .ws/).
+    """Store a remote's or a compute backend's secrets in the system keyring (never in .ws/).
 
     Without --key or --stdin, asks for each secret the remote's kind needs
-    (S3: access key id, secret access key, optional session token) with hidden
-    input. Environment variables (AWS_*, WS_REMOTE_<NAME>_<KEY>) override the keyring.
+    (S3: access key id, secret access key, optional session token; a
+    PROMINENCE backend: its token; an AWS Batch backend: AWS keys) with hidden
+    input. Environment variables (AWS_*, WS_REMOTE_<NAME>_<KEY>,
+    WS_BACKEND_<NAME>_<KEY>) override the keyring.
+    A folder remote needs no secret: ws login says so and exits 0. On a machine
+    without a keyring backend it fails (exit 11) before asking, naming the
+    environment variables to set instead.
 
     Example: ws login s3data        echo '{"key": "AKIA...", "secret": "..."}' | ws login s3data --stdin
+             ws login cloud --key token=eyJ...     (a backend added with 'ws backend add cloud prominence')
     """
     ws = _ws()
+    kind = "backend" if backend else "remote"
     if forget:
-        result = ws.logout(remote)
+        result = ws.logout(remote, backend=backend)
+        kind = "backend" if "backend" in result else "remote"
         if json_:
             emit_json(result)
             return
-        out(f"Removed the secrets of remote '{remote}' from the keyring" if result["removed"]
-            else f"The keyring held no secrets for remote '{remote}'")
+        out(f"Removed the secrets of {kind} '{remote}' from the keyring" if result["removed"]
+            else f"The keyring held no secrets for {kind} '{remote}'")
         return
     if stdin:
-        result = ws.login(remote, text=sys.stdin.read())
+        result = ws.login(remote, text=sys.stdin.read(), backend=backend)
     elif key:
-        result = ws.login(remote, pairs=key)
+        result = ws.login(remote, pairs=key, backend=backend)
     else:  # interactive: ask for what the remote's kind needs, with hidden input
         secrets = {name: typer.prompt(f"{remote} {label}", hide_input=True, default="" if not needed else None,
                                       show_default=False)
-                   for name, label, needed in ws.login_prompts(remote)}
-        result = ws.login(remote, secrets)
+                   for name, label, needed in ws.login_prompts(remote, backend=backend)}
+        result = ws.login(remote, secrets, backend=backend)
+    kind = "backend" if "backend" in result else "remote"
     if json_:
         emit_json(result)
         return
-    out(f"Stored {', '.join(result['stored'])} for remote '{remote}' in the system keyring")
+    if not result.get("needs_secrets", True):
+        out(f"Remote '{remote}' ({result['url']}) needs no secret: nothing to store")
+        return
+    out(f"Stored {', '.join(result['stored'])} for {kind} '{remote}' in the system keyring")

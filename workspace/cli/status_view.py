@@ -10,10 +10,12 @@ if TYPE_CHECKING:
     from workspace.api import Workspace
 
 
-def show_status(ws: Workspace, as_json: bool = False, quiet: bool = False) -> None:
-    """Compute and print the status of ``ws``."""
+def show_status(ws: Workspace, as_json: bool = False, quiet: bool = False, paths: list[str] | None = None) -> None:
+    """Compute and print the status of ``ws`` (only the files ``paths``, pathspecs, match)."""
+    import os
+
     with progress(quiet or as_json) as cb:
-        st = ws.status(progress=cb)
+        st = ws.status(progress=cb, paths=paths or None, cwd=os.getcwd() if paths else None)
     if as_json:
         emit_json(st.to_dict())
         return

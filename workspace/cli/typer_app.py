@@ -46,9 +46,19 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from workspace.api import versions
+
+        sys.stdout.write(f"ws {versions()['version']}\n")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     directory: str = typer.Option(None, "-C", help="Run as if ws was started in this folder.", metavar="DIR"),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print ws's version and exit ('ws version --json' for the format versions)."),
 ) -> None:
     if directory:
         try:
@@ -58,7 +68,30 @@ def _root(
 
 
 # each module registers its commands; this order is the order of `ws --help`
-from workspace.cli import files, releases, remotes, jobs, run, watch  # noqa: E402,F401,I001
+from workspace.cli import files, releases, remotes, backends, jobs, run, watch  # noqa: E402,F401,I001
+
+
+@app.command()
+def version(json_: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
+    """Print ws's version, the catalog schema and the local and remote format versions it reads and writes.
+
+    A catalog, workspace or remote newer than these is refused with 'upgrade ws'.
+
+    Example: ws version --json
+    """
+    from workspace.api import versions
+    from workspace.cli.output import emit_json, out
+
+    info = versions()
+    if json_:
+        emit_json(info)
+        return
+    out(f"ws {info['version']}")
+    out(f"catalog schema:        {info['catalog_schema']}")
+    out(f"local format:          {info['local_format']} (.ws/config.toml [core] format)")
+    out(f"remote format:         {info['remote_format']} (ws-remote.json)")
+    out(f"release record format: {info['release_record_format']}")
+    out(f"python:                {info['python']}")
 
 
 def main() -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Iterator
 
 from catalog import objects as q
 from catalog.db import Catalog
 from catalog.statcache import ManifestEntry
+from workspace import pathspecs
 from workspace.errors import DamagedObjectError, UnknownRef
 from workspace.history import refs, trees
 from workspace.history.manifest import get_commit, manifest
@@ -16,11 +16,12 @@ from workspace.types import LsEntry
 
 
 def ls(cat: Catalog, ref: str = "HEAD", pattern: str | None = None) -> list[LsEntry]:
-    """Files of a commit, optionally filtered by a glob or a folder prefix."""
+    """Files of a commit, optionally filtered by a pathspec relative to the root (:mod:`workspace.pathspecs`)."""
     files = manifest(cat, ref)
+    spec = pathspecs.compile([pattern]) if pattern else None
     out = []
     for path in sorted(files):
-        if pattern and not _matches(path, pattern):
+        if spec is not None and not spec.matches(path):
             continue
         m = files[path]
         out.append(LsEntry(path, m.size, m.file_id, m.mode))
@@ -70,11 +71,3 @@ def split_cat_spec(cat: Catalog, spec: str) -> tuple[str, str]:
         return "HEAD", spec
     return ref or "HEAD", path
 
-
-def _matches(path: str, pattern: str) -> bool:
-    pattern = pattern.strip("/")
-    return (
-        fnmatch.fnmatchcase(path, pattern)
-        or path.startswith(pattern + "/")
-        or fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], pattern)
-    )

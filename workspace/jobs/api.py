@@ -24,11 +24,12 @@ from catalog import jobs as cj
 from workspace.history.manifest import manifest
 from workspace.jobs import query
 from workspace.jobs.fields import from_dict
-from workspace.jobs.spec import FINAL_STATES, InvalidSpec, JobPolicies, JobSpec, Notify, Resources, validate
+from workspace.jobs.spec import (FINAL_STATES, Container, InvalidSpec, JobPolicies, JobSpec, Notify, Resources,
+                                 validate)
 from workspace.jobs.specfile import find_spec
 from workspace.repo import Repo
 
-__all__ = ["Job", "Task", "Resources", "JobPolicies", "Notify", "Workflow", "JobsAPI", "combined_state"]
+__all__ = ["Job", "Task", "Resources", "Container", "JobPolicies", "Notify", "Workflow", "JobsAPI", "combined_state"]
 
 _ACTIVE_ORDER = ("RUNNING", "QUEUED", "PENDING")
 
@@ -185,12 +186,14 @@ class Job(_TaskGroup):
                  policies: JobPolicies | None = None, env: dict | None = None, workdir: str | None = None,
                  inputs: list[str] | None = None, outputs: list[str] | None = None,
                  params: dict | list | None = None, depends_on: list["Job | str"] | None = None,
-                 backend: str = "local", notify: Notify | None = None):
+                 backend: str = "local", notify: Notify | None = None, container: Container | None = None,
+                 labels: dict | None = None, artifacts: list[str] | None = None):
         deps = [d.spec.name if isinstance(d, Job) else str(d) for d in (depends_on or [])]
         spec = JobSpec(name=name, command=command, resources=resources or Resources(),
                        policies=policies or JobPolicies(), env=dict(env or {}), workdir=workdir,
                        inputs=list(inputs or []), outputs=list(outputs or []), params=params or {},
-                       depends_on=deps, backend=backend, notify=notify)
+                       depends_on=deps, backend=backend, notify=notify, container=container,
+                       labels=dict(labels or {}), artifacts=list(artifacts or []))
         self._init(spec)
         self.upstream = [d for d in (depends_on or []) if isinstance(d, Job)]
 
@@ -298,13 +301,15 @@ class JobsAPI:
     def __init__(self, ws: Repo):
         self.ws = ws
 
-    def list(self, state: str | None = None, name: str | None = None, workflow: str | None = None) -> list[dict]:
-        """Recorded jobs, oldest first (catalog only)."""
-        return query.list_jobs(self.ws, state, name, workflow)
+    def list(self, state: str | None = None, name: str | None = None, workflow: str | None = None,
+             labels: list[str] | dict | None = None) -> list[dict]:
+        """Recorded jobs, oldest first (catalog only); ``labels`` (``k=v`` strings or a dict) must all match."""
+        return query.list_jobs(self.ws, state, name, workflow, labels)
 
-    def list_json(self, state: str | None = None, name: str | None = None, workflow: str | None = None) -> str:
+    def list_json(self, state: str | None = None, name: str | None = None, workflow: str | None = None,
+                  labels: list[str] | dict | None = None) -> str:
         """The job list as JSON text, built inside SQLite for speed."""
-        return query.list_jobs_json(self.ws, state, name, workflow)
+        return query.list_jobs_json(self.ws, state, name, workflow, labels)
 
     def show(self, job_id: str) -> dict:
         """One job with events, durations, workflow, logs and output commit."""
@@ -330,6 +335,10 @@ class JobsAPI:
         """Yield a job's log as it grows until the job ends."""
         return query.follow_log(self.ws, job_id, stderr)
 
+    def log_end(self, job_id: str, tail_lines: int = 10) -> dict:
+        """How a job ended: state, exit code, reason, its log files and the last lines of its stderr."""
+        return query.log_end(self.ws, job_id, tail_lines)
+
     def prune(self, before: str) -> list[dict]:
         """Forget finished jobs older than ``before`` (a date or an age like ``30d``)."""
         return query.prune(self.ws, before)
@@ -345,9 +354,16 @@ class JobsAPI:
         return expand(self.ws, [find_spec(self.ws, n) for n in names], params or {}, backend=backend)
 
     # -- running (what ``ws jobs cancel|wait|rerun|refresh|supervise`` call) --
-    def cancel(self, job_ids: list[str] | None = None, all_jobs: bool = False) -> list[str]:
-        """Cancel jobs (ids, prefixes or workflow ids), or every active job; returns the ids cancelled."""
-        return _engine().cancel(self.ws, job_ids or [], all_jobs=all_jobs)
+    def cancel(self, job_ids: list[str] | None = None, all_jobs: bool = False, reason: str | None = None) -> list[str]:
+        """Cancel jobs (ids, prefixes or workflow ids), or every active job; returns the ids cancelled.
+
+        ``reason`` is recorded on each as ``cancelled by user: REASON``.
+        """
+        return _engine().cancel(self.ws, job_ids or [], all_jobs=all_jobs, reason=reason)
+
+    def delete(self, job_ids: list[str], keep_outputs: bool = True) -> list[dict]:
+        """Forget finished jobs (record, events, logs); refuses active ones. Output commits stay."""
+        return _engine().delete(self.ws, job_ids, keep_outputs=keep_outputs)
 
     def wait(self, job_ids: list[str], timeout: float | None = None) -> list[dict]:
         """Block until the jobs are final; returns their rows (WaitTimedOut after ``timeout`` s)."""
@@ -360,6 +376,17 @@ class JobsAPI:
     def refresh(self) -> list[dict]:
         """Ask the backends about unfinished and lost jobs; returns ``{id, old, new}`` per change."""
         return _engine().refresh(self.ws)
+
+    def refresh_report(self) -> dict:
+        """``ws jobs refresh``: the changes, plus per backend whether it answered, was skipped or failed."""
+        return _engine().refresh_report(self.ws)
+
+    def fetch(self, job_id: str) -> dict:
+        """``ws jobs fetch``: bring a job's outputs and logs home from its backend, committing a SUCCEEDED
+        job's outputs with provenance if that never happened. ``{id, state, fetched, output_commit, problem}``."""
+        from workspace.jobs.outputs import fetch_job
+
+        return fetch_job(self.ws, job_id)
 
     def supervise(self, workflow_id: str, adopt: bool = False) -> str:
         """Run a workflow's supervisor in this process until it ends; returns its final state."""

@@ -16,6 +16,7 @@ from sync.errors import BackendError
 from workspace.jobs.notify import log_problems
 
 MAX_BACKOFF_S = 60.0
+RECORD_OK_EVERY_S = 5.0  # how often a healthy backend's answer is written to the catalog (ws jobs: "stale since")
 
 
 class BackendHealth:
@@ -26,6 +27,7 @@ class BackendHealth:
         self.log_path = log_path
         self._failures: dict[str, int] = {}
         self._retry_at: dict[str, float] = {}
+        self._recorded: dict[str, float] = {}  # when a backend's last answer was written to backend_polls
 
     def next_delay(self, name: str) -> float:
         """Count one more failure of ``name``; the seconds to wait before using it again."""
@@ -55,6 +57,12 @@ class BackendHealth:
                            f"asking again with backoff (first in {delay:g}s)")
                 log_problems(self.log_path, [message])
                 q.add_event(self.cat, [j["id"] for j in jobs], message)
+                q.record_poll(self.cat, name, error=str(exc))  # 'ws jobs' marks its jobs stale
+                self._recorded.pop(name, None)
             return {}
         self.reachable(name)
+        now = time.monotonic()
+        if now - self._recorded.get(name, -RECORD_OK_EVERY_S) >= RECORD_OK_EVERY_S:
+            q.record_poll(self.cat, name)  # ends a recorded outage at once (the first answer after one)
+            self._recorded[name] = now
         return statuses

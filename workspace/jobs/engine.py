@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 
 from catalog import jobs as q
-from sync.errors import BackendError
+from sync.errors import BackendError, UnknownBackend
 from workspace.errors import InvalidArgument, WorkspaceError
 from workspace.history import refs
 from workspace.jobs import environment, records
@@ -34,6 +34,12 @@ FINAL = set(q.FINAL_STATES)
 
 class WaitTimedOut(WorkspaceError):
     """``wait`` reached its timeout before the jobs ended."""
+
+    exit_code = 1
+
+
+class JobStillActive(WorkspaceError):
+    """``ws jobs delete`` of a job that is pending, queued or running."""
 
     exit_code = 1
 
@@ -57,6 +63,7 @@ class _Planner:
         self.ids_by_spec: dict[str, list[str]] = {}
         self.jobs_dir = str(repo.layout.jobs_dir)
         self._asdicts: dict[int, tuple[object, dict]] = {}  # the jobs of a spec share its resources, policies
+        self._stages: dict[str, bool] = {}  # backend name -> whether it stages inputs (needs input_files)
 
     def _asdict(self, obj) -> dict:
         """``asdict(obj)``, made once per object (a sweep's jobs share one; asdict per job was a third of a plan)."""
@@ -64,6 +71,15 @@ class _Planner:
         if hit is None or hit[0] is not obj:
             hit = self._asdicts[id(obj)] = (obj, asdict(obj))
         return dict(hit[1])
+
+    def _stages_inputs(self, name: str) -> bool:
+        if name not in self._stages:
+            from workspace.jobs.launch import get_backend
+
+            backend = get_backend(self.repo, {}, name)
+            self._stages[name] = bool(getattr(backend, "stages_inputs", False))
+            backend.close()
+        return self._stages[name]
 
     def row(self, job) -> dict:
         """The row of one job: dependencies resolved to job ids, skipped when its key already succeeded."""
@@ -79,6 +95,11 @@ class _Planner:
             "depends_on": [d for s in job.depends_on for d in self.ids_by_spec.get(s, [])],
             "log_dir": os.path.join(self.jobs_dir, jid), "state": "PENDING",
             "environment": environment.job_environment(self.base_env, job.command, job.env, job.workdir or "."),
+            "labels": dict(getattr(job, "labels", None) or {}), "container": getattr(job, "container", None),
+            "artifacts": list(getattr(job, "artifacts", None) or []),
+            # the matched files and their ids, only for backends that stage them: a big sweep reading many
+            # files on a shared file system must not copy that list into every row
+            "input_files": dict(job.input_ids or {}) if self._stages_inputs(job.backend) else {},
         }
         prev = None if self.force else q.succeeded_with_key(repo.catalog, job.key)
         if prev:
@@ -103,42 +124,70 @@ def plan(repo: Repo, expanded: Iterable, force: bool = False) -> list[dict]:
     return list(iter_plan(repo, expanded, force))
 
 
-def dry_run_rows(repo: Repo, name_or_path: str, overrides: dict | list[str] | None = None, backend: str | None = None,
-            *, force: bool = False, cwd: str | None = None) -> Iterator[dict]:
+def target_spec(repo: Repo, spec, cwd: str | None = None, param_file: str | None = None):
+    """The spec a run starts from: a JobSpec as given (an ad-hoc run's), or one found by name or path;
+    with ``param_file`` its parameters replaced by the file's records (``--param-file``)."""
+    from dataclasses import replace
+
+    from workspace.jobs.spec import JobSpec, param_names, validate
+    from workspace.jobs.specfile import find_spec
+    from workspace.jobs.sweeps import read_param_file
+
+    found = spec if isinstance(spec, JobSpec) else find_spec(repo, spec, cwd=cwd)
+    if param_file is None:
+        return found
+    records = read_param_file(param_file)
+    declared = param_names(found.params)
+    unknown = sorted(set(records[0]) - declared)
+    if declared and unknown:
+        raise InvalidArgument(f"--param-file {param_file}: {found.where} declares no parameter '{unknown[0]}' "
+                              f"(parameters: {', '.join(sorted(declared))})")
+    return validate(replace(found, params=records))
+
+
+def dry_run_rows(repo: Repo, name_or_path, overrides: dict | list[str] | None = None, backend: str | None = None,
+                 *, force: bool = False, cwd: str | None = None, param_file: str | None = None) -> Iterator[dict]:
     """What ``ws run --dry-run`` prints: the row each job would get, produced as the sweep is expanded.
 
     Nothing is recorded. Errors found before expanding (unknown spec, cycles,
     ``--param``, the cap ``[jobs] max_jobs_per_run``) are raised by this call;
     per-job ones (templates, paths, inputs) as the rows are read. Memory stays
     flat however big the sweep: ``ws run --dry-run`` prints each row as it comes.
+    ``name_or_path`` may also be a JobSpec (an ad-hoc run's, see :mod:`workspace.jobs.adhoc`).
     """
     from workspace.jobs.expand import iter_expand, parse_overrides
-    from workspace.jobs.specfile import find_spec
 
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
-    expanded = iter_expand(repo, [find_spec(repo, name_or_path, cwd=cwd)], overrides or {}, backend=backend)
+    spec = target_spec(repo, name_or_path, cwd, param_file)
+    expanded = iter_expand(repo, [spec], overrides or {}, backend=backend)
     return iter_plan(repo, expanded, force)
 
 
-def run_spec(repo: Repo, name_or_path: str, overrides: dict | list[str] | None = None, backend: str | None = None,
-             *, wait: bool = False, force: bool = False, dry_run: bool = False, cwd: str | None = None) -> dict:
+def run_spec(repo: Repo, name_or_path, overrides: dict | list[str] | None = None, backend: str | None = None,
+             *, wait: bool = False, force: bool = False, dry_run: bool = False, cwd: str | None = None,
+             param_file: str | None = None) -> dict:
     """What ``ws run`` does: load, expand and submit one spec (and the specs it depends on).
 
-    ``overrides`` set parameters: a dict, or ``KEY=VALUE`` strings as ``--param`` gives them.
+    ``name_or_path``: a spec name in ``jobs/``, a YAML path, or a JobSpec
+    built in memory (``ws run -- COMMAND``: the same expansion, records, logs
+    and output commits as a spec file). ``overrides`` set parameters: a dict
+    (a value or a list of values each), or ``KEY=V1,V2`` strings as ``--param``
+    gives them. ``param_file``: CSV or JSON Lines records replacing the spec's
+    parameters (``--param-file``).
     Returns ``{"workflow": id or None, "jobs": [rows]}``; with ``dry_run``
     nothing is recorded and the rows say what would run or be skipped
     (:func:`dry_run_rows` gives them one at a time instead of as a list).
     """
     from workspace.jobs.expand import iter_expand, parse_overrides
-    from workspace.jobs.specfile import find_spec
 
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
     if dry_run:
         return {"workflow": None, "jobs": list(dry_run_rows(repo, name_or_path, overrides, backend, force=force,
-                                                            cwd=cwd))}
-    expanded = iter_expand(repo, [find_spec(repo, name_or_path, cwd=cwd)], overrides or {}, backend=backend)
+                                                            cwd=cwd, param_file=param_file))}
+    spec = target_spec(repo, name_or_path, cwd, param_file)
+    expanded = iter_expand(repo, [spec], overrides or {}, backend=backend)
     wf = submit(repo, expanded, wait=wait, force=force)
     return {"workflow": wf, "jobs": q.list_jobs(repo.catalog, workflow=wf),
             "state": (q.get_workflow(repo.catalog, wf) or {}).get("state")}
@@ -159,7 +208,7 @@ def submit(repo: Repo, expanded: Iterable, wait: bool = False, force: bool = Fal
     backends: set[str] = set()
     for job in expanded:
         if job.backend not in backends:
-            _check_backends({job.backend})
+            _check_backends(repo, {job.backend})
             backends.add(job.backend)
         rows.append(planner.row(job))
         specs.setdefault(job.spec_name, None)
@@ -181,13 +230,12 @@ def submit(repo: Repo, expanded: Iterable, wait: bool = False, force: bool = Fal
 _BATCH = 5000  # rows per INSERT of one submission (all in one transaction)
 
 
-def _check_backends(names: set[str]) -> None:
-    from sync.compute import registry
-    from sync.errors import UnknownBackend
+def _check_backends(repo: Repo, names: set[str]) -> None:
+    """Every name is a configured backend or a type (UnknownBackend, exit 9, lists the configured ones)."""
+    from workspace.jobs.backends import resolve
 
     for name in sorted(names):
-        if name not in registry.names():
-            raise UnknownBackend(f"unknown compute backend '{name}' (known: {', '.join(registry.names())})")
+        resolve(repo.config, name)
 
 
 def _save_notify(repo: Repo, wf: str, settings: dict) -> None:
@@ -263,8 +311,12 @@ def wait(repo: Repo, job_ids: list[str], timeout: float | None = None) -> list[d
         delay = min(delay * 2, 0.5)
 
 
-def cancel(repo: Repo, job_ids: list[str] | None = None, all_jobs: bool = False) -> list[str]:
+def cancel(repo: Repo, job_ids: list[str] | None = None, all_jobs: bool = False, reason: str | None = None) -> list[str]:
     """Cancel jobs (or every active job): pending ones at once, running ones on their backend.
+
+    ``reason`` (``ws jobs cancel --reason``) is recorded as the job's reason,
+    ``cancelled by user: REASON``, in the catalog and in the workflow's record
+    under ``.ws/jobs/`` (so a rebuilt catalog keeps it).
 
     A LOST job named by id is stopped too when its backend says it still runs.
     A job whose supervisor died before recording its backend id is found on
@@ -275,6 +327,9 @@ def cancel(repo: Repo, job_ids: list[str] | None = None, all_jobs: bool = False)
         rows = q.jobs_in_states(repo.catalog, q.ACTIVE_STATES)
     else:
         rows = [q.get_job(repo.catalog, j) for j in job_ids_of(repo, job_ids or [])]
+    if reason is not None and not reason.strip():
+        raise InvalidArgument("--reason: give a non-empty text (why the jobs are cancelled)")
+    why = "cancelled by user" + (f": {reason.strip()}" if reason else "")
     backends: dict = {}
     done, to_kill = [], {}
     for row in rows:
@@ -284,9 +339,10 @@ def cancel(repo: Repo, job_ids: list[str] | None = None, all_jobs: bool = False)
             allowed = ("LOST",)
         elif row["state"] in FINAL:
             continue
-        if q.set_state(repo.catalog, row["id"], "CANCELLED", "cancelled by user", only_from=allowed,
-                       reason="cancelled by user"):
+        if q.set_state(repo.catalog, row["id"], "CANCELLED", why, only_from=allowed, reason=why):
             done.append(row["id"])
+            if reason:
+                records.append_op(repo, row["workflow_id"], {"op": "cancel", "id": row["id"], "reason": why})
             if row["backend_id"]:
                 to_kill.setdefault(row["backend"], []).append(row)
     failure = None
@@ -299,6 +355,37 @@ def cancel(repo: Repo, job_ids: list[str] | None = None, all_jobs: bool = False)
     if failure is not None:
         raise failure
     return done
+
+
+def delete(repo: Repo, job_ids: list[str], keep_outputs: bool = True) -> list[dict]:
+    """Forget finished jobs: their catalog rows and events, their log folders under ``.ws/jobs``.
+
+    Refuses (JobStillActive, exit 1) when any named job is pending, queued or
+    running: cancel it first. The deletion is written to the workflows'
+    records before the catalog forgets, so ``ws fsck --rebuild-catalog`` does
+    not bring the jobs back. Output commits stay in history; with
+    ``keep_outputs`` (the default) ``ws gc --prune`` keeps them as if the job
+    were still recorded, without it they are kept only while a branch, tag or
+    release reaches them. Returns ``{id, workflow_id, output_commit, log_dir}`` per job.
+    """
+    from workspace.jobs.liveness import mark_lost
+    from workspace.jobs.query import remove_log_dir
+
+    if not job_ids:
+        raise InvalidArgument("name the jobs to delete (ids, prefixes or a workflow id)")
+    mark_lost(repo)
+    rows = [q.get_job(repo.catalog, j) for j in job_ids_of(repo, job_ids)]
+    active = [r for r in rows if r["state"] not in FINAL]
+    if active:
+        r = active[0]
+        more = f" (and {len(active) - 1} more)" if len(active) > 1 else ""
+        raise JobStillActive(f"job {r['id']} is {r['state']}{more}: only finished jobs can be deleted; "
+                             f"stop it first with 'ws jobs cancel {r['id']}'")
+    records.record_deleted(repo, rows, keep_outputs=keep_outputs)
+    gone = q.delete_jobs(repo.catalog, [r["id"] for r in rows])
+    for g in gone:
+        remove_log_dir(repo, g.get("log_dir"))
+    return gone
 
 
 def _uncancel(repo: Repo, rows: list[dict], exc: Exception) -> None:
@@ -326,7 +413,7 @@ def rerun_failed(repo: Repo, workflow_id: str | None = None, wait: bool = False)
     new_ids = {r["id"]: q.new_id() for r in old}
     _, head = refs.read_head(repo.catalog)
     keep = ("name", "key", "params", "backend", "priority", "command", "spec_path", "resources", "policies",
-            "env", "workdir", "outputs", "environment")
+            "env", "workdir", "outputs", "environment", "labels", "container", "artifacts", "input_files")
     rows = []
     for r in old:
         nid = new_ids[r["id"]]
@@ -359,27 +446,59 @@ def _copy_notify(repo: Repo, old: str, new: str) -> None:
 def refresh(repo: Repo) -> list[dict]:
     """Ask the backends about every unfinished (or lost) job that has a backend id; update the catalog.
 
-    Returns ``{id, old, new}`` for each job whose state changed. Jobs of dead
-    supervisors are marked LOST first, and a LOST job whose supervisor died
-    before recording its backend id is looked up on its backend. A job that
-    succeeded gets its outputs committed here if no supervisor did it; LOST
-    jobs that still run are handed to a new supervisor for their workflow.
+    Returns ``{id, old, new}`` for each job whose state changed; a backend that
+    could not be reached raises its error after every other backend was asked
+    (see :func:`refresh_report`).
+    """
+    report = refresh_report(repo)
+    if report["errors"]:
+        raise report["errors"][0]
+    return report["changes"]
+
+
+def refresh_report(repo: Repo) -> dict:
+    """What ``ws jobs refresh`` does: ``{"changes": [{id, old, new}], "errors": [BackendError], "backends": {...}}``.
+
+    One status request per backend for all its jobs, rate limited: a backend
+    with a poll interval (Slurm, Batch, PROMINENCE) is not asked again before
+    that many seconds passed since the last request any ``ws`` process recorded
+    for it (this call waits the rest). A backend that cannot be reached keeps
+    its jobs in their last known state, recorded as an outage (``ws jobs``
+    then marks them stale, with the time of the last answer and the error),
+    and the other backends are still asked. Jobs of dead supervisors are
+    marked LOST first, and a LOST job whose supervisor died before recording
+    its backend id is looked up on its backend. A job that succeeded gets its
+    outputs committed here if no supervisor did it; LOST jobs that still run
+    are handed to a new supervisor for their workflow.
     """
     from workspace.jobs.liveness import mark_lost
 
     mark_lost(repo)
     backends: dict = {}
+    errors: list[BackendError] = []
+    seen: dict[str, str] = {}
     rows = q.jobs_in_states(repo.catalog, ("QUEUED", "RUNNING", "LOST"))
     for r in rows:
         if r["state"] == "LOST":
-            find_started(repo, backends, r)
+            try:
+                find_started(repo, backends, r)
+            except BackendError as exc:
+                _outage(repo, r["backend"], exc, errors, seen)
     by_backend: dict[str, list[dict]] = {}
     for r in rows:
-        if r["backend_id"]:
+        if r["backend_id"] and r["backend"] not in seen:
             by_backend.setdefault(r["backend"], []).append(r)
     changes, adopt = [], {}
     for name, jobs in by_backend.items():
-        statuses = get_backend(repo, backends, name).status([j["backend_id"] for j in jobs])
+        try:
+            backend = get_backend(repo, backends, name)
+            rate_limit(repo, name, backend)
+            statuses = backend.status([j["backend_id"] for j in jobs])  # one request for all of them
+        except (BackendError, UnknownBackend) as exc:  # unknown: removed from the config since
+            _outage(repo, name, exc, errors, seen)
+            continue
+        q.record_poll(repo.catalog, name)
+        seen[name] = "ok"
         for job in jobs:
             st = statuses.get(job["backend_id"])
             if st is None or st.state == job["state"]:
@@ -397,7 +516,36 @@ def refresh(repo: Repo) -> list[dict]:
             if q.set_state(repo.catalog, job["id"], "RUNNING", "adopted by a new supervisor (refresh)",
                            only_from=("LOST",), reason=None, started_ns=job["started_ns"] or time.time_ns()):
                 changes.append({"id": job["id"], "old": "LOST", "new": "RUNNING"})
-    return changes
+    for backend in backends.values():
+        backend.close()
+    return {"changes": changes, "errors": errors, "backends": seen}
+
+
+def poll_interval(backend) -> float:
+    """The least time between two status requests to a backend (its own option; 0 for the local one)."""
+    for attr in ("poll_interval", "poll_interval_s"):
+        value = getattr(backend, attr, None)
+        if isinstance(value, (int, float)) and value > 0:
+            return float(value)
+    return 0.0
+
+
+def rate_limit(repo: Repo, name: str, backend) -> None:
+    """Wait until ``name`` may be asked again (its poll interval since the last recorded request)."""
+    interval = poll_interval(backend)
+    last = (q.backend_poll(repo.catalog, name) or {}).get("last_try_ns")
+    if interval and last:
+        rest = interval - (time.time_ns() - last) / 1e9
+        if rest > 0:
+            time.sleep(min(rest, interval))  # the rate limit itself: at most one request per interval
+
+
+def _outage(repo: Repo, name: str, exc: BackendError, errors: list, seen: dict) -> None:
+    """Record that ``name`` could not be reached: its jobs keep their state and show as stale."""
+    if name not in seen:
+        q.record_poll(repo.catalog, name, error=str(exc))
+        errors.append(exc)
+        seen[name] = str(exc)
 
 
 def _record_final(repo: Repo, job: dict, st) -> dict | None:

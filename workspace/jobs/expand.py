@@ -6,11 +6,20 @@ the canonical JSON of the spec's content (minus params), this job's params,
 the content ids of its input files, and the keys of the spec's upstream jobs,
 so that changing one input re-runs only the jobs that read it (directly or
 through a dependency).
+
+An input file that an upstream spec of the run writes (it lies at or under one
+of that spec's rendered outputs) is identified in the key by the upstream
+keys alone, never by the bytes found on disk when the run is expanded: those
+are the previous run's output (or nothing yet), so hashing them made a
+dependent's key change between the run that rebuilt its upstream and the
+next one, which then ran it once more. The upstream key names the computation
+that makes the file, so the key is the same before and after it ran and runs
+settle: the second run with nothing changed runs nothing (``input_ids`` still
+lists every file read, for callers that want to see them).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import os
@@ -18,6 +27,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
+from workspace import pathspecs
 from workspace.errors import PathOutsideWorkspace
 from workspace.layout import WS_DIR
 from workspace.jobs.spec import (InvalidSpec, JobPolicies, JobSpec, MissingInput, Resources, SpecNotFound, render,
@@ -29,6 +39,8 @@ from workspace.tree.scan import working_ids
 
 # spec fields that change what a job computes; policies, backend, notify do not
 KEY_FIELDS = ("name", "command", "env", "workdir", "inputs", "outputs")
+# hashed only when set, so that the keys of specs without them stay what they were
+OPTIONAL_KEY_FIELDS = ("container", "labels", "artifacts")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
@@ -53,6 +65,10 @@ class ExpandedJob:
     notify: object | None = None
     spec: JobSpec | None = field(default=None, repr=False)
     depended_on: bool = True  # a spec of the run depends on this one's: its job ids are kept for theirs
+    key_input_ids: dict[str, str] | None = field(default=None, repr=False)  # the input ids the key hashes
+    container: dict | None = None  # {"image", "runtime"}
+    labels: dict = field(default_factory=dict)
+    artifacts: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """JSON-able form for ``ws run --dry-run --json``."""
@@ -110,21 +126,19 @@ def _visit(name: str, by_name: dict[str, JobSpec], done: set[str], stack: list[s
 
 
 def parse_overrides(pairs: list[str]) -> dict:
-    """``KEY=VALUE`` strings from ``--param`` as a dict; values read like YAML scalars (1 -> int)."""
-    import yaml
+    """``--param`` strings as ``{KEY: [values]}``: ``KEY=VALUE`` or ``KEY=V1,V2,...`` (CSV quoting for commas).
 
+    Values read like YAML scalars (``1`` -> int). A key given twice is an error.
+    """
     from workspace.errors import InvalidArgument
+    from workspace.jobs.sweeps import parse_param_values
 
-    out = {}
+    out: dict = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InvalidArgument(f"--param '{pair}': expected KEY=VALUE")
-        try:
-            parsed = yaml.safe_load(value) if value else ""
-        except yaml.YAMLError:
-            parsed = value
-        out[key.strip()] = parsed if isinstance(parsed, (str, int, float, bool)) else value
+        key, values = parse_param_values(pair)
+        if key in out:
+            raise InvalidArgument(f"--param {key}: given twice; list its values once: {key}=V1,V2,...")
+        out[key] = values
     return out
 
 
@@ -168,17 +182,7 @@ def _check_workdir(repo: Repo, workdir: str, spec: JobSpec) -> None:
 
 def _static_prefix(pattern: str) -> str:
     """The folder part of a glob before its first wildcard ('' when it starts with one)."""
-    m = _GLOB_CHARS.search(pattern)
-    if not m:
-        return pattern
-    head = pattern[: m.start()]
-    return head.rsplit("/", 1)[0] if "/" in head else ""
-
-
-def _matches(path: str, pattern: str) -> bool:
-    if not _GLOB_CHARS.search(pattern):
-        return path == pattern or path.startswith(pattern.rstrip("/") + "/")
-    return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, pattern.rstrip("/") + "/*")
+    return pathspecs.static_prefix(pattern) if _GLOB_CHARS.search(pattern) else pattern
 
 
 def output_prefix(output: str) -> str:
@@ -215,7 +219,8 @@ def resolve_inputs(repo: Repo, spec: JobSpec, patterns: list[str], upstream_pref
             cache[cache_key] = ids
     out: dict[str, str] = {}
     for i, rel in enumerate(rels):
-        hits = {p: fid for p, fid in ids.items() if _matches(p, rel)}
+        matcher = pathspecs.compile([rel])  # git's wildmatch, as ws ls and ws status (docs/guide.md)
+        hits = {p: fid for p, fid in ids.items() if matcher.matches(p)}
         if not hits and not _produced_upstream(rel, upstream_prefixes):
             raise MissingInput(f"{spec.where}: field 'inputs[{i}]': '{patterns[i]}' matches no file in the workspace")
         out.update(hits)
@@ -235,7 +240,15 @@ def _working_ids(repo: Repo, spec: JobSpec, prefixes: list[str]) -> dict[str, st
 def spec_fingerprint(spec: JobSpec) -> dict:
     """The part of a spec that decides what its jobs compute (what keys hash)."""
     # not spec.to_dict(): asdict deep-copies params, which made a sweep of n jobs cost O(n^2)
-    return {k: getattr(spec, k) for k in KEY_FIELDS}
+    fp = {k: getattr(spec, k) for k in KEY_FIELDS}
+    for k in OPTIONAL_KEY_FIELDS:
+        value = getattr(spec, k, None)
+        if value:
+            fp[k] = {"image": value.image, "runtime": value.runtime} if k == "container" else value
+    r = spec.resources
+    if r.nodes != 1 or r.disk_mb:
+        fp["resources"] = {"nodes": r.nodes, "disk_mb": r.disk_mb}
+    return fp
 
 
 def job_key(spec: JobSpec, params: dict, input_ids: dict[str, str], upstream_keys: list[str],
@@ -277,10 +290,50 @@ def _render(template: str, params: dict, spec: JobSpec, fld: str, shell: bool = 
         raise InvalidSpec(f"{spec.where}: field '{fld}': cannot fill template: {exc}") from None
 
 
+class Produced:
+    """The paths upstream jobs of a run write (their rendered outputs): exact paths and folders, and globs."""
+
+    def __init__(self) -> None:
+        self.exact: set[str] = set()
+        self.globs: set[str] = set()
+
+    def add(self, output: str) -> None:
+        norm = os.path.normpath(output.rstrip("/")) if output.strip("/") else ""
+        if not norm or norm == ".":
+            return
+        (self.globs if _GLOB_CHARS.search(norm) else self.exact).add(norm)
+
+    def update(self, other: "Produced") -> None:
+        self.exact |= other.exact
+        self.globs |= other.globs
+
+    def __contains__(self, path: str) -> bool:
+        """Whether an upstream job writes ``path`` (the path itself, or a folder above it)."""
+        if self.exact:
+            probe = path
+            while probe:
+                if probe in self.exact:
+                    return True
+                probe = probe.rpartition("/")[0]
+        return any(_matches(path, g) for g in self.globs)
+
+
+def key_inputs(input_ids: dict[str, str], produced: Produced | None) -> dict[str, str]:
+    """The input ids a job key hashes: those of files no upstream job of the run writes."""
+    if not produced or not (produced.exact or produced.globs):
+        return input_ids
+    return {p: fid for p, fid in input_ids.items() if p not in produced}
+
+
 def expand_spec(repo: Repo, spec: JobSpec, overrides: dict, upstream_keys: list[str], upstream_prefixes: set[str],
-                cache: dict | None = None) -> Iterator[ExpandedJob]:
-    """The jobs of one spec (one per parameter set), one at a time."""
+                cache: dict | None = None, produced: Produced | None = None) -> Iterator[ExpandedJob]:
+    """The jobs of one spec (one per parameter set), one at a time.
+
+    ``produced``: what the spec's upstream jobs write; those input files are
+    left out of the key (the upstream keys stand for them).
+    """
     spec_json, upstream_json = _canonical(spec_fingerprint(spec)), _canonical(sorted(upstream_keys))
+    container = {"image": spec.container.image, "runtime": spec.container.runtime} if spec.container else None
     for params in sweep(spec, overrides):
         inputs = [_render(p, params, spec, f"inputs[{i}]") for i, p in enumerate(spec.inputs)]
         outputs = [_render(p, params, spec, f"outputs[{i}]") for i, p in enumerate(spec.outputs)]
@@ -291,9 +344,10 @@ def expand_spec(repo: Repo, spec: JobSpec, overrides: dict, upstream_keys: list[
             _check_workdir(repo, workdir, spec)
         input_ids = resolve_inputs(repo, spec, inputs, upstream_prefixes, cache)
         command, quoted = _render(spec.command, params, spec, "command", shell=True)
+        hashed = key_inputs(input_ids, produced)
         yield ExpandedJob(
             spec_name=spec.name,
-            key=_key(spec_json, upstream_json, params, input_ids, command if quoted else None),
+            key=_key(spec_json, upstream_json, params, hashed, command if quoted else None),
             params=params,
             command=command,
             outputs=outputs,
@@ -308,6 +362,10 @@ def expand_spec(repo: Repo, spec: JobSpec, overrides: dict, upstream_keys: list[
             spec_path=spec.path,
             notify=spec.notify,
             spec=spec,
+            key_input_ids=hashed,
+            container=container,
+            labels=spec.labels,
+            artifacts=spec.artifacts,
         )
 
 
@@ -337,9 +395,12 @@ def iter_expand(repo: Repo, specs: list[JobSpec], overrides: dict | None = None,
     if unknown:
         raise InvalidArgument(f"--param {unknown[0]}: no spec declares a parameter '{unknown[0]}'")
     if backend:  # copies: the caller's specs (a Python Job's) keep their own backend
-        ordered = [validate(replace(s, backend=backend)) for s in ordered]
+        from workspace.jobs.backends import configured, names
+
+        known, mine = names(repo.config), [b.name for b in configured(repo.config)]
+        ordered = [validate(replace(s, backend=backend), known, mine) for s in ordered]
     for spec in ordered:
-        check_resources(spec)
+        check_backend(repo, spec)
     check_job_count(repo.config, ordered, overrides)
     return _expand_ordered(repo, ordered, overrides)
 
@@ -350,16 +411,22 @@ def _expand_ordered(repo: Repo, ordered: list[JobSpec], overrides: dict) -> Iter
     needed = {name for ups in upstream.values() for name in ups}  # specs some other spec depends on
     keys: dict[str, list[str]] = {}
     prefixes: dict[str, set[str]] = {}
+    produced: dict[str, Produced] = {}
     cache: dict = {}
     for spec in ordered:
         up_keys = [k for name in upstream[spec.name] for k in keys[name]]
         up_prefixes = set().union(*(prefixes[name] for name in upstream[spec.name]))
+        up_produced = Produced()
+        for name in upstream[spec.name]:
+            up_produced.update(produced[name])
         if spec.name in needed:
-            keys[spec.name], prefixes[spec.name] = [], set()
-        for job in expand_spec(repo, spec, overrides, up_keys, up_prefixes, cache):
+            keys[spec.name], prefixes[spec.name], produced[spec.name] = [], set(), Produced()
+        for job in expand_spec(repo, spec, overrides, up_keys, up_prefixes, cache, up_produced):
             if spec.name in needed:
                 keys[spec.name].append(job.key)
                 prefixes[spec.name].update(output_prefix(o) for o in job.outputs)
+                for o in job.outputs:
+                    produced[spec.name].add(o)
             else:
                 job.depended_on = False
             yield job
@@ -375,21 +442,41 @@ def expand(repo: Repo, specs: list[JobSpec], overrides: dict | None = None, back
     return list(iter_expand(repo, specs, overrides, backend))
 
 
-def check_resources(spec: JobSpec) -> None:
-    """Refuse resources the spec's backend can never provide (the local one: more gpus than the machine has).
+def check_backend(repo: Repo, spec: JobSpec) -> None:
+    """Refuse a spec its backend can never run: resources (the local one: more gpus than the machine has),
+    and every field it cannot honour (a container on the local backend, ``resources.nodes`` > 1, artifacts...).
 
     Checked when jobs are expanded (``ws run``, ``ws jobs validate``, the Python
-    API), not when a spec file is parsed: the answer depends on the machine.
+    API), not when a spec file is parsed: the answer depends on the machine and
+    on the configured backend. Nothing is contacted. An unknown backend name is
+    InvalidSpec naming the configured ones.
     """
-    from sync.compute import registry
-    from sync.compute.base import UnsatisfiableRequest
+    from sync.compute.base import SubmitRequest, UnsatisfiableRequest
+    from sync.errors import UnknownBackend
+    from workspace.jobs.backends import configured, open_backend
 
+    try:
+        backend = open_backend(repo, spec.backend)
+    except UnknownBackend:
+        from workspace.jobs.spec import unknown_backend_message
+        from workspace.jobs.backends import names
+
+        raise InvalidSpec(f"{spec.where}: field 'backend': " + unknown_backend_message(
+            spec.backend, names(repo.config), [b.name for b in configured(repo.config)])) from None
     r = spec.resources
     try:
-        registry.get(spec.backend).check_resources(cpus=r.cpus, memory_mb=r.memory_mb, gpus=r.gpus)
+        backend.check_resources(cpus=r.cpus, memory_mb=r.memory_mb, gpus=r.gpus)
+        backend.check_request(SubmitRequest(
+            job_id="000000000000", name=spec.name, command=spec.command, workdir=str(repo.root),
+            log_dir=str(repo.layout.jobs_dir), cpus=r.cpus, memory_mb=r.memory_mb, walltime_s=r.walltime_s,
+            gpus=r.gpus, nodes=r.nodes, disk_mb=r.disk_mb, labels=dict(spec.labels), artifacts=list(spec.artifacts),
+            image=spec.container.image if spec.container else None,
+            runtime=spec.container.runtime if spec.container else None))
     except UnsatisfiableRequest as exc:
-        fld = f"resources.{exc.resource}" if exc.resource else "resources"
+        fld = exc.field or "resources"
         raise InvalidSpec(f"{spec.where}: field '{fld}': {exc}") from None
+    finally:
+        backend.close()
 
 
 def _upstream(spec: JobSpec, by_name: dict[str, JobSpec]) -> list[str]:

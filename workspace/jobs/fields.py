@@ -10,8 +10,9 @@ import re
 from typing import Any
 
 from sync.urls import has_userinfo, redact
-from workspace.jobs.spec import (NOTIFY_EVENTS, NOTIFY_FIELDS, POLICY_FIELDS, RESOURCE_FIELDS, TOP_FIELDS,
-                                 InvalidSpec, JobPolicies, JobSpec, Notify, Resources)
+from workspace.jobs.spec import (CONTAINER_FIELDS, NOTIFY_EVENTS, NOTIFY_FIELDS, POLICY_FIELDS, RESOURCE_FIELDS,
+                                 RUNTIMES, TOP_FIELDS, Container, InvalidSpec, JobPolicies, JobSpec, Notify,
+                                 Resources)
 
 # -- units ----------------------------------------------------------------------
 _MEM_UNITS = {"": 1, "K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
@@ -88,6 +89,9 @@ def from_dict(data: Any, where: str = "<spec>", default_name: str | None = None)
         notify=_notify(data.get("notify"), where),
         path=where if where != "<spec>" else None,
         description=_opt_str(data.get("description"), where, "description"),
+        container=_container(data.get("container"), where),
+        labels=_labels(data.get("labels"), where),
+        artifacts=_artifacts(data.get("artifacts"), where),
     )
     return spec
 
@@ -154,7 +158,68 @@ def _resources(value: Any, where: str) -> Resources:
         r.memory_mb = _convert(parse_memory, d["memory"], where, "resources.memory")
     if d.get("walltime") is not None:
         r.walltime_s = int(_convert(parse_duration, d["walltime"], where, "resources.walltime"))
+    if "nodes" in d:
+        r.nodes = _int(d["nodes"], where, "resources.nodes", 1)
+    if d.get("disk") is not None:
+        r.disk_mb = _convert(parse_memory, d["disk"], where, "resources.disk")
     return r
+
+
+def _container(value: Any, where: str) -> Container | None:
+    """``container: {image: ..., runtime: docker|singularity}`` (a bare string is the image)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = {"image": value}
+    d = _mapping(value, where, "container", CONTAINER_FIELDS)
+    if "image" not in d:
+        raise InvalidSpec(f"{where}: field 'container.image': missing (e.g. python:3.12-slim)")
+    image = _str(d["image"], where, "container.image")
+    if any(c.isspace() for c in image):
+        raise InvalidSpec(f"{where}: field 'container.image': '{image}' must not contain spaces")
+    runtime = _opt_str(d.get("runtime"), where, "container.runtime")
+    if runtime is not None and runtime not in RUNTIMES:
+        raise InvalidSpec(f"{where}: field 'container.runtime': unknown runtime '{runtime}' "
+                          f"(known: {', '.join(RUNTIMES)})")
+    return Container(image=image, runtime=runtime)
+
+
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def _labels(value: Any, where: str) -> dict[str, str]:
+    """``labels: {key: value}``: keys of letters, digits, ``_ . -``; values plain strings (numbers allowed)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidSpec(f"{where}: field 'labels': expected a mapping of key: value, got {_kind(value)}")
+    out = {}
+    for k, v in value.items():
+        if not isinstance(k, str) or not _LABEL_KEY.match(k):
+            raise InvalidSpec(f"{where}: field 'labels.{k}': keys are letters, digits, '_', '.' or '-' "
+                              "(at most 63, starting with a letter or digit)")
+        if isinstance(v, (dict, list)) or v is None:
+            raise InvalidSpec(f"{where}: field 'labels.{k}': expected a string, got {_kind(v)}")
+        text = str(v).lower() if isinstance(v, bool) else str(v)
+        if not text or len(text) > 256 or any(c in text for c in "\n\r\t"):
+            raise InvalidSpec(f"{where}: field 'labels.{k}': values are 1 to 256 characters on one line")
+        out[k] = text
+    return out
+
+
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")
+
+
+def _artifacts(value: Any, where: str) -> list[str]:
+    """``artifacts: [URL, ...]``: fsspec URLs (https://, s3://, ...) without credentials in them."""
+    urls = _str_list(value, where, "artifacts")
+    for i, url in enumerate(urls):
+        if not _URL_RE.match(url):
+            raise InvalidSpec(f"{where}: field 'artifacts[{i}]': '{url}' is not a URL (e.g. https://host/file.tgz)")
+        if has_userinfo(url):
+            raise InvalidSpec(f"{where}: field 'artifacts[{i}]': must not hold credentials ({redact(url)}); "
+                              "use a presigned URL")
+    return urls
 
 
 def _policies(value: Any, where: str) -> JobPolicies:

@@ -14,7 +14,6 @@ import os
 
 from catalog import jobs as q
 from catalog.db import Catalog
-from sync.compute import registry
 from sync.compute.base import ComputeBackend, SubmitRequest
 from workspace.repo import Repo
 
@@ -22,8 +21,9 @@ from workspace.repo import Repo
 def get_backend(repo: Repo, cache: dict, name: str) -> ComputeBackend:
     """One backend instance per name per process (the local one anchored at ``.ws/jobs``)."""
     if name not in cache:
-        opts = {"root": str(repo.layout.jobs_dir)} if name == "local" else {}
-        cache[name] = registry.get(name, **opts)
+        from workspace.jobs.backends import open_backend
+
+        cache[name] = open_backend(repo, name)  # a configured backend, or a type with its defaults
     return cache[name]
 
 
@@ -33,12 +33,17 @@ def submit_request(repo: Repo, job: dict, attempt: int) -> SubmitRequest:
     workdir = os.path.normpath(os.path.join(repo.root, job.get("workdir") or "."))
     env = {**(job.get("env") or {}), "WS_WORKSPACE": str(repo.root), "WS_JOB_NAME": job["name"]}
     outputs = [o for o in job.get("outputs") or [] if o]  # what backends without our file system bring back
+    container = job.get("container") or {}
     return SubmitRequest(job_id=job["id"], name=job["name"], command=job["command"], workdir=workdir,
                          log_dir=job.get("log_dir") or os.path.join(repo.layout.jobs_dir, job["id"]), env=env,
                          cpus=int(res.get("cpus") or 1), memory_mb=res.get("memory_mb"),
                          walltime_s=res.get("walltime_s"), gpus=int(res.get("gpus") or 0), attempt=attempt,
                          output_files=[o for o in outputs if not o.endswith("/")],
-                         output_dirs=[o for o in outputs if o.endswith("/")])
+                         output_dirs=[o for o in outputs if o.endswith("/")],
+                         image=container.get("image"), runtime=container.get("runtime"),
+                         labels=dict(job.get("labels") or {}), nodes=int(res.get("nodes") or 1),
+                         disk_mb=res.get("disk_mb"), artifacts=list(job.get("artifacts") or []),
+                         input_files=dict(job.get("input_files") or {}))
 
 
 def unrecorded(cat: Catalog, job: dict) -> bool:

@@ -47,21 +47,38 @@ def _check_state(state: str | None) -> str | None:
     return up
 
 
-def list_jobs(repo: Repo, state: str | None = None, name: str | None = None, workflow: str | None = None) -> list[dict]:
-    """Recorded jobs, oldest first, filtered by state, spec name and workflow (the ``--json`` fields).
+def parse_labels(pairs: list[str] | dict | None) -> dict[str, str]:
+    """``--label k=v`` filters as a dict (every one must match); a pair without ``=`` is InvalidArgument (exit 2)."""
+    if isinstance(pairs, dict):
+        return {str(k): str(v) for k, v in pairs.items()}
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", key.strip()):
+            raise InvalidArgument(f"--label '{pair}': expected KEY=VALUE (a label key: letters, digits, _ . -)")
+        out[key.strip()] = value
+    return out
 
+
+def list_jobs(repo: Repo, state: str | None = None, name: str | None = None, workflow: str | None = None,
+              labels: list[str] | dict | None = None) -> list[dict]:
+    """Recorded jobs, oldest first, filtered by state, spec name, workflow and labels (the ``--json`` fields).
+
+    A job of a backend whose last status request failed, and that has not
+    ended, carries ``stale``: ``since`` (the last answer), ``error``, ``error_at``.
     :func:`show_job` has every column of one job.
     """
     refresh_liveness(repo)
     wf = resolve_workflow(repo, workflow) if workflow else None
-    return cj.list_job_summaries(repo.catalog, _check_state(state), name, wf)
+    return cj.list_job_summaries(repo.catalog, _check_state(state), name, wf, labels=parse_labels(labels))
 
 
-def list_jobs_json(repo: Repo, state: str | None = None, name: str | None = None, workflow: str | None = None) -> str:
+def list_jobs_json(repo: Repo, state: str | None = None, name: str | None = None, workflow: str | None = None,
+                   labels: list[str] | dict | None = None) -> str:
     """The same list as a JSON array text, built inside SQLite (the fast path of ``ws jobs --json``)."""
     refresh_liveness(repo)
     wf = resolve_workflow(repo, workflow) if workflow else None
-    return cj.list_jobs_json(repo.catalog, _check_state(state), name, wf)
+    return cj.list_jobs_json(repo.catalog, _check_state(state), name, wf, labels=parse_labels(labels))
 
 
 def resolve_job(repo: Repo, job_id: str) -> str:
@@ -103,6 +120,7 @@ def show_job(repo: Repo, job_id: str) -> dict:
     job["logs"] = {kind: str(p) if p else None for kind, p in (("stdout", log_path(repo, job, False)),
                                                                 ("stderr", log_path(repo, job, True)))}
     job["output_commit_info"] = _commit_info(repo, job.get("output_commit"))
+    job["stale"] = cj.stale_info(repo.catalog, job["backend"], job["state"])
     return job
 
 
@@ -146,6 +164,27 @@ def read_log(repo: Repo, job_id: str, stderr: bool = False) -> str:
     if path is None or not path.exists():
         return ""
     return path.read_bytes().decode("utf-8", errors="replace")
+
+
+def log_end(repo: Repo, job_id: str, tail_lines: int = 10) -> dict:
+    """How a job ended, for ``ws jobs logs --follow``: state, exit code, reason, both log files and
+    the last ``tail_lines`` lines of stderr (``ok`` is True for SUCCEEDED and SKIPPED)."""
+    job = cj.get_job(repo.catalog, resolve_job(repo, job_id))
+    out_path, err_path = log_path(repo, job, False), log_path(repo, job, True)
+
+    def size(path: Path | None) -> int:
+        return path.stat().st_size if path is not None and path.exists() else 0
+
+    tail: list[str] = []
+    if size(err_path):
+        with open(err_path, "rb") as f:
+            f.seek(max(0, size(err_path) - 64 * 1024))  # the tail of a huge log without reading it all
+            tail = f.read().decode("utf-8", errors="replace").splitlines()[-tail_lines:]
+    return {"id": job["id"], "state": job["state"], "ok": job["state"] in ("SUCCEEDED", "SKIPPED"),
+            "final": job["state"] in cj.FINAL_STATES, "exit_code": job.get("exit_code"),
+            "reason": job.get("reason"), "stdout": str(out_path) if out_path else None,
+            "stderr": str(err_path) if err_path else None, "stdout_bytes": size(out_path),
+            "stderr_bytes": size(err_path), "stderr_tail": tail}
 
 
 def follow_log(repo: Repo, job_id: str, stderr: bool = False, poll_s: float = FOLLOW_POLL_S) -> Iterator[str]:
@@ -214,17 +253,25 @@ def parse_before(text: str, now_ns: int | None = None) -> int:
 def prune(repo: Repo, before: str) -> list[dict]:
     """Forget finished jobs older than ``before`` and delete their log folders under ``.ws/jobs``."""
     cutoff = parse_before(before)
+    from workspace.jobs import records
+
+    # the records first: a rebuilt catalog must not bring the pruned jobs back
+    records.record_deleted(repo, cj.prunable(repo.catalog, cutoff))
     gone = cj.prune(repo.catalog, cutoff)
-    logs_root = os.path.realpath(repo.layout.jobs_dir)
     for rec in gone:
-        log_dir = rec.get("log_dir")
-        if not log_dir:
-            continue
-        full = os.path.realpath(log_dir if os.path.isabs(log_dir) else repo.root / log_dir)
-        # only folders ws made itself: never delete what a remote backend's path might point at
-        if full.startswith(logs_root + os.sep):
-            shutil.rmtree(full, ignore_errors=True)
+        remove_log_dir(repo, rec.get("log_dir"))
     return gone
+
+
+def remove_log_dir(repo: Repo, log_dir: str | None) -> None:
+    """Delete a job's log folder, only when it is one ws made itself under ``.ws/jobs``."""
+    if not log_dir:
+        return
+    logs_root = os.path.realpath(repo.layout.jobs_dir)
+    full = os.path.realpath(log_dir if os.path.isabs(log_dir) else repo.root / log_dir)
+    # never delete what a remote backend's path might point at
+    if full.startswith(logs_root + os.sep):
+        shutil.rmtree(full, ignore_errors=True)
 
 
 # -- validate --------------------------------------------------------------------------

@@ -21,8 +21,10 @@ FINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED", "LOST", "OUT_OF_M
 NOTIFY_EVENTS = ("started", "succeeded", "failed", "finished", "cancelled", "lost")
 
 TOP_FIELDS = ("name", "description", "command", "resources", "env", "workdir", "inputs", "outputs",
-              "params", "policies", "depends_on", "backend", "notify")
-RESOURCE_FIELDS = ("cpus", "memory", "walltime", "gpus")
+              "params", "policies", "depends_on", "backend", "notify", "container", "labels", "artifacts")
+RESOURCE_FIELDS = ("cpus", "memory", "walltime", "gpus", "nodes", "disk")
+CONTAINER_FIELDS = ("image", "runtime")
+RUNTIMES = ("docker", "singularity")
 POLICY_FIELDS = ("retries", "timeout", "priority", "max_queue", "ignore_failures", "backoff")
 NOTIFY_FIELDS = ("on", "command", "url")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -52,12 +54,22 @@ LOG_FILES = {"stdout": ("stdout", "stdout.log"), "stderr": ("stderr", "stderr.lo
 
 @dataclass
 class Resources:
-    """What one job asks for: cpus, memory in MiB, wall time in seconds, gpus."""
+    """What one job asks for: cpus, memory in MiB, wall time in seconds, gpus, nodes, scratch disk in MiB."""
 
     cpus: int = 1
     memory_mb: int | None = None
     walltime_s: int | None = None
     gpus: int = 0
+    nodes: int = 1
+    disk_mb: int | None = None
+
+
+@dataclass
+class Container:
+    """The container a job runs in: an image, and the runtime that runs it (None: the backend's default)."""
+
+    image: str
+    runtime: str | None = None
 
 
 @dataclass
@@ -99,6 +111,9 @@ class JobSpec:
     notify: Notify | None = None
     path: str | None = None
     description: str | None = None
+    container: Container | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    artifacts: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """Plain JSON-able form (also what keys are computed from)."""
@@ -203,14 +218,43 @@ def param_names(params: dict | list) -> set[str]:
 
 
 # -- validation -------------------------------------------------------------------
-def backend_names() -> list[str]:
-    """Backends a spec may name: the compute registry's."""
+def backend_names(path: str | None = None) -> list[str]:
+    """Backends a spec may name: the compute registry's types, and the backends configured in the
+    workspace that holds ``path`` (else the current folder's): ``[backend.NAME]`` of ``.ws/config.toml``."""
     from sync.compute import registry
 
-    return registry.names()
+    return sorted({*registry.names(), *configured_backends(path)})
 
 
-def validate(spec: JobSpec, backends: list[str] | None = None) -> JobSpec:
+def configured_backends(path: str | None = None) -> list[str]:
+    """The names of ``[backend.*]`` in the config of the workspace holding ``path`` (or the current folder)."""
+    import os
+    import tomllib
+
+    folder = os.path.abspath(os.path.dirname(path) if path else os.getcwd())
+    while True:
+        config = os.path.join(folder, ".ws", "config.toml")
+        if os.path.isfile(config):
+            try:
+                with open(config, "rb") as f:
+                    tables = tomllib.load(f).get("backend")
+            except (OSError, tomllib.TOMLDecodeError):
+                return []
+            return sorted(tables) if isinstance(tables, dict) else []
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return []
+        folder = parent
+
+
+def unknown_backend_message(name: str, known: list[str], configured: list[str]) -> str:
+    """One line naming the unknown backend, the configured ones and the types."""
+    hint = f"configured: {', '.join(configured)}" if configured else "none configured"
+    return (f"unknown backend '{name}' (known: {', '.join(known)}); {hint} "
+            "('ws backend list'; add one with 'ws backend add NAME TYPE')")
+
+
+def validate(spec: JobSpec, backends: list[str] | None = None, configured: list[str] | None = None) -> JobSpec:
     """Check a spec on its own (name, backend, template fields, params); returns it.
 
     Checks that need the workspace (inputs, depends_on, cycles) are made by
@@ -219,9 +263,11 @@ def validate(spec: JobSpec, backends: list[str] | None = None) -> JobSpec:
     where = spec.where
     if not _NAME_RE.match(spec.name):
         raise InvalidSpec(f"{where}: field 'name': '{spec.name}' must be letters, digits, '-', '_' or '.'")
-    known = backends if backends is not None else backend_names()
+    known = backends if backends is not None else backend_names(spec.path)
     if spec.backend not in known:
-        raise InvalidSpec(f"{where}: field 'backend': unknown backend '{spec.backend}' (known: {', '.join(known)})")
+        if configured is None:
+            configured = configured_backends(spec.path) if backends is None else []
+        raise InvalidSpec(f"{where}: field 'backend': {unknown_backend_message(spec.backend, known, configured)}")
     if spec.name in spec.depends_on:
         raise InvalidSpec(f"{where}: field 'depends_on': a spec cannot depend on itself ('{spec.name}')")
     if isinstance(spec.params, list):

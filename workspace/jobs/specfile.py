@@ -9,7 +9,8 @@ import os
 from pathlib import Path
 
 from workspace.jobs.fields import from_dict
-from workspace.jobs.spec import InvalidSpec, JobSpec, SpecNotFound, validate
+from workspace.jobs.spec import (InvalidSpec, JobSpec, SpecNotFound, backend_names, configured_backends,
+                                 validate)
 from workspace.repo import Repo
 
 SPEC_DIR = "jobs"
@@ -41,7 +42,8 @@ def load_spec(path: str | os.PathLike, display: str | None = None) -> JobSpec:
         raise InvalidSpec(f"{shown}{where}: not valid YAML: {problem}{hint}") from None
     try:
         spec = from_dict(data, shown, default_name=p.stem)
-        return validate(spec)
+        where = str(p.resolve())  # the workspace holding the file says which backends are configured
+        return validate(spec, backend_names(where), configured_backends(where))
     except RecursionError:  # a value nested just below the parser's limit, walked by the field checks
         raise InvalidSpec(f"{shown}: not a usable spec: nested too deeply") from None
 

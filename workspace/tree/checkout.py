@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from catalog import history, statcache
 from catalog.statcache import ManifestEntry
+from workspace import pathspecs
 from workspace.errors import UnknownRef
 from workspace.history import refs
 from workspace.history.manifest import get_commit, manifest
 from workspace.repo import Repo
 from workspace.tree.leftovers import remove_dead_temp_files
-from workspace.tree.scan import under_any, working_ids
+from workspace.tree.scan import working_ids
 from workspace.tree.write import check_destinations, dirty_error, ensure_available, remove_file, write_files
 from workspace.types import Commit, Progress
 
@@ -87,14 +88,18 @@ def _move_tree(repo: Repo, target_id: str, force: bool, progress: Progress | Non
 
 
 def restore(repo: Repo, paths: list[str], source: str = "HEAD", *, cwd: str | None = None) -> list[str]:
-    """Write ``source``'s version of the given files or folders over the working tree."""
-    prefixes = [repo.rel(p, cwd) for p in paths]
+    """Write ``source``'s version of the given files or folders (pathspecs: :mod:`workspace.pathspecs`)
+    over the working tree; a pathspec that matches no file of ``source`` is UnknownRef (exit 4)."""
     files = manifest(repo.catalog, source)
     chosen: dict[str, ManifestEntry] = {}
-    for pre in prefixes:
-        hits = {p: e for p, e in files.items() if under_any(p, [pre])}
+    for arg in paths:
+        pattern = pathspecs.resolve(arg, lambda p: repo.rel(p, cwd))
+        spec = pathspecs.compile([pattern])
+        hits = {p: e for p, e in files.items() if spec.matches(p)}
         if not hits:
-            raise UnknownRef(f"path '{pre or '.'}' does not exist in {source}")
+            if pathspecs.is_literal(arg):
+                raise UnknownRef(f"path '{pattern or '.'}' does not exist in {source}")
+            raise UnknownRef(f"pattern '{arg}' matches no file in {source}")
         chosen.update(hits)
     with repo.lock():
         ensure_available(repo, chosen)

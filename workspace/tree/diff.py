@@ -7,11 +7,12 @@ import os
 from dataclasses import dataclass
 
 from catalog.db import Catalog
+from workspace import pathspecs
 from workspace.history import refs
 from workspace.history.manifest import get_commit, manifest
 from workspace.history.read import iter_read, ls
 from workspace.repo import Repo
-from workspace.tree.scan import under_any, working_ids
+from workspace.tree.scan import working_ids
 from workspace.types import LINK_MODE, Commit, Diff, DiffEntry
 
 TEXT_LIMIT = 1 << 20  # larger files get no line diff
@@ -36,17 +37,18 @@ def diff(repo: Repo, a: str | None = None, b: str | None = None, paths: list[str
     a_ref = a or "HEAD"
     a_id = refs.resolve(cat, a_ref) if (a or refs.read_head(cat)[1]) else None
     old = manifest(cat, a_id) if a_id else {}
+    spec = pathspecs.compile(pathspecs.resolve(p, repo.rel) for p in paths) if paths else None
     if b is None:
-        ids, files = working_ids(repo)
+        under = spec.prefixes() if spec is not None else None
+        ids, files = working_ids(repo, under=under if under and all(under) else None)
         new = {p: (fid, files[p].size, files[p].mode) for p, fid in ids.items()}
         b_id = None
     else:
         b_id = refs.resolve(cat, b)
         new = {p: (e.file_id, e.size, e.mode) for p, e in manifest(cat, b_id).items()}
-    prefixes = [repo.rel(p) for p in paths] if paths else None
     entries: list[DiffEntry] = []
     for path in sorted(set(old) | set(new)):
-        if prefixes and not under_any(path, prefixes):
+        if spec is not None and not spec.matches(path):
             continue
         o = old.get(path)
         n = new.get(path)

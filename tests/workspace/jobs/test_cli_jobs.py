@@ -159,7 +159,8 @@ def test_dead_supervisor_marks_running_jobs_lost(ws, run_ws):
     dead.wait()
     ids = seed(ws, pid=dead.pid)
     res = run_ws(ws.root, "jobs", "logs", ids["running"], "--follow", timeout=30)
-    assert res.returncode == 0 and res.stdout == "out c\n"  # follow ends: the job cannot finish any more
+    assert res.returncode == 1 and res.stdout == "out c\n"  # follow ends: the job cannot finish any more (LOST: 1)
+    assert res.stderr.startswith(f"ws: job {ids['running']} LOST")
     rows = {r["id"]: r for r in json.loads(run_ws(ws.root, "jobs", "--json", check=True).stdout)}
     assert rows[ids["running"]]["state"] == "LOST" and "supervisor" in rows[ids["running"]]["reason"]
     assert rows[ids["ok"]]["state"] == "SUCCEEDED"
