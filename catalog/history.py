@@ -2,28 +2,41 @@
 
 from __future__ import annotations
 
-import json
 from typing import Iterable, NamedTuple
 
 from catalog.db import Catalog
 
 
-class CommitRecord(NamedTuple):
-    """A commit as stored."""
-
-    id: str
-    tree_id: str
-    parents: list[str]
-    branch: str | None
-    message: str
-    author: str
-    time_ns: int
-    provenance: dict | None
+# The functional form, for ws status's start-up: see catalog/statcache.py.
+CommitRecord = NamedTuple("CommitRecord", [
+    ("id", str),
+    ("tree_id", str),
+    ("parents", list[str]),
+    ("branch", str | None),
+    ("message", str),
+    ("author", str),
+    ("time_ns", int),
+    ("provenance", dict | None),
+])
+CommitRecord.__doc__ = """A commit as stored."""
 
 
 def _commit(row) -> CommitRecord:
-    return CommitRecord(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6],
-                        json.loads(row[7]) if row[7] else None)
+    loads = _loads or _load_json()
+    return CommitRecord(row[0], row[1], loads(row[2]), row[3], row[4], row[5], row[6],
+                        loads(row[7]) if row[7] else None)
+
+
+_loads = None
+
+
+def _load_json():
+    """json.loads, imported on first use: a clean ``ws status`` reads no commit row (json is ~5 M instructions)."""
+    global _loads
+    from json import loads
+
+    _loads = loads
+    return loads
 
 
 _COMMIT_COLS = "id, tree_id, parents, branch, message, author, time_ns, provenance"
@@ -57,6 +70,8 @@ def get_tree(cat: Catalog, tree_id: str) -> bytes | None:
 
 def add_commit(cat: Catalog, c: CommitRecord) -> None:
     """Record a commit (idempotent)."""
+    import json
+
     with cat.write() as conn:
         conn.execute(
             f"INSERT OR IGNORE INTO commits({_COMMIT_COLS}) VALUES (?,?,?,?,?,?,?,?)",

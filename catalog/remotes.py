@@ -13,23 +13,24 @@ from catalog.db import Catalog
 _BATCH = 500
 
 
-class RemoteChunk(NamedTuple):
-    """Where one chunk is on a remote."""
+# The functional form, for ws status's start-up: see catalog/statcache.py.
+RemoteChunk = NamedTuple("RemoteChunk", [
+    ("chunk_id", str),
+    ("pack_id", str),
+    ("offset", int),
+    ("length", int),
+    ("raw_length", int),
+    ("codec", int),
+])
+RemoteChunk.__doc__ = """Where one chunk is on a remote."""
 
-    chunk_id: str
-    pack_id: str
-    offset: int
-    length: int
-    raw_length: int
-    codec: int
 
-
-class RemotePack(NamedTuple):
-    """A pack known to be complete (pack and index uploaded) on a remote."""
-
-    pack_id: str
-    size: int
-    chunk_count: int
+RemotePack = NamedTuple("RemotePack", [
+    ("pack_id", str),
+    ("size", int),
+    ("chunk_count", int),
+])
+RemotePack.__doc__ = """A pack known to be complete (pack and index uploaded) on a remote."""
 
 
 def known_packs(cat: Catalog, remote: str) -> dict[str, RemotePack]:

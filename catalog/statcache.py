@@ -10,22 +10,25 @@ from typing import Iterable, NamedTuple
 from catalog.db import Catalog
 
 
-class StatEntry(NamedTuple):
-    """A working file as it was when last hashed."""
+# The functional form: its field types are objects, not strings. The class form under
+# `from __future__ import annotations` made typing compile each one (a ForwardRef), and
+# the first compile() of a process costs ~10 M instructions (it sets up the ast module).
+StatEntry = NamedTuple("StatEntry", [
+    ("size", int),
+    ("mtime_ns", int),
+    ("ino", int),
+    ("file_id", str),
+    ("recorded_ns", int),
+])
+StatEntry.__doc__ = """A working file as it was when last hashed."""
 
-    size: int
-    mtime_ns: int
-    ino: int
-    file_id: str
-    recorded_ns: int
 
-
-class ManifestEntry(NamedTuple):
-    """One path of HEAD's tree."""
-
-    file_id: str
-    size: int
-    mode: int
+ManifestEntry = NamedTuple("ManifestEntry", [
+    ("file_id", str),
+    ("size", int),
+    ("mode", int),
+])
+ManifestEntry.__doc__ = """One path of HEAD's tree."""
 
 
 _BUMP = ("INSERT INTO meta(key, value) VALUES ('statgen', '1') "

@@ -25,7 +25,7 @@ from sync.remote import Remote, pack_key, pack_size_from_index, record_size_prob
 from sync.transfer import Meter, ProgressFn, bounded_map
 from workspace.errors import WorkspaceError
 from workspace.objects import packs
-from workspace.types import CheckReport
+from workspace.reports import CheckReport
 
 
 @dataclass

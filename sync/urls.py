@@ -19,9 +19,11 @@ from typing import Callable
 from sync.errors import SyncError
 
 # scheme://userinfo@ : the authority ends at the first / ? # (RFC 3986); userinfo runs to its last @
-_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)@")
+# (pattern strings: re compiles and caches them on first use; ws status with a remote shows its URL
+# and needs _IN_TEXT only when that URL has an @)
+_USERINFO = r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)@"
 # in free text: any scheme://...@ whose authority holds no space or quote either
-_IN_TEXT = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s\"'<>]*@")
+_IN_TEXT = r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s\"'<>]*@"
 HIDDEN = "***"
 
 
@@ -33,14 +35,14 @@ class CredentialsInURL(SyncError):
 
 def has_userinfo(url: str) -> bool:
     """Whether ``url`` (or any URL of a chained ``a::b://...`` one) has a ``user[:password]@`` part."""
-    return isinstance(url, str) and any(_USERINFO.match(part) for part in url.split("::"))
+    return isinstance(url, str) and any(re.match(_USERINFO, part) for part in url.split("::"))
 
 
 def redact(text: str) -> str:
     """``text`` with the userinfo of every URL in it replaced by ``***`` (``https://***@host/x``)."""
     if not isinstance(text, str) or "@" not in text:
         return text
-    return _IN_TEXT.sub(lambda m: m.group(1) + HIDDEN + "@", text)
+    return re.sub(_IN_TEXT, lambda m: m.group(1) + HIDDEN + "@", text)
 
 
 def strip_userinfo(url: str) -> str:

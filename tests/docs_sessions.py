@@ -197,6 +197,8 @@ def run_session(session: Session, scratch: Path, env: dict[str, str] | None = No
     logs = Path(tempfile.mkdtemp(prefix="session-logs-", dir=scratch.parent))
     full_env = dict(os.environ, HOME=str(scratch), XDG_DATA_HOME=str(scratch / ".local" / "share"),
                     XDG_CONFIG_HOME=str(scratch / ".config"), **(env or {}))  # a file keyring stays in scratch
+    # the ws of the Python running the tests, whether or not its virtualenv is activated
+    full_env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), full_env.get("PATH", "")])
     for name in ("WS_DIR", "AWS_ENDPOINT_URL"):  # a session says what it uses
         if name not in (env or {}):
             full_env.pop(name, None)

@@ -24,9 +24,10 @@ from workspace import config as config_mod
 from workspace.errors import InvalidConfig, WorkspaceBusy, WorkspaceError
 from workspace.history import manifest as manifest_mod, reffiles, refs
 from workspace.repo import Repo
-from workspace.types import Commit, CommitResult, Diff, DiffEntry, FsckReport, GcReport, LsEntry, Progress, Status
+from workspace.types import Commit, Progress, Status
 
 if TYPE_CHECKING:
+    from workspace.reports import CommitResult, Diff, DiffEntry, FsckReport, GcReport, LsEntry
     from workspace.maintenance.rebuild import RebuildReport
     from sync.push import PushResult
     from sync.remote_check import RemoteFsckReport
@@ -610,3 +611,47 @@ def versions() -> dict:
     return {"version": version, "catalog_schema": MIGRATIONS[-1].version, "local_format": config_mod.FORMAT,
             "remote_format": REMOTE_FORMAT, "release_record_format": RECORD_FORMAT,
             "python": platform.python_version()}
+
+
+# -- the ws server (``ws serve``, docs/server.md) --
+def serve(root: str | os.PathLike, host: str = "127.0.0.1", port: int = 50051, *, tls_cert: str | None = None,
+          tls_key: str | None = None, workers: int | None = None, transfers: int | None = None):
+    """``ws serve``: serve the remote in ``root`` over gRPC; returns once it listens.
+
+    The handle (:class:`sync.server.ServerHandle`) has ``.url`` and ``.port``
+    (the chosen one when ``port`` is 0), ``.stop(grace)`` and ``.wait()``.
+    Requests are logged on the ``ws.server`` logger, one line each, naming the
+    token, never showing it.
+    """
+    from sync.server.app import DEFAULT_TRANSFERS, DEFAULT_WORKERS, serve as serve_root
+
+    return serve_root(root, host, port, tls_cert, tls_key, workers=workers or DEFAULT_WORKERS,
+                      transfers=transfers or DEFAULT_TRANSFERS)
+
+
+def create_server_token(root: str | os.PathLike, name: str, role: str, titles: list[str] | None = None) -> str:
+    """``ws serve token create``: a new token for a server root; returned once, only its hash is stored."""
+    from sync.server.tokens import create_token
+
+    return create_token(root, name, role, titles or [])
+
+
+def server_tokens(root: str | os.PathLike) -> list:
+    """``ws serve token list``: the tokens of a server root (:class:`sync.server.TokenInfo`, never the token)."""
+    from sync.server.tokens import list_tokens
+
+    return list_tokens(root)
+
+
+def revoke_server_token(root: str | os.PathLike, name: str):
+    """``ws serve token revoke``: forget a token; a running server refuses it at its next request."""
+    from sync.server.tokens import revoke_token
+
+    return revoke_token(root, name)
+
+
+def server_roles() -> tuple[str, ...]:
+    """The roles a server token may have, weakest first."""
+    from sync.server.tokens import ROLES
+
+    return ROLES

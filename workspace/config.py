@@ -2,12 +2,17 @@
 
 Read with tomllib (standard library); written with tomli-w. Sections other
 concerns own (``remote.<name>``, ``jobs``) are kept untouched by the others.
+
+Every command reads this file, ``ws status`` included, and importing tomllib (it compiles
+its regular expressions) cost as much as the rest of the status start-up. So :func:`load`
+first tries :func:`_parse_simple`, which reads the plain subset tomli-w writes for ws's
+own settings (bare-key tables, ``key = integer | true | false | "string without escapes"``)
+and gives up (``None``) on anything else: then tomllib parses the file, as before.
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -66,21 +71,99 @@ def _merge_process_local(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+_BARE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+_NOT_IN_STRING = frozenset('"\\' + "".join(map(chr, range(0x20))) + "\x7f")  # tab too: tomllib decides
+_DIGITS = frozenset("0123456789")
+
+
+def _bare(name: str) -> bool:
+    return bool(name) and not name.strip(_BARE)
+
+
+def _parse_simple(text: str) -> dict[str, Any] | None:
+    """``text`` parsed if it is in the plain subset (see the module doc), else None (tomllib decides).
+
+    Within the subset the result is what tomllib gives; anything it is unsure of (another
+    value type, a quoted or dotted key, a comment after a value, a repeated key or table, a
+    table over a value) is None. String methods only: a regular expression costs more to
+    compile than this whole parse.
+    """
+    root: dict[str, Any] = {}
+    table = root
+    defined: set[tuple[str, ...]] = set()
+    for line in text.split("\n"):
+        if line.endswith("\r"):
+            line = line[:-1]
+        stripped = line.strip(" \t")
+        if not stripped:
+            continue
+        if stripped[0] == "#":
+            if any(c in _NOT_IN_STRING and c != '"' and c != "\\" and c != "\t" for c in stripped):
+                return None
+            continue
+        if stripped[0] == "[":
+            if stripped[-1] != "]":
+                return None
+            names = tuple(part.strip(" \t") for part in stripped[1:-1].split("."))
+            if not all(map(_bare, names)) or names in defined:
+                return None
+            defined.add(names)
+            table = root
+            for name in names:
+                table = table.setdefault(name, {})
+                if not isinstance(table, dict):
+                    return None
+            continue
+        key, eq, value = stripped.partition("=")
+        key, value = key.rstrip(" \t"), value.lstrip(" \t")
+        if not eq or not _bare(key) or key in table or not value:
+            return None
+        if value == "true" or value == "false":
+            table[key] = value == "true"
+        elif value[0] == '"':
+            inner = value[1:-1]
+            if len(value) < 2 or value[-1] != '"' or any(c in _NOT_IN_STRING for c in inner):
+                return None
+            table[key] = inner
+        else:
+            digits = value[1:] if value[0] == "-" else value
+            if not digits or not _DIGITS.issuperset(digits) or (digits[0] == "0" and value != "0"):
+                return None
+            table[key] = int(value)
+    return root
+
+
 def load(path: Path) -> dict[str, Any]:
     """The parsed config (with this process's ``memory://`` remotes); a malformed file is an InvalidConfig."""
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            raw = f.read()
     except FileNotFoundError:
         return _merge_process_local(path, {})
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidConfig(f"{path}: malformed TOML: {exc}") from exc
-    except RecursionError:  # tomllib parses nested arrays recursively
-        raise InvalidConfig(f"{path}: malformed TOML: nested too deeply") from None
+    try:
+        data = _parse_simple(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        data = None
+    if data is None:
+        data = _load_toml(path, raw)
     core = data.get("core", {})
     if not isinstance(core, dict):
         raise InvalidConfig(f"{path}: [core] must be a table")
     return _merge_process_local(path, data)
+
+
+def _load_toml(path: Path, raw: bytes) -> dict[str, Any]:
+    """The whole TOML grammar, by tomllib."""
+    import tomllib
+
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidConfig(f"{path}: malformed TOML: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidConfig(f"{path}: malformed TOML: {exc}") from exc
+    except RecursionError:  # tomllib parses nested arrays recursively
+        raise InvalidConfig(f"{path}: malformed TOML: nested too deeply") from None
 
 
 def save(path: Path, data: dict[str, Any]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -15,11 +14,26 @@ HEAD_REF_PREFIX = "ref: refs/heads/"  # .ws/HEAD when HEAD is on a branch, as in
 TREE_TMP_PREFIX = ".ws-tmp-"  # files ws is writing (or putting aside) in the working tree; the walk skips them
 
 
-@dataclass(frozen=True)
 class Layout:
-    """The paths of one workspace."""
+    """The paths of one workspace (immutable; a plain class: ``ws status`` imports no dataclasses)."""
 
+    __slots__ = ("root",)
     root: Path
+
+    def __init__(self, root: Path) -> None:
+        object.__setattr__(self, "root", root)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Layout is immutable: cannot set {name!r}")
+
+    def __repr__(self) -> str:
+        return f"Layout(root={self.root!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return other.__class__ is Layout and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
 
     @property
     def ws_dir(self) -> Path:
@@ -154,13 +168,14 @@ _TREE_TMP_RE = re.compile(r"\.ws-tmp-(\d+)(?:@([0-9a-f]{8}))?-(del|\d+)-(.+)", r
 _WRITER_RE = re.compile(r"(\d+)@([0-9a-f]{8})(?:-.*)?", re.DOTALL)
 
 
-class TreeTempName(NamedTuple):
-    """What a ``.ws-tmp-`` name says: who wrote it, and which file it stands for."""
-
-    pid: int
-    host: str | None  # None: named by a ws that did not tag names with their machine
-    parked: bool  # a file put aside (to be deleted), not a file being written
-    name: str  # the real name it is written for, or was put aside from
+# The functional form, for ws status's start-up: see catalog/statcache.py.
+TreeTempName = NamedTuple("TreeTempName", [
+    ("pid", int),
+    ("host", str | None),  # None: named by a ws that did not tag names with their machine
+    ("parked", bool),  # a file put aside (to be deleted), not a file being written
+    ("name", str),  # the real name it is written for, or was put aside from
+])
+TreeTempName.__doc__ = """What a ``.ws-tmp-`` name says: who wrote it, and which file it stands for."""
 
 
 def host_tag() -> str:

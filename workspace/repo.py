@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, TypeVar
+from typing import TYPE_CHECKING, Iterator
 
 from catalog import history as history_queries
 from catalog.db import Catalog
@@ -28,12 +28,16 @@ from workspace.lock import pack_guard, workspace_lock
 from workspace.objects.durable import write_atomic
 
 if TYPE_CHECKING:
+    from typing import TypeVar
+
     from workspace.objects.store import ObjectStore
+
+    # for type checkers only: at run time a string bound is a ForwardRef, which calls compile(), and
+    # the first compile() of a process costs ~10 M instructions (it sets up the ast module)
+    R = TypeVar("R", bound="Repo")
 
 HEAD_KEY = "HEAD"  # the catalog meta row naming HEAD: "ref:<branch>" or a commit id
 DEFAULT_BRANCH = "main"
-
-R = TypeVar("R", bound="Repo")
 
 
 class Repo:

@@ -1,9 +1,13 @@
-"""The typed results the Python API returns. Each has ``to_dict()`` for JSON output."""
+"""The typed results the Python API returns. Each has ``to_dict()`` for JSON output.
+
+``Status`` and ``Commit`` are written out by hand rather than as dataclasses, and the reports
+of the slower commands (``Diff``, ``LsEntry``, ``CommitResult``, ``FsckReport``, ``GcReport``)
+live in :mod:`workspace.reports`: ``ws status`` imports this module, and :mod:`dataclasses`
+(which imports :mod:`inspect`) cost more than the rest of its start-up (docs/performance.md).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from typing import Callable
 
 Progress = Callable[[str, int, int], None]  # progress(phase, done, total), called by long operations
@@ -18,45 +22,70 @@ ENTRY_MODES = (FILE_MODE, EXEC_MODE, LINK_MODE)
 
 def iso(ns: int) -> str:
     """Nanoseconds since the epoch as an ISO 8601 UTC string."""
+    from datetime import datetime, timezone  # not at import: ws status never shows a time
+
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat(timespec="seconds")
 
 
-@dataclass
-class Status:
+class _Record:
+    """What ``@dataclass`` gave these classes: ``repr`` and ``==`` over the fields, in order."""
+
+    _fields: tuple[str, ...] = ()
+    __hash__ = None  # mutable, compared by value: unhashable, as a dataclass with eq=True
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__qualname__}({inner})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self._fields)
+
+
+class Status(_Record):
     """Working tree against HEAD."""
 
-    branch: str | None
-    head: str | None
-    added: list[str] = field(default_factory=list)
-    modified: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    remotes: list[dict] = field(default_factory=list)
-    scan: str = field(default="full", compare=False)  # "watch": only what `ws watch` reported changed was read
+    _fields = ("branch", "head", "added", "modified", "deleted", "remotes")
+
+    def __init__(self, branch: str | None, head: str | None, added: list[str] | None = None,
+                 modified: list[str] | None = None, deleted: list[str] | None = None,
+                 remotes: list[dict] | None = None, scan: str = "full") -> None:
+        self.branch = branch
+        self.head = head
+        self.added: list[str] = [] if added is None else added
+        self.modified: list[str] = [] if modified is None else modified
+        self.deleted: list[str] = [] if deleted is None else deleted
+        self.remotes: list[dict] = [] if remotes is None else remotes
+        self.scan = scan  # "watch": only what `ws watch` reported changed was read; not in equality or to_dict
 
     @property
     def clean(self) -> bool:
         return not (self.added or self.modified or self.deleted)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        del d["scan"]  # how it was computed, not what it says
-        if not self.remotes:
-            d.pop("remotes")
+        d = {"branch": self.branch, "head": self.head, "added": list(self.added),
+             "modified": list(self.modified), "deleted": list(self.deleted)}
+        if self.remotes:
+            d["remotes"] = [dict(r) for r in self.remotes]
         return d
 
 
-@dataclass
-class Commit:
+class Commit(_Record):
     """One commit as the API reports it."""
 
-    id: str
-    parents: list[str]
-    branch: str | None
-    message: str
-    author: str
-    time_ns: int
-    tree: str
-    provenance: dict | None = None
+    _fields = ("id", "parents", "branch", "message", "author", "time_ns", "tree", "provenance")
+
+    def __init__(self, id: str, parents: list[str], branch: str | None, message: str, author: str,
+                 time_ns: int, tree: str, provenance: dict | None = None) -> None:
+        self.id = id
+        self.parents = parents
+        self.branch = branch
+        self.message = message
+        self.author = author
+        self.time_ns = time_ns
+        self.tree = tree
+        self.provenance = provenance
 
     @property
     def time(self) -> str:
@@ -73,110 +102,3 @@ class Commit:
             "time": self.time,
             "provenance": self.provenance,
         }
-
-
-@dataclass
-class DiffEntry:
-    """One changed path between two trees."""
-
-    path: str
-    change: str  # added | removed | modified
-    old_id: str | None
-    new_id: str | None
-    old_size: int | None
-    new_size: int | None
-    old_mode: int | None = None
-    new_mode: int | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class Diff:
-    """Changes from ``a`` to ``b`` (``None`` for the working tree)."""
-
-    a: str | None
-    b: str | None
-    entries: list[DiffEntry]
-
-    def to_dict(self) -> dict:
-        return {"a": self.a, "b": self.b or "WORKTREE", "changes": [e.to_dict() for e in self.entries]}
-
-
-@dataclass
-class LsEntry:
-    """One file of a commit."""
-
-    path: str
-    size: int
-    id: str
-    mode: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class CommitResult:
-    """What ``commit`` did."""
-
-    commit: Commit
-    files_stored: int
-    bytes_read: int
-    bytes_stored: int
-    added: int
-    modified: int
-    deleted: int
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["commit"] = self.commit.to_dict()
-        return d
-
-
-class CheckReport:
-    """What a check (``ws fsck``, ``ws fsck --remote``) found: ok when it found no problem."""
-
-    problems: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_dict(self) -> dict:
-        """For --json: the report's fields and ``ok``."""
-        d = asdict(self)
-        d["ok"] = self.ok
-        return d
-
-
-@dataclass
-class FsckReport(CheckReport):
-    """What ``fsck`` checked and found."""
-
-    packs: int = 0
-    chunks: int = 0
-    files: int = 0
-    commits: int = 0
-    problems: list[str] = field(default_factory=list)
-    damaged_paths: list[str] = field(default_factory=list)
-    unknown_packs: list[str] = field(default_factory=list)  # sound packs the catalog does not know: not damage
-
-
-@dataclass
-class GcReport:
-    """What ``gc`` reclaimed."""
-
-    packs_deleted: int = 0
-    packs_rewritten: int = 0
-    temp_files_deleted: int = 0
-    chunks_dropped: int = 0
-    bytes_freed: int = 0
-    kept: list[str] = field(default_factory=list)  # packs gc could not prove safe to drop, and why
-    commits_dropped: int = 0  # --prune / squash: commits dropped from history
-    files_dropped: int = 0  # file contents no kept commit or release refers to
-    dry_run: bool = False  # nothing was changed: the counts say what would go
-
-    def to_dict(self) -> dict:
-        return asdict(self)

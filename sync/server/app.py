@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -84,6 +85,10 @@ def serve(root: str | os.PathLike, host: str = "127.0.0.1", port: int = 0, tls_c
     """
     if bool(tls_cert) != bool(tls_key):
         raise ServerStartError("TLS needs both a certificate and its key (--tls-cert and --tls-key)")
+    pair = _read_tls_pair(tls_cert, tls_key) if tls_cert else None
+    if os.path.lexists(root) and not os.path.isdir(root):
+        raise ServerStartError(f"cannot serve {root}: not a folder")
+    _check_port(host, port)
     _fewer_malloc_arenas()
     lock = _lock_root(root)
     try:
@@ -103,24 +108,66 @@ def serve(root: str | os.PathLike, host: str = "127.0.0.1", port: int = 0, tls_c
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        if tls_cert:
-            with open(tls_key, "rb") as k, open(tls_cert, "rb") as c:
-                creds = grpc.ssl_server_credentials([(k.read(), c.read())])
-            bound = server.add_secure_port(address, creds)
+        if pair:
+            bound = server.add_secure_port(address, grpc.ssl_server_credentials([pair]))
         else:
             bound = server.add_insecure_port(address)
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError) as exc:  # grpc raises "Failed to bind to address ..."
         store.close()
         os.close(lock)
-        raise ServerStartError(f"cannot listen on {address}: {exc}") from exc
+        why = ("the certificate and key do not go together, or the port is in use" if pair
+               else "the port is in use, or the address is not one of this machine's")
+        raise ServerStartError(f"cannot listen on {address}: {why}") from exc
     if not bound:
         store.close()
         os.close(lock)
-        raise ServerStartError(f"cannot listen on {address} (port in use?)")
+        why = ("the certificate and key do not go together, or the port is in use" if pair
+               else "the port is in use, or the address is not one of this machine's")
+        raise ServerStartError(f"cannot listen on {address}: {why}")
     server.start()
     for name in ("", SERVICE_NAME):
         checker.set(name, health_pb2.HealthCheckResponse.SERVING)
     return ServerHandle(server, store, checker, host, bound, bool(tls_cert), lock)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port that is taken before gRPC tries it (gRPC's own failure is a log line on stderr
+    and a vague message). gRPC binds with SO_REUSEADDR, so the probe does too; gRPC's bind stays the
+    real test (another process may take the port in between)."""
+    import socket
+
+    if not port:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServerStartError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    for family, kind, proto, _, address in infos[:1]:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                why = ("the port is in use" if exc.errno == errno.EADDRINUSE
+                       else "the address is not one of this machine's" if exc.errno == errno.EADDRNOTAVAIL
+                       else exc.strerror)
+                raise ServerStartError(f"cannot listen on {host}:{port}: {why}") from None
+
+
+def _read_tls_pair(cert: str, key: str) -> tuple[bytes, bytes]:
+    """(key PEM, certificate chain PEM) as gRPC wants them; a missing, unreadable or non-PEM file is named."""
+    found = []
+    for path, flag, marker in ((cert, "--tls-cert", b"CERTIFICATE-----"), (key, "--tls-key", b"PRIVATE KEY-----")):
+        try:
+            with open(path, "rb") as f:
+                data = f.read(1 << 20)
+        except OSError as exc:
+            raise ServerStartError(f"cannot read the TLS file {path} ({flag}): {exc.strerror}") from None
+        if b"-----BEGIN " not in data or marker not in data:
+            what = "private key" if flag == "--tls-key" else "certificate"
+            raise ServerStartError(f"the TLS file {path} ({flag}) is not a PEM {what}")
+        found.append(data)
+    return found[1], found[0]
 
 
 def _fewer_malloc_arenas(arenas: int = 2) -> None:

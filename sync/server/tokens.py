@@ -118,10 +118,19 @@ def _check(name: str, role: str, titles: list[str]) -> None:
             raise InvalidTokenRequest(f"invalid title pattern {pattern!r}: a glob such as 'raw-*'")
 
 
+def _check_root(root: str | os.PathLike) -> None:
+    if os.path.lexists(root) and not os.path.isdir(root):
+        raise InvalidTokenRequest(f"{root} is not a folder: give the server's root folder (--root)")
+
+
 @contextmanager
 def _locked(root: str | os.PathLike) -> Iterator[Path]:
     folder = state_dir(root)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _check_root(root)
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise SyncError(f"cannot keep tokens in {folder}: {exc.strerror}") from None
     with open(folder / "tokens.lock", "a+") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         yield folder / TOKENS_FILE
@@ -173,6 +182,7 @@ def create_token(root: str | os.PathLike, name: str, role: str, titles: list[str
 
 def list_tokens(root: str | os.PathLike) -> list[TokenInfo]:
     """Every token of a server root, by name (never the tokens themselves)."""
+    _check_root(root)
     tokens = _read(state_dir(root) / TOKENS_FILE)
     return sorted((TokenInfo(t.get("name", ""), t.get("role", ""), list(t.get("titles") or []),
                              t.get("created_at", ""), t.get("hint", "")) for t in tokens), key=lambda t: t.name)

@@ -24,7 +24,10 @@ from __future__ import annotations
 import os
 from typing import Iterable, Iterator
 
-import grpc
+# gRPC's C core logs a failed TLS handshake (an untrusted certificate) on stderr at INFO level, which
+# would repeat the one error line ws prints; a GRPC_VERBOSITY the user set still wins.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+import grpc  # noqa: E402
 
 from sync.errors import ObjectExists, ObjectNotFound, RejectedCredentials, SyncError, TransientError
 from sync.storage.base import LocalFile, ObjectInfo, Payload, check_key

@@ -81,3 +81,71 @@ def server_process(root: Path, *extra: str) -> tuple[subprocess.Popen, str]:
         proc.kill()
         raise AssertionError(f"server did not start: {line!r} {proc.stderr.read()}")
     return proc, line.split()[-1]
+
+
+class ServeProcess:
+    """``ws serve --root ROOT --port 0 ...`` in a subprocess, ready once it printed its address.
+
+    Its stderr (one log line per request) is read by a thread into ``lines``;
+    :meth:`wait_for_log` blocks until a line containing a string appears (no sleeps).
+    """
+
+    def __init__(self, root: Path, *extra: str, env: dict | None = None):
+        import threading
+
+        from tests.conftest import ws_exe
+
+        self.root = Path(root)
+        self.proc = subprocess.Popen([*ws_exe(), "serve", "--root", str(root), "--port", "0", *extra],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=dict(os.environ, **(env or {})))
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+        first = self.proc.stdout.readline()  # blocks until the server listens (or exits)
+        if not first.startswith("listening on "):
+            self.proc.kill()
+            self.proc.wait()
+            self._reader.join(30)
+            raise AssertionError(f"ws serve did not start: {first!r} {''.join(self.lines)}")
+        self.url = first.split()[-1]
+        self.tokens: dict[str, str] = {}
+
+    def _read_stderr(self) -> None:
+        for line in self.proc.stderr:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self.lines.append("")  # end of stream
+            self._changed.notify_all()
+
+    def wait_for_log(self, needle: str, timeout: float = 120) -> str:
+        """The first log line containing ``needle``, waiting for it to come."""
+        with self._changed:
+            found = self._changed.wait_for(lambda: any(needle in x for x in self.lines) or "" in self.lines,
+                                           timeout)
+            hits = [x for x in self.lines if needle in x]
+        assert found and hits, f"no log line with {needle!r}: {''.join(self.lines)}"
+        return hits[0]
+
+    def stop(self, sig: int = 15, timeout: float = 120) -> tuple[int, str]:
+        """Send ``sig`` (SIGTERM) and wait: (exit code, everything it logged)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        self._reader.join(timeout)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return code, "".join(self.lines)
+
+
+def cli_token(root: Path, role: str, name: str, *extra: str) -> str:
+    """``ws serve token create`` through the real CLI; the token from its last line."""
+    from tests.conftest import ws_exe
+
+    made = subprocess.run([*ws_exe(), "serve", "token", "create", "--root", str(root), "--role", role, *extra, name],
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip().splitlines()[-1]

@@ -77,3 +77,39 @@ def test_helper_is_reaped_when_a_folder_cannot_be_read(tmp_path):
     assert out["forked"] and out["error"] == "ENAMETOOLONG"  # the walk's error still reaches the caller
     assert not out["children_left"], "the forked helper was left behind (running or a zombie)"
     assert out["leaked_fds"] == [], "the pipe from the helper was not closed"
+
+
+SPLIT = textwrap.dedent("""
+    import json, os, sys
+    from pathlib import Path
+    from workspace.tree.dirwalk import DirWalk
+    from workspace.tree.ignore import IgnoreRules
+
+    root = sys.argv[1]
+    rules = IgnoreRules(Path(root))
+    serial = DirWalk(root, rules).finish()
+    out = {}
+    for label, known in (("unknown", {}), ("known", dict(serial[0]))):
+        walk = DirWalk(root, rules, known, parallel=True)
+        shares = [len(walk.theirs), len(walk.mine)]
+        digests, detail = walk.finish()
+        out[label] = {"shares": shares, "same": digests == serial[0] and detail == (serial[1] if not known else {})}
+    print(json.dumps(out))
+""")
+
+
+def test_one_big_folder_is_split_between_helper_and_parent(tmp_path):
+    """All files under data/ (one top-level folder): the walk lists data/ and shares its subfolders."""
+    for i in range(40):
+        sub = tmp_path / "data" / f"p{i:02d}" / ("inner" if i % 4 == 0 else "")
+        sub.mkdir(parents=True, exist_ok=True)
+        for k in range(1 + i % 3):
+            (sub / f"f{k}.txt").write_text(f"{i} {k}\n")
+    (tmp_path / "top.txt").write_text("top\n")
+    proc = subprocess.run([sys.executable, "-c", SPLIT, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    for label in ("unknown", "known"):
+        theirs, mine = out[label]["shares"]
+        assert out[label]["same"], label  # the same digests and listings as one walk on one process
+        assert theirs > 0 and mine > 0 and theirs > mine, (label, theirs, mine)  # the helper takes ~3/5

@@ -5,7 +5,6 @@ rich is imported only when something is actually drawn, to keep start-up lean.
 
 from __future__ import annotations
 
-import json
 import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
@@ -13,17 +12,23 @@ from typing import Any, Callable, Iterable, Iterator
 
 def emit_json(obj: Any) -> None:
     """Print ``obj`` as JSON on stdout."""
+    import json  # not at import: plain ws status prints no JSON
+
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def emit_json_line(obj: Any) -> None:
     """Print ``obj`` as one line of JSON and flush (JSON Lines, for commands that report as they go)."""
+    import json
+
     sys.stdout.write(json.dumps(obj, default=str) + "\n")
     sys.stdout.flush()
 
 
 def emit_json_stream(head: dict, key: str, items: Iterable[Any]) -> None:
     """Print ``{**head, key: [items...]}`` as JSON on stdout, one item per line as each comes (flat memory)."""
+    import json
+
     inner = json.dumps(head, indent=2, default=str)[1:-1].rstrip()  # the head's members, indented
     sys.stdout.write("{" + inner + ("," if head else "") + f"\n  {json.dumps(key)}: [")
     first = True

@@ -12,7 +12,7 @@ from workspace.errors import DamagedObjectError, UnknownRef
 from workspace.history import refs, trees
 from workspace.history.manifest import get_commit, manifest
 from workspace.repo import Repo
-from workspace.types import LsEntry
+from workspace.reports import LsEntry
 
 
 def ls(cat: Catalog, ref: str = "HEAD", pattern: str | None = None) -> list[LsEntry]:

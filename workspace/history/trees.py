@@ -10,8 +10,6 @@ those bytes.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Iterable, NamedTuple
 
 from catalog import history
@@ -22,24 +20,30 @@ from workspace.errors import InvalidArgument
 EMPTY_TREE = b"[]"
 
 
-class TreeEntry(NamedTuple):
-    """One entry of a directory."""
-
-    name: str
-    kind: str
-    id: str
-    size: int
-    mode: int
+# The functional form, for ws status's start-up: see catalog/statcache.py.
+TreeEntry = NamedTuple("TreeEntry", [
+    ("name", str),
+    ("kind", str),
+    ("id", str),
+    ("size", int),
+    ("mode", int),
+])
+TreeEntry.__doc__ = """One entry of a directory."""
 
 
 def encode_tree(entries: Iterable[TreeEntry]) -> tuple[str, bytes]:
     """Serialize a directory; returns (tree id, bytes)."""
+    import hashlib  # not at import: ws status reads trees, it does not encode them
+    import json
+
     data = json.dumps([list(e) for e in sorted(entries)], separators=(",", ":")).encode()
     return hashlib.sha256(data).hexdigest(), data
 
 
 def decode_tree(data: bytes) -> list[TreeEntry]:
     """Parse a serialized directory."""
+    import json  # not at import: a clean ws status decodes no tree
+
     return [TreeEntry(*e) for e in json.loads(data)]
 
 

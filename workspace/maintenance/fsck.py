@@ -11,7 +11,8 @@ from catalog.db import Catalog
 from workspace.history import trees
 from workspace.objects import packs
 from workspace.repo import Repo
-from workspace.types import FsckReport, Progress
+from workspace.reports import FsckReport
+from workspace.types import Progress
 
 
 def check_pack_file(path: str, pack_id: str, report: FsckReport, what: str = "pack",

@@ -32,7 +32,8 @@ from workspace.objects.packs import KIND_CHUNK
 from workspace.objects.store import StoreWriter
 from workspace.repo import Repo
 from workspace.tree.leftovers import remove_dead_temp_files
-from workspace.types import FsckReport, GcReport, Progress
+from workspace.reports import FsckReport, GcReport
+from workspace.types import Progress
 
 REWRITE_WASTE = 0.25  # rewrite a pack when at least this share of it is garbage
 

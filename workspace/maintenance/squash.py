@@ -24,7 +24,7 @@ from workspace.maintenance.gc import reach, collect, plan_prune, prune_roots
 from workspace.objects import history as objects
 from workspace.objects.packs import KIND_COMMIT
 from workspace.repo import Repo
-from workspace.types import GcReport
+from workspace.reports import GcReport
 
 
 def _chain(cat, tip: str) -> list[CommitRecord]:

@@ -1,8 +1,10 @@
-"""Whole-file SHA-256, streamed; kept apart from chunking so ``ws status`` does not import pyfastcdc."""
+"""Whole-file SHA-256, streamed; kept apart from chunking so ``ws status`` does not import pyfastcdc.
+
+hashlib (which loads OpenSSL) is imported by the functions: a clean ``ws status`` hashes nothing.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 
@@ -17,6 +19,8 @@ def hash_file(path: str | os.PathLike, block: int = 1 << 20) -> tuple[str, int]:
     A symbolic link is not followed (OSError ELOOP): one that replaced the
     file since it was walked is hashed as a link, by :func:`hash_link`, next time.
     """
+    import hashlib
+
     h = hashlib.sha256()
     size = 0
     with open(path, "rb", buffering=0, opener=no_follow) as f:
@@ -37,6 +41,8 @@ def hash_link(path: str | os.PathLike) -> tuple[str, int]:
     The link is read, never followed. OSError (EINVAL) when ``path`` is no
     longer a link.
     """
+    import hashlib
+
     target = os.readlink(os.fsencode(path))
     return hashlib.sha256(target).hexdigest(), len(target)
 
@@ -48,6 +54,8 @@ def release_digest(files) -> str:
     (they are sorted by path). The one definition, used for local releases
     and for records read from remotes.
     """
+    import hashlib
+
     h = hashlib.sha256()
     for path, file_id, size, mode in sorted(files, key=lambda f: f[0]):
         h.update(f"{path}\0{file_id}\0{size}\0{mode}\n".encode())

@@ -116,8 +116,22 @@ def decode(codec: int, payload: bytes, raw_length: int) -> bytes:
     if codec == CODEC_RAW:
         return bytes(payload)
     if codec == CODEC_ZSTD:
+        # the length in an entry header is not trusted with an allocation (a damaged or hostile pack
+        # could claim terabytes): the frame's own size must agree, else the output grows as it decodes
         try:
-            return zstandard.ZstdDecompressor().decompress(payload, max_output_size=raw_length)
+            size = zstandard.frame_content_size(payload)
+            if size >= 0:
+                if size != raw_length:
+                    raise PackError(f"chunk decodes to {size} bytes, its header says {raw_length}")
+                return zstandard.ZstdDecompressor().decompress(payload)
+            out = bytearray()
+            with zstandard.ZstdDecompressor().stream_reader(bytes(payload)) as reader:
+                while len(out) <= raw_length:
+                    piece = reader.read(min(1 << 20, raw_length + 1 - len(out)))
+                    if not piece:
+                        break
+                    out += piece
+            return bytes(out)
         except zstandard.ZstdError as exc:
             raise PackError(f"cannot decompress chunk: {exc}") from exc
     raise PackError(f"unknown codec {codec}")
@@ -393,6 +407,126 @@ def _check_entries(f: BinaryIO, limit: int, check: PackCheck, on_chunk) -> list[
         walked.append(entry)
         pos = entry.offset + entry.length
     return walked
+
+
+class PackStream:
+    """:func:`check_pack`'s checks on a pack as its bytes arrive, so a receiver never reads it back.
+
+    ``feed()`` the pieces in order (any sizes), then ``finish()``: True when
+    the ``total`` bytes are a sound pack whose id is ``pack_id`` (the header,
+    every entry header, every chunk decoded, of its length, with its SHA-256,
+    entries up to the footer index, which lists exactly them and hashes to the
+    id, and the trailer), with :attr:`entries` its entries. Raw payloads are
+    hashed piece by piece; a compressed payload is held whole, as check_pack
+    holds every payload, to be checked by :func:`verified_chunk`. False says
+    only that something is wrong: run :func:`check_pack` on the stored bytes
+    to learn what (it stays the one verifier that explains).
+
+    Where the entries end needs no look ahead: after k entries, the rest of a
+    sound pack is its footer exactly when the bytes left are k index records
+    and the trailer, which cannot happen before the last entry.
+    """
+
+    def __init__(self, total: int, pack_id: str):
+        self.total, self.pack_id = total, pack_id
+        self.entries: list[PackEntry] = []
+        self.pos = 0  # bytes fed so far
+        self._buf = bytearray()
+        self._need = len(MAGIC)  # bytes the current state wants
+        self._state = "magic"  # magic, head, raw, payload, footer, done
+        self._entry: PackEntry | None = None
+        self._hash = None
+        self.sound = total >= len(MAGIC) + TRAILER.size
+
+    def feed(self, data) -> None:
+        """The next bytes of the pack."""
+        view = memoryview(data)
+        while len(view) and self.sound:
+            if self._state == "done":
+                self.sound = False  # more bytes than the pack's own structure says
+                return
+            if self._state == "raw":  # hashed as it comes, never held
+                take = min(self._need, len(view))
+                self._hash.update(view[:take])
+                self._need -= take
+                self.pos += take
+                view = view[take:]
+                if not self._need:
+                    self._raw_done()
+                continue
+            take = min(self._need - len(self._buf), len(view))
+            self._buf += view[:take]
+            self.pos += take
+            view = view[take:]
+            if len(self._buf) == self._need:
+                block = bytes(self._buf)
+                self._buf.clear()
+                self._complete(block)
+
+    def finish(self) -> bool:
+        """Whether the bytes fed are a sound pack of ``total`` bytes with id ``pack_id``."""
+        return self.sound and self._state == "done" and self.pos == self.total
+
+    def _complete(self, block: bytes) -> None:
+        if self._state == "magic":
+            if block != MAGIC:
+                self.sound = False
+            else:
+                self._next()
+        elif self._state == "head":
+            try:
+                entry = _entry_at(block, self.pos - ENTRY.size, self.total - TRAILER.size)
+            except PackError:
+                self.sound = False
+                return
+            self._entry = entry
+            if entry.codec == CODEC_RAW and entry.length:
+                self._state, self._need, self._hash = "raw", entry.length, hashlib.sha256()
+                if entry.raw_length != entry.length:
+                    self.sound = False
+            elif entry.length:
+                self._state, self._need = "payload", entry.length
+            else:
+                self._payload_done(b"")
+        elif self._state == "payload":
+            self._payload_done(block)
+        elif self._state == "footer":
+            self._footer(block)
+
+    def _payload_done(self, payload: bytes) -> None:
+        e = self._entry
+        try:
+            verified_chunk(e.id, e.codec, payload, e.raw_length)
+        except PackError:
+            self.sound = False
+            return
+        self.entries.append(e)
+        self._next()
+
+    def _raw_done(self) -> None:
+        if self._hash.hexdigest() != self._entry.id:
+            self.sound = False
+            return
+        self.entries.append(self._entry)
+        self._next()
+
+    def _next(self) -> None:
+        left = self.total - self.pos
+        footer = len(self.entries) * INDEX.size + TRAILER.size
+        if left == footer:
+            self._state, self._need = "footer", footer
+        elif left < footer + ENTRY.size + INDEX.size:  # no room for one more entry and its index record
+            self.sound = False
+        else:
+            self._state, self._need = "head", ENTRY.size
+
+    def _footer(self, block: bytes) -> None:
+        raw, trailer = block[:-TRAILER.size], block[-TRAILER.size:]
+        idx_off, count, magic = TRAILER.unpack(trailer)
+        self._state = "done"
+        self.sound = (magic == TRAILER_MAGIC and idx_off == self.total - len(block) and count == len(self.entries)
+                      and parse_index(raw, count) == self.entries
+                      and hashlib.sha256(raw).hexdigest() == self.pack_id)
 
 
 def verify_pack(path: str, pack_id: str | None = None) -> list[PackEntry]:

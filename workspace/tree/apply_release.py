@@ -51,6 +51,7 @@ def plan_files(repo: Repo, files: list[dict], force: bool, what: str) -> TreePla
     head = head_manifest(repo.catalog) if refs.read_head(repo.catalog)[1] else {}
     ids, stats = working_ids(repo, head=head)
     writes, conflicts, unchanged = [], [], 0
+    folders: dict[str, set[str]] = {}
     for f in files:
         path, mode = f["path"], f.get("mode", 0o644)
         have, base = ids.get(path), head.get(path)
@@ -60,7 +61,7 @@ def plan_files(repo: Repo, files: list[dict], force: bool, what: str) -> TreePla
         # clean: as HEAD has it, content and kind (a file turned into a link of the same text is a change)
         clean = (have is None and base is None) or (
             base is not None and have == base.file_id and stats[path].mode == base.mode)
-        if have is None and os.path.isdir(os.path.join(repo.root, path)):
+        if have is None and _is_folder(str(repo.root), path, folders):
             clean = False  # a folder stands where the release has a file: only --force replaces it
         if not clean and not force:
             conflicts.append(path)
@@ -70,6 +71,31 @@ def plan_files(repo: Repo, files: list[dict], force: bool, what: str) -> TreePla
     if conflicts:
         raise dirty_error(sorted(conflicts), what)
     return TreePlan(writes, unchanged, head, ids)
+
+
+def _is_folder(root: str, path: str, folders: dict[str, set[str]]) -> bool:
+    """``os.path.isdir(root/path)``, from one listing per parent folder (``folders`` caches them).
+
+    A clone asked this of every file of the release, one stat each (8,000 of them for ``mixed``,
+    a tenth of its time on a busy disk); the parent folders are far fewer, and in a new clone
+    none exists yet.
+    """
+    parent, _, name = path.rpartition("/")
+    names = folders.get(parent)
+    if names is None:
+        names = set()
+        try:
+            with os.scandir(os.path.join(root, parent) if parent else root) as it:
+                for entry in it:
+                    try:
+                        if entry.is_dir():  # follows a link, as os.path.isdir does
+                            names.add(entry.name)
+                    except OSError:
+                        continue
+        except OSError:  # no such folder (or not one): nothing in it is a folder
+            pass
+        folders[parent] = names
+    return name in names
 
 
 def file_parents(files: list[dict], paths: set[str]) -> list[str]:

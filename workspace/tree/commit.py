@@ -23,7 +23,8 @@ from workspace.objects.store import StoreWriter
 from workspace.repo import Repo
 from workspace.tree.ignore import IgnoreRules
 from workspace.tree.scan import FileStat, add_tracked, classify, under_any, walk
-from workspace.types import LINK_MODE, CommitResult, Progress
+from workspace.reports import CommitResult
+from workspace.types import LINK_MODE, Progress
 
 
 def commit(repo: Repo, message: str, paths: list[str] | None = None, *, progress: Progress | None = None,

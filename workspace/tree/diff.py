@@ -13,7 +13,8 @@ from workspace.history.manifest import get_commit, manifest
 from workspace.history.read import iter_read, ls
 from workspace.repo import Repo
 from workspace.tree.scan import working_ids
-from workspace.types import LINK_MODE, Commit, Diff, DiffEntry
+from workspace.reports import Diff, DiffEntry
+from workspace.types import LINK_MODE, Commit
 
 TEXT_LIMIT = 1 << 20  # larger files get no line diff
 

@@ -15,9 +15,7 @@ does not overlap across Python threads, but it does across processes.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import signal
 import stat as statmod
 import threading
 from array import array
@@ -28,9 +26,15 @@ from workspace.types import LINK_MODE
 Listing = tuple[list[str], list[int]]  # names; flat (size, mtime_ns, ino, mode) per name
 
 
+try:  # hashlib.blake2b is this very constructor; importing hashlib would load OpenSSL (~10 M instructions)
+    from _blake2 import blake2b as _blake2b
+except ImportError:  # pragma: no cover - a Python built without its own BLAKE2
+    from hashlib import blake2b as _blake2b
+
+
 def digest(names: list[str], ints: list[int]) -> bytes:
     """The 16-byte digest of one folder's listing."""
-    h = hashlib.blake2b(digest_size=16)
+    h = _blake2b(digest_size=16)
     h.update("\0".join(names).encode("utf-8", "surrogateescape"))
     try:
         h.update(array("Q", ints).tobytes())
@@ -158,7 +162,8 @@ class DirWalk:
     result's ``detail`` holds the listings of every other folder that has files.
     """
 
-    CHILD_SHARE = (0, 2, 3)  # of every 5 top-level folders the helper takes 3
+    CHILD_SHARE = 0.6  # of the work (folders, as ``known`` counts them) the helper takes 3/5
+    MAX_SPLITS = 4  # folders listed here to cut a dominant one into smaller units
 
     def __init__(self, root: str, rules: IgnoreRules, known: dict[str, bytes] | None = None,
                  parallel: bool = False):
@@ -169,11 +174,13 @@ class DirWalk:
         self.linked: set[str] = set()  # folders with a file of several hard links
         self.pid = None
         tops = self._root_level(root)
-        if not parallel or len(tops) < 2 or threading.active_count() > 1 or not hasattr(os, "fork"):
+        if not parallel or threading.active_count() > 1 or not hasattr(os, "fork"):
             self.mine, self.theirs = tops, []
             return
-        self.theirs = [t for i, t in enumerate(tops) if i % 5 in self.CHILD_SHARE]
-        self.mine = [t for i, t in enumerate(tops) if i % 5 not in self.CHILD_SHARE]
+        self.theirs, self.mine = self._split(tops)
+        if not self.theirs or not self.mine:
+            self.mine, self.theirs = self.mine + self.theirs, []
+            return
         self.rfd, wfd = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:
@@ -185,6 +192,50 @@ class DirWalk:
         tops: list[tuple[str, str]] = []
         _record("", _list_dir(root, "", self.rules, tops, self.linked), self.known, self.digests, self.detail)
         return tops
+
+    def _split(self, units: list[tuple[str, str]]) -> tuple[list, list]:
+        """(the helper's folders, ours), about CHILD_SHARE of the work for the helper.
+
+        A folder's weight is how many folders at or below it ``known`` holds (plus one), so a
+        tree whose files sit under a few big folders (a site-packages, one ``data/``) is
+        shared by size, not by count; a folder holding more than the helper's share is
+        listed here and its subfolders shared instead (at most MAX_SPLITS times).
+        """
+        import bisect
+
+        keys = sorted(self.known)
+
+        def weight(unit: tuple[str, str]) -> int:
+            rel = unit[1]
+            below = bisect.bisect_left(keys, rel + "0") - bisect.bisect_left(keys, rel + "/")  # "0" follows "/"
+            return 1 + below
+
+        weights = {u: weight(u) for u in units}
+        for _ in range(self.MAX_SPLITS):
+            if not units:
+                break
+            big = max(units, key=weights.__getitem__)
+            if weights[big] <= self.CHILD_SHARE * sum(weights.values()):
+                break
+            units = [u for u in units if u != big]
+            del weights[big]
+            below: list[tuple[str, str]] = []
+            _record(big[1], _list_dir(big[0], big[1], self.rules, below, self.linked), self.known, self.digests,
+                    self.detail)
+            for u in below:
+                weights[u] = weight(u)
+            units += below
+        theirs: list[tuple[str, str]] = []
+        mine: list[tuple[str, str]] = []
+        load_theirs = load_mine = 0
+        for u in sorted(units, key=weights.__getitem__, reverse=True):
+            if load_theirs * (1 - self.CHILD_SHARE) <= load_mine * self.CHILD_SHARE:
+                theirs.append(u)
+                load_theirs += weights[u]
+            else:
+                mine.append(u)
+                load_mine += weights[u]
+        return theirs, mine
 
     def _child(self, wfd: int) -> None:
         code = 0
@@ -242,6 +293,8 @@ class DirWalk:
         pid, self.pid = self.pid, None
         os.close(self.rfd)  # a helper still writing gets EPIPE and exits
         if kill:
+            import signal  # not at import (its enums cost ~3 M instructions): only a failed walk kills
+
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -37,13 +37,14 @@ def is_racy(mtime_ns: int, recorded_ns: int) -> bool:
     return mtime_ns >= recorded_ns - window
 
 
-class FileStat(NamedTuple):
-    """What the walk saw of one working file (a plain tuple, so snapshots compare at C speed)."""
-
-    size: int
-    mtime_ns: int
-    ino: int
-    mode: int  # 0o755 when executable, 0o644, or 0o120000 for a symbolic link (its own lstat)
+# The functional form, for ws status's start-up: see catalog/statcache.py.
+FileStat = NamedTuple("FileStat", [
+    ("size", int),
+    ("mtime_ns", int),
+    ("ino", int),
+    ("mode", int),  # 0o755 when executable, 0o644, or 0o120000 for a symbolic link (its own lstat)
+])
+FileStat.__doc__ = """What the walk saw of one working file (a plain tuple, so snapshots compare at C speed)."""
 
 
 def file_mode(st_mode: int) -> int:

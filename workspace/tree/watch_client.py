@@ -1,4 +1,4 @@
-"""Talking to a running ``ws watch`` over its Unix socket (standard library only: on the status path).
+"""Talking to a running ``ws watch`` over its Unix socket (standard library only, imported lazily: on the status path).
 
 Status asks one question: "what changed since (epoch, seq)?". The watcher
 answers only after a barrier (see workspace.tree.watcher), so the answer
@@ -8,10 +8,8 @@ out or gets a malformed answer is no answer: status then walks everything.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import NamedTuple
 
 SOCKET = "sock"
 LOCK = "lock"
@@ -21,13 +19,20 @@ TIMEOUT_S = 10.0  # a watcher this slow to answer is treated as absent: status w
 FULL_SCAN_ENV = "WS_STATUS_FULL_SCAN"  # "1": status walks everything even when a watcher vouches
 
 
-class WatchAnswer(NamedTuple):
-    """A watcher's answer: its epoch and sequence number now, and whether (and what) it vouches for."""
+class WatchAnswer:
+    """A watcher's answer: its epoch and sequence number now, and whether (and what) it vouches for.
 
-    epoch: str
-    seq: int
-    vouch: bool
-    dirty: list  # [folder, whole sub-tree?] pairs, when it vouches
+    A plain class: a NamedTuple's string annotations would make typing compile() them at import,
+    which a clean status avoids (tests/test_architecture.py).
+    """
+
+    __slots__ = ("epoch", "seq", "vouch", "dirty")
+
+    def __init__(self, epoch, seq, vouch, dirty):
+        self.epoch = epoch  # str
+        self.seq = seq  # int
+        self.vouch = vouch  # bool
+        self.dirty = dirty  # [folder, whole sub-tree?] pairs, when it vouches
 
 
 class SocketAddress:
@@ -50,6 +55,7 @@ def ask(watch_dir: Path, message: dict, timeout: float = TIMEOUT_S) -> dict | No
     """Send one request, return the decoded answer, or None when no watcher answers."""
     if not os.path.exists(watch_dir / SOCKET):
         return None
+    import json  # only with a watcher: a clean status without one imports neither (see test_architecture)
     import socket
 
     addr = None
