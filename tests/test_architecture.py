@@ -120,7 +120,7 @@ SLOW = ("typer", "sqlmodel", "sqlalchemy", "fsspec", "boto3", "yaml", "keyring",
         # loads OpenSSL; folder digests use _blake2 directly) and builds no dataclass (inspect)
         "tomllib", "hashlib", "_hashlib", "dataclasses", "inspect", "shutil", "rich",
         # ...prints no JSON, reads no commit row, kills no helper
-        "json", "signal")
+        "json", "signal", "watchdog")
 
 
 def test_ws_status_imports_no_slow_library(ws, tmp_path):

@@ -234,6 +234,41 @@ class Workspace(Repo):
         st.remotes = remote_rows(self.config, self.catalog)
         return st
 
+    # -- ws watch -------------------------------------------------------------------------
+    def watch(self, ready_fd: int | None = None, on_ready=None) -> None:
+        """``ws watch``: watch the working tree in this process until stopped (SIGTERM, Ctrl-C, ``ws watch --stop``).
+
+        ``on_ready(state)`` is called once every folder is watched.
+        """
+        from workspace.tree.watchd import serve
+
+        serve(self.root, ready_fd, on_ready)
+
+    def watch_start(self) -> dict:
+        """``ws watch --daemon``: start the watcher in the background; its state once it watches everything."""
+        from workspace.tree.watchd import start_daemon
+
+        return start_daemon(self.root)
+
+    def watch_stop(self) -> dict:
+        """``ws watch --stop``: stop the running watcher and wait for it to exit (``{"stopped": pid or None}``)."""
+        from workspace.tree.watchd import stop
+
+        return stop(self.layout)
+
+    def watch_info(self) -> dict:
+        """``ws watch --status``: whether a watcher runs, and its pid, epoch, start time, folders watched..."""
+        from workspace.tree.watchd import info
+
+        return info(self.layout)
+
+    def watch_run(self, spec: str, params: list[str] | None = None, *, backend: str | None = None,
+                  settle: float = 0.3, rounds: int | None = None, cwd: str | None = None):
+        """``ws watch --run SPEC``: run a spec now and again whenever its inputs change; yields a summary per round."""
+        from workspace.jobs.watch_run import watch_run
+
+        return watch_run(self, spec, params, backend, settle=settle, rounds=rounds, cwd=cwd)
+
     def working_ids(self, under: list[str] | None = None, progress: Progress | None = None,
                     head: dict | None = None) -> tuple[dict[str, str], dict]:
         """Content ids of the working files (optionally below ``under`` prefixes) and their stats.

@@ -133,3 +133,18 @@ class SymlinksNotSupported(WorkspaceError):
     """Symbolic links to write (a release, a commit) on a system that cannot create them; nothing is written."""
 
     exit_code = 1
+
+
+class WatcherRunning(WorkspaceBusy):
+    """``ws watch`` where a watcher already runs for this workspace (one per workspace)."""
+
+    exit_code = 7
+
+
+class WatchUnavailable(WorkspaceError):
+    """The watcher cannot start here: no inotify (not Linux), or the inotify watch limit is reached.
+
+    ``ws status`` is unaffected: without a watcher it scans the whole tree.
+    """
+
+    exit_code = 1

@@ -79,6 +79,11 @@ class Layout:
         return self.ws_dir / "releases"
 
     @property
+    def watch_dir(self) -> Path:
+        """``ws watch``'s lock (holding the daemon's pid), socket, log and barrier folder."""
+        return self.ws_dir / "watch"
+
+    @property
     def tree_tmp_dir(self) -> Path:
         """Notes of the folders where each writer puts ``.ws-tmp-`` files (one file per writer)."""
         return self.ws_dir / "tree-tmp"

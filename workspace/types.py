@@ -50,13 +50,14 @@ class Status(_Record):
 
     def __init__(self, branch: str | None, head: str | None, added: list[str] | None = None,
                  modified: list[str] | None = None, deleted: list[str] | None = None,
-                 remotes: list[dict] | None = None) -> None:
+                 remotes: list[dict] | None = None, scan: str = "full") -> None:
         self.branch = branch
         self.head = head
         self.added: list[str] = [] if added is None else added
         self.modified: list[str] = [] if modified is None else modified
         self.deleted: list[str] = [] if deleted is None else deleted
         self.remotes: list[dict] = [] if remotes is None else remotes
+        self.scan = scan  # "watch": only what `ws watch` reported changed was read; not in equality or to_dict
 
     @property
     def clean(self) -> bool:

@@ -17,6 +17,14 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def emit_json_line(obj: Any) -> None:
+    """Print ``obj`` as one line of JSON and flush (JSON Lines, for commands that report as they go)."""
+    import json
+
+    sys.stdout.write(json.dumps(obj, default=str) + "\n")
+    sys.stdout.flush()
+
+
 def emit_json_stream(head: dict, key: str, items: Iterable[Any]) -> None:
     """Print ``{**head, key: [items...]}`` as JSON on stdout, one item per line as each comes (flat memory)."""
     import json

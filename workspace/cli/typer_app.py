@@ -68,7 +68,7 @@ def _root(
 
 
 # each module registers its commands; this order is the order of `ws --help`
-from workspace.cli import files, releases, remotes, backends, jobs, run, serve  # noqa: E402,F401,I001
+from workspace.cli import files, releases, remotes, backends, jobs, run, serve, watch  # noqa: E402,F401,I001
 
 
 @app.command()

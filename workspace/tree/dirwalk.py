@@ -68,8 +68,12 @@ def _utf8_only(names: list[str], ints: list[int]) -> Listing:
     return keep_names, keep_ints
 
 
-def _list_dir(top: str, rel: str, rules: IgnoreRules, subdirs: list) -> Listing | None:
-    """One folder's regular files and symlinks as a listing; its subfolders are appended to ``subdirs``."""
+def _list_dir(top: str, rel: str, rules: IgnoreRules, subdirs: list, linked: set | None = None) -> Listing | None:
+    """One folder's regular files and symlinks as a listing; its subfolders are appended to ``subdirs``.
+
+    A folder holding a file with several hard links is added to ``linked``: a
+    write through another name changes the file without an event here.
+    """
     check_files = rules.has_patterns
     lstat = os.lstat
     S_ISREG = statmod.S_ISREG
@@ -94,6 +98,8 @@ def _list_dir(top: str, rel: str, rules: IgnoreRules, subdirs: list) -> Listing 
                 continue
             mode = st.st_mode
             if S_ISREG(mode):
+                if st.st_nlink > 1 and linked is not None:
+                    linked.add(rel)
                 mode = 0o755 if mode & 0o111 else 0o644
             elif S_ISLNK(mode):  # a link is an entry of its own (its target text), never followed
                 mode = LINK_MODE
@@ -124,11 +130,11 @@ def _record(rel: str, listing: Listing | None, known: dict[str, bytes], digests:
 
 
 def _walk(stack: list[tuple[str, str]], rules: IgnoreRules, known: dict[str, bytes],
-          digests: dict[str, bytes], detail: dict[str, Listing]) -> None:
+          digests: dict[str, bytes], detail: dict[str, Listing], linked: set | None = None) -> None:
     """Walk folders from ``stack`` ((absolute path, relative path) pairs) and everything below."""
     while stack:
         top, rel = stack.pop()
-        _record(rel, _list_dir(top, rel, rules, stack), known, digests, detail)
+        _record(rel, _list_dir(top, rel, rules, stack, linked), known, digests, detail)
 
 
 def listings(top: str, rel: str, rules: IgnoreRules) -> dict[str, Listing]:
@@ -165,6 +171,7 @@ class DirWalk:
         self.known = known or {}
         self.digests: dict[str, bytes] = {}
         self.detail: dict[str, Listing] = {}
+        self.linked: set[str] = set()  # folders with a file of several hard links
         self.pid = None
         tops = self._root_level(root)
         if not parallel or threading.active_count() > 1 or not hasattr(os, "fork"):
@@ -183,7 +190,7 @@ class DirWalk:
     def _root_level(self, root: str) -> list[tuple[str, str]]:
         """List the root folder itself; its subfolders become the work to share."""
         tops: list[tuple[str, str]] = []
-        _record("", _list_dir(root, "", self.rules, tops), self.known, self.digests, self.detail)
+        _record("", _list_dir(root, "", self.rules, tops, self.linked), self.known, self.digests, self.detail)
         return tops
 
     def _split(self, units: list[tuple[str, str]]) -> tuple[list, list]:
@@ -213,7 +220,8 @@ class DirWalk:
             units = [u for u in units if u != big]
             del weights[big]
             below: list[tuple[str, str]] = []
-            _record(big[1], _list_dir(big[0], big[1], self.rules, below), self.known, self.digests, self.detail)
+            _record(big[1], _list_dir(big[0], big[1], self.rules, below, self.linked), self.known, self.digests,
+                    self.detail)
             for u in below:
                 weights[u] = weight(u)
             units += below
@@ -237,9 +245,10 @@ class DirWalk:
             os.close(self.rfd)
             digests: dict[str, bytes] = {}
             detail: dict[str, Listing] = {}
-            _walk(list(self.theirs), self.rules, self.known, digests, detail)
+            linked: set[str] = set()
+            _walk(list(self.theirs), self.rules, self.known, digests, detail, linked)
             with os.fdopen(wfd, "wb") as f:
-                f.write(marshal.dumps((digests, detail)))
+                f.write(marshal.dumps((digests, detail, linked)))
         except BaseException:
             code = 1
         os._exit(code)
@@ -251,7 +260,7 @@ class DirWalk:
         the walk raises (an unreadable folder), so no zombie or pipe is left.
         """
         try:
-            _walk(list(self.mine), self.rules, self.known, self.digests, self.detail)
+            _walk(list(self.mine), self.rules, self.known, self.digests, self.detail, self.linked)
             data = self._read_helper()
         except BaseException:
             self._reap(kill=True)  # its result is no longer wanted; do not wait for its walk
@@ -260,11 +269,12 @@ class DirWalk:
         if status == 0 and data:
             import marshal
 
-            digests, detail = marshal.loads(data)
+            digests, detail, linked = marshal.loads(data)
             self.digests.update(digests)
             self.detail.update(detail)
+            self.linked.update(linked)
         elif self.theirs:  # no helper, or it failed: do its share here
-            _walk(list(self.theirs), self.rules, self.known, self.digests, self.detail)
+            _walk(list(self.theirs), self.rules, self.known, self.digests, self.detail, self.linked)
         return self.digests, self.detail
 
     def _read_helper(self) -> bytes:
@@ -291,3 +301,64 @@ class DirWalk:
                 pass
         _, status = os.waitpid(pid, 0)
         return status
+
+
+def relist(root: str, rules: IgnoreRules, known: dict[str, bytes], others: list[str],
+           dirty: list) -> tuple[dict[str, bytes], dict[str, Listing], set[str]]:
+    """What :class:`DirWalk` would return, walking only what a watcher says may have changed.
+
+    ``known``: digests of the folders proved clean at the snapshot; each is
+    taken as it was unless it is dirty. ``others``: the snapshot's other
+    folders with files, always listed again. ``dirty``: [folder, whole
+    sub-tree?] pairs from the watcher; a folder is listed alone, a sub-tree
+    walked. Folders that are ignored, below a symbolic link or gone give nothing.
+    Returns the digests, the listings not matching ``known``, and the folders
+    listed that hold a file with several hard links.
+    """
+    subtrees = sorted({d for d, sub in dirty if sub})
+    subtrees = [d for i, d in enumerate(subtrees) if not any(_below(d, s) for s in subtrees[:i])]
+
+    def in_subtree(d: str) -> bool:
+        return any(_below(d, s) for s in subtrees)
+
+    digests = {d: dg for d, dg in known.items() if not in_subtree(d)}
+    detail: dict[str, Listing] = {}
+    linked: set[str] = set()
+    visible = _Visible(root, rules)
+    for d in sorted(set(others) | {d for d, sub in dirty if not sub}):
+        if in_subtree(d):
+            continue
+        digests.pop(d, None)
+        if visible(d):
+            _record(d, _list_dir(os.path.join(root, d) if d else root, d, rules, [], linked), known, digests,
+                    detail)
+    for s in subtrees:
+        if visible(s):
+            _walk([(os.path.join(root, s) if s else root, s)], rules, known, digests, detail, linked)
+    return digests, detail, linked
+
+
+def _below(d: str, top: str) -> bool:
+    return not top or d == top or d.startswith(top + "/")
+
+
+class _Visible:
+    """Whether the full walk would reach a folder: every part a real folder (not a link), none ignored."""
+
+    def __init__(self, root: str, rules: IgnoreRules):
+        self.root = root
+        self.rules = rules
+        self.seen: dict[str, bool] = {"": True}
+
+    def __call__(self, d: str) -> bool:
+        if d in self.seen:
+            return self.seen[d]
+        parent, _, name = d.rpartition("/")
+        ok = self(parent) and _is_utf8(name) and not self.rules.ignored_dir(d, name)
+        if ok:
+            try:
+                ok = statmod.S_ISDIR(os.lstat(os.path.join(self.root, d)).st_mode)
+            except OSError:
+                ok = False
+        self.seen[d] = ok
+        return ok

@@ -11,6 +11,14 @@ blob and 2,000 digest comparisons.
 
 The snapshot is tied to a generation counter that every write to the caches
 bumps (catalog.statcache), so a stale snapshot is never used.
+
+With ``ws watch`` running, even the walk is skipped: the snapshot also
+remembers the watcher's epoch and sequence number (asked, after a barrier,
+*before* the walk it describes), and the next status asks the watcher which
+folders changed since then and lists only those (and the folders that were
+not clean, or hold a file with several hard links: a write through another
+name has no event in this folder). Any doubt (no watcher, another epoch, no answer) means the full
+walk, so the answer is the same either way.
 """
 
 from __future__ import annotations
@@ -22,12 +30,13 @@ from catalog.errors import CatalogBusy, CatalogFull, CatalogReadOnly
 from workspace.history import refs
 from workspace.history.manifest import head_manifest
 from workspace.repo import Repo
-from workspace.tree.dirwalk import DirWalk, flatten as _paths
+from workspace.tree import watch_client
+from workspace.tree.dirwalk import DirWalk, flatten as _paths, relist
 from workspace.tree.ignore import IgnoreRules
 from workspace.tree.scan import FileStat, add_tracked, classify, hash_pending, is_racy
 from workspace.types import Progress, Status
 
-_SNAPSHOT_FORMAT = 3  # 3: folder digests cover symbolic links too (2 saw regular files only)
+_SNAPSHOT_FORMAT = 4  # 4: + the other folders with files and the watcher's (epoch, seq); 3: links too
 _PARALLEL_MIN_DIRS = 200  # below this a forked helper costs more than it saves
 
 
@@ -37,18 +46,27 @@ def compute_status(repo: Repo, progress: Progress | None = None) -> Status:
     branch, head = refs.read_head(cat)
     manifest_commit, gen, blob = statcache.load_snapshot(cat)
     snap = _decode(blob) if blob is not None and manifest_commit == head and head else None
-    clean, tracked_dirs = snap if snap else ({}, None)
+    clean, tracked_dirs, others, w_epoch, w_seq = snap if snap else ({}, None, [], None, 0)
+    watch = watch_client.changes_since(repo.layout.watch_dir, repo.root, w_epoch, w_seq)
     rules = IgnoreRules(repo.root)
-    digests, detail = DirWalk(str(repo.root), rules, clean, parallel=len(clean) >= _PARALLEL_MIN_DIRS).finish()
+    if snap and watch is not None and watch.vouch:
+        digests, detail, linked = relist(str(repo.root), rules, clean, others, watch.dirty)
+        scan = "watch"
+    else:
+        walk = DirWalk(str(repo.root), rules, clean, parallel=len(clean) >= _PARALLEL_MIN_DIRS)
+        digests, detail = walk.finish()
+        linked = walk.linked
+        scan = "full"
     if head is None:
-        return Status(branch, None, added=sorted(_paths(detail)))
+        return Status(branch, None, added=sorted(_paths(detail)), scan=scan)
     full = None
     if tracked_dirs is None:  # no usable snapshot: everything is in scope
         full = head_manifest(cat)
         tracked_dirs = {p.rpartition("/")[0] for p in full}
     vanished = [d for d in tracked_dirs if d not in digests]
-    if not detail and not vanished:
-        return Status(branch, head)
+    mark = (watch.epoch, watch.seq) if watch is not None else (None, 0)
+    if not detail and not vanished and (mark == (w_epoch, w_seq) or (scan == "watch" and not watch.dirty)):
+        return Status(branch, head, scan=scan)  # the snapshot still says it all
     scope = set(detail) | set(vanished)
     if full is not None:
         manifest = {p: e for p, e in full.items() if p.rpartition("/")[0] in scope}
@@ -59,7 +77,7 @@ def compute_status(repo: Repo, progress: Progress | None = None) -> Status:
     cache = statcache.stat_entries(cat, list(walked)) if full is None else statcache.load_stat_cache(cat)
     ids, todo = classify(walked, cache)
     updates = hash_pending(repo.root, walked, todo, ids, progress)
-    st = Status(branch, head)
+    st = Status(branch, head, scan=scan)
     for path, fid in ids.items():
         m = manifest.get(path)
         if m is None:
@@ -73,7 +91,8 @@ def compute_status(repo: Repo, progress: Progress | None = None) -> Status:
     new_clean = {d: dg for d, dg in digests.items() if d not in detail and clean.get(d) == dg}
     new_clean.update(_proved_clean(detail, digests, ids, manifest, cache, updates))
     deletes = [p for p in cache if p not in walked] if full is not None else []
-    _save(repo, gen, updates, deletes, new_clean, sorted(tracked_dirs))
+    others = sorted({d for d in digests if d not in new_clean} | linked)  # hard links: listed every time
+    _save(repo, gen, updates, deletes, (_SNAPSHOT_FORMAT, new_clean, sorted(tracked_dirs), others, *mark))
     return st
 
 
@@ -103,16 +122,16 @@ def _proved_clean(detail, digests, ids, manifest, cache, updates) -> dict[str, b
 
 
 def _decode(blob: bytes):
+    """(clean digests, folders HEAD has files in, other folders with files, watcher epoch, seq) or None."""
     try:
-        fmt, clean, tracked_dirs = marshal.loads(blob)
+        fmt, clean, tracked_dirs, others, epoch, seq = marshal.loads(blob)
     except (ValueError, EOFError, TypeError):
         return None
-    return (clean, set(tracked_dirs)) if fmt == _SNAPSHOT_FORMAT else None
+    return (clean, set(tracked_dirs), others, epoch, seq) if fmt == _SNAPSHOT_FORMAT else None
 
 
-def _save(repo: Repo, gen: int, updates: dict, deletes: list[str], clean: dict[str, bytes],
-          tracked_dirs: list[str]) -> None:
-    blob = marshal.dumps((_SNAPSHOT_FORMAT, clean, tracked_dirs))
+def _save(repo: Repo, gen: int, updates: dict, deletes: list[str], snapshot: tuple) -> None:
+    blob = marshal.dumps(snapshot)
     try:
         statcache.update_with_snapshot(repo.catalog, gen, updates, deletes, blob)
     except (CatalogBusy, CatalogReadOnly, CatalogFull):
