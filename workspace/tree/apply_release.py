@@ -178,6 +178,9 @@ class _TreeWriter:
                     del self.missing[i]
                     self._ready(self.order[i])
         self._flush()
+        for fut in self.futures:  # a file that failed stops the download now, not after it
+            if fut.done() and fut.exception() is not None:
+                raise fut.exception()
 
     def stage_rest(self) -> None:
         """Stage what is still waiting (its missing chunk is then reported) and wait for every file."""
