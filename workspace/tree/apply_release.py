@@ -254,7 +254,8 @@ def _stage_one(repo: Repo, f: dict, dest: str, locs: dict) -> tuple[str, os.stat
     info = q.FileInfo(f["id"], f["size"], f["chunks"])
     try:
         # every chunk was verified as it entered the store (fetched, adopted, or committed earlier)
-        tmp = repo.store.stage_file(info, dest, f.get("mode", 0o644), locs, chunks_verified=True)
+        # the caller syncs the file system once at the end: big files start their write-back now
+        tmp = repo.store.stage_file(info, dest, f.get("mode", 0o644), locs, chunks_verified=True, write_back=True)
     except DamagedObject as exc:
         raise DamagedObjectError(f"cannot write '{f['path']}': {exc}") from exc
     st = os.lstat(tmp)  # a symlink's own stat, as the walk sees it
