@@ -145,3 +145,32 @@ def test_a_clone_killed_while_staging_files_during_the_download_resumes_without_
     assert not [p for p in copy.rglob(".ws-tmp-*")]
     st = json.loads(run_ws(copy, "status", "--json", check=True).stdout)
     assert st["added"] == st["modified"] == st["deleted"] == []
+
+
+def test_the_files_are_synced_after_they_are_in_place_and_before_the_catalog_records_them(remote, tmp_path,
+                                                                                           monkeypatch):
+    import sqlite3
+
+    import workspace.releases.exchange as exchange
+
+    url, files = remote
+    seen: list[tuple[dict, int, int]] = []
+    real = exchange.sync_file_system
+
+    def spy(path: str) -> None:
+        root = Path(path)
+        with sqlite3.connect(f"file:{root / '.ws' / 'catalog.db'}?mode=ro", uri=True) as conn:
+            releases = conn.execute("SELECT count(*) FROM releases").fetchone()[0]
+            cached = conn.execute("SELECT count(*) FROM stat_cache").fetchone()[0]
+        seen.append((_working_files(root), releases, cached))
+        real(path)
+
+    monkeypatch.setattr(exchange, "sync_file_system", spy)
+    copy = Workspace.clone(str(url), "ds", tmp_path / "copy")
+    try:
+        [(in_place, releases, cached)] = seen  # one sync per clone
+        assert in_place == files  # every file under its real name...
+        assert releases == 0 and cached == 0  # ...and nothing recorded yet
+        assert [r.version for r in copy.releases.list()] == ["1.0.0"]
+    finally:
+        copy.close()
