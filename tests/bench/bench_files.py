@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-MAKE = Path(os.environ.get("WS_BENCH_MAKE", REPO.parent / "shared/bench/make_dataset.py"))
+MAKE = Path(os.environ.get("WS_BENCH_MAKE", REPO / "tests/bench/make_dataset.py"))
 
 
 def ws_cmd() -> list[str]:

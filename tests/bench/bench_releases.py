@@ -16,8 +16,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-DATASET = "/work/shared/bench/make_dataset.py"
+DATASET = str(Path(__file__).with_name("make_dataset.py"))
 
 
 def timed(label, fn, rows):

@@ -33,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
-MAKE = Path(os.environ.get("WS_BENCH_MAKE", REPO.parent / "shared/bench/make_dataset.py"))
+MAKE = Path(os.environ.get("WS_BENCH_MAKE", REPO / "tests/bench/make_dataset.py"))
 PARTS = ("files", "big", "history")
 
 

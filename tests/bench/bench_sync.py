@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-MAKE = Path(os.environ.get("WS_BENCH_MAKE", "/work/shared/bench/make_dataset.py"))
+MAKE = Path(os.environ.get("WS_BENCH_MAKE", Path(__file__).with_name("make_dataset.py")))
 
 
 def ws_cmd() -> list[str]:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-MAKE = Path(os.environ.get("WS_BENCH_MAKE", REPO.parent / "shared/bench/make_dataset.py"))
+MAKE = Path(os.environ.get("WS_BENCH_MAKE", REPO / "tests/bench/make_dataset.py"))
 QUICK = {
     "bench_files.py": ["--many", "20000", "--skip-mixed"],
     "bench_sync.py": ["--skip-mixed", "--many", "20000"],
