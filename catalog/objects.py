@@ -84,6 +84,12 @@ def known_chunks(cat: Catalog, ids: Iterable[str]) -> set[str]:
     return _existing(cat, "chunks", ids)
 
 
+def chunk_ids_if_few(cat: Catalog, limit: int) -> set[str] | None:
+    """Every stored chunk id when there are at most ``limit`` of them, else None (one query)."""
+    rows = cat.conn.execute("SELECT id FROM chunks LIMIT ?", (limit + 1,)).fetchall()
+    return None if len(rows) > limit else {r[0] for r in rows}
+
+
 def has_chunk(cat: Catalog, chunk_id: str) -> bool:
     """Whether one chunk is stored locally (the hot path of dedup)."""
     return cat.conn.execute("SELECT 1 FROM chunks WHERE id=?", (chunk_id,)).fetchone() is not None

@@ -16,7 +16,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from catalog import objects as q
 from catalog import remotes as rq
@@ -85,8 +85,12 @@ def check_sizes(catalog: Catalog, remote: Remote, record: dict, workers: int = D
 
 
 def fetch_chunks(catalog: Catalog, store: ObjectStore, remote: Remote, chunk_ids: list[str], progress: ProgressFn | None = None,
-                 workers: int = DEFAULT_WORKERS) -> FetchResult:
-    """Download, verify and store ``chunk_ids``; packs and chunk rows are recorded on success."""
+                 workers: int = DEFAULT_WORKERS, on_stored: Callable[[list], None] | None = None) -> FetchResult:
+    """Download, verify and store ``chunk_ids``; packs and chunk rows are recorded on success.
+
+    ``on_stored(rows)`` is told the chunk locations of each pack right after it
+    is recorded (on this thread), so a caller can use those chunks at once.
+    """
     result = FetchResult()
     if not chunk_ids:
         return result
@@ -102,6 +106,8 @@ def fetch_chunks(catalog: Catalog, store: ObjectStore, remote: Remote, chunk_ids
     adopt = lambda pack_id: _adopt_pack(store, remote, pack_id, meter)  # noqa: E731
     for pack_id, size, rows in bounded_map(adopt, whole, workers, window=workers + 1):
         q.add_pack(catalog, pack_id, size, rows, time.time_ns())
+        if on_stored is not None:
+            on_stored(rows)
         result.chunks_fetched += len(rows)
         result.bytes_fetched += size
         result.requests += 1
@@ -115,18 +121,20 @@ def fetch_chunks(catalog: Catalog, store: ObjectStore, remote: Remote, chunk_ids
             result.chunks_fetched += len(pieces)
             result.bytes_fetched += nbytes
             result.requests += 1
-            _record_sealed(catalog, writer)
+            _record_sealed(catalog, writer, on_stored)
             checkpoint("pull:fetched")
         writer.seal()
-        _record_sealed(catalog, writer)
+        _record_sealed(catalog, writer, on_stored)
     return result
 
 
-def _record_sealed(catalog: Catalog, writer) -> None:
+def _record_sealed(catalog: Catalog, writer, on_stored=None) -> None:
     """Record packs sealed since the last call, so an interrupted pull keeps what it verified."""
     now = time.time_ns()
     for pack_id, size, rows in writer.take_sealed():
         q.add_pack(catalog, pack_id, size, rows, now)
+        if on_stored is not None:
+            on_stored(rows)
 
 
 def _locate(catalog: Catalog, remote: Remote, chunk_ids: list[str], workers: int) -> tuple[dict, dict]:

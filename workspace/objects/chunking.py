@@ -27,6 +27,8 @@ MIN_SIZE = 128 * 1024
 AVG_SIZE = 512 * 1024
 MAX_SIZE = 2 * 1024 * 1024
 BLOCK = 8 * 1024 * 1024  # read size for large files
+_SMALL_WORKERS = 3  # threads opening, reading, hashing and compressing small files
+_SMALL_AHEAD = 64  # files read ahead of the one being delivered
 _HASH_LAG = 2  # windows the whole-file hash may fall behind the reading (each keeps a buffer)
 
 # pyfastcdc's real average is avg_size + min_size (cut-point skipping)
@@ -194,40 +196,64 @@ class Chunker:
                     ) -> Iterator[tuple[str, int, Digest | None]]:
         """Chunk and hash many files; yields (path, time before reading, digest or None if gone).
 
-        Small files are read here and hashed/compressed on two worker threads, a
-        few dozen files ahead, so their per-file work overlaps; pieces still
-        reach ``sink`` in file order.
+        Files are opened and read on worker threads (opening and reading wait on
+        the kernel; hashing and compressing release the GIL), a few dozen files
+        ahead; a file too big for one chunk is handed back and cut here, in its
+        turn, so pieces still reach ``sink`` in file order.
         """
         if self._small is None:
-            self._small = ThreadPoolExecutor(2, thread_name_prefix="ws-smallfile")
+            self._small = ThreadPoolExecutor(_SMALL_WORKERS, thread_name_prefix="ws-smallfile")
         window: deque = deque()
-        for path in paths:
-            recorded = time.time_ns()
-            try:
-                # a file walked as a regular file and since replaced by a symlink is not followed
-                with open(path, "rb", buffering=0, opener=no_follow) as f:
-                    first = f.read(MIN_SIZE + 1)
-                    if len(first) > MIN_SIZE:
-                        yield from self._drain_small(window, sink, 0)
-                        yield path, recorded, self._digest_large(f, first, sink)
-                        continue
-            except OSError as exc:  # gone, a folder now, or a link now (ELOOP): not what was walked
-                if exc.errno not in (errno.ENOENT, errno.EISDIR, errno.ELOOP):
-                    raise
-                yield from self._drain_small(window, sink, 0)
-                yield path, recorded, None
-                continue
-            window.append((path, recorded, self._small.submit(self._small_piece, first)))
-            yield from self._drain_small(window, sink, 64)
-        yield from self._drain_small(window, sink, 0)
+        try:
+            for path in paths:
+                window.append((path, time.time_ns(), self._small.submit(self._read_small, path)))
+                yield from self._drain_small(window, sink, _SMALL_AHEAD)
+            yield from self._drain_small(window, sink, 0)
+        finally:  # stopped early (an error, a closed generator): close the big files handed back
+            for _path, _recorded, fut in window:
+                if fut.cancel():
+                    continue
+                try:
+                    got = fut.result()
+                except BaseException:  # the first failure is the one raised
+                    continue
+                if isinstance(got, tuple):
+                    got[0].close()
+
+    def _read_small(self, path: str):
+        """On a worker: a small file's piece, None when it is gone, or (open file, first bytes) when big."""
+        try:
+            # a file walked as a regular file and since replaced by a symlink is not followed
+            f = open(path, "rb", buffering=0, opener=no_follow)
+        except OSError as exc:  # gone, a folder now, or a link now (ELOOP): not what was walked
+            if exc.errno not in (errno.ENOENT, errno.EISDIR, errno.ELOOP):
+                raise
+            return None
+        try:
+            first = f.read(MIN_SIZE + 1)
+        except BaseException:
+            f.close()
+            raise
+        if len(first) > MIN_SIZE:
+            return f, first  # cut on the caller's thread, in file order
+        f.close()
+        return self._small_piece(first)
 
     def _drain_small(self, window: deque, sink, keep: int):
         while len(window) > keep:
             path, recorded, fut = window.popleft()
-            piece = fut.result()
-            if piece.raw_length:
-                sink(piece)
-            yield path, recorded, Digest(piece.id, piece.raw_length, [piece.id] if piece.raw_length else [])
+            got = fut.result()
+            if got is None:
+                yield path, recorded, None
+            elif isinstance(got, tuple):
+                f, first = got
+                with f:
+                    digest = self._digest_large(f, first, sink)
+                yield path, recorded, digest
+            else:
+                if got.raw_length:
+                    sink(got)
+                yield path, recorded, Digest(got.id, got.raw_length, [got.id] if got.raw_length else [])
 
     def _small_piece(self, data: bytes) -> Piece:
         fid = hashlib.sha256(data).hexdigest()

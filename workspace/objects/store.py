@@ -26,6 +26,51 @@ from workspace.objects.chunking import Chunker, Digest, Piece
 from workspace.objects.names import MAX_LINK_TARGET, require_symlinks
 from workspace.types import LINK_MODE
 
+_COPY_RANGE = hasattr(os, "copy_file_range")  # Linux; off for good after the first refusal
+_NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM, errno.EBADF}
+
+
+def _create_exclusive(path: str, folder: str) -> int:
+    """A new file at ``path`` (never through a link standing there), its folder made when missing.
+
+    A leftover under the same name (a killed writer with our pid and thread id) is replaced.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, 0o666)
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+    except FileExistsError:
+        os.unlink(path)
+    return os.open(path, flags, 0o666)
+
+
+_WRITE_BACK_FROM = 1 << 20  # files this big start their write-back as soon as they are staged
+
+
+def _start_write_back(fd: int) -> None:
+    """Ask the kernel to start writing a file's dirty pages now, without waiting for them.
+
+    ``POSIX_FADV_DONTNEED`` starts write-back of dirty pages on Linux (and drops
+    only pages already clean); elsewhere, or where refused, nothing happens.
+    """
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is not None:
+        try:
+            advise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass
+
+
+def _pwrite_all(fd: int, data, pos: int) -> None:
+    """Write all of ``data`` at ``pos`` (a write may be short)."""
+    view = memoryview(data)
+    while len(view):
+        n = os.pwrite(fd, view, pos)
+        view = view[n:]
+        pos += n
+
+
 class DamagedObject(DamagedObjectError):
     """A chunk or pack failed verification (exit 6); ``path`` names what was damaged."""
 
@@ -165,7 +210,7 @@ class ObjectStore:
 
     # -- helpers for pull/clone (sync) ------------------------------------------
     def stage_file(self, info: q.FileInfo, dest: str, mode: int | None = None, locs: dict | None = None,
-                   chunks_verified: bool = False) -> str:
+                   chunks_verified: bool = False, write_back: bool = False) -> str:
         """Write a file's content next to ``dest`` under a temporary name, checked; returns that name.
 
         A caller that renames every staged file only after all succeeded never
@@ -177,6 +222,9 @@ class ObjectStore:
         the file (chunk id == file id) is not hashed a second time; any other
         file still is, since a remote record could pair a file id with sound
         but wrong chunks. ``locs`` may give chunk locations to save queries.
+        ``write_back`` (a caller that syncs the file system at the end: pull,
+        clone) starts writing a big file to the disk as soon as it is staged,
+        so the final sync has less left to wait for.
 
         With ``mode`` LINK_MODE the content is a symbolic link's target text and
         the temporary name becomes that link (``os.symlink``): what it points to
@@ -192,24 +240,67 @@ class ObjectStore:
                 return self._stage_link(info, dest, tmp, locs)
         whole = None if chunks_verified and info.chunk_ids == [info.id] else hashlib.sha256()
         with reporting_no_space(folder):  # a full disk: the partial file is removed, NoSpace names the folder
-            os.makedirs(folder, exist_ok=True)
-            Path(tmp).unlink(missing_ok=True)  # a leftover of a killed writer with our pid and thread id
+            fd = _create_exclusive(tmp, folder)
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-                with open(fd, "wb") as f:
-                    for cid in info.chunk_ids:
-                        raw = self._decoded(info, cid, locs.get(cid))
-                        if whole is not None:
-                            whole.update(raw)
-                        f.write(raw)
-                if whole is not None and whole.hexdigest() != info.id:
-                    raise DamagedObject(f"file {info.id[:12]} does not match its SHA-256")
-                if mode is not None:
-                    os.chmod(tmp, mode)
+                try:
+                    self._write_chunks(info, fd, locs, whole)
+                    if whole is not None and whole.hexdigest() != info.id:
+                        raise DamagedObject(f"file {info.id[:12]} does not match its SHA-256")
+                    if mode is not None:
+                        os.fchmod(fd, mode)
+                    if write_back and info.size >= _WRITE_BACK_FROM:
+                        _start_write_back(fd)
+                finally:
+                    os.close(fd)
                 return tmp
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
+
+    def _write_chunks(self, info: q.FileInfo, fd: int, locs: dict, whole) -> None:
+        """Write a file's chunks at their offsets in ``fd``; ``whole`` (a hash, or None) sees every byte.
+
+        A chunk stored raw that need not be hashed again (``whole`` is None: a
+        file whose one chunk is the file, verified as it entered the store) is
+        copied from the pack by the kernel (``os.copy_file_range``), never
+        passing through Python; any other chunk is read, decoded, hashed and
+        written with ``os.pwrite``.
+        """
+        pos = 0
+        for cid in info.chunk_ids:
+            loc = locs.get(cid)
+            if loc is None:
+                raise DamagedObject(f"chunk {cid[:12]} of file {info.id[:12]} is missing from the store")
+            if (whole is None and loc.codec == packs.CODEC_RAW and loc.length == loc.raw_length and _COPY_RANGE
+                    and self._copy_stored(loc, fd, pos)):
+                pos += loc.raw_length
+                continue
+            raw = self._decoded(info, cid, loc)
+            if whole is not None:
+                whole.update(raw)
+            _pwrite_all(fd, raw, pos)
+            pos += len(raw)
+
+    def _copy_stored(self, loc: q.ChunkLocation, fd: int, pos: int) -> bool:
+        """Copy a raw chunk's bytes from its pack to ``fd`` at ``pos`` in the kernel; False when it cannot."""
+        global _COPY_RANGE
+        h = self._acquire(loc.pack_id)
+        try:
+            done = 0
+            while done < loc.length:
+                try:
+                    n = os.copy_file_range(h.fd, fd, loc.length - done, loc.offset + done, pos + done)
+                except OSError as exc:
+                    if exc.errno in _NO_COPY_RANGE and not done:
+                        _COPY_RANGE = False  # not between these file systems (or kernels): read and write instead
+                        return False
+                    raise
+                if n == 0:
+                    raise DamagedObject(f"pack {loc.pack_id} is truncated", self.pack_path(loc.pack_id))
+                done += n
+        finally:
+            self._release(h)
+        return True
 
     def _stage_link(self, info: q.FileInfo, dest: str, tmp: str, locs: dict) -> str:
         """A symbolic link under the temporary name ``tmp`` whose target is the file's content (checked)."""
@@ -253,6 +344,8 @@ class StoreWriter:
         self.store = store
         self._pack: packs.PackWriter | None = None
         self._seen: set[str] = set()
+        self._stored: set[str] | None = None  # every chunk id in the catalog, once loaded (see _known)
+        self._lookups = 0
         self.sealed: list[tuple[str, int, list[q.ChunkLocation]]] = []
         self._taken = 0  # how many of ``sealed`` take_sealed() has handed out
         self._sealed_lock = threading.Lock()  # the I/O thread appends while callers take
@@ -316,11 +409,22 @@ class StoreWriter:
         if first is not None and raise_first:
             raise first
 
+    LOOKUPS_BEFORE_LOADING = 256  # one query per chunk for a small write...
+    LOAD_AT_MOST = 200_000  # ...then every stored id at once, when the catalog holds at most this many
+
     def _known(self, chunk_id: str) -> bool:
         if chunk_id in self._seen:
             return True
         self._seen.add(chunk_id)
-        return q.has_chunk(self.store.catalog, chunk_id)
+        if self._stored is None:
+            self._lookups += 1
+            if self._lookups == self.LOOKUPS_BEFORE_LOADING:  # a big write: one query instead of thousands
+                self._stored = q.chunk_ids_if_few(self.store.catalog, self.LOAD_AT_MOST)
+            if self._stored is None:  # a small write so far, or too many ids to hold (asked once)
+                return q.has_chunk(self.store.catalog, chunk_id)
+        # a chunk another process stores meanwhile may be written twice: the catalog keeps its first
+        # location and gc reclaims the other copy (the same race a per-chunk query has)
+        return chunk_id in self._stored
 
     def add_piece(self, piece: Piece) -> None:
         """Store one chunk unless it is already stored."""

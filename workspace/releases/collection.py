@@ -180,14 +180,16 @@ class Releases:
     def _author(self) -> str:
         return author(self._repo.config)
 
-    def import_record(self, record: dict) -> Release:
+    def import_record(self, record: dict, checked: tuple | None = None) -> Release:
         """Record a release fetched from a remote; a no-op when the same content is already here.
 
         The file contents (chunks and file rows) must already be stored. Raises
         InvalidReleaseRecord for a malformed record, PathOutsideWorkspace for an
         unsafe path and ReleaseConflict when title@version exists with other files.
+        ``checked`` is what ``validate_record(record, root)`` returned, when the
+        caller (a pull) already ran it on this very record.
         """
-        rec, files = validate_record(record, self._repo.root)
+        rec, files = checked if checked is not None else validate_record(record, self._repo.root)
         with self._cat.write():
             existing = rq.get_release(self._cat, rec["title"], rec["version"])
             if existing is not None:

@@ -25,9 +25,11 @@ from sync.errors import DamagedRemote
 from sync.remote import Remote, record_digest, release_key
 from sync.remotes import DEFAULT_NAME, RemoteInfo
 from workspace.errors import WorkspaceError
+from workspace.faults import checkpoint
 from workspace.history import refs
 from workspace.history.manifest import Manifest, head_manifest
 from workspace.history.record import record_commit
+from workspace.objects.durable import sync_file_system
 from workspace.releases.collection import Releases
 from workspace.releases.records import Release, ReleaseConflict, check_record, split_spec, validate_record
 from workspace.releases.versions import parse_version, select
@@ -161,8 +163,12 @@ def fsck_remote(repo: Repo, name: str | None = None, read_data: bool = False, pr
 
 # -- pull and clone -----------------------------------------------------------------------
 def pull(repo: Repo, remote: str | None, spec: str, *, force: bool = False, progress: Progress | None = None,
-         workers: int = 4) -> PullResult:
-    """Fetch NAME[@EXPR] from a remote into the working tree and record it as a commit and a release."""
+         workers: int = 4, new_tree: bool = False) -> PullResult:
+    """Fetch NAME[@EXPR] from a remote into the working tree and record it as a commit and a release.
+
+    ``new_tree`` (a clone: nothing else works in this workspace yet) holds the
+    workspace lock for the download too, and writes files as their chunks arrive.
+    """
     from sync.errors import UnknownRemoteRelease
     from sync.pull import check_sizes, fetch_chunks, needed_chunks
     from workspace.tree.apply_release import plan_files, write_tree
@@ -180,7 +186,7 @@ def pull(repo: Repo, remote: str | None, spec: str, *, force: bool = False, prog
     version = select(versions, expr)
     record = rem.read_release(name, version)
     try:
-        validate_record(record, repo.root)  # unsafe paths (exit 5) and malformed records, before any download
+        checked = validate_record(record, repo.root)  # unsafe paths (exit 5), malformed records: before any download
     except WorkspaceError as exc:
         exc.args = (f"remote {rem.name}: {release_key(name, version)}: {exc}",)  # the one line names the object
         raise
@@ -191,20 +197,30 @@ def pull(repo: Repo, remote: str | None, spec: str, *, force: bool = False, prog
     # The download runs without the workspace lock (commits and jobs go on meanwhile), but
     # under the pack guard: gc would delete packs recorded before their file rows are.
     # Lock order everywhere: pack guard, then workspace lock.
-    with repo.pack_guard(exclusive=False):
-        plan_files(repo, record["files"], force, what)  # refuse conflicts before downloading anything
+    def fetch(on_stored=None) -> None:
         fetched = fetch_chunks(repo.catalog, repo.store, rem, needed_chunks(repo.catalog, record), progress,
-                               workers)
+                               workers, on_stored=on_stored)
         result.chunks_fetched, result.bytes_fetched = fetched.chunks_fetched, fetched.bytes_fetched
+
+    with repo.pack_guard(exclusive=False):
+        if not new_tree:
+            plan_files(repo, record["files"], force, what)  # refuse conflicts before downloading anything
+            fetch()
         with repo.lock():  # the tree may have changed while we downloaded: plan again, authoritatively
             remove_dead_temp_files(repo)  # what a killed pull (or checkout) left in the tree
             check_not_conflicting(repo, record)
             plan = plan_files(repo, record["files"], force, what)
             dropped = dropped_paths(repo, record, plan.head, plan.ids)
-            cache_rows = write_tree(repo, plan.writes, progress)
+            # a new tree (a clone) is written while the download goes on: each file once its chunks are stored
+            cache_rows = write_tree(repo, plan.writes, progress, fetch=fetch if new_tree else None)
             for path in dropped:  # files the older version had and this one dropped
                 remove_file(repo, path)
-            result.commit = _record(repo, rem, record, cache_rows, f"pull {name}@{version} from {rem.name}", dropped)
+            checkpoint("pull:written")  # tests: killed with every file in place, before the sync and the catalog
+            # the files and renames durable before the catalog calls them clean: those written now, and
+            # those a killed run left in place (found unchanged, maybe never flushed)
+            sync_file_system(str(repo.root))
+            result.commit = _record(repo, rem, record, cache_rows, f"pull {name}@{version} from {rem.name}", dropped,
+                                    checked)
     result.files_written, result.files_unchanged = len(plan.writes), plan.unchanged
     return result
 
@@ -239,7 +255,7 @@ def dropped_paths(repo: Repo, record: dict, head: Manifest, ids: dict[str, str])
 
 
 def _record(repo: Repo, rem: Remote, record: dict, cache_rows: dict[str, StatEntry], message: str,
-            dropped: list[str]) -> str | None:
+            dropped: list[str], checked: tuple | None = None) -> str | None:
     """One transaction: file rows, the commit that holds the release's files, the release, remote state."""
     from workspace.tree.apply_release import file_parents
 
@@ -262,7 +278,7 @@ def _record(repo: Repo, rem: Remote, record: dict, cache_rows: dict[str, StatEnt
             commit_id = record_commit(repo, None, branch, head, old, new, files, message, None, cache_rows).id
         elif cache_rows:
             statcache.update_stat_cache(repo.catalog, cache_rows)
-        Releases(repo).import_record(record)
+        Releases(repo).import_record(record, checked)
         rem.mark_release(repo.catalog, record, "seen")
     return commit_id
 
@@ -315,7 +331,7 @@ def clone(kind: type[R], url: str, spec: str, directory: str | os.PathLike, *, o
             remotes.connect(remote_name, url, dict(options or {})).check()  # fail before creating anything
             repo = kind.init(target, files={CLONE_MARKER: marker})
             add_remote(repo, remote_name, url, options, default=True)
-        result = pull(repo, remote_name, spec, progress=progress, workers=workers)
+        result = pull(repo, remote_name, spec, progress=progress, workers=workers, new_tree=True)
         (repo.layout.ws_dir / CLONE_MARKER).unlink(missing_ok=True)  # finished: an ordinary workspace now
         return repo, result
     except BaseException:

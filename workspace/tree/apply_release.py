@@ -14,8 +14,10 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from catalog import objects as q
 from catalog.statcache import StatEntry
@@ -30,7 +32,9 @@ from workspace.tree.scan import working_ids
 from workspace.tree.write import clear_file_parents, dirty_error
 from workspace.types import Progress
 
-_BIG_FILE = 1 << 20  # files at least this big are written by several threads at once
+_BIG_FILE = 1 << 20  # files at least this big are staged one per task, the rest in batches
+_BATCH_FILES, _BATCH_BYTES = 128, 16 << 20  # one task stages this many small files (hand-offs cost)
+_WORKERS = 4  # staging threads: file creation waits on the kernel, hashing and copies release the GIL
 
 
 @dataclass
@@ -104,91 +108,158 @@ def file_parents(files: list[dict], paths: set[str]) -> list[str]:
     return sorted(parents & paths)
 
 
-def write_tree(repo: Repo, writes: list[dict], progress: Progress | None) -> dict[str, StatEntry]:
+def write_tree(repo: Repo, writes: list[dict], progress: Progress | None,
+               fetch: Callable[[Callable[[list], None]], None] | None = None) -> dict[str, StatEntry]:
     """Stage every file under a temporary name (verified), then rename them all into place.
 
-    A failure (a full disk is :class:`NoSpace`) leaves no temporary file behind.
+    ``fetch(on_stored)``, when given, downloads the chunks the store lacks
+    meanwhile, calling ``on_stored(rows)`` with the chunk locations of each
+    pack once it is recorded: a file is staged as soon as its last chunk is
+    stored, so writing the tree overlaps the download. A failure (a full disk
+    is :class:`NoSpace`) leaves no temporary file behind.
     """
     with reporting_no_space(repo.root), noting_temp_folders(repo, parent_folders(f["path"] for f in writes)):
-        return _write_tree(repo, writes, progress)
+        tree = _TreeWriter(repo, writes, progress)
+        try:
+            if fetch is not None:
+                fetch(tree.stored)
+            tree.stage_rest()
+            return tree.rename_all()
+        except BaseException:
+            tree.abort()
+            raise
 
 
-def _write_tree(repo: Repo, writes: list[dict], progress: Progress | None) -> dict[str, StatEntry]:
-    from sync.transfer import Meter, bounded_map
+class _TreeWriter:
+    """Stages a release's files on a thread pool as their chunks become available, then renames them."""
 
-    meter = Meter(progress, "writing", sum(f["size"] for f in writes))
-    started = time.time_ns()
-    locs = q.chunk_locations(repo.catalog, {c for f in writes for c in f["chunks"]})  # one query, not one per file
-    for folder in sorted({f["path"].rpartition("/")[0] for f in writes} - {""}):
-        clear_file_parents(repo, folder + "/x")  # a tracked file where the release needs a folder
-        # checked again right before writing: a symlinked parent may have appeared since validation
-        safe_join(repo.root, folder + "/x").parent.mkdir(parents=True, exist_ok=True)
-    staged: list[tuple[dict, str, str]] = []
-    root = str(repo.root)
+    def __init__(self, repo: Repo, writes: list[dict], progress: Progress | None):
+        from sync.transfer import Meter
 
-    def stage(batch: list[dict]) -> None:
-        """Stage a batch of files (runs on worker threads for big files)."""
+        self.repo, self.root = repo, str(repo.root)
+        self.meter = Meter(progress, "writing", sum(f["size"] for f in writes))
+        self.started = time.time_ns()
+        wanted = {c for f in writes for c in f["chunks"]}
+        self.locs = q.chunk_locations(repo.catalog, wanted)  # one query, not one per file
+        for folder in sorted({f["path"].rpartition("/")[0] for f in writes} - {""}):
+            clear_file_parents(repo, folder + "/x")  # a tracked file where the release needs a folder
+            # checked again right before writing: a symlinked parent may have appeared since validation
+            safe_join(repo.root, folder + "/x").parent.mkdir(parents=True, exist_ok=True)
+        self.staged: list[tuple[dict, str, str, os.stat_result]] = []
+        self.futures: list[Future] = []
+        self.batch: list[dict] = []
+        self.batch_bytes = 0
+        # Every file on the pool, tiny ones in batches: creating a file is mostly the kernel's work
+        # (the GIL is released), so several creates, copies and hashes overlap across files.
+        self.pool = ThreadPoolExecutor(_WORKERS, thread_name_prefix="ws-stage")
+        self.missing: dict[int, int] = {}  # file index -> chunks not stored yet
+        self.waiting: dict[str, list[int]] = {}  # chunk -> indexes of the files waiting for it
+        self.order = sorted(writes, key=_big_first)  # big files first: the pool does not end on one alone
+        for i, f in enumerate(self.order):
+            lacking = {c for c in f["chunks"] if c not in self.locs}
+            if lacking:
+                self.missing[i] = len(lacking)
+                for c in lacking:
+                    self.waiting.setdefault(c, []).append(i)
+            else:
+                self._ready(f)
+        self._flush()
+
+    def stored(self, rows: list) -> None:
+        """Chunks just recorded in the store (on the caller's thread): stage the files now complete."""
+        for row in rows:
+            waiting = self.waiting.pop(row.id, None)
+            if waiting is None:
+                continue
+            self.locs.setdefault(row.id, row)  # before any file that needs it is handed to a thread
+            for i in waiting:
+                self.missing[i] -= 1
+                if not self.missing[i]:
+                    del self.missing[i]
+                    self._ready(self.order[i])
+        self._flush()
+        for fut in self.futures:  # a file that failed stops the download now, not after it
+            if fut.done() and fut.exception() is not None:
+                raise fut.exception()
+
+    def stage_rest(self) -> None:
+        """Stage what is still waiting (its missing chunk is then reported) and wait for every file."""
+        for i in sorted(self.missing):
+            self._ready(self.order[i])
+        self.missing.clear()
+        self._flush()
+        for fut in self.futures:
+            fut.result()
+
+    def _ready(self, f: dict) -> None:
+        self.batch.append(f)
+        self.batch_bytes += f["size"]
+        if len(self.batch) >= _BATCH_FILES or self.batch_bytes >= _BATCH_BYTES or f["size"] >= _BIG_FILE:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.batch:
+            self.futures.append(self.pool.submit(self._stage, self.batch))
+            self.batch, self.batch_bytes = [], 0
+
+    def _stage(self, batch: list[dict]) -> None:
+        """Stage a batch of files (on a worker thread)."""
         for f in batch:
-            dest = root + "/" + f["path"]  # every parent folder was checked by safe_join above
-            tmp = _stage_one(repo, f, dest, locs)
-            staged.append((f, dest, tmp))  # list.append is atomic: safe from worker threads
+            dest = self.root + "/" + f["path"]  # every parent folder was checked by safe_join above
+            tmp, st = _stage_one(self.repo, f, dest, self.locs)
+            self.staged.append((f, dest, tmp, st))  # list.append is atomic: safe from worker threads
             checkpoint("pull:staged")  # tests: killed with temporary files in the tree
-            meter.add(f["size"])
+            self.meter.add(f["size"])
 
-    # threads pay off for big files (hashing and I/O release the GIL); for tiny files the
-    # GIL hand-offs cost more than the work, so those are staged on this thread
-    big = [f for f in writes if f["size"] >= _BIG_FILE]
-    small = [f for f in writes if f["size"] < _BIG_FILE]
-    try:
-        for _ in bounded_map(stage, _batches(big), workers=4):
-            pass
-        for batch in _batches(small):
-            stage(batch)
-    except BaseException:
-        for _, _, tmp in staged:
+    def abort(self) -> None:
+        """After a failure: stop staging and remove every temporary file."""
+        for fut in self.futures:
+            fut.cancel()
+        self.pool.shutdown(wait=True)
+        for _, _, tmp, _ in self.staged:
             Path(tmp).unlink(missing_ok=True)
-        raise
-    rows: dict[str, StatEntry] = {}
-    try:
-        for f, dest, tmp in staged:  # every file verified: now they may take their real names
-            if os.path.isdir(dest) and not os.path.islink(dest):
-                shutil.rmtree(dest)  # an untracked folder where the release has a file (only with --force)
-            os.replace(tmp, dest)
-            st = os.lstat(dest)  # a symlink's own stat, as the walk sees it
-            rows[f["path"]] = StatEntry(st.st_size, st.st_mtime_ns, st.st_ino, f["id"], started)
-    except BaseException:
-        for f, _, tmp in staged:  # a rename failed (a folder that had to grow on a full disk)
-            if f["path"] not in rows:
-                Path(tmp).unlink(missing_ok=True)
-        raise
-    return rows
+
+    def rename_all(self) -> dict[str, StatEntry]:
+        """Every file verified: give each its real name; their stat cache rows."""
+        self.pool.shutdown(wait=True)
+        rows: dict[str, StatEntry] = {}
+        try:
+            for f, dest, tmp, st in self.staged:
+                try:
+                    os.replace(tmp, dest)
+                except IsADirectoryError:  # an untracked folder where the release has a file (only with --force)
+                    if os.path.islink(dest):
+                        raise
+                    shutil.rmtree(dest)
+                    os.replace(tmp, dest)
+                # a rename keeps size, mtime and inode: the stat taken when staging is the file's
+                rows[f["path"]] = StatEntry(st.st_size, st.st_mtime_ns, st.st_ino, f["id"], self.started)
+        except BaseException:
+            for f, _, tmp, _ in self.staged:  # a rename failed (a folder that had to grow on a full disk)
+                if f["path"] not in rows:
+                    Path(tmp).unlink(missing_ok=True)
+            raise
+        return rows
 
 
-def _stage_one(repo: Repo, f: dict, dest: str, locs: dict) -> str:
-    """One file under a temporary name, its SHA-256 and size checked."""
+def _big_first(f: dict) -> int:
+    """Sort key: big files first, so the pool does not end waiting on one big file alone."""
+    return -f["size"] if f["size"] >= _BIG_FILE else 0
+
+
+def _stage_one(repo: Repo, f: dict, dest: str, locs: dict) -> tuple[str, os.stat_result]:
+    """One file under a temporary name, its SHA-256 and size checked; the name and its stat."""
     from workspace.objects.store import DamagedObject
 
     info = q.FileInfo(f["id"], f["size"], f["chunks"])
     try:
         # every chunk was verified as it entered the store (fetched, adopted, or committed earlier)
-        tmp = repo.store.stage_file(info, dest, f.get("mode", 0o644), locs, chunks_verified=True)
+        # the caller syncs the file system once at the end: big files start their write-back now
+        tmp = repo.store.stage_file(info, dest, f.get("mode", 0o644), locs, chunks_verified=True, write_back=True)
     except DamagedObject as exc:
         raise DamagedObjectError(f"cannot write '{f['path']}': {exc}") from exc
-    if os.lstat(tmp).st_size != f["size"]:  # a link's size is its target's length
+    st = os.lstat(tmp)  # a symlink's own stat, as the walk sees it
+    if st.st_size != f["size"]:  # a link's size is its target's length
         Path(tmp).unlink(missing_ok=True)
         raise DamagedObjectError(f"cannot write '{f['path']}': the record says {f['size']} bytes")
-    return tmp
-
-
-def _batches(writes: list[dict], max_files: int = 256, max_bytes: int = 16 << 20):
-    """Group files so that one task stages many tiny files (thread hand-offs cost more than they do)."""
-    batch: list[dict] = []
-    size = 0
-    for f in writes:
-        batch.append(f)
-        size += f["size"]
-        if len(batch) >= max_files or size >= max_bytes:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
+    return tmp, st
