@@ -85,9 +85,15 @@ def known_chunks(cat: Catalog, ids: Iterable[str]) -> set[str]:
 
 
 def chunk_ids_if_few(cat: Catalog, limit: int) -> set[str] | None:
-    """Every stored chunk id when there are at most ``limit`` of them, else None (one query)."""
-    rows = cat.conn.execute("SELECT id FROM chunks LIMIT ?", (limit + 1,)).fetchall()
-    return None if len(rows) > limit else {r[0] for r in rows}
+    """Every stored chunk id when there are at most ``limit`` of them, else None.
+
+    Counted first, inside SQLite and stopping past ``limit`` (a full ``count(*)``
+    would walk every row of a big catalog): over the limit no id is read.
+    """
+    n = cat.conn.execute("SELECT count(*) FROM (SELECT 1 FROM chunks LIMIT ?)", (limit + 1,)).fetchone()[0]
+    if n > limit:
+        return None
+    return {r[0] for r in cat.conn.execute("SELECT id FROM chunks")}
 
 
 def has_chunk(cat: Catalog, chunk_id: str) -> bool:

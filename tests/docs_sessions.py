@@ -47,6 +47,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -57,7 +58,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 _FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)")
 _HEREDOC = re.compile(r"<<-?\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1")
-_MARKER = re.compile(r"^<!--\s*session\b(.*?)(-->)?\s*$")
+# "session" then a space, the comment's end or the line's end: not "session:" (a note about one run elsewhere)
+_MARKER = re.compile(r"^<!--\s*session(?=\s|-->|$)(.*?)(-->)?\s*$")
 
 
 @dataclass
@@ -202,13 +204,22 @@ def run_session(session: Session, scratch: Path, env: dict[str, str] | None = No
     for name in ("WS_DIR", "AWS_ENDPOINT_URL"):  # a session says what it uses
         if name not in (env or {}):
             full_env.pop(name, None)
-    proc = subprocess.run(["bash", "-c", _script(session, logs)], cwd=scratch, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.Popen(["bash", "-c", _script(session, logs)], cwd=scratch, env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group: what it starts goes with it
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever the session left running (a server, a watcher)
+        except ProcessLookupError:
+            pass
+        proc.wait()
     at = (logs / "at").read_text().strip() if (logs / "at").exists() else "0"
     if proc.returncode == 0 and at == "done":
         return
     if at == "done" or not at.isdigit():
-        raise SessionFailed(f"{session.id}: the session script failed ({proc.returncode}): {proc.stderr}")
+        raise SessionFailed(f"{session.id}: the session script failed ({proc.returncode}): {stderr}")
     n = int(at)
     cmd = session.commands[n]
     out = (logs / f"{n}.out").read_text(errors="replace") if (logs / f"{n}.out").exists() else ""

@@ -55,6 +55,18 @@ def test_docs_have_sessions():
     assert DOC_SESSIONS, "no <!-- session --> block found in docs/*.md"
 
 
+def test_only_a_session_marker_makes_a_session(tmp_path):
+    """``session`` must be a word of its own: a comment about a session run elsewhere is not one."""
+    from tests.docs_sessions import sessions
+
+    doc = tmp_path / "doc.md"
+    doc.write_text("<!-- session: run by tests/sync/test_server_docs.py -->\n```bash\nws serve\n```\n\n"
+                   "<!-- sessions are fun -->\n```sh\ntrue\n```\n\n"
+                   "<!-- session a -->\n```sh\ntrue\n```\n\n<!-- session-->\n```sh\ntrue\n```\n\n"
+                   "<!-- session b\ntrue\n-->\n```sh\ntrue\n```\n", encoding="utf-8")
+    assert [s.name for s in sessions(doc)] == ["a", "default", "b"]
+
+
 @pytest.mark.parametrize("session", DOC_SESSIONS, ids=lambda s: s.id)
 def test_docs_session(session, tmp_path, request):
     unknown = session.needs - set(NEEDS)

@@ -174,3 +174,59 @@ def test_the_files_are_synced_after_they_are_in_place_and_before_the_catalog_rec
         assert [r.version for r in copy.releases.list()] == ["1.0.0"]
     finally:
         copy.close()
+
+
+def _failing_syncfs(monkeypatch, err: int) -> list[int]:
+    """libc's syncfs as the module calls it, failing with ``err``; the list counts os.sync() fallbacks."""
+    import ctypes
+
+    from workspace.objects import durable
+
+    def syncfs(fd: int) -> int:
+        ctypes.set_errno(err)
+        return -1
+
+    synced: list[int] = []
+    monkeypatch.setattr(durable, "_libc_syncfs", syncfs)
+    monkeypatch.setattr(durable.os, "sync", lambda: synced.append(1))
+    return synced
+
+
+def test_a_clone_whose_syncfs_finds_the_disk_full_exits_13_and_leaves_nothing(remote, tmp_path, cli,
+                                                                               monkeypatch):
+    import errno
+
+    url, _ = remote
+    synced = _failing_syncfs(monkeypatch, errno.ENOSPC)  # delayed writes that found no room
+    res = cli(tmp_path, "clone", str(url), "ds@1.0.0", "copy")
+    assert res.exit_code == 13, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ws: error: ") and "no space" in lines[0].lower(), res.output
+    assert not (tmp_path / "copy").exists() and synced == []  # not "synced" by an os.sync() that reports nothing
+
+
+def test_a_pull_whose_syncfs_fails_records_nothing(remote, tmp_path, cli, monkeypatch):
+    import errno
+
+    url, files = remote
+    src = Workspace.open(tmp_path / "src")
+    try:
+        write(src.root, "tables/t.csv", b"a,b,c\n1,2,3\n")
+        src.commit("more")
+        src.releases.create("ds", version="1.1.0")
+        src.push()
+    finally:
+        src.close()
+    copy = Workspace.clone(str(url), "ds@1.0.0", tmp_path / "copy")
+    copy.close()
+    synced = _failing_syncfs(monkeypatch, errno.EDQUOT)
+    res = cli(tmp_path / "copy", "pull", "ds@1.1.0")
+    assert res.exit_code == 13, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ws: error: "), res.output
+    assert synced == []
+    copy = Workspace.open(tmp_path / "copy")
+    try:
+        assert [r.version for r in copy.releases.list()] == ["1.0.0"]  # the new files are not called clean
+    finally:
+        copy.close()

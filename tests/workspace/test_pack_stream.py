@@ -86,3 +86,17 @@ def test_it_refuses_cut_extended_and_misnamed_packs(tmp_path):
     # a damaged trailer that check_pack reads past: both refuse
     bad = data[:-8] + b"WSIDX00X"
     assert not reference(bad, pack_id).ok and not streamed(bad, pack_id).finish()
+
+
+def test_a_zstd_chunk_whose_header_and_frame_both_claim_40_gib_is_damage_not_a_memory_error(tmp_path):
+    import struct
+
+    claimed = 40 << 30  # a hostile remote: the frame agrees with the entry header, the bytes are not there
+    frame = b"\x28\xb5\x2f\xfd\xe0" + struct.pack("<Q", claimed) + b"\x01\x00\x00"  # one empty raw block
+    writer = packs.PackWriter(tmp_path / "tmp")
+    writer.add("ab" * 32, claimed, packs.CODEC_ZSTD, frame)
+    pack_id, path, _ = writer.finish(lambda pid: str(tmp_path / pid))
+    data = open(path, "rb").read()
+    check = reference(data, pack_id)
+    assert not check.ok and [e.raw_length for e in check.damaged] == [claimed]
+    assert not streamed(data, pack_id).finish()

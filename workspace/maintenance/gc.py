@@ -117,10 +117,10 @@ def plan_prune(repo: Repo, cutoff_ns: int | None, extra_roots: set[str] | frozen
 
     With ``only`` (``ws squash``), just those of them, whatever their age.
     """
+    if only is None and cutoff_ns is None:  # --prune=never: no commit needs reading
+        return []
     commits = history.all_commits(repo.catalog)
     parents = {c.id: c.parents for c in commits}
-    if only is None and cutoff_ns is None:
-        return []
     roots = prune_roots(repo, extra_roots)
     if only is None:
         roots |= {c.id for c in commits if c.time_ns >= cutoff_ns}

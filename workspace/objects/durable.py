@@ -6,6 +6,7 @@ files) can use it without importing zstandard.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -42,17 +43,23 @@ def sync_file_system(path: str) -> None:
     place and before the catalog records those files as clean (design-decisions
     §12): one call instead of one fsync per file. Where ``syncfs`` is missing
     (not Linux) it falls back to ``os.sync()``, which flushes every file system.
+    A ``syncfs`` that fails (EIO, or ENOSPC/EDQUOT met by delayed writes) raises
+    ``OSError``: ``os.sync()`` reports nothing, and files that may not be on disk
+    must not be recorded as clean.
     """
     fd = os.open(path, os.O_RDONLY)
     try:
-        if _syncfs(fd) != 0:
-            os.sync()
+        err = _syncfs(fd)
     finally:
         os.close(fd)
+    if err is None:
+        os.sync()
+    elif err:
+        raise OSError(err, os.strerror(err), path)
 
 
-def _syncfs(fd: int) -> int:
-    """libc's syncfs(fd); -1 when it is missing or fails (the caller then syncs everything)."""
+def _syncfs(fd: int) -> int | None:
+    """libc's syncfs(fd): 0 when done, the errno when it fails, None when it is missing."""
     global _libc_syncfs
     if _libc_syncfs is None:
         try:
@@ -61,7 +68,13 @@ def _syncfs(fd: int) -> int:
             _libc_syncfs = ctypes.CDLL(None, use_errno=True).syncfs
         except (OSError, AttributeError):
             _libc_syncfs = False
-    return _libc_syncfs(fd) if _libc_syncfs else -1
+    if not _libc_syncfs:
+        return None
+    if _libc_syncfs(fd) == 0:
+        return 0
+    import ctypes
+
+    return ctypes.get_errno() or errno.EIO
 
 
 _libc_syncfs = None

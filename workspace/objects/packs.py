@@ -134,6 +134,8 @@ def decode(codec: int, payload: bytes, raw_length: int) -> bytes:
             return bytes(out)
         except zstandard.ZstdError as exc:
             raise PackError(f"cannot decompress chunk: {exc}") from exc
+        except MemoryError as exc:  # header and frame agree on a size no memory holds: damage, not a crash
+            raise PackError(f"chunk claims {raw_length} bytes, more than can be decoded") from exc
     raise PackError(f"unknown codec {codec}")
 
 

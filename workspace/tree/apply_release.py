@@ -147,6 +147,7 @@ class _TreeWriter:
             safe_join(repo.root, folder + "/x").parent.mkdir(parents=True, exist_ok=True)
         self.staged: list[tuple[dict, str, str, os.stat_result]] = []
         self.futures: list[Future] = []
+        self.failed: BaseException | None = None  # the first failure of a staging task, set as it ends
         self.batch: list[dict] = []
         self.batch_bytes = 0
         # Every file on the pool, tiny ones in batches: creating a file is mostly the kernel's work
@@ -178,9 +179,8 @@ class _TreeWriter:
                     del self.missing[i]
                     self._ready(self.order[i])
         self._flush()
-        for fut in self.futures:  # a file that failed stops the download now, not after it
-            if fut.done() and fut.exception() is not None:
-                raise fut.exception()
+        if self.failed is not None:  # a file that failed stops the download now, not after it
+            raise self.failed
 
     def stage_rest(self) -> None:
         """Stage what is still waiting (its missing chunk is then reported) and wait for every file."""
@@ -199,8 +199,15 @@ class _TreeWriter:
 
     def _flush(self) -> None:
         if self.batch:
-            self.futures.append(self.pool.submit(self._stage, self.batch))
+            fut = self.pool.submit(self._stage, self.batch)
+            fut.add_done_callback(self._note_failure)  # stored() checks one field, not every task so far
+            self.futures.append(fut)
             self.batch, self.batch_bytes = [], 0
+
+    def _note_failure(self, fut: Future) -> None:
+        """A task ended (on its worker thread): keep the first exception of one that was not cancelled."""
+        if self.failed is None and not fut.cancelled():
+            self.failed = fut.exception()
 
     def _stage(self, batch: list[dict]) -> None:
         """Stage a batch of files (on a worker thread)."""
@@ -213,32 +220,28 @@ class _TreeWriter:
 
     def abort(self) -> None:
         """After a failure: stop staging and remove every temporary file."""
-        for fut in self.futures:
-            fut.cancel()
-        self.pool.shutdown(wait=True)
-        for _, _, tmp, _ in self.staged:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for _, _, tmp, _ in self.staged:  # those renamed already are gone under this name
             Path(tmp).unlink(missing_ok=True)
 
     def rename_all(self) -> dict[str, StatEntry]:
-        """Every file verified: give each its real name; their stat cache rows."""
+        """Every file verified: give each its real name; their stat cache rows.
+
+        A rename that fails (a folder that had to grow on a full disk) leaves the
+        files not yet renamed to :meth:`abort`, which ``write_tree`` calls.
+        """
         self.pool.shutdown(wait=True)
         rows: dict[str, StatEntry] = {}
-        try:
-            for f, dest, tmp, st in self.staged:
-                try:
-                    os.replace(tmp, dest)
-                except IsADirectoryError:  # an untracked folder where the release has a file (only with --force)
-                    if os.path.islink(dest):
-                        raise
-                    shutil.rmtree(dest)
-                    os.replace(tmp, dest)
-                # a rename keeps size, mtime and inode: the stat taken when staging is the file's
-                rows[f["path"]] = StatEntry(st.st_size, st.st_mtime_ns, st.st_ino, f["id"], self.started)
-        except BaseException:
-            for f, _, tmp, _ in self.staged:  # a rename failed (a folder that had to grow on a full disk)
-                if f["path"] not in rows:
-                    Path(tmp).unlink(missing_ok=True)
-            raise
+        for f, dest, tmp, st in self.staged:
+            try:
+                os.replace(tmp, dest)
+            except IsADirectoryError:  # an untracked folder where the release has a file (only with --force)
+                if os.path.islink(dest):
+                    raise
+                shutil.rmtree(dest)
+                os.replace(tmp, dest)
+            # a rename keeps size, mtime and inode: the stat taken when staging is the file's
+            rows[f["path"]] = StatEntry(st.st_size, st.st_mtime_ns, st.st_ino, f["id"], self.started)
         return rows
 
 
