@@ -9,6 +9,7 @@ status with the watcher's answer ignored (``WS_STATUS_FULL_SCAN=1``).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -349,3 +350,19 @@ def test_hard_links_are_read_again_every_time(watching, tmp_path):
     st = ws.status()
     assert st.scan == "watch"
     assert lists(st) == oracle(ws.root, ws.manifest())
+
+
+def test_watch_limit_reached_at_the_barrier_folder_is_named_and_leaks_nothing(tmp_path, monkeypatch):
+    """No watch left for the barrier folder at start: the limit message (not "disk full"), the inotify fd closed."""
+    from workspace.errors import WatchUnavailable
+    from workspace.tree import watcher as wmod
+
+    def no_watch_left(self, path, mask):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fsdecode(path))
+
+    monkeypatch.setattr(wmod.Watcher, "_add_watch", no_watch_left)
+    (tmp_path / "tree").mkdir()
+    fds = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(WatchUnavailable, match="inotify watch limit reached"):
+        wmod.Watcher(tmp_path / "tree", tmp_path / "barrier")
+    assert set(os.listdir("/proc/self/fd")) <= fds, "the inotify instance was left open"

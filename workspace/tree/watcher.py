@@ -102,12 +102,17 @@ class Watcher:
         fcntl.fcntl(self.fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
         fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) | os.O_NONBLOCK)
         self.paths: dict[int, bytes] = {}  # watch descriptor -> folder (relative, b'' the root)
-        self.barrier_dir.mkdir(parents=True, exist_ok=True)
-        for name in os.listdir(self.barrier_dir):  # leftovers of an earlier watcher
-            os.unlink(self.barrier_dir / name)
-        self.barrier_wd = self._add_watch(os.fsencode(self.barrier_dir), C.IN_CREATE | C.IN_ONLYDIR)
         self._barrier_next = 0
         try:
+            self.barrier_dir.mkdir(parents=True, exist_ok=True)
+            for name in os.listdir(self.barrier_dir):  # leftovers of an earlier watcher
+                os.unlink(self.barrier_dir / name)
+            try:
+                self.barrier_wd = self._add_watch(os.fsencode(self.barrier_dir), C.IN_CREATE | C.IN_ONLYDIR)
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:  # the watch budget, not the disk
+                    raise _limit_error(self.root, 0) from None
+                raise
             self._add_tree(b"", strict=True)
         except BaseException:
             self.close()
