@@ -366,3 +366,15 @@ def test_watch_limit_reached_at_the_barrier_folder_is_named_and_leaks_nothing(tm
     with pytest.raises(WatchUnavailable, match="inotify watch limit reached"):
         wmod.Watcher(tmp_path / "tree", tmp_path / "barrier")
     assert set(os.listdir("/proc/self/fd")) <= fds, "the inotify instance was left open"
+
+
+def test_status_without_a_commit_does_not_ask_the_watcher(ws, monkeypatch):
+    """Before the first commit everything is added: the watcher's answer would go unused."""
+    from workspace.tree import watch_client
+
+    def asked(*args, **kwargs):
+        raise AssertionError("status asked the watcher without a head")
+
+    monkeypatch.setattr(watch_client, "changes_since", asked)
+    write(ws.root, "a/b.txt", "x")
+    assert ws.status().added == ["a/b.txt"]
