@@ -378,3 +378,15 @@ def test_status_without_a_commit_does_not_ask_the_watcher(ws, monkeypatch):
     monkeypatch.setattr(watch_client, "changes_since", asked)
     write(ws.root, "a/b.txt", "x")
     assert ws.status().added == ["a/b.txt"]
+
+
+def test_a_watcher_failing_before_it_arms_releases_its_lock(ws, monkeypatch):
+    from workspace.tree import watchd
+
+    def fails(wdir):
+        raise OSError(errno.EACCES, "cannot open the watch folder")
+
+    monkeypatch.setattr(watchd, "SocketAddress", fails)
+    with pytest.raises(OSError):
+        watchd.serve(ws.root)
+    os.close(watchd._take_lock(ws.layout.watch_dir))  # WatcherRunning if the failed start kept the lock
