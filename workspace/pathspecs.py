@@ -57,7 +57,8 @@ def resolve(pattern: str, rel: Callable[[str], str]) -> str:
     return rel(pattern) + trailing
 
 
-def _wildmatch(patterns: list[str]):
+def wildmatch(patterns: list[str]):
+    """``patterns`` in git's wildmatch syntax as a ``pathspec.PathSpec`` (``.match_file(path)``)."""
     import pathspec  # ~50 ms: only when a pattern has a wildcard
 
     try:
@@ -73,7 +74,7 @@ class Pathspec:
         self.patterns = [p for p in patterns]
         self._paths = [p.strip("/") for p in self.patterns if is_literal(p)]
         globs = [p for p in self.patterns if not is_literal(p)]
-        self._globs = _wildmatch(globs) if globs else None
+        self._globs = wildmatch(globs) if globs else None
 
     def matches(self, path: str) -> bool:
         """Whether a workspace-relative file path is matched by any of the patterns."""

@@ -107,23 +107,20 @@ def serve(root: str | os.PathLike, host: str = "127.0.0.1", port: int = 0, tls_c
     checker = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    cause = None
     try:
         if pair:
             bound = server.add_secure_port(address, grpc.ssl_server_credentials([pair]))
         else:
             bound = server.add_insecure_port(address)
-    except (OSError, RuntimeError) as exc:  # grpc raises "Failed to bind to address ..."
-        store.close()
-        os.close(lock)
-        why = ("the certificate and key do not go together, or the port is in use" if pair
-               else "the port is in use, or the address is not one of this machine's")
-        raise ServerStartError(f"cannot listen on {address}: {why}") from exc
+    except (OSError, RuntimeError) as exc:  # grpc raises "Failed to bind to address ..."; others return 0
+        bound, cause = 0, exc
     if not bound:
         store.close()
         os.close(lock)
         why = ("the certificate and key do not go together, or the port is in use" if pair
                else "the port is in use, or the address is not one of this machine's")
-        raise ServerStartError(f"cannot listen on {address}: {why}")
+        raise ServerStartError(f"cannot listen on {address}: {why}") from cause
     server.start()
     for name in ("", SERVICE_NAME):
         checker.set(name, health_pb2.HealthCheckResponse.SERVING)

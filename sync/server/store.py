@@ -284,12 +284,11 @@ class ServerRoot:
             else:  # refused: check_pack, the one verifier that explains, says why
                 with open(tmp, "rb") as f:
                     check = packs.check_pack(f, key.id)
-                if check.ok:  # cannot happen (the two check the same things); the explaining verifier decides
-                    entries = check.entries
-                else:
+                if not check.ok:
                     more = f" (and {len(check.problems) - 1} more)" if len(check.problems) > 1 else ""
                     raise refuse("INVALID_ARGUMENT", f"pack {key.id[:12]} fails verification: "
                                                      f"{check.problems[0]}{more}; nothing was stored")
+                entries = check.entries  # (the two check the same things: the explaining verifier decides)
         except BaseException:
             _unlink(tmp)
             raise

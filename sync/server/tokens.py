@@ -152,11 +152,18 @@ def _read(path: Path) -> list[dict]:
 def _write(path: Path, tokens: list[dict]) -> None:
     tmp = path.with_name(f".{TOKENS_FILE}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({"format": 1, "tokens": tokens}, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"format": 1, "tokens": tokens}, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -190,6 +197,9 @@ def list_tokens(root: str | os.PathLike) -> list[TokenInfo]:
 
 def revoke_token(root: str | os.PathLike, name: str) -> TokenInfo:
     """Delete the token called ``name``; UnknownToken (exit 4) when there is none."""
+    _check_root(root)
+    if not os.path.exists(state_dir(root) / TOKENS_FILE):  # no token at all: create no lock (nor the root)
+        raise UnknownToken(f"no token named '{name}' (tokens: none)")
     with _locked(root) as path:
         tokens = _read(path)
         keep = [t for t in tokens if t.get("name") != name]

@@ -89,6 +89,30 @@ def test_token_create_list_revoke_through_the_cli(tmp_path, run_ws, clean_env):
         assert (got.returncode, got.stderr) == (code, line), args
 
 
+def test_revoke_on_a_root_without_tokens_creates_nothing(tmp_path, run_ws, clean_env):
+    root = tmp_path / "nothing-here"
+    got = run_ws(tmp_path, "serve", "token", "revoke", "--root", root, "ann")
+    assert (got.returncode, got.stderr) == (4, "ws: error: no token named 'ann' (tokens: none)\n")
+    assert not root.exists()
+
+
+def test_a_failed_token_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    from sync.server import tokens
+
+    root = tmp_path / "root"
+    tokens.create_token(root, "ci", "reader")
+
+    def fails(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tokens.os, "fsync", fails)
+    with pytest.raises(OSError):
+        tokens.create_token(root, "ann", "writer")
+    monkeypatch.undo()
+    assert sorted(p.name for p in (root / ".ws-server").iterdir()) == ["tokens.json", "tokens.lock"]
+    assert [t.name for t in tokens.list_tokens(root)] == ["ci"]
+
+
 def test_serve_refuses_what_it_cannot_use_in_one_line(tmp_path, run_ws, clean_env, tls_files, monkeypatch):
     monkeypatch.setenv("GRPC_VERBOSITY", "ERROR")  # gRPC's own error lines must not show (what a grpc client sets)
     a_file = tmp_path / "file"

@@ -113,3 +113,75 @@ def test_one_big_folder_is_split_between_helper_and_parent(tmp_path):
         theirs, mine = out[label]["shares"]
         assert out[label]["same"], label  # the same digests and listings as one walk on one process
         assert theirs > 0 and mine > 0 and theirs > mine, (label, theirs, mine)  # the helper takes ~3/5
+
+
+# relist (the watcher's path) walks no helper: these run in the test process.
+
+def _old_outermost(dirs) -> list[str]:
+    """The pairwise definition relist used before (quadratic): kept here as the reference."""
+    def below(d, top):
+        return not top or d == top or d.startswith(top + "/")
+    subtrees = sorted(set(dirs))
+    return [d for i, d in enumerate(subtrees) if not any(below(d, s) for s in subtrees[:i])]
+
+
+def test_outermost_subtrees_match_the_pairwise_definition():
+    from workspace.tree.dirwalk import _in_any, _outermost
+
+    cases = [[], ["a"], ["a", "a/b", "a/b/c", "ab", "ab/c", "b/c", "b"], ["x/y", "x/y/z", "x", "x-y/z"],
+             ["", "a", "a/b"], ["a/b/c", "a/b", "d/e/f", "d"]]
+    for dirs in cases:
+        tops = _outermost(dirs)
+        assert sorted(tops) == _old_outermost(dirs), dirs
+        for d in ["", "a", "a/b", "a/b/c/d", "ab", "ab/c", "b", "b/c", "x", "x/y/z", "x-y", "x-y/z", "d/e", "q"]:
+            expected = any(not s or d == s or d.startswith(s + "/") for s in tops)
+            assert _in_any(d, tops) == expected, (dirs, d)
+
+
+def test_relist_with_nested_dirty_subtrees_gives_what_a_full_walk_gives(tmp_path):
+    from pathlib import Path
+
+    from workspace.tree.dirwalk import DirWalk, relist
+    from workspace.tree.ignore import IgnoreRules
+
+    for d in ["a/b/c", "a/bc", "ab/c", "d/e"]:
+        (tmp_path / d).mkdir(parents=True)
+        (tmp_path / d / "f.txt").write_text(d)
+    (tmp_path / "top.txt").write_text("top")
+    rules = IgnoreRules(Path(tmp_path))
+    before, _ = DirWalk(str(tmp_path), rules).finish()
+    (tmp_path / "a/b/c/g.txt").write_text("new")
+    (tmp_path / "a/b/c/h").mkdir()
+    (tmp_path / "a/b/c/h/i.txt").write_text("new")
+    (tmp_path / "ab/c/f.txt").write_text("changed")
+    after, after_detail = DirWalk(str(tmp_path), rules).finish()
+    for dirty in ([["a/b", True], ["a/b/c", True], ["a", True], ["ab", True]],
+                  [["a/b/c", True], ["a/b/c/h", True], ["ab/c", False]],
+                  [["", True], ["a", True]]):
+        digests, detail, _ = relist(str(tmp_path), rules, dict(before), [""], dirty)
+        assert digests == after, dirty
+        assert detail == {d: after_detail[d] for d in after if before.get(d) != after[d]}, dirty
+
+
+def test_relist_handles_tens_of_thousands_of_dirty_subtrees(tmp_path):
+    """mkdir data/s{1..5000}/{a,b,c} under a watcher: 20,000 dirty sub-trees, as many known folders.
+
+    Tested pairwise this took minutes; looked up by ancestors it is a moment.
+    """
+    from pathlib import Path
+
+    from workspace.tree.dirwalk import relist
+    from workspace.tree.ignore import IgnoreRules
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "keep.txt").write_text("x")
+    dirty = []
+    known = {}
+    for i in range(5000):
+        dirty.append([f"data/s{i}", True])
+        dirty += [[f"data/s{i}/{c}", True] for c in "abc"]
+        known[f"old/k{i}"] = b"d"
+        known[f"data/s{i}/a"] = b"d"
+    digests, detail, _ = relist(str(tmp_path), IgnoreRules(Path(tmp_path)), known, ["data"], dirty)
+    assert digests == {**{f"old/k{i}": b"d" for i in range(5000)}, "data": digests["data"]}
+    assert list(detail) == ["data"]

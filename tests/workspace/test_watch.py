@@ -9,6 +9,7 @@ status with the watcher's answer ignored (``WS_STATUS_FULL_SCAN=1``).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -349,3 +350,43 @@ def test_hard_links_are_read_again_every_time(watching, tmp_path):
     st = ws.status()
     assert st.scan == "watch"
     assert lists(st) == oracle(ws.root, ws.manifest())
+
+
+def test_watch_limit_reached_at_the_barrier_folder_is_named_and_leaks_nothing(tmp_path, monkeypatch):
+    """No watch left for the barrier folder at start: the limit message (not "disk full"), the inotify fd closed."""
+    from workspace.errors import WatchUnavailable
+    from workspace.tree import watcher as wmod
+
+    def no_watch_left(self, path, mask):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fsdecode(path))
+
+    monkeypatch.setattr(wmod.Watcher, "_add_watch", no_watch_left)
+    (tmp_path / "tree").mkdir()
+    fds = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(WatchUnavailable, match="inotify watch limit reached"):
+        wmod.Watcher(tmp_path / "tree", tmp_path / "barrier")
+    assert set(os.listdir("/proc/self/fd")) <= fds, "the inotify instance was left open"
+
+
+def test_status_without_a_commit_does_not_ask_the_watcher(ws, monkeypatch):
+    """Before the first commit everything is added: the watcher's answer would go unused."""
+    from workspace.tree import watch_client
+
+    def asked(*args, **kwargs):
+        raise AssertionError("status asked the watcher without a head")
+
+    monkeypatch.setattr(watch_client, "changes_since", asked)
+    write(ws.root, "a/b.txt", "x")
+    assert ws.status().added == ["a/b.txt"]
+
+
+def test_a_watcher_failing_before_it_arms_releases_its_lock(ws, monkeypatch):
+    from workspace.tree import watchd
+
+    def fails(wdir):
+        raise OSError(errno.EACCES, "cannot open the watch folder")
+
+    monkeypatch.setattr(watchd, "SocketAddress", fails)
+    with pytest.raises(OSError):
+        watchd.serve(ws.root)
+    os.close(watchd._take_lock(ws.layout.watch_dir))  # WatcherRunning if the failed start kept the lock

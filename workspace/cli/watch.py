@@ -15,6 +15,7 @@ from workspace.cli.output import emit_json, emit_json_line, out
 
 @app.command()
 def watch(
+    ctx: typer.Context,
     daemon: bool = typer.Option(False, "--daemon", "-d", help="Start the watcher in the background and return "
                                 "once it watches every folder."),
     stop: bool = typer.Option(False, "--stop", help="Stop the running watcher and wait until it has exited."),
@@ -46,6 +47,10 @@ def watch(
     """
     if sum([daemon, stop, status, run is not None]) > 1:
         raise typer.BadParameter("use one of --daemon, --stop, --status, --run")
+    if run is None:
+        given = [f"--{name}" for name in ("param", "backend", "settle", "rounds") if _given(ctx, name)]
+        if given:
+            raise typer.BadParameter(f"{', '.join(given)} {'goes' if len(given) == 1 else 'go'} with --run")
     ws = _ws()
     if run is not None:
         for r in ws.watch_run(run, param or [], backend=backend, settle=settle, rounds=rounds, cwd=os.getcwd()):
@@ -83,6 +88,12 @@ def watch(
         sys.stdout.flush()
 
     ws.watch(ready_fd, on_ready=None if ready_fd is not None else ready)
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was given (even with its default value), not left to its default."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"
 
 
 def _member(job: dict) -> str:

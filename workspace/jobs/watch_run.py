@@ -75,8 +75,7 @@ def watch_run(repo: Repo, spec: str, params: list[str] | None = None, backend: s
     ``rounds`` stops after that many rounds (None: until interrupted).
     """
     folders = watched_folders(repo, spec, cwd)
-    repo.layout.watch_dir.mkdir(exist_ok=True)
-    watcher = Watcher(repo.root, repo.layout.watch_dir / f"run-barrier-{os.getpid()}")
+    watcher = Watcher(repo.root)  # no barrier: rounds wait for events, never for a point in them
     try:
         n = 1
         yield _summary(n, run_spec(repo, spec, params, backend, wait=True, cwd=cwd), "start")
@@ -99,10 +98,6 @@ def watch_run(repo: Repo, spec: str, params: list[str] | None = None, backend: s
                        "skipped": 0, "error": str(exc)}
     finally:
         watcher.close()
-        try:
-            os.rmdir(watcher.barrier_dir)
-        except OSError:
-            pass
 
 
 def _wait_for(watcher: Watcher, timeout: float | None) -> bool:

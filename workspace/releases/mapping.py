@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from workspace.errors import InvalidConfig
+from workspace.pathspecs import wildmatch  # imports pathspec only when a mapping has globs
 
 MAPPING_DIR = "releases"
 PROJECT_FILE = "ws.toml"
@@ -41,8 +42,8 @@ class ReleaseMapping:
 
     def select(self, paths: Iterable[str]) -> list[str]:
         """The paths this mapping takes, sorted (an empty include list takes everything)."""
-        inc = _spec(self.include) if self.include else None
-        exc = _spec(self.exclude) if self.exclude else None
+        inc = wildmatch(self.include) if self.include else None
+        exc = wildmatch(self.exclude) if self.exclude else None
         out = []
         for p in paths:
             if inc is not None and not inc.match_file(p):
@@ -51,15 +52,6 @@ class ReleaseMapping:
                 continue
             out.append(p)
         return sorted(out)
-
-
-def _spec(patterns: list[str]):
-    import pathspec  # ~50 ms: only when a mapping has globs
-
-    try:
-        return pathspec.PathSpec.from_lines("gitignore", patterns)
-    except KeyError:  # pathspec < 1.0 knows the same syntax only as 'gitwildmatch'
-        return pathspec.PathSpec.from_lines("gitwildmatch", patterns)
 
 
 def _read_toml(path: Path) -> dict:
@@ -95,7 +87,7 @@ def _check(name: str, table: Any, where: str) -> ReleaseMapping:
         globs[key] = value
         try:
             if value:
-                _spec(value)
+                wildmatch(value)
         except Exception as exc:  # pathspec raises several types for bad patterns
             raise InvalidReleaseMapping(f"{where}: field '{key}' has a bad glob: {exc}") from exc
     description = table.get("description", "")

@@ -315,11 +315,11 @@ def relist(root: str, rules: IgnoreRules, known: dict[str, bytes], others: list[
     Returns the digests, the listings not matching ``known``, and the folders
     listed that hold a file with several hard links.
     """
-    subtrees = sorted({d for d, sub in dirty if sub})
-    subtrees = [d for i, d in enumerate(subtrees) if not any(_below(d, s) for s in subtrees[:i])]
+    tops = _outermost(d for d, sub in dirty if sub)
+    subtrees = sorted(tops)
 
     def in_subtree(d: str) -> bool:
-        return any(_below(d, s) for s in subtrees)
+        return _in_any(d, tops)
 
     digests = {d: dg for d, dg in known.items() if not in_subtree(d)}
     detail: dict[str, Listing] = {}
@@ -338,8 +338,29 @@ def relist(root: str, rules: IgnoreRules, known: dict[str, bytes], others: list[
     return digests, detail, linked
 
 
-def _below(d: str, top: str) -> bool:
-    return not top or d == top or d.startswith(top + "/")
+def _outermost(dirs) -> set[str]:
+    """The folders of ``dirs`` not below another of them ("" is the whole tree).
+
+    Each folder's ancestors are looked up in a set, shallowest folders first:
+    a watcher may report tens of thousands of sub-trees, too many to test pairwise.
+    """
+    tops: set[str] = set()
+    for d in sorted(set(dirs), key=lambda d: (d.count("/") + bool(d), d)):
+        if not _in_any(d, tops):
+            tops.add(d)
+    return tops
+
+
+def _in_any(d: str, tops: set[str]) -> bool:
+    """Whether folder ``d`` is one of ``tops`` or below one of them."""
+    if not tops:
+        return False
+    while True:
+        if d in tops:
+            return True
+        if not d:
+            return False
+        d = d.rpartition("/")[0]
 
 
 class _Visible:

@@ -47,7 +47,8 @@ def compute_status(repo: Repo, progress: Progress | None = None) -> Status:
     manifest_commit, gen, blob = statcache.load_snapshot(cat)
     snap = _decode(blob) if blob is not None and manifest_commit == head and head else None
     clean, tracked_dirs, others, w_epoch, w_seq = snap if snap else ({}, None, [], None, 0)
-    watch = watch_client.changes_since(repo.layout.watch_dir, repo.root, w_epoch, w_seq)
+    # no head: everything is added, whatever the watcher says (skip its round trip and barrier)
+    watch = watch_client.changes_since(repo.layout.watch_dir, repo.root, w_epoch, w_seq) if head is not None else None
     rules = IgnoreRules(repo.root)
     if snap and watch is not None and watch.vouch:
         digests, detail, linked = relist(str(repo.root), rules, clean, others, watch.dirty)

@@ -217,9 +217,12 @@ def serve(root: Path, ready_fd: int | None = None, on_ready=None) -> None:
         raise
     watcher = None
     listener = None
-    addr = SocketAddress(wdir)
-    old = {s: signal.signal(s, _raise_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    addr = None
+    old = {}
     try:
+        addr = SocketAddress(wdir)
+        for s in (signal.SIGTERM, signal.SIGINT):
+            old[s] = signal.signal(s, _raise_stop)
         with open(wdir / LOG, "a", encoding="utf-8") as log:
             try:
                 watcher = Watcher(root, wdir / BARRIER_DIR)
@@ -252,7 +255,8 @@ def serve(root: Path, ready_fd: int | None = None, on_ready=None) -> None:
             except FileNotFoundError:
                 pass
             listener.close()
-        addr.close()
+        if addr is not None:
+            addr.close()
         if watcher is not None:
             watcher.close()
         _log_line(wdir, "stopped")
@@ -286,7 +290,7 @@ def start_daemon(root: Path) -> dict:
     proc.wait()
     if msg.startswith("error "):
         code, _, text = msg[6:].partition(" ")
-        cls = {"7": WatcherRunning}.get(code, WatchUnavailable)
+        cls = {str(WatcherRunning.exit_code): WatcherRunning}.get(code, WatchUnavailable)
         raise cls(text)
     raise WatchUnavailable(f"the watcher did not start (exit {proc.returncode}); see {layout.watch_dir / LOG}")
 

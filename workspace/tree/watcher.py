@@ -75,11 +75,12 @@ class Watcher:
     ``dirty`` maps a folder (workspace-relative, '' the root) to (last sequence
     number, whether its whole sub-tree is in doubt). ``unwatched`` holds folders
     a watch could not be put on (unreadable, or over the limit at run time):
-    they are reported dirty at every barrier.
+    they are reported dirty at every barrier. Without ``barrier_dir`` there
+    is no barrier (a caller that only waits for events needs none).
     """
 
     root: Path
-    barrier_dir: Path
+    barrier_dir: Path | None = None
     epoch: str = field(default_factory=lambda: secrets.token_hex(8))
     seq: int = 0
     pruned_upto: int = 0
@@ -102,18 +103,28 @@ class Watcher:
         fcntl.fcntl(self.fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
         fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) | os.O_NONBLOCK)
         self.paths: dict[int, bytes] = {}  # watch descriptor -> folder (relative, b'' the root)
-        self.barrier_dir.mkdir(parents=True, exist_ok=True)
-        for name in os.listdir(self.barrier_dir):  # leftovers of an earlier watcher
-            os.unlink(self.barrier_dir / name)
-        self.barrier_wd = self._add_watch(os.fsencode(self.barrier_dir), C.IN_CREATE | C.IN_ONLYDIR)
+        self.barrier_wd = -1  # never a watch descriptor
         self._barrier_next = 0
         try:
+            if self.barrier_dir is not None:
+                self._watch_barrier(self.barrier_dir)
             self._add_tree(b"", strict=True)
         except BaseException:
             self.close()
             raise
 
     # -- watches ----------------------------------------------------------------------
+    def _watch_barrier(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in os.listdir(folder):  # leftovers of an earlier watcher
+            os.unlink(folder / name)
+        try:
+            self.barrier_wd = self._add_watch(os.fsencode(folder), C.IN_CREATE | C.IN_ONLYDIR)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:  # the watch budget, not the disk
+                raise _limit_error(self.root, 0) from None
+            raise
+
     def _add_watch(self, path: bytes, mask: int) -> int:
         wd = inotify_add_watch(self.fd, path, mask)
         if wd < 0:
@@ -257,6 +268,8 @@ class Watcher:
     # -- what status asks -------------------------------------------------------------
     def request_barrier(self) -> int:
         """Create the next barrier file; the barrier is passed once ``barrier_seen`` reaches the number returned."""
+        if self.barrier_dir is None:
+            raise ValueError("this watcher was started without a barrier folder")
         self._barrier_next += 1
         n = self._barrier_next
         fd = os.open(self.barrier_dir / str(n), os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600)

@@ -55,7 +55,7 @@ def test_only_members_whose_inputs_changed_run_again(ws):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert not any(p.name.startswith("run-barrier") for p in ws.layout.watch_dir.iterdir())
+    assert not any(ws.layout.watch_dir.glob("run-barrier*"))  # (watch --run makes no barrier folder now)
 
 
 def test_input_folders():
@@ -89,3 +89,12 @@ def test_watch_options_exclude_each_other(ws, run_ws):
     assert proc.returncode == 2 and "use one of --daemon, --stop, --status, --run" in proc.stderr
     proc = run_ws(ws.root, "watch", "--run", "nope")
     assert proc.returncode == 4 and "ws: error:" in proc.stderr
+
+
+def test_run_options_without_run_are_refused(ws, run_ws):
+    for extra in (["--param", "s=a"], ["-p", "s=a"], ["--backend", "local"], ["--settle", "0.3"],
+                  ["--rounds", "2"]):
+        proc = run_ws(ws.root, "watch", "--status", *extra)
+        assert proc.returncode == 2, (extra, proc.stdout, proc.stderr)
+        name = "--param" if extra[0] == "-p" else extra[0]
+        assert f"{name} goes with --run" in proc.stderr and proc.stdout == "", extra
