@@ -158,9 +158,19 @@ def remove(config: dict, name: str) -> None:
 
 
 # -- opening for a workspace ------------------------------------------------------------------
+def env_prefix(name: str) -> str:
+    """``WS_BACKEND_<NAME>_`` for a backend (non-alphanumeric characters become ``_``)."""
+    return "WS_BACKEND_" + re.sub(r"[^A-Z0-9]", "_", name.upper()) + "_"
+
+
+def _keyring_words(name: str) -> dict:
+    """How keyring errors name a backend and the variables that carry its secrets instead of the keyring."""
+    return {"what": f"backend '{name}'", "env_hint": f"{env_prefix(name)}<KEY> environment variables"}
+
+
 def env_secrets(name: str) -> dict[str, str]:
     """``WS_BACKEND_<NAME>_<KEY>`` variables, as secrets (KEY lower-cased)."""
-    prefix = "WS_BACKEND_" + re.sub(r"[^A-Z0-9]", "_", name.upper()) + "_"
+    prefix = env_prefix(name)
     return {k[len(prefix):].lower(): v for k, v in os.environ.items() if k.startswith(prefix) and len(k) > len(prefix)}
 
 
@@ -233,9 +243,20 @@ def is_backend_login(config: dict, name: str, forced: bool = False) -> bool:
 
 
 def login_prompts(config: dict, name: str) -> list[tuple[str, str, bool]]:
-    """What ``ws login NAME`` asks for a configured backend."""
+    """What ``ws login NAME`` asks for a configured backend.
+
+    Before anything is asked, a machine without a keyring backend is refused
+    with CredentialStoreError (exit 11) naming ``WS_BACKEND_<NAME>_<KEY>``, as
+    a remote's login is.
+    """
+    from sync.compute.prominence_api import keyring_user
+    from sync.credentials import check_keyring
+
     info = resolve(config, name)
-    return list(_PROMPTS.get(info.type, []))
+    asks = list(_PROMPTS.get(info.type, []))
+    if asks:
+        check_keyring(keyring_user(name), **_keyring_words(name))
+    return asks
 
 
 def login(config: dict, name: str, secrets: dict[str, str]) -> dict:
@@ -256,7 +277,7 @@ def login(config: dict, name: str, secrets: dict[str, str]) -> dict:
     missing = [k for k, _, required in wanted if required and k not in clean]
     if missing:
         raise InvalidCredentials(f"backend '{name}' ({info.type}) needs {', '.join(missing)}")
-    store_secrets(keyring_user(name), clean)
+    store_secrets(keyring_user(name), clean, **_keyring_words(name))
     return {"backend": name, "type": info.type, "stored": sorted(clean), "service": SERVICE}
 
 
