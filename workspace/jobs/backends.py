@@ -91,13 +91,25 @@ def resolve(config: dict, name: str) -> BackendInfo:
                          f"{', '.join(registry.names())}); add one with 'ws backend add NAME TYPE'")
 
 
-def allowed_options(kind: str) -> list[str]:
-    """The option names a backend of type ``kind`` takes from the configuration (its constructor's keywords)."""
+def backend_class(kind: str) -> type[ComputeBackend]:
+    """The class of a backend type, for its class attributes (``stages_inputs``): nothing built, no secret read.
+
+    Batch is registered as a factory (:func:`sync.staged.batch_backend`): its
+    class is BatchBackend; another factory's is the base class.
+    """
     target = registry.target(kind)
     if kind == "batch":
         from sync.compute.batch import BatchBackend
 
-        target = BatchBackend
+        return BatchBackend
+    return target if isinstance(target, type) else ComputeBackend
+
+
+def allowed_options(kind: str) -> list[str]:
+    """The option names a backend of type ``kind`` takes from the configuration (its constructor's keywords)."""
+    target = registry.target(kind)
+    if kind == "batch":
+        target = backend_class(kind)
     params = inspect.signature(target.__init__ if isinstance(target, type) else target).parameters
     names = {p for p, v in params.items() if p != "self" and v.kind in (v.KEYWORD_ONLY, v.POSITIONAL_OR_KEYWORD)}
     return sorted((names | _EXTRA_OPTIONS.get(kind, set())) - _INTERNAL - set(SECRET_OPTIONS))
@@ -184,8 +196,12 @@ def _keyring_secrets(name: str) -> dict[str, str]:
         return {}  # no usable keyring: the backend says what is missing when it needs it
 
 
-def open_backend(repo: Repo, name: str) -> ComputeBackend:
-    """The backend a spec's ``backend:`` names, set up for this workspace (contacts nothing)."""
+def open_backend(repo: Repo, name: str, secrets: bool = True) -> ComputeBackend:
+    """The backend a spec's ``backend:`` names, set up for this workspace (contacts nothing).
+
+    Without ``secrets`` neither the keyring nor the environment is read: a
+    backend to check a request against, never to submit with.
+    """
     info = resolve(repo.config, name)
     kind, extra = info.type, {}
     if kind == "local":
@@ -198,9 +214,9 @@ def open_backend(repo: Repo, name: str) -> ComputeBackend:
         extra.update(workspace_root=str(repo.root), log_root=str(repo.layout.jobs_dir), catalog=repo.catalog,
                      tmp_dir=str(tmp))
         extra.update(_staging(repo.config, info.options))
-        if info.configured:
-            secrets = {**_keyring_secrets(name), **env_secrets(name)}
-            extra.update({k: v for k, v in secrets.items() if k in SECRET_OPTIONS})
+        if info.configured and secrets:
+            found = {**_keyring_secrets(name), **env_secrets(name)}
+            extra.update({k: v for k, v in found.items() if k in SECRET_OPTIONS})
     elif not info.configured:
         return registry.get(kind)  # a type registered by a test or a plugin: its own defaults
     return build(kind, name, info.options, extra)

@@ -73,12 +73,10 @@ class _Planner:
         return dict(hit[1])
 
     def _stages_inputs(self, name: str) -> bool:
-        if name not in self._stages:
-            from workspace.jobs.launch import get_backend
+        if name not in self._stages:  # a class attribute: no backend is built, no secret read
+            from workspace.jobs.backends import backend_class, resolve
 
-            backend = get_backend(self.repo, {}, name)
-            self._stages[name] = bool(getattr(backend, "stages_inputs", False))
-            backend.close()
+            self._stages[name] = bool(backend_class(resolve(self.repo.config, name).type).stages_inputs)
         return self._stages[name]
 
     def row(self, job) -> dict:
@@ -142,7 +140,7 @@ def target_spec(repo: Repo, spec, cwd: str | None = None, param_file: str | None
     if declared and unknown:
         raise InvalidArgument(f"--param-file {param_file}: {found.where} declares no parameter '{unknown[0]}' "
                               f"(parameters: {', '.join(sorted(declared))})")
-    return validate(replace(found, params=records))
+    return validate(replace(found, params=records), repo.config)
 
 
 def dry_run_rows(repo: Repo, name_or_path, overrides: dict | list[str] | None = None, backend: str | None = None,
@@ -205,11 +203,7 @@ def submit(repo: Repo, expanded: Iterable, wait: bool = False, force: bool = Fal
     rows: list[dict] = []
     specs: dict[str, None] = {}
     notify: dict = {}
-    backends: set[str] = set()
-    for job in expanded:
-        if job.backend not in backends:
-            _check_backends(repo, {job.backend})
-            backends.add(job.backend)
+    for job in expanded:  # their backends were checked as they were expanded (expand.check_backend)
         rows.append(planner.row(job))
         specs.setdefault(job.spec_name, None)
         if job.notify is not None:
@@ -228,14 +222,6 @@ def submit(repo: Repo, expanded: Iterable, wait: bool = False, force: bool = Fal
 
 
 _BATCH = 5000  # rows per INSERT of one submission (all in one transaction)
-
-
-def _check_backends(repo: Repo, names: set[str]) -> None:
-    """Every name is a configured backend or a type (UnknownBackend, exit 9, lists the configured ones)."""
-    from workspace.jobs.backends import resolve
-
-    for name in sorted(names):
-        resolve(repo.config, name)
 
 
 def _save_notify(repo: Repo, wf: str, settings: dict) -> None:

@@ -295,7 +295,7 @@ def validate_specs(repo: Repo, target: str | None = None, cwd: str | os.PathLike
     for p in files:
         shown = str(p.relative_to(repo.root))
         try:
-            spec = load_spec(p, shown)
+            spec = load_spec(p, shown, repo.config)
             n = check_workspace(repo, spec)
             reports.append({"path": shown, "name": spec.name, "ok": True, "jobs": n, "error": None, "exit_code": 0})
         except WorkspaceError as exc:
