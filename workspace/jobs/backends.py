@@ -325,7 +325,7 @@ def remove_backend(repo: Repo, name: str) -> None:
 
     with repo.lock():
         config = repo.reload_config()
-        live = [j["id"] for j in q.jobs_in_states(repo.catalog, ("PENDING", "QUEUED", "RUNNING"))
+        live = [j["id"] for j in q.jobs_in_states(repo.catalog, q.ACTIVE_STATES)
                 if j["backend"] == name]
         if live and name in _tables(config):
             raise InvalidArgument(f"backend '{name}' has {len(live)} unfinished job(s) ({', '.join(live[:3])}"

@@ -463,7 +463,7 @@ def refresh_report(repo: Repo) -> dict:
     backends: dict = {}
     errors: list[BackendError] = []
     seen: dict[str, str] = {}
-    rows = q.jobs_in_states(repo.catalog, ("QUEUED", "RUNNING", "LOST"))
+    rows = q.jobs_in_states(repo.catalog, q.BACKEND_STATES)
     for r in rows:
         if r["state"] == "LOST":
             try:
