@@ -93,8 +93,7 @@ class _Planner:
             "depends_on": [d for s in job.depends_on for d in self.ids_by_spec.get(s, [])],
             "log_dir": os.path.join(self.jobs_dir, jid), "state": "PENDING",
             "environment": environment.job_environment(self.base_env, job.command, job.env, job.workdir or "."),
-            "labels": dict(getattr(job, "labels", None) or {}), "container": getattr(job, "container", None),
-            "artifacts": list(getattr(job, "artifacts", None) or []),
+            "labels": dict(job.labels), "container": job.container, "artifacts": list(job.artifacts),
             # the matched files and their ids, only for backends that stage them: a big sweep reading many
             # files on a shared file system must not copy that list into every row
             "input_files": dict(job.input_ids or {}) if self._stages_inputs(job.backend) else {},
@@ -104,7 +103,7 @@ class _Planner:
             earlier = q.get_job(repo.catalog, prev) or {}
             row.update(state="SKIPPED", reason=f"already succeeded as job {prev}",
                        output_commit=earlier.get("output_commit"))
-        if getattr(job, "depended_on", True):
+        if job.depended_on:
             self.ids_by_spec.setdefault(job.spec_name, []).append(jid)
         return row
 
@@ -509,11 +508,8 @@ def refresh_report(repo: Repo) -> dict:
 
 def poll_interval(backend) -> float:
     """The least time between two status requests to a backend (its own option; 0 for the local one)."""
-    for attr in ("poll_interval", "poll_interval_s"):
-        value = getattr(backend, attr, None)
-        if isinstance(value, (int, float)) and value > 0:
-            return float(value)
-    return 0.0
+    value = getattr(backend, "poll_interval_s", 0)  # ComputeBackend's; a duck-typed backend may lack it
+    return float(value) if isinstance(value, (int, float)) and value > 0 else 0.0
 
 
 def rate_limit(repo: Repo, name: str, backend) -> None:
