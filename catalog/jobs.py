@@ -21,6 +21,8 @@ from catalog.db import Catalog
 STATES = ("PENDING", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED", "LOST", "OUT_OF_MEMORY")
 FINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED", "LOST", "OUT_OF_MEMORY")
 ACTIVE_STATES = ("PENDING", "QUEUED", "RUNNING")
+# unfinished on a backend: what refresh asks it about, and "stale" while it cannot be reached
+BACKEND_STATES = ("QUEUED", "RUNNING", "LOST")
 
 JOB_COLUMNS = (
     "id", "workflow_id", "name", "key", "params", "state", "backend", "backend_id", "attempts", "exit_code",
@@ -328,13 +330,15 @@ def list_jobs_json(cat: Catalog, state: str | Iterable[str] | None = None, name:
     """
     where, args = _filters(state, name, workflow, labels)
     entry = f"COALESCE(listing, {_LISTING})"
-    down = outages(cat)
-    if down:
+    down = _stale_objects(cat)
+    if down:  # the objects are made by stale_object, as ws jobs show's: one formatting of the times
         marks = ",".join("?" * len(down))
-        entry = (f"CASE WHEN backend IN ({marks}) AND state IN ('QUEUED','RUNNING','LOST') THEN json_set({entry}, "
-                 f"'$.stale', (SELECT json_object('since', p.last_ok_at, 'error', p.error, 'error_at', p.error_at) "
-                 f"FROM ({_OUTAGE_SQL}) p WHERE p.name = jobs.backend)) ELSE {entry} END")
-        args = [*down, *args]
+        states = ",".join("?" * len(BACKEND_STATES))
+        values = ",".join("(?,?)" for _ in down)
+        entry = (f"CASE WHEN backend IN ({marks}) AND state IN ({states}) THEN json_set({entry}, '$.stale', "
+                 f"(SELECT json(column2) FROM (VALUES {values}) WHERE column1 = jobs.backend)) ELSE {entry} END")
+        pairs = [x for name, stale in down.items() for x in (name, json.dumps(stale))]
+        args = [*down, *BACKEND_STATES, *pairs, *args]
     inner = f"SELECT {entry} AS entry FROM jobs{where} ORDER BY submitted_ns, rowid"
     if limit is not None:
         inner += f" LIMIT {int(limit)}"
@@ -443,11 +447,6 @@ def job_commits(cat: Catalog) -> set[str]:
 
 
 # -- backend polls (stale marking, rate limits) -------------------------------------------
-_OUTAGE_SQL = ("SELECT name, error, strftime('%Y-%m-%dT%H:%M:%fZ', error_ns / 1e9, 'unixepoch') AS error_at, "
-               "strftime('%Y-%m-%dT%H:%M:%fZ', last_ok_ns / 1e9, 'unixepoch') AS last_ok_at FROM backend_polls "
-               "WHERE error IS NOT NULL")
-
-
 def record_poll(cat: Catalog, name: str, error: str | None = None, now_ns: int | None = None) -> None:
     """Record a status request to backend ``name``: answered (``error`` None, the outage ends) or failed."""
     now = now_ns or time.time_ns()
@@ -474,11 +473,22 @@ def outages(cat: Catalog) -> list[str]:
     return [r[0] for r in cat.query("SELECT name FROM backend_polls WHERE error IS NOT NULL")]
 
 
+def stale_object(last_ok_ns: int | None, error: str, error_ns: int | None) -> dict:
+    """A job's ``stale`` object: ``since`` (the last status request that answered, or None), ``error``, ``error_at``."""
+    return {"since": iso_time(last_ok_ns), "error": error, "error_at": iso_time(error_ns)}
+
+
+def _stale_objects(cat: Catalog) -> dict[str, dict]:
+    """Backend name -> the ``stale`` object of its unfinished jobs, for each backend in an outage."""
+    rows = cat.query("SELECT name, last_ok_ns, error, error_ns FROM backend_polls WHERE error IS NOT NULL")
+    return {name: stale_object(ok, error, at) for name, ok, error, at in rows}
+
+
 def stale_info(cat: Catalog, backend: str, state: str) -> dict | None:
     """The ``stale`` object of a job of ``backend`` in ``state`` (None unless unfinished on an unreachable backend)."""
-    if state not in ("QUEUED", "RUNNING", "LOST"):
+    if state not in BACKEND_STATES:
         return None
     poll = backend_poll(cat, backend)
     if not poll or poll["error"] is None:
         return None
-    return {"since": iso_time(poll["last_ok_ns"]), "error": poll["error"], "error_at": iso_time(poll["error_ns"])}
+    return stale_object(poll["last_ok_ns"], poll["error"], poll["error_ns"])

@@ -137,11 +137,18 @@ def load_secrets(remote_name: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
-def no_keyring_message(remote_name: str, url: str = "") -> str:
-    """What to do on a machine without a keyring backend (a server, a container, CI)."""
-    return (f"no system keyring is available on this machine to store the secrets of remote '{remote_name}': "
+def no_keyring_message(remote_name: str, url: str = "", *, what: str | None = None,
+                       env_hint: str | None = None) -> str:
+    """What to do on a machine without a keyring backend (a server, a container, CI).
+
+    ``what`` names the owner of the secrets (default ``remote 'NAME'``) and
+    ``env_hint`` the variables that carry them instead (default the remote's):
+    a compute backend's are ``WS_BACKEND_<NAME>_<KEY>``.
+    """
+    return (f"no system keyring is available on this machine to store the secrets of "
+            f"{what or f'remote {remote_name!r}'}: "
             "run a keyring service (GNOME Keyring, KWallet, macOS Keychain) or 'pip install keyrings.alt' "
-            f"for a file-based one, or set {_env_hint(remote_name, url)} instead of 'ws login'")
+            f"for a file-based one, or set {env_hint or _env_hint(remote_name, url)} instead of 'ws login'")
 
 
 def _no_backend(keyring, exc: BaseException | None = None) -> bool:
@@ -152,24 +159,26 @@ def _no_backend(keyring, exc: BaseException | None = None) -> bool:
     return isinstance(keyring.get_keyring(), fail.Keyring)
 
 
-def check_keyring(remote_name: str, url: str = "") -> None:
-    """Raise CredentialStoreError (exit 11) saying how to get one when no keyring backend is usable."""
+def check_keyring(remote_name: str, url: str = "", *, what: str | None = None, env_hint: str | None = None) -> None:
+    """Raise CredentialStoreError (exit 11) saying how to get one when no keyring backend is usable
+    (``what``, ``env_hint``: see :func:`no_keyring_message`)."""
     keyring = _keyring()
     if _no_backend(keyring):
-        raise CredentialStoreError(no_keyring_message(remote_name, url))
+        raise CredentialStoreError(no_keyring_message(remote_name, url, what=what, env_hint=env_hint))
 
 
-def store_secrets(remote_name: str, secrets: Mapping[str, str], url: str = "") -> None:
-    """Replace the keyring entry of a remote with ``secrets``."""
+def store_secrets(remote_name: str, secrets: Mapping[str, str], url: str = "", *, what: str | None = None,
+                  env_hint: str | None = None) -> None:
+    """Replace the keyring entry of a remote (or of ``what``, see :func:`no_keyring_message`) with ``secrets``."""
     keyring = _keyring()
     try:
         keyring.set_password(SERVICE, remote_name, json.dumps(dict(secrets), sort_keys=True))
     except (keyring.errors.KeyringError, OSError) as exc:
         if _no_backend(keyring, exc):
-            raise CredentialStoreError(no_keyring_message(remote_name, url)) from exc
+            raise CredentialStoreError(no_keyring_message(remote_name, url, what=what, env_hint=env_hint)) from exc
         raise CredentialStoreError(
-            f"cannot store secrets for remote '{remote_name}' in the keyring: {exc}; "
-            f"set {env_prefix(remote_name)}<KEY> environment variables instead"
+            f"cannot store secrets for {what or f'remote {remote_name!r}'} in the keyring: {exc}; "
+            f"set {env_hint or f'{env_prefix(remote_name)}<KEY> environment variables'} instead"
         ) from exc
 
 

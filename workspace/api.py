@@ -550,7 +550,7 @@ class Workspace(Repo):
         from workspace.jobs.engine import dry_run_rows, run_spec
 
         _, spec = build(argv, name=name, inputs=inputs, outputs=outputs, resources=resources, backend=backend,
-                        params=params, param_file=param_file)
+                        params=params, param_file=param_file, config=self.config)
         if dry_run:
             return dry_run_rows(self, spec, force=force)
         return run_spec(self, spec, wait=wait, force=force)
@@ -565,7 +565,7 @@ class Workspace(Repo):
         from workspace.jobs.adhoc import build, save
 
         data, _ = build(argv, name=save_as, inputs=inputs, outputs=outputs, resources=resources, backend=backend,
-                        params=params, param_file=param_file)
+                        params=params, param_file=param_file, config=self.config)
         return save(self, save_as, data, force=force)
 
     def dry_run(self, spec: str, params: dict | list[str] | None = None, *, backend: str | None = None,

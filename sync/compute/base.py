@@ -137,6 +137,7 @@ class ComputeBackend:
     enforces_walltime = False  # True when the backend itself stops a job at request.walltime_s (Slurm's --time)
     fetches_artifacts = False  # True when submit() fetches request.artifacts into the job's folder itself
     stages_inputs = False  # True when the backend reads request.input_files (no shared file system: AWS Batch)
+    poll_interval_s = 0.0  # the least time between two status requests (its poll option; 0: ask at will)
 
     def submit(self, request: SubmitRequest) -> str:
         """Start (or queue) one job attempt; returns the backend's id for it.

@@ -96,7 +96,7 @@ class BatchBackend(ComputeBackend):
                                  fair_share=_flag(fair_share))
         self.log_group = log_group or DEFAULT_LOG_GROUP
         self.log_root = os.fspath(log_root) if log_root else None
-        self.poll_interval = float(poll_interval)
+        self.poll_interval_s = float(poll_interval)
         self._stager = None
         self._queue_checked = False
         self._definitions: dict[str, str] = {}  # fingerprint -> definition ARN
@@ -232,7 +232,7 @@ class BatchBackend(ComputeBackend):
         out = {b: self._cache[b] for b in backend_ids if b in self._cache and self._cache[b].final}
         todo = [b for b in dict.fromkeys(backend_ids) if b not in out]
         now = time.monotonic()
-        fresh = self._last_poll is not None and now - self._last_poll < self.poll_interval
+        fresh = self._last_poll is not None and now - self._last_poll < self.poll_interval_s
         if todo and (not fresh or any(b not in self._cache for b in todo)):
             self._last_poll = now  # also after a failure: an unreachable service is not asked every turn
             self._cache.update(self._describe(todo))

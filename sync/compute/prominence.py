@@ -79,7 +79,7 @@ class ProminenceBackend(ComputeBackend):
                                  walltime_min=int(default_walltime_min) if default_walltime_min else None,
                                  workspace_root=os.fspath(workspace_root) if workspace_root else None,
                                  leave_in_queue=_flag(leave_in_queue))
-        self.poll_interval = float(poll_interval)
+        self.poll_interval_s = float(poll_interval)
         self._last_poll: float | None = None
         self._cache: dict[str, BackendStatus] = {}
         self._resolved: dict[tuple[str, str], str] = {}  # (workflow id, member) -> job id
@@ -161,7 +161,7 @@ class ProminenceBackend(ComputeBackend):
         out = {b: self._cache[b] for b in backend_ids if b in self._cache and self._cache[b].final}
         todo = [b for b in dict.fromkeys(backend_ids) if b not in out]
         now = time.monotonic()
-        fresh = self._last_poll is not None and now - self._last_poll < self.poll_interval
+        fresh = self._last_poll is not None and now - self._last_poll < self.poll_interval_s
         if todo and (not fresh or any(b not in self._cache for b in todo)):
             self._last_poll = now
             self._cache.update(self._poll(todo))

@@ -167,7 +167,7 @@ def test_refresh_waits_out_the_poll_interval_of_a_backend(ws, cloud):
     from workspace.jobs.engine import rate_limit
 
     class Polled:
-        poll_interval = 0.5
+        poll_interval_s = 0.5
 
     cj.record_poll(ws.catalog, cloud)
     last = cj.backend_poll(ws.catalog, cloud)["last_try_ns"]

@@ -184,7 +184,7 @@ def test_statuses_are_rate_limited_and_final_ones_never_asked_again(opts, root):
     b.status([bid])  # a new id is asked at once
     b.status([bid])
     assert b.aws.calls.count("describe_jobs") == 1  # within the interval: the last answer
-    b.poll_interval = 0
+    b.poll_interval_s = 0
     assert wait_final(b, [bid])[bid].state == FAILED
     calls = b.aws.calls.count("describe_jobs")
     assert b.status([bid])[bid].exit_code == 5 and b.aws.calls.count("describe_jobs") == calls

@@ -125,7 +125,7 @@ def test_status_is_one_request_per_poll_and_rate_limited(server, root):
     server.advance(int(ids[0]), "completed", exit_code=0)
     assert b.status(ids)[ids[0]].state == QUEUED  # within poll_interval: the last answer
     assert len(server.log) == before + 1
-    b.poll_interval = 0
+    b.poll_interval_s = 0
     assert b.status(ids)[ids[0]].state == SUCCEEDED
     b.status(ids)
     assert ids[0] not in server.log[-1][2]["id"].split(",")  # a final state is never asked again

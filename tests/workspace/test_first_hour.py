@@ -69,3 +69,19 @@ def test_login_without_a_keyring_backend_says_how_to_get_one_before_asking(run_w
     assert "keyrings.alt" in line and "AWS_ACCESS_KEY_ID" in line and "WS_REMOTE_S3DATA_<KEY>" in line
     proc = run_ws(proj, "login", "s3data", "--key", "key=a", "--key", "secret=b", env=env)
     assert proc.returncode == 11 and "keyrings.alt" in one_error_line(proc)
+
+
+
+def test_backend_login_without_a_keyring_backend_names_the_backends_variables_before_asking(run_ws, tmp_path):
+    run_ws(tmp_path, "init", "proj", check=True)
+    proj = tmp_path / "proj"
+    run_ws(proj, "backend", "add", "cloud", "prominence", "-o", "url=http://127.0.0.1:9", check=True)
+    env = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    proc = run_ws(proj, "login", "cloud", env=env)  # stdin is empty: a prompt would fail differently
+    assert proc.returncode == 11
+    line = one_error_line(proc)
+    assert "keyrings.alt" in line and "WS_BACKEND_CLOUD_<KEY>" in line and "WS_REMOTE_" not in line, line
+    assert "backend 'cloud'" in line
+    proc = run_ws(proj, "login", "cloud", "--key", "token=abc", env=env)
+    line = one_error_line(proc)
+    assert proc.returncode == 11 and "WS_BACKEND_CLOUD_<KEY>" in line and "WS_REMOTE_" not in line, line

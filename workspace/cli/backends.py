@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from workspace.cli import app
-from workspace.cli.common import JSON, open_workspace as _ws
+from workspace.cli.common import JSON, key_values, open_workspace as _ws
 from workspace.cli.output import emit_json, err, out
 
 EXIT_CHECK_FAILED = 10  # a backend error (docs/errors.md)
@@ -20,22 +20,6 @@ backend_app = typer.Typer(
     "Every type's options: docs/backends.md.",
 )
 app.add_typer(backend_app, name="backend")
-
-
-def _options(pairs: list[str] | None) -> dict:
-    """``KEY=VALUE`` pairs as a dict; a key given several times becomes a list (``-o setup=a -o setup=b``)."""
-    result: dict = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--option")
-        if key in result:
-            prev = result[key]
-            result[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
-        else:
-            result[key] = value
-    return result
 
 
 @backend_app.command("add")
@@ -57,7 +41,7 @@ def add(
               ws backend add aws batch -o job_queue=ws-queue -o staging=origin -o default_image=python:3.12-slim
               ws backend add cloud prominence -o url=https://host/prominence/v1 && ws login cloud
     """
-    info = _ws().add_backend(name, kind, _options(option))
+    info = _ws().add_backend(name, kind, key_values(option, lists=True))
     if json_:
         emit_json(info.to_dict())
         return

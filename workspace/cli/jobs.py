@@ -79,8 +79,13 @@ def _print_list(state: Optional[str], name: Optional[str], workflow: Optional[st
         if r.get("stale"):
             stale.setdefault(r["backend"], r["stale"])
     for backend, info in stale.items():
-        out(f"?: stale: backend {backend} unreachable, last answer {_short_time(info['since']) if info['since'] else 'never'}"
-            f"; last error ({_short_time(info['error_at'])}): {info['error']}")
+        out(f"?: stale: backend {backend} unreachable, {_stale_text(info)}")
+
+
+def _stale_text(stale: dict) -> str:
+    """A job's ``stale`` object in words (the listing's footnote and ``ws jobs show`` say it the same way)."""
+    since = _short_time(stale["since"]) if stale["since"] else "never"
+    return f"last answer {since}; last error ({_short_time(stale['error_at'])}): {stale['error']}"
 
 
 def _plain_table(columns: list[str], rows: list[list[str]]) -> None:
@@ -150,8 +155,7 @@ def _show_lines(job: dict) -> list[tuple[str, str]]:
         lines.insert(1, ("reason", job["reason"]))
     stale = job.get("stale")
     if stale:
-        lines.insert(1, ("stale", f"backend unreachable; last answer {_short_time(stale['since']) if stale['since'] else 'never'}"
-                                  f"; last error ({_short_time(stale['error_at'])}): {stale['error']}"))
+        lines.insert(1, ("stale", f"backend unreachable; {_stale_text(stale)}"))
     if job.get("depends_on"):
         lines.append(("depends on", ", ".join(job["depends_on"])))
     return lines

@@ -117,7 +117,6 @@ def login(
              ws login cloud --key token=eyJ...     (a backend added with 'ws backend add cloud prominence')
     """
     ws = _ws()
-    kind = "backend" if backend else "remote"
     if forget:
         result = ws.logout(remote, backend=backend)
         kind = "backend" if "backend" in result else "remote"

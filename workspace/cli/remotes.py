@@ -8,7 +8,7 @@ import typer
 
 from workspace.api import Workspace, clone as clone_workspace
 from workspace.cli import app
-from workspace.cli.common import JSON, QUIET, open_workspace as _ws
+from workspace.cli.common import JSON, QUIET, key_values, open_workspace as _ws
 from workspace.cli.output import emit_json, err, human_size, out, progress, table, warn
 
 OPTION = typer.Option(None, "--option", "-o", metavar="KEY=VALUE",
@@ -23,17 +23,6 @@ remote_app = typer.Typer(
 app.add_typer(remote_app, name="remote")
 
 
-def _options(pairs: list[str] | None) -> dict:
-    """``KEY=VALUE`` pairs as a dict (bad ones are a usage error, exit 2)."""
-    result = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--option")
-        result[key.strip()] = value
-    return result
-
-
 @remote_app.command("add")
 def add(
     name: str = typer.Argument(..., help="Remote name, e.g. origin."),
@@ -45,7 +34,7 @@ def add(
 
     Examples: ws remote add origin /mnt/shared/ds      ws remote add s3 s3://bucket/ds -o region=eu-west-1
     """
-    info = _ws().add_remote(name, url, _options(option), default=default)
+    info = _ws().add_remote(name, url, key_values(option), default=default)
     out(f"Added remote {info.name} -> {info.url}" + (" (default)" if info.default else ""))
 
 
@@ -161,7 +150,7 @@ def clone(
     Example: ws clone s3://bucket/ds dataset@^1.0 ./dataset -o endpoint_url=http://127.0.0.1:9000
     """
     with progress(quiet or json_) as cb:
-        ws, res = clone_workspace(url, spec, directory, options=_options(option), progress=cb)
+        ws, res = clone_workspace(url, spec, directory, options=key_values(option), progress=cb)
     ws.close()
     for w in res.warnings:
         warn(w)

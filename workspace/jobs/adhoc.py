@@ -84,8 +84,10 @@ def parse_resources(text: str | None) -> dict:
 
 def build(argv: list[str], *, name: str | None = None, inputs: list[str] | None = None,
           outputs: list[str] | None = None, resources: str | None = None, backend: str | None = None,
-          params: list[str] | None = None, param_file: str | None = None) -> tuple[dict, JobSpec]:
-    """The spec of an ad-hoc run: ``(mapping as a spec file holds it, validated JobSpec)``.
+          params: list[str] | None = None, param_file: str | None = None,
+          config: dict | None = None) -> tuple[dict, JobSpec]:
+    """The spec of an ad-hoc run: ``(mapping as a spec file holds it, validated JobSpec)``; ``config``, the
+    workspace's, says which configured backends ``backend`` may name.
 
     ``params`` (``--param KEY=V1,V2``) become the spec's parameter lists (the
     jobs are their product); with ``param_file`` each of its records is run
@@ -115,7 +117,7 @@ def build(argv: list[str], *, name: str | None = None, inputs: list[str] | None 
                               for combo in _product(list(axes.values()))]
     elif axes:
         data["params"] = axes
-    spec = validate(from_dict(data, "ws run --", default_name=data["name"]))
+    spec = validate(from_dict(data, "ws run --", default_name=data["name"]), config)
     spec.path = None  # no file: provenance and rows name no spec file
     return data, spec
 
@@ -146,6 +148,6 @@ def save(repo: Repo, name: str, data: dict, force: bool = False) -> str:
         raise SpecExists(f"{rel} already exists; use --force to replace it (or choose another name)")
     text = ("# written by 'ws run --save'; run it with: ws run " + name + "\n"
             + yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True))
-    validate(from_dict(yaml.safe_load(text), rel, default_name=name))  # what ws run NAME will read
+    validate(from_dict(yaml.safe_load(text), rel, default_name=name), repo.config)  # what ws run NAME will read
     write_atomic(path, text.encode("utf-8"))
     return rel

@@ -25,7 +25,7 @@ from workspace.history.manifest import manifest
 from workspace.jobs import query
 from workspace.jobs.fields import from_dict
 from workspace.jobs.spec import (FINAL_STATES, Container, InvalidSpec, JobPolicies, JobSpec, Notify, Resources,
-                                 validate)
+                                 folder_config, validate)
 from workspace.jobs.specfile import find_spec
 from workspace.repo import Repo
 
@@ -199,7 +199,7 @@ class Job(_TaskGroup):
 
     def _init(self, spec: JobSpec) -> None:
         self.upstream: list[Job] = []  # dependencies given as Job objects (not looked up in jobs/)
-        self.spec = validate(spec)
+        self.spec = validate(spec, folder_config(spec.path))  # no workspace at hand: the current folder's
         self.ws = None
         self.workflow_id: str | None = None
         self._task_ids: list[str] = []

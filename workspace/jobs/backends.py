@@ -91,13 +91,25 @@ def resolve(config: dict, name: str) -> BackendInfo:
                          f"{', '.join(registry.names())}); add one with 'ws backend add NAME TYPE'")
 
 
-def allowed_options(kind: str) -> list[str]:
-    """The option names a backend of type ``kind`` takes from the configuration (its constructor's keywords)."""
+def backend_class(kind: str) -> type[ComputeBackend]:
+    """The class of a backend type, for its class attributes (``stages_inputs``): nothing built, no secret read.
+
+    Batch is registered as a factory (:func:`sync.staged.batch_backend`): its
+    class is BatchBackend; another factory's is the base class.
+    """
     target = registry.target(kind)
     if kind == "batch":
         from sync.compute.batch import BatchBackend
 
-        target = BatchBackend
+        return BatchBackend
+    return target if isinstance(target, type) else ComputeBackend
+
+
+def allowed_options(kind: str) -> list[str]:
+    """The option names a backend of type ``kind`` takes from the configuration (its constructor's keywords)."""
+    target = registry.target(kind)
+    if kind == "batch":
+        target = backend_class(kind)
     params = inspect.signature(target.__init__ if isinstance(target, type) else target).parameters
     names = {p for p, v in params.items() if p != "self" and v.kind in (v.KEYWORD_ONLY, v.POSITIONAL_OR_KEYWORD)}
     return sorted((names | _EXTRA_OPTIONS.get(kind, set())) - _INTERNAL - set(SECRET_OPTIONS))
@@ -158,9 +170,19 @@ def remove(config: dict, name: str) -> None:
 
 
 # -- opening for a workspace ------------------------------------------------------------------
+def env_prefix(name: str) -> str:
+    """``WS_BACKEND_<NAME>_`` for a backend (non-alphanumeric characters become ``_``)."""
+    return "WS_BACKEND_" + re.sub(r"[^A-Z0-9]", "_", name.upper()) + "_"
+
+
+def _keyring_words(name: str) -> dict:
+    """How keyring errors name a backend and the variables that carry its secrets instead of the keyring."""
+    return {"what": f"backend '{name}'", "env_hint": f"{env_prefix(name)}<KEY> environment variables"}
+
+
 def env_secrets(name: str) -> dict[str, str]:
     """``WS_BACKEND_<NAME>_<KEY>`` variables, as secrets (KEY lower-cased)."""
-    prefix = "WS_BACKEND_" + re.sub(r"[^A-Z0-9]", "_", name.upper()) + "_"
+    prefix = env_prefix(name)
     return {k[len(prefix):].lower(): v for k, v in os.environ.items() if k.startswith(prefix) and len(k) > len(prefix)}
 
 
@@ -174,8 +196,12 @@ def _keyring_secrets(name: str) -> dict[str, str]:
         return {}  # no usable keyring: the backend says what is missing when it needs it
 
 
-def open_backend(repo: Repo, name: str) -> ComputeBackend:
-    """The backend a spec's ``backend:`` names, set up for this workspace (contacts nothing)."""
+def open_backend(repo: Repo, name: str, secrets: bool = True) -> ComputeBackend:
+    """The backend a spec's ``backend:`` names, set up for this workspace (contacts nothing).
+
+    Without ``secrets`` neither the keyring nor the environment is read: a
+    backend to check a request against, never to submit with.
+    """
     info = resolve(repo.config, name)
     kind, extra = info.type, {}
     if kind == "local":
@@ -188,9 +214,9 @@ def open_backend(repo: Repo, name: str) -> ComputeBackend:
         extra.update(workspace_root=str(repo.root), log_root=str(repo.layout.jobs_dir), catalog=repo.catalog,
                      tmp_dir=str(tmp))
         extra.update(_staging(repo.config, info.options))
-        if info.configured:
-            secrets = {**_keyring_secrets(name), **env_secrets(name)}
-            extra.update({k: v for k, v in secrets.items() if k in SECRET_OPTIONS})
+        if info.configured and secrets:
+            found = {**_keyring_secrets(name), **env_secrets(name)}
+            extra.update({k: v for k, v in found.items() if k in SECRET_OPTIONS})
     elif not info.configured:
         return registry.get(kind)  # a type registered by a test or a plugin: its own defaults
     return build(kind, name, info.options, extra)
@@ -233,9 +259,20 @@ def is_backend_login(config: dict, name: str, forced: bool = False) -> bool:
 
 
 def login_prompts(config: dict, name: str) -> list[tuple[str, str, bool]]:
-    """What ``ws login NAME`` asks for a configured backend."""
+    """What ``ws login NAME`` asks for a configured backend.
+
+    Before anything is asked, a machine without a keyring backend is refused
+    with CredentialStoreError (exit 11) naming ``WS_BACKEND_<NAME>_<KEY>``, as
+    a remote's login is.
+    """
+    from sync.compute.prominence_api import keyring_user
+    from sync.credentials import check_keyring
+
     info = resolve(config, name)
-    return list(_PROMPTS.get(info.type, []))
+    asks = list(_PROMPTS.get(info.type, []))
+    if asks:
+        check_keyring(keyring_user(name), **_keyring_words(name))
+    return asks
 
 
 def login(config: dict, name: str, secrets: dict[str, str]) -> dict:
@@ -256,7 +293,7 @@ def login(config: dict, name: str, secrets: dict[str, str]) -> dict:
     missing = [k for k, _, required in wanted if required and k not in clean]
     if missing:
         raise InvalidCredentials(f"backend '{name}' ({info.type}) needs {', '.join(missing)}")
-    store_secrets(keyring_user(name), clean)
+    store_secrets(keyring_user(name), clean, **_keyring_words(name))
     return {"backend": name, "type": info.type, "stored": sorted(clean), "service": SERVICE}
 
 
@@ -288,7 +325,7 @@ def remove_backend(repo: Repo, name: str) -> None:
 
     with repo.lock():
         config = repo.reload_config()
-        live = [j["id"] for j in q.jobs_in_states(repo.catalog, ("PENDING", "QUEUED", "RUNNING"))
+        live = [j["id"] for j in q.jobs_in_states(repo.catalog, q.ACTIVE_STATES)
                 if j["backend"] == name]
         if live and name in _tables(config):
             raise InvalidArgument(f"backend '{name}' has {len(live)} unfinished job(s) ({', '.join(live[:3])}"

@@ -73,12 +73,10 @@ class _Planner:
         return dict(hit[1])
 
     def _stages_inputs(self, name: str) -> bool:
-        if name not in self._stages:
-            from workspace.jobs.launch import get_backend
+        if name not in self._stages:  # a class attribute: no backend is built, no secret read
+            from workspace.jobs.backends import backend_class, resolve
 
-            backend = get_backend(self.repo, {}, name)
-            self._stages[name] = bool(getattr(backend, "stages_inputs", False))
-            backend.close()
+            self._stages[name] = bool(backend_class(resolve(self.repo.config, name).type).stages_inputs)
         return self._stages[name]
 
     def row(self, job) -> dict:
@@ -95,8 +93,7 @@ class _Planner:
             "depends_on": [d for s in job.depends_on for d in self.ids_by_spec.get(s, [])],
             "log_dir": os.path.join(self.jobs_dir, jid), "state": "PENDING",
             "environment": environment.job_environment(self.base_env, job.command, job.env, job.workdir or "."),
-            "labels": dict(getattr(job, "labels", None) or {}), "container": getattr(job, "container", None),
-            "artifacts": list(getattr(job, "artifacts", None) or []),
+            "labels": dict(job.labels), "container": job.container, "artifacts": list(job.artifacts),
             # the matched files and their ids, only for backends that stage them: a big sweep reading many
             # files on a shared file system must not copy that list into every row
             "input_files": dict(job.input_ids or {}) if self._stages_inputs(job.backend) else {},
@@ -106,7 +103,7 @@ class _Planner:
             earlier = q.get_job(repo.catalog, prev) or {}
             row.update(state="SKIPPED", reason=f"already succeeded as job {prev}",
                        output_commit=earlier.get("output_commit"))
-        if getattr(job, "depended_on", True):
+        if job.depended_on:
             self.ids_by_spec.setdefault(job.spec_name, []).append(jid)
         return row
 
@@ -142,7 +139,7 @@ def target_spec(repo: Repo, spec, cwd: str | None = None, param_file: str | None
     if declared and unknown:
         raise InvalidArgument(f"--param-file {param_file}: {found.where} declares no parameter '{unknown[0]}' "
                               f"(parameters: {', '.join(sorted(declared))})")
-    return validate(replace(found, params=records))
+    return validate(replace(found, params=records), repo.config)
 
 
 def dry_run_rows(repo: Repo, name_or_path, overrides: dict | list[str] | None = None, backend: str | None = None,
@@ -205,11 +202,7 @@ def submit(repo: Repo, expanded: Iterable, wait: bool = False, force: bool = Fal
     rows: list[dict] = []
     specs: dict[str, None] = {}
     notify: dict = {}
-    backends: set[str] = set()
-    for job in expanded:
-        if job.backend not in backends:
-            _check_backends(repo, {job.backend})
-            backends.add(job.backend)
+    for job in expanded:  # their backends were checked as they were expanded (expand.check_backend)
         rows.append(planner.row(job))
         specs.setdefault(job.spec_name, None)
         if job.notify is not None:
@@ -228,14 +221,6 @@ def submit(repo: Repo, expanded: Iterable, wait: bool = False, force: bool = Fal
 
 
 _BATCH = 5000  # rows per INSERT of one submission (all in one transaction)
-
-
-def _check_backends(repo: Repo, names: set[str]) -> None:
-    """Every name is a configured backend or a type (UnknownBackend, exit 9, lists the configured ones)."""
-    from workspace.jobs.backends import resolve
-
-    for name in sorted(names):
-        resolve(repo.config, name)
 
 
 def _save_notify(repo: Repo, wf: str, settings: dict) -> None:
@@ -477,7 +462,7 @@ def refresh_report(repo: Repo) -> dict:
     backends: dict = {}
     errors: list[BackendError] = []
     seen: dict[str, str] = {}
-    rows = q.jobs_in_states(repo.catalog, ("QUEUED", "RUNNING", "LOST"))
+    rows = q.jobs_in_states(repo.catalog, q.BACKEND_STATES)
     for r in rows:
         if r["state"] == "LOST":
             try:
@@ -523,11 +508,8 @@ def refresh_report(repo: Repo) -> dict:
 
 def poll_interval(backend) -> float:
     """The least time between two status requests to a backend (its own option; 0 for the local one)."""
-    for attr in ("poll_interval", "poll_interval_s"):
-        value = getattr(backend, attr, None)
-        if isinstance(value, (int, float)) and value > 0:
-            return float(value)
-    return 0.0
+    value = getattr(backend, "poll_interval_s", 0)  # ComputeBackend's; a duck-typed backend may lack it
+    return float(value) if isinstance(value, (int, float)) and value > 0 else 0.0
 
 
 def rate_limit(repo: Repo, name: str, backend) -> None:

@@ -395,10 +395,7 @@ def iter_expand(repo: Repo, specs: list[JobSpec], overrides: dict | None = None,
     if unknown:
         raise InvalidArgument(f"--param {unknown[0]}: no spec declares a parameter '{unknown[0]}'")
     if backend:  # copies: the caller's specs (a Python Job's) keep their own backend
-        from workspace.jobs.backends import configured, names
-
-        known, mine = names(repo.config), [b.name for b in configured(repo.config)]
-        ordered = [validate(replace(s, backend=backend), known, mine) for s in ordered]
+        ordered = [validate(replace(s, backend=backend), repo.config) for s in ordered]
     for spec in ordered:
         check_backend(repo, spec)
     check_job_count(repo.config, ordered, overrides)
@@ -456,7 +453,7 @@ def check_backend(repo: Repo, spec: JobSpec) -> None:
     from workspace.jobs.backends import configured, open_backend
 
     try:
-        backend = open_backend(repo, spec.backend)
+        backend = open_backend(repo, spec.backend, secrets=False)  # the checks need its options only
     except UnknownBackend:
         from workspace.jobs.spec import unknown_backend_message
         from workspace.jobs.backends import names

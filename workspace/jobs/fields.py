@@ -184,7 +184,7 @@ def _container(value: Any, where: str) -> Container | None:
     return Container(image=image, runtime=runtime)
 
 
-_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 def _labels(value: Any, where: str) -> dict[str, str]:
@@ -195,7 +195,7 @@ def _labels(value: Any, where: str) -> dict[str, str]:
         raise InvalidSpec(f"{where}: field 'labels': expected a mapping of key: value, got {_kind(value)}")
     out = {}
     for k, v in value.items():
-        if not isinstance(k, str) or not _LABEL_KEY.match(k):
+        if not isinstance(k, str) or not LABEL_KEY.match(k):
             raise InvalidSpec(f"{where}: field 'labels.{k}': keys are letters, digits, '_', '.' or '-' "
                               "(at most 63, starting with a letter or digit)")
         if isinstance(v, (dict, list)) or v is None:

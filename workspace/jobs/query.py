@@ -20,6 +20,7 @@ from catalog import jobs as cj
 from catalog.errors import CatalogBusy
 from workspace.errors import InvalidArgument, UnknownRef, WorkspaceError
 from workspace.history.manifest import get_commit
+from workspace.jobs.fields import LABEL_KEY
 from workspace.jobs.spec import LOG_FILES, STATES, SpecNotFound, UnknownJob
 from workspace.jobs.specfile import spec_files
 from workspace.repo import Repo
@@ -54,7 +55,7 @@ def parse_labels(pairs: list[str] | dict | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip() or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", key.strip()):
+        if not sep or not key.strip() or not LABEL_KEY.match(key.strip()):
             raise InvalidArgument(f"--label '{pair}': expected KEY=VALUE (a label key: letters, digits, _ . -)")
         out[key.strip()] = value
     return out
@@ -295,7 +296,7 @@ def validate_specs(repo: Repo, target: str | None = None, cwd: str | os.PathLike
     for p in files:
         shown = str(p.relative_to(repo.root))
         try:
-            spec = load_spec(p, shown)
+            spec = load_spec(p, shown, repo.config)
             n = check_workspace(repo, spec)
             reports.append({"path": shown, "name": spec.name, "ok": True, "jobs": n, "error": None, "exit_code": 0})
         except WorkspaceError as exc:

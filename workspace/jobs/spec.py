@@ -218,16 +218,12 @@ def param_names(params: dict | list) -> set[str]:
 
 
 # -- validation -------------------------------------------------------------------
-def backend_names(path: str | None = None) -> list[str]:
-    """Backends a spec may name: the compute registry's types, and the backends configured in the
-    workspace that holds ``path`` (else the current folder's): ``[backend.NAME]`` of ``.ws/config.toml``."""
-    from sync.compute import registry
+def folder_config(path: str | None = None) -> dict:
+    """The ``.ws/config.toml`` of the workspace holding ``path`` (else the current folder), ``{}`` if none.
 
-    return sorted({*registry.names(), *configured_backends(path)})
-
-
-def configured_backends(path: str | None = None) -> list[str]:
-    """The names of ``[backend.*]`` in the config of the workspace holding ``path`` (or the current folder)."""
+    Only for a spec made where no workspace is at hand (``Job(...)`` of the Python
+    API); callers holding a Repo pass its (cached) ``repo.config`` instead.
+    """
     import os
     import tomllib
 
@@ -237,13 +233,12 @@ def configured_backends(path: str | None = None) -> list[str]:
         if os.path.isfile(config):
             try:
                 with open(config, "rb") as f:
-                    tables = tomllib.load(f).get("backend")
+                    return tomllib.load(f)
             except (OSError, tomllib.TOMLDecodeError):
-                return []
-            return sorted(tables) if isinstance(tables, dict) else []
+                return {}
         parent = os.path.dirname(folder)
         if parent == folder:
-            return []
+            return {}
         folder = parent
 
 
@@ -254,8 +249,11 @@ def unknown_backend_message(name: str, known: list[str], configured: list[str]) 
             "('ws backend list'; add one with 'ws backend add NAME TYPE')")
 
 
-def validate(spec: JobSpec, backends: list[str] | None = None, configured: list[str] | None = None) -> JobSpec:
+def validate(spec: JobSpec, config: dict | None = None) -> JobSpec:
     """Check a spec on its own (name, backend, template fields, params); returns it.
+
+    ``config`` is the workspace's configuration: its ``[backend.NAME]`` tables are
+    the configured backends a spec may name besides the bare types (none without it).
 
     Checks that need the workspace (inputs, depends_on, cycles) are made by
     :func:`workspace.jobs.expand.check_workspace`.
@@ -263,11 +261,12 @@ def validate(spec: JobSpec, backends: list[str] | None = None, configured: list[
     where = spec.where
     if not _NAME_RE.match(spec.name):
         raise InvalidSpec(f"{where}: field 'name': '{spec.name}' must be letters, digits, '-', '_' or '.'")
-    known = backends if backends is not None else backend_names(spec.path)
+    from workspace.jobs.backends import configured, names
+
+    known = names(config or {})
     if spec.backend not in known:
-        if configured is None:
-            configured = configured_backends(spec.path) if backends is None else []
-        raise InvalidSpec(f"{where}: field 'backend': {unknown_backend_message(spec.backend, known, configured)}")
+        mine = [b.name for b in configured(config or {})]
+        raise InvalidSpec(f"{where}: field 'backend': {unknown_backend_message(spec.backend, known, mine)}")
     if spec.name in spec.depends_on:
         raise InvalidSpec(f"{where}: field 'depends_on': a spec cannot depend on itself ('{spec.name}')")
     if isinstance(spec.params, list):

@@ -9,15 +9,15 @@ import os
 from pathlib import Path
 
 from workspace.jobs.fields import from_dict
-from workspace.jobs.spec import (InvalidSpec, JobSpec, SpecNotFound, backend_names, configured_backends,
-                                 validate)
+from workspace.jobs.spec import InvalidSpec, JobSpec, SpecNotFound, validate
 from workspace.repo import Repo
 
 SPEC_DIR = "jobs"
 
 
-def load_spec(path: str | os.PathLike, display: str | None = None) -> JobSpec:
-    """Read and validate one YAML spec file (``display``: how messages name it)."""
+def load_spec(path: str | os.PathLike, display: str | None = None, config: dict | None = None) -> JobSpec:
+    """Read and validate one YAML spec file (``display``: how messages name it; ``config``: the workspace's,
+    whose configured backends the spec may name)."""
     import yaml
 
     p = Path(path)
@@ -42,8 +42,7 @@ def load_spec(path: str | os.PathLike, display: str | None = None) -> JobSpec:
         raise InvalidSpec(f"{shown}{where}: not valid YAML: {problem}{hint}") from None
     try:
         spec = from_dict(data, shown, default_name=p.stem)
-        where = str(p.resolve())  # the workspace holding the file says which backends are configured
-        return validate(spec, backend_names(where), configured_backends(where))
+        return validate(spec, config)
     except RecursionError:  # a value nested just below the parser's limit, walked by the field checks
         raise InvalidSpec(f"{shown}: not a usable spec: nested too deeply") from None
 
@@ -63,18 +62,18 @@ def find_spec(repo: Repo, name_or_path: str, cwd: str | os.PathLike | None = Non
     if not candidate.is_absolute():
         candidate = base / candidate
     if candidate.is_file():
-        return load_spec(candidate, _display_path(repo, candidate))
+        return load_spec(candidate, _display_path(repo, candidate), repo.config)
     if "/" in name_or_path or name_or_path.endswith((".yaml", ".yml")):
         raise SpecNotFound(f"no spec file '{name_or_path}'")
     root = Path(repo.root)
     for ext in (".yaml", ".yml"):  # the common case: the file is named after the spec
         p = root / SPEC_DIR / f"{name_or_path}{ext}"
         if p.is_file():
-            spec = load_spec(p, _display_path(repo, p))
+            spec = load_spec(p, _display_path(repo, p), repo.config)
             if spec.name == name_or_path:
                 return spec
     for p in spec_files(root):
-        spec = load_spec(p, _display_path(repo, p))
+        spec = load_spec(p, _display_path(repo, p), repo.config)
         if spec.name == name_or_path:
             return spec
     raise SpecNotFound(f"no spec named '{name_or_path}' in {SPEC_DIR}/ (looked for {SPEC_DIR}/{name_or_path}.yaml)")

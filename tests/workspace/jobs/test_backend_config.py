@@ -113,6 +113,33 @@ def test_an_unknown_backend_names_the_configured_ones(ws, run_ws):
     assert proc.returncode == 9 and "configured: cluster" in proc.stderr
 
 
+def test_a_configured_backend_is_known_from_the_python_api_with_cwd_outside(ws, tmp_path, monkeypatch):
+    """--param-file re-checks the spec: with the workspace's config, not the one found from the current folder."""
+    ws.add_backend("mine", "local")
+    write(ws.root, "jobs/a.yaml", "command: echo {n}\nparams: {n: [1]}\nbackend: mine\n")
+    write(tmp_path, "elsewhere/p.csv", "n\n1\n2\n")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    res = ws.run("a", dry_run=True, param_file=str(tmp_path / "elsewhere" / "p.csv"))
+    assert [j["backend"] for j in res["jobs"]] == ["mine", "mine"]
+    rows = list(ws.run_command(["echo", "hi"], backend="mine", dry_run=True))  # an ad-hoc run's spec too
+    assert [j["backend"] for j in rows] == ["mine"]
+
+
+
+def test_checking_and_planning_never_read_a_backends_secrets(ws, monkeypatch):
+    """ws run --dry-run builds no backend with its secrets: the checks need its options, the rows a class attribute."""
+    from workspace.jobs import backends
+
+    ws.add_backend("cloud", "batch", {"job_queue": "q", "staging": "s3://bucket/x", "default_image": "busybox"})
+    opened = []
+    monkeypatch.setattr(backends, "_keyring_secrets", lambda name: opened.append(name) or {})
+    write(ws.root, "data/x.txt", "x")
+    write(ws.root, "jobs/a.yaml", "command: cat {n}\nbackend: cloud\ninputs: [data/x.txt]\nparams: {n: [1, 2]}\n")
+    rows = ws.run("a", dry_run=True)["jobs"]
+    assert [r["backend"] for r in rows] == ["cloud", "cloud"] and all(r["input_files"] for r in rows)
+    assert opened == []
+
+
 # -- the spec fields -----------------------------------------------------------------------
 @pytest.mark.parametrize("text, field, words", [
     ("container: {runtime: docker}\n", "container.image", "missing"),

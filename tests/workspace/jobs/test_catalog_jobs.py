@@ -172,3 +172,16 @@ def test_concurrent_writers_lose_nothing(cat):
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
     assert cj.count_by_state(cat) == {"SUCCEEDED": 60}
     assert all(len(cj.job_events(cat, j)) == 3 for j in ids)
+
+
+@pytest.mark.parametrize("state", ["QUEUED", "RUNNING", "LOST"])
+def test_the_stale_object_is_the_same_in_the_json_listing_and_in_show(cat, state):
+    """``ws jobs --json`` (built by SQLite) and ``ws jobs show`` (Python) format one outage the same way."""
+    wf = cj.create_workflow(cat, ["a"])
+    [jid] = cj.add_jobs(cat, wf, [_job("a", state=state)])
+    cj.record_poll(cat, "local", now_ns=1_700_000_020_999_999_999)  # last answer, ms digits that float rounding
+    cj.record_poll(cat, "local", error="unreachable", now_ns=1_700_000_021_000_000_123)  # would shift
+    [listed] = json.loads(cj.list_jobs_json(cat))
+    shown = cj.stale_info(cat, "local", state)
+    assert listed["stale"] == shown == {"since": "2023-11-14T22:13:40.999Z", "error": "unreachable",
+                                        "error_at": "2023-11-14T22:13:41.000Z"}, (listed["stale"], shown)
