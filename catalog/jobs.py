@@ -468,11 +468,6 @@ def backend_poll(cat: Catalog, name: str) -> dict | None:
     return dict(zip(("name", "last_ok_ns", "last_try_ns", "error", "error_ns"), row)) if row else None
 
 
-def outages(cat: Catalog) -> list[str]:
-    """Names of the backends whose last status request failed (their unfinished jobs are stale)."""
-    return [r[0] for r in cat.query("SELECT name FROM backend_polls WHERE error IS NOT NULL")]
-
-
 def stale_object(last_ok_ns: int | None, error: str, error_ns: int | None) -> dict:
     """A job's ``stale`` object: ``since`` (the last status request that answered, or None), ``error``, ``error_at``."""
     return {"since": iso_time(last_ok_ns), "error": error, "error_at": iso_time(error_ns)}
